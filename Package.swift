@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Swift 5 language mode: the CPU kernels hand raw buffer pointers to worker threads
+// (DispatchQueue.concurrentPerform), which Swift 6's strict Sendable checking rejects
+// without adding real safety; each such place partitions the output by index.
+let package = Package(
+  name: "UNetSeg",
+  products: [
+    .executable(name: "unet", targets: ["unet"]),
+    .library(name: "SegCore", targets: ["SegCore"]),
+    .library(name: "SegCPU", targets: ["SegCPU"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // MARK: - C libraries
+    .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+
+    // MARK: - Library
+    .target(name: "SegCore"),
+    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL"]),
+
+    // MARK: - Tool
+    .executableTarget(
+      name: "unet",
+      dependencies: [
+        "SegCore", "SegCPU",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+
+    // MARK: - Tests
+    .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
+    .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
+    .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegTestSupport"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,51 @@
+// MARK: - Backends
+
+/// A backend's own buffer for one tensor; only the backend that made it reads it.
+public protocol DeviceStorage: AnyObject {}
+
+/// An input to a kernel: the backend's buffer and the tensor's type.
+public struct Operand {
+  public let storage: any DeviceStorage
+  public let type: TensorType
+  public init(storage: any DeviceStorage, type: TensorType) {
+    self.storage = storage
+    self.type = type
+  }
+}
+
+/// Runs one primitive op: the op (with its attributes), its inputs, and the output type that the
+/// op's shape rule computed.
+public typealias Kernel = (_ op: any Primitive, _ inputs: [Operand], _ output: TensorType) throws
+  -> any DeviceStorage
+
+/// A place where tensors live and kernels run. Backends only add kernels: shape rules and gradients
+/// belong to the ops.
+public protocol Backend: AnyObject {
+  /// Short name used in messages and tests, e.g. "reference", "cpu".
+  var name: String { get }
+  /// Copies host values into a new buffer of this backend.
+  func upload(_ host: HostTensor) throws -> any DeviceStorage
+  /// Copies a buffer back to host memory, row-major.
+  func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor
+  /// The kernel for an op kind, or nil when this backend has none.
+  func kernel(for kind: OpKind) -> Kernel?
+}
+
+extension Backend {
+  /// Op kinds this backend has no kernel for.
+  public var missingKernels: [OpKind] { OpKind.allCases.filter { kernel(for: $0) == nil } }
+}
+
+// MARK: - Default backend
+
+/// The backend new tensors are made on when none is named.
+public enum Backends {
+  nonisolated(unsafe) private static var current: any Backend = ReferenceBackend.shared
+  private static let lock = Lock()
+
+  /// The default backend (initially the reference backend).
+  public static var `default`: any Backend {
+    get { lock.withLock { current } }
+    set { lock.withLock { current = newValue } }
+  }
+}

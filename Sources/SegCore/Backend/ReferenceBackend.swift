@@ -1,0 +1,34 @@
+// MARK: - Reference backend
+
+/// Host storage of the reference backend: the values themselves.
+final class ReferenceStorage: DeviceStorage {
+  let value: HostTensor
+  init(_ value: HostTensor) { self.value = value }
+}
+
+/// Plain Swift loops computing in Double: slow, always there, the truth every faster backend is
+/// tested against. Its kernel for every op is the op's own `reference`.
+public final class ReferenceBackend: Backend, @unchecked Sendable {
+  /// The one reference backend.
+  public static let shared = ReferenceBackend()
+
+  public let name = "reference"
+
+  public func upload(_ host: HostTensor) throws -> any DeviceStorage { ReferenceStorage(host) }
+
+  public func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
+    guard let s = storage as? ReferenceStorage else {
+      throw TensorError(op: "download", "buffer of type \(type) does not belong to the reference backend")
+    }
+    return s.value
+  }
+
+  public func kernel(for kind: OpKind) -> Kernel? {
+    return { op, inputs, output in
+      let hosts = try inputs.map { try self.download($0.storage, type: $0.type) }
+      let result = try op.reference(hosts, output: output)
+      precondition(result.type == output, "\(op): reference kernel returned \(result.type), shape rule says \(output)")
+      return ReferenceStorage(result)
+    }
+  }
+}

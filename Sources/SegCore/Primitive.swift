@@ -1,0 +1,66 @@
+// MARK: - Op kinds
+
+/// Every primitive op of the core: the closed list each backend must cover with kernels.
+/// An op's public function, shape rule, gradient rule and reference kernel live in one file
+/// under Ops/.
+public enum OpKind: String, CaseIterable, Sendable {
+  // Convolution family (Ops/Convolution.swift); transposed conv is conv2dBackwardData.
+  case conv2d, conv2dBackwardData, conv2dBackwardFilter
+  // Pooling (Ops/Pooling.swift).
+  case maxPool2d, maxPool2dBackward
+  // Activation (Ops/Activation.swift).
+  case relu, reluBackward
+  // Elementwise with broadcasting (Ops/Binary.swift) and unary (Ops/Unary.swift).
+  case add, sub, mul, div
+  case neg, exp, log, sqrt, addScalar, mulScalar
+  // Reductions and broadcasting (Ops/Reduction.swift).
+  case sum, broadcastTo
+  // Softmax over the last (channel) axis (Ops/Softmax.swift).
+  case softmax, logSoftmax
+  // Layout (Ops/Layout.swift and Ops/Padding.swift).
+  case reshape, concat, slice, pad, padBackward
+  // Random, type and label ops (Ops/Random.swift, Ops/Cast.swift, Ops/Labels.swift).
+  case randomMask, cast, argmax, oneHot
+}
+
+// MARK: - Primitive
+
+/// A primitive op with its attributes: its shape rule, its gradient (written with other ops) and
+/// its reference kernel (plain Swift, computing in Double).
+public protocol Primitive: Sendable, CustomStringConvertible {
+  /// Which kernel a backend runs for it.
+  var kind: OpKind { get }
+
+  /// Shape and dtype rule: the output type for these input types, or an error naming the op,
+  /// the operand types and what is wrong.
+  func outputType(_ inputs: [TensorType]) throws -> TensorType
+
+  /// Vector-Jacobian product: the cotangent of each input given the output's cotangent, built with
+  /// other ops; nil where an input has no gradient (integer inputs, masks).
+  func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?]
+
+  /// The reference kernel: computes the output from host inputs, accumulating in Double.
+  func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor
+}
+
+extension Primitive {
+  public var description: String { kind.rawValue }
+
+  /// The shape rule's common first check: exactly `n` operands.
+  public func expectOperands(_ inputs: [TensorType], _ n: Int) throws {
+    guard inputs.count == n else {
+      throw TensorError(op: kind.rawValue, operands: inputs, "expects \(n) operands, got \(inputs.count)")
+    }
+  }
+
+  /// The shape rule's common dtype check: every operand of a floating type, all the same.
+  public func expectSameFloatType(_ inputs: [TensorType]) throws -> DType {
+    guard let d = inputs.first?.dtype else { return .f32 }
+    guard d.isFloatingPoint, inputs.allSatisfy({ $0.dtype == d }) else {
+      throw TensorError(
+        op: kind.rawValue, operands: inputs,
+        "operands must share one floating-point dtype; use cast(_:to:)")
+    }
+    return d
+  }
+}

@@ -1,0 +1,142 @@
+// MARK: - Graph node
+
+/// One node of the graph: an op applied to input nodes (none for a leaf), with its value.
+/// Eager mode evaluates a node when it is made; the inputs are kept so that gradients can be taken.
+public final class Node: @unchecked Sendable {
+  /// Creation order: every input has a smaller id than its consumers (a topological order).
+  public let id: Int
+  /// The op that made this node; nil for a leaf (a constant, a parameter, an input).
+  public let op: (any Primitive)?
+  /// The inputs, or empty when made while gradients were not being recorded.
+  public let inputs: [Node]
+  public let type: TensorType
+  public let backend: any Backend
+  /// The value, in the backend's own buffer.
+  public let storage: any DeviceStorage
+
+  init(op: (any Primitive)?, inputs: [Node], type: TensorType, backend: any Backend, storage: any DeviceStorage) {
+    self.id = NodeCounter.next()
+    self.op = op
+    self.inputs = inputs
+    self.type = type
+    self.backend = backend
+    self.storage = storage
+  }
+}
+
+private enum NodeCounter {
+  nonisolated(unsafe) private static var value = 0
+  private static let lock = Lock()
+  static func next() -> Int {
+    lock.withLock {
+      value += 1
+      return value
+    }
+  }
+}
+
+// MARK: - Tensor
+
+/// A tensor: a handle on a graph node. Images are NHWC, filters HWIO (kh, kw, in, out).
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+  public let node: Node
+
+  public init(node: Node) { self.node = node }
+
+  /// A leaf holding `host`'s values on `backend`.
+  public init(_ host: HostTensor, on backend: any Backend = Backends.default) throws {
+    let storage = try backend.upload(host)
+    node = Node(op: nil, inputs: [], type: host.type, backend: backend, storage: storage)
+  }
+
+  /// An f32 leaf from values in row-major order.
+  public init(shape: Shape, floats: [Float], on backend: any Backend = Backends.default) throws {
+    try self.init(HostTensor(shape: shape, floats: floats), on: backend)
+  }
+
+  /// A leaf of `shape` and `dtype` with every element `value`.
+  public init(
+    repeating value: Double, shape: Shape, dtype: DType = .f32, on backend: any Backend = Backends.default
+  ) throws {
+    try self.init(HostTensor(type: TensorType(shape, dtype), repeating: value), on: backend)
+  }
+
+  /// An f32 scalar (shape []).
+  public init(scalar value: Float, on backend: any Backend = Backends.default) throws {
+    try self.init(shape: [], floats: [value], on: backend)
+  }
+
+  public var type: TensorType { node.type }
+  public var shape: Shape { node.type.shape }
+  public var dtype: DType { node.type.dtype }
+  public var backend: any Backend { node.backend }
+
+  /// The values, copied to host memory (row-major).
+  public func host() throws -> HostTensor { try backend.download(node.storage, type: type) }
+  /// The values as Float, row-major.
+  public func floats() throws -> [Float] { try host().floats }
+  /// The single value of a one-element tensor.
+  public func item() throws -> Double {
+    guard shape.count == 1 else {
+      throw TensorError(op: "item", operands: [type], "needs a tensor of exactly one element")
+    }
+    return try host().doubles[0]
+  }
+
+  /// The same values on another backend (a new leaf; gradients do not flow across).
+  public func to(_ other: any Backend) throws -> Tensor {
+    if other === backend { return self }
+    return try Tensor(host(), on: other)
+  }
+
+  /// A leaf with the same value: gradients stop here.
+  public func detached() -> Tensor {
+    Tensor(node: Node(op: nil, inputs: [], type: type, backend: backend, storage: node.storage))
+  }
+
+  public var description: String {
+    (try? host().description) ?? "\(type) on \(backend.name)"
+  }
+}
+
+// MARK: - Applying ops
+
+extension Tensor {
+  /// Runs `op` on `inputs` eagerly on their backend (or `backend` for an op with no inputs) and
+  /// returns the output's node. Errors name the op and the operands.
+  public static func apply(_ op: any Primitive, _ inputs: [Tensor], on backend: (any Backend)? = nil) throws -> Tensor {
+    let types = inputs.map(\.type)
+    guard let backend = backend ?? inputs.first?.backend else {
+      throw TensorError(op: op.kind.rawValue, "an op without inputs needs a backend")
+    }
+    if let other = inputs.first(where: { $0.backend !== backend }) {
+      throw TensorError(
+        op: op.kind.rawValue, operands: types,
+        "operands live on different backends (\(backend.name), \(other.backend.name)); move them with .to(_:)")
+    }
+    let outType = try op.outputType(types)
+    guard let kernel = backend.kernel(for: op.kind) else {
+      throw TensorError(op: op.kind.rawValue, operands: types, "the \(backend.name) backend has no kernel for this op")
+    }
+    let operands = inputs.map { Operand(storage: $0.node.storage, type: $0.type) }
+    let storage = try kernel(op, operands, outType)
+    let recorded = GradientRecording.isOn ? inputs.map(\.node) : []
+    return Tensor(node: Node(op: op, inputs: recorded, type: outType, backend: backend, storage: storage))
+  }
+}
+
+// MARK: - Recording
+
+/// Whether new nodes keep their inputs (so that gradients can flow through them).
+public enum GradientRecording {
+  @TaskLocal static var enabled = true
+
+  /// True unless inside `withoutGradients`.
+  public static var isOn: Bool { enabled }
+}
+
+/// Runs `body` without recording inputs: nothing made inside can be differentiated, and
+/// intermediate values are freed as soon as they are no longer used (inference, optimizer updates).
+public func withoutGradients<T>(_ body: () throws -> T) rethrows -> T {
+  try GradientRecording.$enabled.withValue(false) { try body() }
+}

@@ -1,0 +1,2 @@
+import SegCore
+print("unet: under construction")

@@ -1,0 +1,2 @@
+import SegCPU
+import Testing

@@ -21,12 +21,15 @@ let package = Package(
     // MARK: - Library
     .target(name: "SegCore"),
     .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL"]),
+    .target(name: "SegNN", dependencies: ["SegCore"]),
+    .target(name: "SegData", dependencies: ["SegCore"]),
+    .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"]),
 
     // MARK: - Tool
     .executableTarget(
       name: "unet",
       dependencies: [
-        "SegCore", "SegCPU",
+        "SegCore", "SegCPU", "SegNN", "SegData", "SegTrain",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -34,6 +37,7 @@ let package = Package(
     .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
     .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegTestSupport"]),
+    .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -1,2 +1,11 @@
-import SegCore
-print("unet: under construction")
+import ArgumentParser
+
+/// The command-line tool: train, evaluate and run U-Net segmentation models.
+@main
+struct UNetCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "unet",
+    abstract: "Train and run U-Net segmentation models on biomedical images.",
+    subcommands: [TrainCommand.self, BenchCommand.self],
+    defaultSubcommand: TrainCommand.self)
+}

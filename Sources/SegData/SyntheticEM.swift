@@ -1,0 +1,146 @@
+import Foundation
+
+// MARK: - Synthetic EM slices
+
+/// A grayscale slice and its label mask, row-major, 8-bit: labels are 255 inside cells, 0 on
+/// membranes (the ISBI 2012 convention).
+public struct LabelledSlice: Sendable {
+  public let width, height: Int
+  public let image: [UInt8]
+  public let label: [UInt8]
+}
+
+/// ISBI-like electron-microscopy slices: irregular cells (a Voronoi tessellation under a smooth
+/// random warp) separated by dark membranes of varying width, with cell texture, dark organelles,
+/// blur and noise, so that a model has to learn membrane shape rather than a threshold.
+/// Slice `i` depends only on (seed, i).
+public enum SyntheticEM {
+  /// Makes `count` slices of `size` x `size`.
+  public static func generate(count: Int, size: Int, seed: UInt64) -> [LabelledSlice] {
+    (0..<count).map { slice(size: size, seed: seed, index: UInt64($0)) }
+  }
+
+  /// One slice.
+  public static func slice(size n: Int, seed: UInt64, index: UInt64) -> LabelledSlice {
+    var rng = Mixer(seed: seed &+ index &* 0x9E37_79B9_7F4A_7C15)
+    let cell = Double(n) / Double.random(in: 5.5..<8.5, using: &rng)  // mean cell diameter
+    // Jittered grid of cell centres, with a brightness and membrane width per cell.
+    var centres: [(x: Double, y: Double, tone: Double, width: Double)] = []
+    let cells = Int((Double(n) / cell).rounded(.up)) + 1
+    for gy in -1...cells {
+      for gx in -1...cells {
+        centres.append((
+          x: (Double(gx) + Double.random(in: 0.1..<0.9, using: &rng)) * cell,
+          y: (Double(gy) + Double.random(in: 0.1..<0.9, using: &rng)) * cell,
+          tone: Double.random(in: 150..<215, using: &rng),
+          width: Double.random(in: 1.2..<3.2, using: &rng) * Double(n) / 512 * 2))
+      }
+    }
+    let warp = SmoothField(rng: &rng, waves: 6, wavelength: cell * 1.3, amplitude: cell * 0.18)
+    let warp2 = SmoothField(rng: &rng, waves: 6, wavelength: cell * 1.3, amplitude: cell * 0.18)
+    let texture = SmoothField(rng: &rng, waves: 10, wavelength: cell * 0.25, amplitude: 12)
+    // Small dark organelles (vesicles, mitochondria) inside cells.
+    let organelles = (0..<Int(Double(n * n) / (cell * cell) * 3)).map { _ in
+      (x: Double.random(in: 0..<Double(n), using: &rng), y: Double.random(in: 0..<Double(n), using: &rng),
+       r: Double.random(in: 0.03..<0.09, using: &rng) * cell)
+    }
+
+    var label = [UInt8](repeating: 255, count: n * n)
+    var raw = [Double](repeating: 0, count: n * n)
+    let bucket = cell
+    let grid = Dictionary(grouping: centres.indices) { i in
+      Int((centres[i].x / bucket).rounded(.down)) &* 7919 &+ Int((centres[i].y / bucket).rounded(.down))
+    }
+    for y in 0..<n {
+      for x in 0..<n {
+        let px = Double(x) + warp.value(Double(x), Double(y))
+        let py = Double(y) + warp2.value(Double(x), Double(y))
+        // Nearest and second-nearest centres among the neighbouring buckets.
+        var d1 = Double.infinity, d2 = Double.infinity, i1 = 0, i2 = 0
+        let bx = Int((px / bucket).rounded(.down)), by = Int((py / bucket).rounded(.down))
+        for oy in -2...2 {
+          for ox in -2...2 {
+            for i in grid[(bx + ox) &* 7919 &+ (by + oy)] ?? [] {
+              let dx = centres[i].x - px, dy = centres[i].y - py
+              let d = (dx * dx + dy * dy).squareRoot()
+              if d < d1 { (d2, i2, d1, i1) = (d1, i1, d, i) } else if d < d2 { (d2, i2) = (d, i) }
+            }
+          }
+        }
+        // Distance to the bisector between the two nearest centres.
+        let gap = (d2 - d1) / 2
+        let halfWidth = (centres[i1].width + centres[i2].width) / 4
+        let k = y * n + x
+        if gap < halfWidth {
+          label[k] = 0
+          raw[k] = 55 + 25 * gap / max(halfWidth, 1e-9)
+        } else {
+          var v = centres[i1].tone + texture.value(Double(x), Double(y))
+          for o in organelles where abs(o.x - Double(x)) < o.r && abs(o.y - Double(y)) < o.r {
+            let dx = o.x - Double(x), dy = o.y - Double(y)
+            if dx * dx + dy * dy < o.r * o.r { v -= 60 }
+          }
+          raw[k] = v
+        }
+      }
+    }
+    let blurred = boxBlur(raw, n: n)
+    let image = blurred.map { v -> UInt8 in
+      UInt8(clamping: Int((v + rng.normal() * 9).rounded()))
+    }
+    return LabelledSlice(width: n, height: n, image: image, label: label)
+  }
+
+  /// A 3x3 box blur with clamped borders (the microscope's point spread, roughly).
+  static func boxBlur(_ v: [Double], n: Int) -> [Double] {
+    var out = v
+    for y in 0..<n {
+      for x in 0..<n {
+        var s = 0.0
+        for dy in -1...1 {
+          for dx in -1...1 { s += v[min(max(y + dy, 0), n - 1) * n + min(max(x + dx, 0), n - 1)] }
+        }
+        out[y * n + x] = s / 9
+      }
+    }
+    return out
+  }
+}
+
+// MARK: - Helpers
+
+/// A smooth random field: a sum of plane waves of about one wavelength.
+struct SmoothField {
+  let waves: [(kx: Double, ky: Double, phase: Double, amp: Double)]
+
+  init(rng: inout Mixer, waves count: Int, wavelength: Double, amplitude: Double) {
+    waves = (0..<count).map { _ in
+      let angle = Double.random(in: 0..<(2 * .pi), using: &rng)
+      let k = 2 * Double.pi / (wavelength * Double.random(in: 0.7..<1.4, using: &rng))
+      return (k * cos(angle), k * sin(angle), Double.random(in: 0..<(2 * .pi), using: &rng),
+              amplitude / Double(count).squareRoot())
+    }
+  }
+
+  func value(_ x: Double, _ y: Double) -> Double {
+    waves.reduce(0) { $0 + $1.amp * sin($1.kx * x + $1.ky * y + $1.phase) }
+  }
+}
+
+/// SplitMix64: a small seeded generator for data synthesis.
+struct Mixer: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+  /// A standard normal value (Box-Muller).
+  mutating func normal() -> Double {
+    let u = Double.random(in: Double.ulpOfOne..<1, using: &self), v = Double.random(in: 0..<1, using: &self)
+    return (-2 * Foundation.log(u)).squareRoot() * cos(2 * .pi * v)
+  }
+}

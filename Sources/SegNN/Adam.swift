@@ -1,0 +1,48 @@
+import Foundation
+import SegCore
+
+// MARK: - Adam
+
+/// Adam as Keras implements it (the reference's optimizer): bias correction folded into the step
+/// size, epsilon added to sqrt(v). State in fp32, one (m, v) pair per parameter.
+public final class Adam {
+  public var learningRate: Double
+  public let beta1, beta2, epsilon: Double
+  /// Number of updates applied so far.
+  public private(set) var step = 0
+  /// First and second moments, by parameter name.
+  public private(set) var moments: [String: (m: Tensor, v: Tensor)] = [:]
+
+  public init(learningRate: Double = 1e-4, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {
+    self.learningRate = learningRate
+    self.beta1 = beta1
+    self.beta2 = beta2
+    self.epsilon = epsilon
+  }
+
+  /// Applies one update: `gradients[i]` is the gradient of `parameters[i]`.
+  public func update(_ parameters: [Parameter], gradients: [Tensor]) throws {
+    step += 1
+    let t = Double(step)
+    let stepSize = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+    try withoutGradients {
+      for (p, g) in zip(parameters, gradients) {
+        let (m0, v0) = try moments[p.name] ?? (zeros(like: g), zeros(like: g))
+        let m = try m0 * beta1 + g * (1 - beta1)
+        let v = try v0 * beta2 + g * g * (1 - beta2)
+        p.value = try (p.value - m / (sqrt(v) + epsilon) * stepSize).detached()
+        moments[p.name] = (m.detached(), v.detached())
+      }
+    }
+  }
+
+  /// Restores the state saved by a checkpoint.
+  public func restore(step: Int, moments: [String: (m: Tensor, v: Tensor)]) {
+    self.step = step
+    self.moments = moments
+  }
+
+  private func zeros(like t: Tensor) throws -> Tensor {
+    try Tensor(repeating: 0, shape: t.shape, dtype: t.dtype, on: t.backend)
+  }
+}

@@ -1,0 +1,51 @@
+import SegCore
+
+// MARK: - Convolution layers
+
+/// A 3x3 (or any square) convolution with bias and optional fused ReLU; kernel HWIO.
+public struct ConvLayer {
+  public let kernel: Parameter
+  public let bias: Parameter
+  public let padding: ConvPadding
+  public let activation: FusedActivation
+
+  /// Glorot-uniform kernel [k,k,in,out] and zero bias [out], made on `backend`.
+  public init(
+    _ name: String, kernelSize k: Int, in cin: Int, out cout: Int, padding: ConvPadding,
+    activation: FusedActivation, seed: UInt64, stream: UInt64, on backend: any Backend
+  ) throws {
+    let init_ = glorotUniform(shape: [k, k, cin, cout], fanIn: k * k * cin, fanOut: k * k * cout, seed: seed, stream: stream)
+    kernel = Parameter(name + ".kernel", try Tensor(init_, on: backend))
+    bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], on: backend))
+    self.padding = padding
+    self.activation = activation
+  }
+
+  /// x [N,H,W,in] -> [N,H',W',out].
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    try conv2d(x, kernel.value, bias: bias.value, padding: padding, activation: activation)
+  }
+
+  public var parameters: [Parameter] { [kernel, bias] }
+}
+
+/// A stride-2 transposed convolution ('same' padding, as Keras) with bias and ReLU;
+/// kernel [k,k,out,in] as Keras's Conv2DTranspose.
+public struct UpConvLayer {
+  public let kernel: Parameter
+  public let bias: Parameter
+
+  /// Glorot-uniform kernel and zero bias, made on `backend`.
+  public init(_ name: String, kernelSize k: Int, in cin: Int, out cout: Int, seed: UInt64, stream: UInt64, on backend: any Backend) throws {
+    let init_ = glorotUniform(shape: [k, k, cout, cin], fanIn: k * k * cout, fanOut: k * k * cin, seed: seed, stream: stream)
+    kernel = Parameter(name + ".kernel", try Tensor(init_, on: backend))
+    bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], on: backend))
+  }
+
+  /// x [N,H,W,in] -> [N,2H,2W,out].
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    try conv2dTranspose(x, kernel.value, bias: bias.value, strides: (2, 2), padding: .same, activation: .relu)
+  }
+
+  public var parameters: [Parameter] { [kernel, bias] }
+}

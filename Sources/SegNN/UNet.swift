@@ -1,0 +1,84 @@
+import SegCore
+
+// MARK: - U-Net
+
+/// U-Net (Ronneberger et al. 2015) as NVIDIA's UNet_Medical builds it: two 3x3 convs with ReLU per
+/// level, 2x2 max pooling, a bottleneck with dropout, stride-2 transposed convs with ReLU, centre-cropped
+/// skip connections, and a 1x1 head. Input [N,S,S,inputChannels] -> logits [N,S',S',classes].
+public final class UNet {
+  public let config: UNetConfig
+  /// Two convs per encoder level, top first.
+  let encoder: [(ConvLayer, ConvLayer)]
+  let bottleneck: (ConvLayer, ConvLayer)
+  /// The transposed conv after the bottleneck, then one per decoder level below the top.
+  let upconvs: [UpConvLayer]
+  /// Two convs per decoder level, top first.
+  let decoder: [(ConvLayer, ConvLayer)]
+  let head: ConvLayer
+
+  /// Builds the layers with Glorot-uniform kernels drawn from `seed`, on `backend`.
+  public init(config: UNetConfig, seed: UInt64 = 0, on backend: any Backend = Backends.default) throws {
+    try config.validate()
+    self.config = config
+    let pad: ConvPadding = config.padding == .valid ? .valid : .same
+    var stream: UInt64 = 0
+    func conv(_ name: String, _ k: Int, _ cin: Int, _ cout: Int, _ act: FusedActivation = .relu) throws -> ConvLayer {
+      stream += 1
+      return try ConvLayer(name, kernelSize: k, in: cin, out: cout, padding: k == 1 ? .valid : pad, activation: act, seed: seed, stream: stream, on: backend)
+    }
+    let f = config.filters(level:)
+    var enc: [(ConvLayer, ConvLayer)] = []
+    for level in 0..<config.depth {
+      let cin = level == 0 ? config.inputChannels : f(level - 1)
+      enc.append((try conv("encoder\(level).conv0", 3, cin, f(level)), try conv("encoder\(level).conv1", 3, f(level), f(level))))
+    }
+    encoder = enc
+    let d = config.depth
+    bottleneck = (try conv("bottleneck.conv0", 3, f(d - 1), f(d)), try conv("bottleneck.conv1", 3, f(d), f(d)))
+    var ups: [UpConvLayer] = []
+    var dec: [(ConvLayer, ConvLayer)] = Array()
+    // Decoder levels from the bottom up; each ends with an upconv except the top one.
+    for level in stride(from: d - 1, through: 0, by: -1) {
+      stream += 1
+      ups.append(try UpConvLayer("upconv\(level)", kernelSize: config.upconvKernel, in: f(level + 1), out: f(level), seed: seed, stream: stream, on: backend))
+      dec.append((try conv("decoder\(level).conv0", 3, 2 * f(level), f(level)), try conv("decoder\(level).conv1", 3, f(level), f(level))))
+    }
+    upconvs = ups
+    decoder = dec.reversed()
+    head = try conv("head", 1, f(0), config.classes, .none)
+  }
+
+  /// Every trainable tensor, in a fixed order.
+  public var parameters: [Parameter] {
+    encoder.flatMap { $0.0.parameters + $0.1.parameters }
+      + bottleneck.0.parameters + bottleneck.1.parameters
+      + zip(upconvs, decoder.reversed()).flatMap { $0.0.parameters + $0.1.0.parameters + $0.1.1.parameters }
+      + head.parameters
+  }
+
+  /// Number of trainable scalars.
+  public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.shape.count } }
+
+  /// x [N,S,S,inputChannels] -> logits [N,S',S',classes]. With `dropoutSeed`, the bottleneck's
+  /// dropout is applied (training); its mask derives from that seed only.
+  public func callAsFunction(_ x: Tensor, dropoutSeed: UInt64? = nil) throws -> Tensor {
+    var skips: [Tensor] = []
+    var h = x
+    for (c0, c1) in encoder {
+      h = try c1(c0(h))
+      skips.append(h)
+      h = try maxPool2d(h)
+    }
+    h = try bottleneck.1(bottleneck.0(h))
+    if let seed = dropoutSeed, config.dropout > 0 {
+      h = try dropout(h, rate: config.dropout, seed: seed)
+    }
+    for (i, level) in stride(from: config.depth - 1, through: 0, by: -1).enumerated() {
+      h = try upconvs[i](h)
+      let skip = try centerCrop(skips[level], height: h.shape[1], width: h.shape[2])
+      h = try concat([h, skip], axis: -1)
+      h = try decoder[level].1(decoder[level].0(h))
+    }
+    return try head(h)
+  }
+}

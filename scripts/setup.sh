@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the build needs on Debian 12 (Swift itself must already be on PATH):
+# oneDNN for the CPU backend, libtiff and libpng for image files. Safe to run again.
+set -euo pipefail
+
+packages=(libdnnl-dev libtiff-dev libpng-dev pkg-config)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "setup: need root (or sudo) to run: $*" >&2; exit 1
+  fi
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+  echo "setup: Swift 6 is not on PATH; install it from swift.org, then run this again" >&2
+  exit 1
+fi
+echo "setup: ready ($(swift --version 2>&1 | head -n 1))"

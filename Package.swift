@@ -38,6 +38,8 @@ let package = Package(
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
     .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
+    .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
+    .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegData", "SegNN", "SegTrain"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -9,14 +9,14 @@ public struct ConvLayer {
   public let padding: ConvPadding
   public let activation: FusedActivation
 
-  /// Glorot-uniform kernel [k,k,in,out] and zero bias [out], made on `backend`.
+  /// Glorot-uniform kernel [k,k,in,out] and zero bias [out] of `dtype`, made on `backend`.
   public init(
     _ name: String, kernelSize k: Int, in cin: Int, out cout: Int, padding: ConvPadding,
-    activation: FusedActivation, seed: UInt64, stream: UInt64, on backend: any Backend
+    activation: FusedActivation, seed: UInt64, stream: UInt64, dtype: DType, on backend: any Backend
   ) throws {
     let init_ = glorotUniform(shape: [k, k, cin, cout], fanIn: k * k * cin, fanOut: k * k * cout, seed: seed, stream: stream)
-    kernel = Parameter(name + ".kernel", try Tensor(init_, on: backend))
-    bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], on: backend))
+    kernel = Parameter(name + ".kernel", try Tensor(init_.converted(to: dtype), on: backend))
+    bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], dtype: dtype, on: backend))
     self.padding = padding
     self.activation = activation
   }
@@ -35,11 +35,14 @@ public struct UpConvLayer {
   public let kernel: Parameter
   public let bias: Parameter
 
-  /// Glorot-uniform kernel and zero bias, made on `backend`.
-  public init(_ name: String, kernelSize k: Int, in cin: Int, out cout: Int, seed: UInt64, stream: UInt64, on backend: any Backend) throws {
+  /// Glorot-uniform kernel and zero bias of `dtype`, made on `backend`.
+  public init(
+    _ name: String, kernelSize k: Int, in cin: Int, out cout: Int, seed: UInt64, stream: UInt64, dtype: DType,
+    on backend: any Backend
+  ) throws {
     let init_ = glorotUniform(shape: [k, k, cout, cin], fanIn: k * k * cout, fanOut: k * k * cin, seed: seed, stream: stream)
-    kernel = Parameter(name + ".kernel", try Tensor(init_, on: backend))
-    bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], on: backend))
+    kernel = Parameter(name + ".kernel", try Tensor(init_.converted(to: dtype), on: backend))
+    bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], dtype: dtype, on: backend))
   }
 
   /// x [N,H,W,in] -> [N,2H,2W,out].

@@ -16,15 +16,16 @@ public final class UNet {
   let decoder: [(ConvLayer, ConvLayer)]
   let head: ConvLayer
 
-  /// Builds the layers with Glorot-uniform kernels drawn from `seed`, on `backend`.
-  public init(config: UNetConfig, seed: UInt64 = 0, on backend: any Backend = Backends.default) throws {
+  /// Builds the layers with Glorot-uniform kernels drawn from `seed`, as `dtype` (f32; f64 for
+  /// gradient checks), on `backend`.
+  public init(config: UNetConfig, seed: UInt64 = 0, dtype: DType = .f32, on backend: any Backend = Backends.default) throws {
     try config.validate()
     self.config = config
     let pad: ConvPadding = config.padding == .valid ? .valid : .same
     var stream: UInt64 = 0
     func conv(_ name: String, _ k: Int, _ cin: Int, _ cout: Int, _ act: FusedActivation = .relu) throws -> ConvLayer {
       stream += 1
-      return try ConvLayer(name, kernelSize: k, in: cin, out: cout, padding: k == 1 ? .valid : pad, activation: act, seed: seed, stream: stream, on: backend)
+      return try ConvLayer(name, kernelSize: k, in: cin, out: cout, padding: k == 1 ? .valid : pad, activation: act, seed: seed, stream: stream, dtype: dtype, on: backend)
     }
     let f = config.filters(level:)
     var enc: [(ConvLayer, ConvLayer)] = []
@@ -40,7 +41,7 @@ public final class UNet {
     // Decoder levels from the bottom up; each ends with an upconv except the top one.
     for level in stride(from: d - 1, through: 0, by: -1) {
       stream += 1
-      ups.append(try UpConvLayer("upconv\(level)", kernelSize: config.upconvKernel, in: f(level + 1), out: f(level), seed: seed, stream: stream, on: backend))
+      ups.append(try UpConvLayer("upconv\(level)", kernelSize: config.upconvKernel, in: f(level + 1), out: f(level), seed: seed, stream: stream, dtype: dtype, on: backend))
       dec.append((try conv("decoder\(level).conv0", 3, 2 * f(level), f(level)), try conv("decoder\(level).conv1", 3, f(level), f(level))))
     }
     upconvs = ups

@@ -1,0 +1,25 @@
+import SegData
+import Testing
+
+@Suite struct SyntheticEMTests {
+  @Test func slicesAreSeededAndLabelsBinary() {
+    let a = SyntheticEM.slice(size: 48, seed: 4, index: 1)
+    let b = SyntheticEM.slice(size: 48, seed: 4, index: 1)
+    let c = SyntheticEM.slice(size: 48, seed: 4, index: 2)
+    #expect(a.image == b.image && a.label == b.label)
+    #expect(a.image != c.image)
+    #expect(Set(a.label).isSubset(of: [0, 255]))
+    #expect(a.image.count == 48 * 48)
+  }
+
+  @Test func membranesAreDarkAndAMinority() {
+    let s = SyntheticEM.slice(size: 96, seed: 1, index: 0)
+    let membrane = s.label.indices.filter { s.label[$0] == 0 }
+    let interior = s.label.indices.filter { s.label[$0] == 255 }
+    let fraction = Double(membrane.count) / Double(s.label.count)
+    #expect(fraction > 0.03 && fraction < 0.4, "membrane fraction \(fraction)")
+    let meanM = membrane.reduce(0.0) { $0 + Double(s.image[$1]) } / Double(membrane.count)
+    let meanI = interior.reduce(0.0) { $0 + Double(s.image[$1]) } / Double(interior.count)
+    #expect(meanM + 40 < meanI, "membrane mean \(meanM), interior mean \(meanI)")
+  }
+}

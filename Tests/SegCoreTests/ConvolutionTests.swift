@@ -9,7 +9,7 @@ private func f64(_ dims: [Int], seed: UInt64, in range: Range<Double> = -1..<1) 
 }
 
 /// Expects `body` to throw an error whose text contains every one of `parts`.
-func expectError(
+private func expectError(
   _ parts: [String], sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Tensor
 ) {
   #expect(sourceLocation: sourceLocation) { _ = try body() } throws: { error in

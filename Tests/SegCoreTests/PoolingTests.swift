@@ -4,6 +4,16 @@ import Testing
 
 // MARK: - Helpers
 
+/// Expects `body` to throw an error whose text contains every one of `parts`.
+private func expectError(
+  _ parts: [String], sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Tensor
+) {
+  #expect(sourceLocation: sourceLocation) { _ = try body() } throws: { error in
+    let text = "\(error)"
+    return parts.allSatisfy { text.contains($0) }
+  }
+}
+
 /// Distinct values 0.01 apart in a seeded random order, so that no finite-difference step
 /// (about 1e-6) can change which element of a window is the maximum.
 private func distinct(_ dims: [Int], seed: UInt64) -> HostTensor {

@@ -57,7 +57,23 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
     return (h / strideH + 1, w / strideW + 1)
   }
 
+  /// What makes this geometry unusable (a stride below 1, a negative padding), or nil when it is fine.
+  public var problem: String? {
+    if strideH < 1 || strideW < 1 { return "strides must be positive, got (\(strideH),\(strideW))" }
+    if min(padding.top, padding.bottom, padding.left, padding.right) < 0 {
+      return "padding must not be negative, got \(padding)"
+    }
+    return nil
+  }
+
   public var description: String { "strides (\(strideH),\(strideW)), padding \(padding)" }
+}
+
+/// Rejects strides below 1 before anything divides by them.
+func checkStrides(_ strides: (Int, Int), op: String, operands: [TensorType]) throws {
+  guard strides.0 >= 1, strides.1 >= 1 else {
+    throw TensorError(op: op, operands: operands, "strides must be positive, got (\(strides.0),\(strides.1))")
+  }
 }
 
 // MARK: - Public functions
@@ -71,6 +87,7 @@ public func conv2d(
   guard x.shape.rank == 4, filter.shape.rank == 4 else {
     throw TensorError(op: "conv2d", operands: [x.type, filter.type], "expects NHWC input and HWIO filter (rank 4)")
   }
+  try checkStrides(strides, op: "conv2d", operands: [x.type, filter.type])
   let pad = padding.resolve(input: (x.shape[1], x.shape[2]), kernel: (filter.shape[0], filter.shape[1]), strides: strides)
   let op = Conv2D(geometry: ConvGeometry(strides: strides, padding: pad), activation: activation)
   return try Tensor.apply(op, bias.map { [x, filter, $0] } ?? [x, filter])
@@ -86,6 +103,17 @@ public func conv2dTranspose(
   guard x.shape.rank == 4, filter.shape.rank == 4 else {
     throw TensorError(op: "conv2dTranspose", operands: [x.type, filter.type], "expects NHWC input and HWIO filter (rank 4)")
   }
+  let operands = [x.type, filter.type] + (bias.map { [$0.type] } ?? [])
+  try checkStrides(strides, op: "conv2dTranspose", operands: operands)
+  // Checked here so that the message names this op, not the backward-data op it runs.
+  guard x.shape[3] == filter.shape[3] else {
+    throw TensorError(
+      op: "conv2dTranspose", operands: operands,
+      "input has \(x.shape[3]) channels, the [KH,KW,Cout,Cin] filter expects \(filter.shape[3])")
+  }
+  if let bias, bias.shape != [filter.shape[2]] {
+    throw TensorError(op: "conv2dTranspose", operands: operands, "bias must have shape [\(filter.shape[2])]")
+  }
   let (kh, kw) = (filter.shape[0], filter.shape[1])
   let (h, w) = (x.shape[1], x.shape[2])
   let outH: Int, outW: Int
@@ -94,6 +122,9 @@ public func conv2dTranspose(
   case .valid: (outH, outW) = ((h - 1) * strides.0 + kh, (w - 1) * strides.1 + kw)
   case .explicit(let p):
     (outH, outW) = ((h - 1) * strides.0 + kh - p.top - p.bottom, (w - 1) * strides.1 + kw - p.left - p.right)
+  }
+  guard outH >= 1, outW >= 1 else {
+    throw TensorError(op: "conv2dTranspose", operands: operands, "the padding leaves an empty \(outH)x\(outW) output")
   }
   // The forward conv this is the adjoint of maps [outH, outW] back to [h, w].
   let pad = padding.resolve(input: (outH, outW), kernel: (kh, kw), strides: strides)
@@ -143,6 +174,10 @@ public struct Conv2D: Primitive {
     guard x.rank == 4, f.rank == 4 else {
       throw TensorError(op: "conv2d", operands: inputs, "expects NHWC input and HWIO filter (rank 4)")
     }
+    if let problem = geometry.problem { throw TensorError(op: "conv2d", operands: inputs, problem) }
+    guard f[0] >= 1, f[1] >= 1 else {
+      throw TensorError(op: "conv2d", operands: inputs, "the filter's \(f[0])x\(f[1]) kernel is empty")
+    }
     guard x[3] == f[2] else {
       throw TensorError(op: "conv2d", operands: inputs, "input has \(x[3]) channels, the filter expects \(f[2])")
     }
@@ -165,7 +200,40 @@ public struct Conv2D: Primitive {
   }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    throw TensorError(op: "conv2d", "reference kernel pending")
+    let (xs, fs) = (inputs[0].shape, inputs[1].shape)
+    let (x, f) = (inputs[0].doubles, inputs[1].doubles)
+    let bias = inputs.count == 3 ? inputs[2].doubles : nil
+    let (n, h, w, c) = (xs[0], xs[1], xs[2], xs[3])
+    let (kh, kw, o) = (fs[0], fs[1], fs[3])
+    let (oh, ow) = (output.shape[1], output.shape[2])
+    let (sh, sw) = geometry.strides
+    let (pt, pl) = (geometry.padding.top, geometry.padding.left)
+    var out = [Double](repeating: 0, count: output.shape.count)
+    var acc = [Double](repeating: 0, count: o)
+    for b in 0..<n {
+      for i in 0..<oh {
+        for j in 0..<ow {
+          for k in 0..<o { acc[k] = bias?[k] ?? 0 }
+          for u in 0..<kh {
+            let ih = i * sh + u - pt
+            guard ih >= 0, ih < h else { continue }  // zero padding
+            for v in 0..<kw {
+              let iw = j * sw + v - pl
+              guard iw >= 0, iw < w else { continue }
+              let xBase = ((b * h + ih) * w + iw) * c
+              let fBase = (u * kw + v) * c * o
+              for ci in 0..<c {
+                let xv = x[xBase + ci]
+                for k in 0..<o { acc[k] += xv * f[fBase + ci * o + k] }
+              }
+            }
+          }
+          let outBase = ((b * oh + i) * ow + j) * o
+          for k in 0..<o { out[outBase + k] = activation == .relu ? max(acc[k], 0) : acc[k] }
+        }
+      }
+    }
+    return HostTensor(type: output, doubles: out)
   }
 }
 
@@ -186,6 +254,10 @@ public struct Conv2DBackwardData: Primitive {
     guard dy.rank == 4, f.rank == 4 else {
       throw TensorError(op: kind.rawValue, operands: inputs, "expects NHWC gradient and HWIO filter (rank 4)")
     }
+    if let problem = geometry.problem { throw TensorError(op: kind.rawValue, operands: inputs, problem) }
+    guard inputH >= 1, inputW >= 1 else {
+      throw TensorError(op: kind.rawValue, operands: inputs, "the input size \(inputH)x\(inputW) is empty")
+    }
     guard dy[3] == f[3] else {
       throw TensorError(op: kind.rawValue, operands: inputs, "gradient has \(dy[3]) channels, the filter has \(f[3]) outputs")
     }
@@ -202,8 +274,46 @@ public struct Conv2DBackwardData: Primitive {
     return [ddy, dw]
   }
 
+  /// Gathers, for each input pixel, every (output pixel, tap) of the forward conv that read it:
+  /// dx[b,ih,iw,c] = sum of dy[b,i,j,k] * f[u,v,c,k] over ih = i*sh+u-top, iw = j*sw+v-left.
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    throw TensorError(op: kind.rawValue, "reference kernel pending")
+    let (ds, fs) = (inputs[0].shape, inputs[1].shape)
+    let (dy, f) = (inputs[0].doubles, inputs[1].doubles)
+    let (n, oh, ow, o) = (ds[0], ds[1], ds[2], ds[3])
+    let (kh, kw, c) = (fs[0], fs[1], fs[2])
+    let (h, w) = (inputH, inputW)
+    let (sh, sw) = geometry.strides
+    let (pt, pl) = (geometry.padding.top, geometry.padding.left)
+    var out = [Double](repeating: 0, count: output.shape.count)
+    var acc = [Double](repeating: 0, count: c)
+    for b in 0..<n {
+      for ih in 0..<h {
+        for iw in 0..<w {
+          for ci in 0..<c { acc[ci] = 0 }
+          for u in 0..<kh {
+            // Output row i read this pixel through tap u iff i*sh = ih + top - u.
+            let ti = ih + pt - u
+            guard ti >= 0, ti % sh == 0, ti / sh < oh else { continue }
+            let i = ti / sh
+            for v in 0..<kw {
+              let tj = iw + pl - v
+              guard tj >= 0, tj % sw == 0, tj / sw < ow else { continue }
+              let j = tj / sw
+              let dBase = ((b * oh + i) * ow + j) * o
+              let fBase = (u * kw + v) * c * o
+              for ci in 0..<c {
+                var s = 0.0
+                for k in 0..<o { s += dy[dBase + k] * f[fBase + ci * o + k] }
+                acc[ci] += s
+              }
+            }
+          }
+          let outBase = ((b * h + ih) * w + iw) * c
+          for ci in 0..<c { out[outBase + ci] = acc[ci] }
+        }
+      }
+    }
+    return HostTensor(type: output, doubles: out)
   }
 }
 
@@ -223,6 +333,10 @@ public struct Conv2DBackwardFilter: Primitive {
     guard x.rank == 4, dy.rank == 4, x[0] == dy[0] else {
       throw TensorError(op: kind.rawValue, operands: inputs, "expects NHWC input and gradient of one batch size")
     }
+    if let problem = geometry.problem { throw TensorError(op: kind.rawValue, operands: inputs, problem) }
+    guard kernelH >= 1, kernelW >= 1 else {
+      throw TensorError(op: kind.rawValue, operands: inputs, "the kernel size \(kernelH)x\(kernelW) is empty")
+    }
     guard let (oh, ow) = geometry.outputSize(input: (x[1], x[2]), kernel: (kernelH, kernelW)), oh == dy[1], ow == dy[2] else {
       throw TensorError(op: kind.rawValue, operands: inputs, "a \(kernelH)x\(kernelW) kernel with \(geometry) does not give a \(dy[1])x\(dy[2]) output")
     }
@@ -236,7 +350,36 @@ public struct Conv2DBackwardFilter: Primitive {
     return [dx, ddy]
   }
 
+  /// dw[u,v,c,k] = sum over b, i, j of x[b, i*sh+u-top, j*sw+v-left, c] * dy[b,i,j,k].
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    throw TensorError(op: kind.rawValue, "reference kernel pending")
+    let (xs, ds) = (inputs[0].shape, inputs[1].shape)
+    let (x, dy) = (inputs[0].doubles, inputs[1].doubles)
+    let (n, h, w, c) = (xs[0], xs[1], xs[2], xs[3])
+    let (oh, ow, o) = (ds[1], ds[2], ds[3])
+    let (sh, sw) = geometry.strides
+    let (pt, pl) = (geometry.padding.top, geometry.padding.left)
+    var out = [Double](repeating: 0, count: output.shape.count)
+    for u in 0..<kernelH {
+      for v in 0..<kernelW {
+        let fBase = (u * kernelW + v) * c * o
+        for b in 0..<n {
+          for i in 0..<oh {
+            let ih = i * sh + u - pt
+            guard ih >= 0, ih < h else { continue }  // a padding row contributes zero
+            for j in 0..<ow {
+              let iw = j * sw + v - pl
+              guard iw >= 0, iw < w else { continue }
+              let xBase = ((b * h + ih) * w + iw) * c
+              let dBase = ((b * oh + i) * ow + j) * o
+              for ci in 0..<c {
+                let xv = x[xBase + ci]
+                for k in 0..<o { out[fBase + ci * o + k] += xv * dy[dBase + k] }
+              }
+            }
+          }
+        }
+      }
+    }
+    return HostTensor(type: output, doubles: out)
   }
 }

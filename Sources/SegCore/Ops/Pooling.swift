@@ -50,8 +50,33 @@ public struct MaxPool2D: Primitive, Hashable {
     [try Tensor.apply(MaxPool2DBackward(pool: self), [inputs[0], cotangent])]
   }
 
+  /// The flat input index of the first maximum of window (b, i, j, ch), scanning (kh, kw) in
+  /// row-major order; the forward and the backward kernel share it so that they agree on ties.
+  func argmax(_ x: [Double], _ shape: Shape, _ b: Int, _ i: Int, _ j: Int, _ ch: Int) -> Int {
+    let (h, w, c) = (shape[1], shape[2], shape[3])
+    var best = ((b * h + i * strideH) * w + j * strideW) * c + ch
+    for u in 0..<windowH {
+      for v in 0..<windowW {
+        let idx = ((b * h + i * strideH + u) * w + j * strideW + v) * c + ch
+        // Strictly greater, so a tie keeps the earlier one; a NaN wins so that it shows in the output.
+        if x[idx] > x[best] || (x[idx].isNaN && !x[best].isNaN) { best = idx }
+      }
+    }
+    return best
+  }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    throw TensorError(op: kind.rawValue, "reference kernel pending")
+    let x = inputs[0].doubles
+    let (n, oh, ow, c) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
+    var out = [Double](repeating: 0, count: output.shape.count)
+    for b in 0..<n {
+      for i in 0..<oh {
+        for j in 0..<ow {
+          for ch in 0..<c { out[((b * oh + i) * ow + j) * c + ch] = x[argmax(x, inputs[0].shape, b, i, j, ch)] }
+        }
+      }
+    }
+    return HostTensor(type: output, doubles: out)
   }
 }
 
@@ -78,6 +103,20 @@ public struct MaxPool2DBackward: Primitive {
   }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    throw TensorError(op: kind.rawValue, "reference kernel pending")
+    let x = inputs[0].doubles, dy = inputs[1].doubles
+    let ds = inputs[1].shape
+    let (n, oh, ow, c) = (ds[0], ds[1], ds[2], ds[3])
+    var out = [Double](repeating: 0, count: output.shape.count)
+    for b in 0..<n {
+      for i in 0..<oh {
+        for j in 0..<ow {
+          for ch in 0..<c {
+            // Overlapping windows may pick the same pixel: their gradients add up.
+            out[pool.argmax(x, inputs[0].shape, b, i, j, ch)] += dy[((b * oh + i) * ow + j) * c + ch]
+          }
+        }
+      }
+    }
+    return HostTensor(type: output, doubles: out)
   }
 }

@@ -89,6 +89,10 @@ public struct UNetConfig: Codable, Equatable, Sendable {
 public struct ModelConfigError: Error, CustomStringConvertible {
   public let option: String
   public let message: String
+  public init(option: String, message: String) {
+    self.option = option
+    self.message = message
+  }
   public var description: String { "\(option): \(message)" }
 }
 

@@ -59,13 +59,10 @@ public final class Trainer {
   public func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
     let params = model.parameters
     let stepIndex = UInt64(optimizer.step)
-    let (loss, parts, grads) = try GradientRecording.$enabled.withValue(true) {
-      () throws -> (Tensor, SegmentationLoss, [Tensor]) in
-      let logits = try model(images, dropoutSeed: options.seed &* 1_000_003 &+ stepIndex)
-      let parts = try segmentationLoss(logits: logits, targets: targets)
-      let total = try parts.total + l2Penalty(params.map(\.value), weightDecay: options.weightDecay)
-      return (total, parts, try gradients(of: total, wrt: params.map(\.value)))
-    }
+    let logits = try model(images, dropoutSeed: options.seed &* 1_000_003 &+ stepIndex)
+    let parts = try segmentationLoss(logits: logits, targets: targets)
+    let loss = try parts.total + l2Penalty(params.map(\.value), weightDecay: options.weightDecay)
+    let grads = try gradients(of: loss, wrt: params.map(\.value))
     try optimizer.update(params, gradients: grads)
     return StepMetrics(crossEntropy: try parts.crossEntropy.item(), dice: try parts.dice.item(), total: try loss.item())
   }

@@ -33,7 +33,7 @@ public enum SyntheticEM {
           x: (Double(gx) + Double.random(in: 0.1..<0.9, using: &rng)) * cell,
           y: (Double(gy) + Double.random(in: 0.1..<0.9, using: &rng)) * cell,
           tone: Double.random(in: 150..<215, using: &rng),
-          width: Double.random(in: 1.2..<3.2, using: &rng) * Double(n) / 512 * 2))
+          width: Double.random(in: 1.5..<3.5, using: &rng) * max(1, Double(n) / 256)))
       }
     }
     let warp = SmoothField(rng: &rng, waves: 6, wavelength: cell * 1.3, amplitude: cell * 0.18)

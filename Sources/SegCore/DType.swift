@@ -25,16 +25,23 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
 
   public var description: String { rawValue }
 
+  /// x truncated toward zero as a 64-bit integer; 0 for NaN, infinities and values out of Int64's
+  /// range (where C's cast is undefined).
+  static func truncatedInteger(_ x: Double) -> Int64 {
+    guard x.isFinite, abs(x) < 9.2e18 else { return 0 }
+    return Int64(x.rounded(.towardZero))
+  }
+
   /// Rounds a value to what this type can hold (round-to-nearest-even for floats, truncation
-  /// toward zero and wrap-around for integers, as a C cast).
+  /// toward zero and wrap-around for integers, as a C cast; 0 where a C cast is undefined).
   public func round(_ x: Double) -> Double {
     switch self {
     case .f64: return x
     case .f32: return Double(Float(x))
     case .f16: return Double(Float(Float16(Float(x))))
     case .bf16: return Double(BFloat16.toFloat(BFloat16.fromFloat(Float(x))))
-    case .i32: return x.isFinite ? Double(Int32(truncatingIfNeeded: Int64(x.rounded(.towardZero)))) : 0
-    case .u8: return x.isFinite ? Double(UInt8(truncatingIfNeeded: Int64(x.rounded(.towardZero)))) : 0
+    case .i32: return Double(Int32(truncatingIfNeeded: DType.truncatedInteger(x)))
+    case .u8: return Double(UInt8(truncatingIfNeeded: DType.truncatedInteger(x)))
     }
   }
 }

@@ -44,6 +44,12 @@ public struct Sum: Primitive {
   public let axes: [Int]
   public let keepDims: Bool
   public var kind: OpKind { .sum }
+
+  /// Sums over `axes`, which must be sorted and distinct.
+  public init(axes: [Int], keepDims: Bool) {
+    self.axes = axes
+    self.keepDims = keepDims
+  }
   public var description: String { "sum(axes: \(axes), keepDims: \(keepDims))" }
 
   /// The output shape with reduced axes kept as 1.
@@ -84,6 +90,7 @@ public struct Sum: Primitive {
 public struct BroadcastTo: Primitive {
   public let shape: Shape
   public var kind: OpKind { .broadcastTo }
+  public init(shape: Shape) { self.shape = shape }
   public var description: String { "broadcastTo(\(shape))" }
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {

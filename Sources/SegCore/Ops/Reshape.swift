@@ -20,6 +20,7 @@ public func reshape(_ x: Tensor, _ shape: Shape) throws -> Tensor {
 public struct Reshape: Primitive {
   public let shape: Shape
   public var kind: OpKind { .reshape }
+  public init(shape: Shape) { self.shape = shape }
   public var description: String { "reshape(\(shape))" }
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {

@@ -43,69 +43,72 @@ protocol UnaryFunction {
   associatedtype T: KernelFloat
   func callAsFunction(_ x: T) -> T
   func callAsFunction(_ x: Vec<T>) -> Vec<T>
-  /// Elements below which the loop stays on one thread.
-  var grain: Int { get }
+  /// False for C-library functions, which have no vector form: the loop calls them per element.
+  static var vectorised: Bool { get }
 }
 
-/// The core's unary functions, and relu, with the scalar constant rounded to `T` once.
-struct ElementFunction<T: KernelFloat>: UnaryFunction {
-  enum Which { case neg, exp, log, sqrt, addScalar, mulScalar, relu }
-  let which: Which
-  let c: T
-
-  init(_ f: Unary.Function) {
-    switch f {
-    case .neg: (which, c) = (.neg, 0)
-    case .exp: (which, c) = (.exp, 0)
-    case .log: (which, c) = (.log, 0)
-    case .sqrt: (which, c) = (.sqrt, 0)
-    case .addScalar(let v): (which, c) = (.addScalar, T(v))
-    case .mulScalar(let v): (which, c) = (.mulScalar, T(v))
-    }
-  }
-
-  init(relu: ()) { (which, c) = (.relu, 0) }
-
-  /// Transcendental functions cost ~50x an add, so they go parallel on smaller tensors.
-  var grain: Int { which == .exp || which == .log ? Parallel.defaultGrain / 16 : Parallel.defaultGrain }
-
-  @inline(__always) func callAsFunction(_ x: T) -> T {
-    switch which {
-    case .neg: return -x
-    case .exp: return T.cExp(x)
-    case .log: return T.cLog(x)
-    case .sqrt: return x.squareRoot()
-    case .addScalar: return x + c
-    case .mulScalar: return x * c
-    // max(x, 0) as Swift's max: NaN stays NaN, -0 becomes 0.
-    case .relu: return x <= 0 ? 0 : x
-    }
-  }
-
+extension UnaryFunction {
+  static var vectorised: Bool { true }
   @inline(__always) func callAsFunction(_ x: Vec<T>) -> Vec<T> {
-    switch which {
-    case .neg: return -x
-    case .sqrt: return x.squareRoot()
-    case .addScalar: return x + c
-    case .mulScalar: return x * c
-    case .relu: return x.replacing(with: 0, where: x .<= 0)
-    case .exp, .log:
-      var y = x
-      for l in y.indices { y[l] = self(x[l]) }
-      return y
-    }
+    var y = x
+    for l in y.indices { y[l] = self(x[l]) }
+    return y
   }
+}
+
+struct NegFunction<T: KernelFloat>: UnaryFunction {
+  @inline(__always) func callAsFunction(_ x: T) -> T { -x }
+  @inline(__always) func callAsFunction(_ x: Vec<T>) -> Vec<T> { -x }
+}
+
+struct SqrtFunction<T: KernelFloat>: UnaryFunction {
+  @inline(__always) func callAsFunction(_ x: T) -> T { x.squareRoot() }
+  @inline(__always) func callAsFunction(_ x: Vec<T>) -> Vec<T> { x.squareRoot() }
+}
+
+/// x + c, with c rounded to `T` once.
+struct AddScalarFunction<T: KernelFloat>: UnaryFunction {
+  let c: T
+  @inline(__always) func callAsFunction(_ x: T) -> T { x + c }
+  @inline(__always) func callAsFunction(_ x: Vec<T>) -> Vec<T> { x + c }
+}
+
+/// x * c, with c rounded to `T` once.
+struct MulScalarFunction<T: KernelFloat>: UnaryFunction {
+  let c: T
+  @inline(__always) func callAsFunction(_ x: T) -> T { x * c }
+  @inline(__always) func callAsFunction(_ x: Vec<T>) -> Vec<T> { x * c }
+}
+
+/// max(x, 0) as Swift's max, which the reference uses: NaN stays NaN, -0 becomes 0.
+struct ReLUFunction<T: KernelFloat>: UnaryFunction {
+  @inline(__always) func callAsFunction(_ x: T) -> T { x <= 0 ? 0 : x }
+  @inline(__always) func callAsFunction(_ x: Vec<T>) -> Vec<T> { x.replacing(with: 0, where: x .<= 0) }
+}
+
+struct ExpFunction<T: KernelFloat>: UnaryFunction {
+  static var vectorised: Bool { false }
+  @inline(__always) func callAsFunction(_ x: T) -> T { T.cExp(x) }
+}
+
+struct LogFunction<T: KernelFloat>: UnaryFunction {
+  static var vectorised: Bool { false }
+  @inline(__always) func callAsFunction(_ x: T) -> T { T.cLog(x) }
 }
 
 // MARK: - Loops
 
 /// out[i] = f(x[i]) for i in 0..<count, split across threads.
 func runUnary<F: UnaryFunction>(_ f: F, _ x: UnsafePointer<F.T>, _ out: UnsafeMutablePointer<F.T>, count: Int) {
-  Parallel.forEach(count, grain: f.grain) { r in
+  // C-library functions cost ~20x an add, so they go parallel on smaller tensors.
+  let grain = F.vectorised ? Parallel.defaultGrain : Parallel.defaultGrain / 16
+  Parallel.forEach(count, grain: grain) { r in
     var i = r.lowerBound
-    while i + 8 <= r.upperBound {
-      out.store(f(x.vector(at: i)), at: i)
-      i += 8
+    if F.vectorised {
+      while i + 8 <= r.upperBound {
+        out.store(f(x.vector(at: i)), at: i)
+        i += 8
+      }
     }
     while i < r.upperBound {
       out[i] = f(x[i])
@@ -190,13 +193,16 @@ func unaryKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainO
   try expectInputs(op, inputs, 1)
   let kind = try floatKind(op, inputs, output)
   func run<T: KernelFloat>(_: T.Type) throws {
-    let f: ElementFunction<T>
-    if op.kind == .relu {
-      f = ElementFunction(relu: ())
-    } else {
-      f = ElementFunction(try primitive(op, as: Unary.self).function)
+    let x = inputs[0].elements(T.self), o = output.elements(T.self), n = output.type.shape.count
+    if op.kind == .relu { return runUnary(ReLUFunction<T>(), x, o, count: n) }
+    switch try primitive(op, as: Unary.self).function {
+    case .neg: runUnary(NegFunction<T>(), x, o, count: n)
+    case .exp: runUnary(ExpFunction<T>(), x, o, count: n)
+    case .log: runUnary(LogFunction<T>(), x, o, count: n)
+    case .sqrt: runUnary(SqrtFunction<T>(), x, o, count: n)
+    case .addScalar(let c): runUnary(AddScalarFunction(c: T(c)), x, o, count: n)
+    case .mulScalar(let c): runUnary(MulScalarFunction(c: T(c)), x, o, count: n)
     }
-    runUnary(f, inputs[0].elements(T.self), output.elements(T.self), count: output.type.shape.count)
   }
   switch kind {
   case .f32: try run(Float.self)

@@ -213,3 +213,173 @@ func bits(_ t: HostTensor) -> [UInt32] { t.floats.map(\.bitPattern) }
     try expectMatchesReference(Reshape(shape: [1000, 300]), [big], atol: 0, rtol: 0)
   }
 }
+
+// MARK: - Softmax
+
+@Suite struct SwiftSoftmaxKernelTests {
+  @Test(arguments: [false, true])
+  func matchesReferenceStably(_ log: Bool) throws {
+    for (k, shape) in [[1], [7], [2, 1], [13, 5, 3], [2, 4, 4, 3], [3, 300]].map(Shape.init).enumerated() {
+      let x = randomHost(TensorType(shape, .f32), seed: UInt64(k), in: -8..<8)
+      try expectMatchesReference(Softmax(log: log), [x], atol: 1e-6, rtol: 1e-5)
+    }
+    // Logits far beyond exp's range: the row maximum is subtracted first.
+    let wide = randomHost(TensorType([5, 6], .f32), seed: 9, in: -1000..<1000)
+    try expectMatchesReference(Softmax(log: log), [wide], atol: 1e-6, rtol: 1e-5)
+    let d = randomHost(TensorType([4, 5], .f64), seed: 10, in: -30..<30)
+    try expectMatchesReference(Softmax(log: log), [d], atol: 1e-13, rtol: 1e-13)
+  }
+}
+
+// MARK: - Layout
+
+@Suite struct SwiftLayoutKernelTests {
+  @Test func concatAlongEveryAxis() throws {
+    for dtype in [DType.f32, .u8, .f16, .f64] {
+      for axis in 0..<3 {
+        var shapes: [Shape] = [[2, 3, 4], [2, 3, 4], [2, 3, 4]]
+        shapes[1].dims[axis] = 5
+        shapes[2].dims[axis] = axis == 1 ? 0 : 1
+        let xs = shapes.enumerated().map { randomHost(TensorType($1, dtype), seed: UInt64($0), in: 0..<100) }
+        try expectMatchesReference(Concat(axis: axis), xs, atol: 0, rtol: 0)
+      }
+    }
+    let big = (0..<2).map { randomHost(TensorType([2, 130, 130, 2], .f32), seed: UInt64($0)) }
+    try expectMatchesReference(Concat(axis: 3), big, atol: 0, rtol: 0)
+  }
+
+  @Test func slicesOfEveryKind() throws {
+    let cases: [(Shape, [Int], [Int])] = [
+      ([5, 7, 3], [1, 2, 0], [3, 4, 3]), ([5, 7, 3], [0, 0, 1], [5, 7, 1]), ([5, 7, 3], [4, 6, 2], [1, 1, 1]),
+      ([5, 7, 3], [2, 0, 0], [2, 7, 3]), ([7], [3], [4]), ([7], [2], [0]), ([3, 200, 100], [1, 10, 0], [2, 150, 100]),
+    ]
+    for dtype in [DType.f32, .i32, .bf16] {
+      for (k, (shape, starts, sizes)) in cases.enumerated() {
+        let x = randomHost(TensorType(shape, dtype), seed: UInt64(k), in: -50..<50)
+        try expectMatchesReference(Slice(starts: starts, sizes: sizes), [x], atol: 0, rtol: 0)
+      }
+    }
+  }
+
+  static let padCases: [(Shape, [Int], [Int])] = [
+    ([2, 5, 4, 3], [0, 2, 1, 0], [0, 1, 3, 0]), ([7], [3], [2]), ([1], [0], [0]), ([4, 4], [3, 3], [3, 3]),
+    ([3, 4, 5], [1, 2, 0], [2, 1, 4]), ([1, 30, 40, 2], [0, 5, 7, 0], [0, 6, 8, 0]),
+  ]
+
+  @Test(arguments: [PadMode.zero, .reflect])
+  func padMatchesReference(_ mode: PadMode) throws {
+    for dtype in [DType.f32, .u8, .f64] {
+      for (k, (shape, before, after)) in Self.padCases.enumerated() {
+        let x = randomHost(TensorType(shape, dtype), seed: UInt64(k), in: 1..<100)
+        try expectMatchesReference(Pad(before: before, after: after, mode: mode), [x], atol: 0, rtol: 0)
+      }
+    }
+    let ones = HostTensor(type: TensorType([1], .f32), repeating: 1)
+    try expectMatchesReference(Pad(before: [2], after: [3], mode: .zero), [ones], atol: 0, rtol: 0)
+    let empty = HostTensor(type: TensorType([2, 0], .f32), repeating: 1)
+    try expectMatchesReference(Pad(before: [1, 2], after: [0, 1], mode: .zero), [empty], atol: 0, rtol: 0)
+  }
+
+  @Test func padBackwardMatchesReference() throws {
+    for dtype in [DType.f32, .f64] {
+      for (k, (shape, before, after)) in Self.padCases.enumerated() {
+        let padded = Shape((0..<shape.rank).map { before[$0] + shape.dims[$0] + after[$0] })
+        let g = randomHost(TensorType(padded, dtype), seed: UInt64(k))
+        try expectMatchesReference(PadBackward(before: before, after: after), [g], atol: 1e-6, rtol: 1e-6)
+      }
+    }
+  }
+}
+
+// MARK: - Random, type and label ops
+
+@Suite struct SwiftConversionKernelTests {
+  @Test func maskBitsAreTheReferenceHash() {
+    var rng = SeededRandom(seed: 3)
+    for _ in 0..<1000 {
+      let seed = rng.next(), counter = rng.next()
+      #expect(maskBits(seed: seed, counter: counter) == RandomMask.bits(seed: seed, counter: counter))
+    }
+  }
+
+  @Test func randomMaskIsTheReferenceBitForBit() throws {
+    for dtype in [DType.f32, .f64, .f16, .bf16] {
+      for (shape, keep, seed, offset) in [
+        (Shape([7]), 0.5, UInt64(1), UInt64(0)), ([13, 5, 3], 0.9, 42, 1000), ([40003], 0.3, .max, 17),
+        ([2, 3], 1.0, 5, .max - 2), ([1], 0.7, 0, 0),
+      ] {
+        let op = RandomMask(shape: shape, keepProbability: keep, seed: seed, offset: offset, dtype: dtype)
+        try expectMatchesReference(op, [], atol: 0, rtol: 0)
+      }
+    }
+    // The boundary: element 0's bits equal keepProbability * 2^24 exactly, so it is dropped.
+    let u = RandomMask.bits(seed: 11, counter: 0)
+    let edge = RandomMask(shape: [3], keepProbability: Double(u) / 16_777_216, seed: 11, offset: 0, dtype: .f32)
+    #expect(try runSwiftKernel(edge, []).floats[0] == 0)
+    try expectMatchesReference(edge, [], atol: 0, rtol: 0)
+  }
+
+  @Test func castBetweenEveryPairOfDtypes() throws {
+    let values: [Double] = [
+      0, -0.0, 0.5, -0.5, 1.5, -1.7, 2.5, 255, 255.9, 256, 300.25, -1, -129.5, 65504, 65519.9, 70000, 1e10, -1e10,
+      16_777_217, 3.1415926535897931, 1e-8, -2_147_483_649, .nan, .infinity, -.infinity,
+    ]
+    for from in DType.allCases {
+      let x = HostTensor(type: TensorType([values.count], from), doubles: values)
+      for to in DType.allCases {
+        try expectMatchesReference(Cast(dtype: to), [x], atol: 0, rtol: 0)
+      }
+    }
+    let big = randomHost(TensorType([40001], .f32), seed: 4, in: -300..<300)
+    for to in DType.allCases { try expectMatchesReference(Cast(dtype: to), [big], atol: 0, rtol: 0) }
+  }
+
+  @Test func argmaxFirstMaximumAndFirstNaN() throws {
+    for dtype in [DType.f32, .u8, .i32, .f16] {
+      for axis in 0..<3 {
+        // Few distinct values, so ties are common.
+        let x = HostTensor(
+          type: TensorType([4, 5, 3], dtype),
+          doubles: randomHost(TensorType([60], .f64), seed: UInt64(axis), in: 0..<3).doubles.map { $0.rounded(.down) })
+        try expectMatchesReference(ArgMax(axis: axis), [x], atol: 0, rtol: 0)
+      }
+    }
+    var v = randomHost(TensorType([6, 4], .f64), seed: 5).doubles
+    (v[1], v[3], v[6], v[13], v[14]) = (.nan, .nan, .nan, .nan, .infinity)
+    for axis in 0..<2 {
+      try expectMatchesReference(ArgMax(axis: axis), [HostTensor(type: TensorType([6, 4], .f32), doubles: v)], atol: 0, rtol: 0)
+    }
+  }
+
+  @Test func oneHotAndBadLabels() throws {
+    for labelType in [DType.i32, .u8] {
+      let labels = HostTensor(
+        type: TensorType([2, 3, 5], labelType),
+        doubles: randomHost(TensorType([30], .f64), seed: 7, in: 0..<4).doubles.map { $0.rounded(.down) })
+      for dtype in [DType.f32, .u8, .bf16, .f64] {
+        try expectMatchesReference(OneHot(classes: 4, dtype: dtype), [labels], atol: 0, rtol: 0)
+      }
+      let bad = HostTensor(type: TensorType([2, 3], labelType), doubles: [0, 1, 3, 2, 9, 4])
+      let op = OneHot(classes: 3, dtype: .f32)
+      var expected = ""
+      do { _ = try op.reference([bad], output: op.outputType([bad.type])) } catch { expected = "\(error)" }
+      #expect(expected.contains("label 3 at index 2"))
+      #expect { try runSwiftKernel(op, [bad]) } throws: { "\($0)" == expected }
+    }
+    let negative = HostTensor(type: TensorType([2], .i32), doubles: [1, -1])
+    #expect { try runSwiftKernel(OneHot(classes: 2, dtype: .f32), [negative]) } throws: {
+      "\($0)" == "oneHot: i32[2]: label -1 at index 1 is outside 0..<2"
+    }
+  }
+}
+
+// MARK: - Coverage
+
+@Suite struct SwiftKernelCoverageTests {
+  /// Every op without a oneDNN kernel has a Swift kernel (and relu/reluBackward as a fallback).
+  @Test func everyNonConvolutionOpHasASwiftKernel() {
+    let dnnlOnly: Set<OpKind> = [.conv2d, .conv2dBackwardData, .conv2dBackwardFilter, .maxPool2d, .maxPool2dBackward]
+    let missing = OpKind.allCases.filter { !dnnlOnly.contains($0) && SwiftKernels.table[$0] == nil }
+    #expect(missing.isEmpty, "no Swift kernel for \(missing)")
+  }
+}

@@ -12,5 +12,11 @@ enum SwiftKernels {
     .relu: unaryKernel, .reluBackward: binaryKernel,
     // Reductions and copies (Reduce.swift, Copy.swift).
     .sum: sumKernel, .broadcastTo: broadcastToKernel, .reshape: reshapeKernel,
+    // Softmax (Softmax.swift).
+    .softmax: softmaxKernel, .logSoftmax: softmaxKernel,
+    // Layout (Layout.swift).
+    .concat: concatKernel, .slice: sliceKernel, .pad: padKernel, .padBackward: padBackwardKernel,
+    // Random, type and label ops (Convert.swift).
+    .randomMask: randomMaskKernel, .cast: castKernel, .argmax: argmaxKernel, .oneHot: oneHotKernel,
   ]
 }

@@ -19,8 +19,8 @@ func softmaxKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: Plai
   func run<T: KernelFloat>(_: T.Type) {
     let x = inputs[0].elements(T.self), out = output.elements(T.self)
     // Each row costs n exponentials, ~20 adds each.
-    Parallel.forEachTask(rows, cost: n * 16) { r in
-      softmaxRow(x + r * n, out + r * n, n, log: p.log)
+    Parallel.forEach(rows, grain: max(1, Parallel.defaultGrain / (n * 16)), align: 1) { range in
+      for r in range { softmaxRow(x + r * n, out + r * n, n, log: p.log) }
     }
   }
   switch kind {

@@ -1,0 +1,44 @@
+import Dispatch
+import Foundation
+
+// MARK: - Parallel loops
+
+/// Splits a kernel's work across threads. Work is cut into pieces by the problem size only, never
+/// by timing, and every piece writes its own part of the output, so a kernel's result does not
+/// depend on how many threads ran it (reductions add fixed blocks' partial sums in block order).
+enum Parallel {
+  /// The most threads a parallel loop uses; nil means one per active processor. Tests lower it to
+  /// check that results do not depend on the thread count.
+  @TaskLocal static var threadLimit: Int? = nil
+
+  /// Threads available to one loop.
+  static var threads: Int { max(1, threadLimit ?? ProcessInfo.processInfo.activeProcessorCount) }
+
+  /// Runs `body` over contiguous subranges covering `0..<count`, in parallel when there is more
+  /// than `grain` work items per thread. Subrange bounds are multiples of `align` (except the
+  /// end), so SIMD loops in `body` see whole vectors.
+  static func forEach(_ count: Int, grain: Int, align: Int = 16, _ body: (Range<Int>) -> Void) {
+    guard count > 0 else { return }
+    let pieces = min(threads, (count + max(grain, 1) - 1) / max(grain, 1))
+    guard pieces > 1 else { return body(0..<count) }
+    // Round the piece length up to the alignment so that only the last piece is ragged.
+    var length = (count + pieces - 1) / pieces
+    length = (length + align - 1) / align * align
+    let used = (count + length - 1) / length
+    DispatchQueue.concurrentPerform(iterations: used) { p in
+      body((p * length)..<min(count, (p + 1) * length))
+    }
+  }
+
+  /// Runs `body(i)` for every task `i` in `0..<count`, spreading tasks over threads; `cost` is
+  /// roughly the elements one task touches, so that cheap tasks are grouped.
+  static func forEachTask(_ count: Int, cost: Int, _ body: (Int) -> Void) {
+    let perGrain = max(1, defaultGrain / max(cost, 1))
+    forEach(count, grain: perGrain, align: 1) { range in
+      for i in range { body(i) }
+    }
+  }
+
+  /// Elements below which a loop stays on one thread: starting threads costs a few microseconds.
+  static let defaultGrain = 1 << 15
+}

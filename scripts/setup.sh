@@ -27,3 +27,12 @@ if ! command -v swift >/dev/null; then
   exit 1
 fi
 echo "setup: ready ($(swift --version 2>&1 | head -n 1))"
+
+# Python packages that only the interoperability tests use (they are skipped without them):
+# safetensors reads our checkpoints, tifffile reads and writes TIFFs beside ours.
+if command -v python3 >/dev/null; then
+  if ! python3 -c "import numpy, safetensors, tifffile" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check numpy safetensors tifffile 2>/dev/null \
+      || echo "setup: could not pip-install numpy, safetensors, tifffile; their interoperability tests will be skipped"
+  fi
+fi

@@ -8,6 +8,11 @@ public struct LabelledSlice: Sendable {
   public let width, height: Int
   public let image: [UInt8]
   public let label: [UInt8]
+
+  /// A slice of `width` x `height` pixels, image and label row-major.
+  public init(width: Int, height: Int, image: [UInt8], label: [UInt8]) {
+    (self.width, self.height, self.image, self.label) = (width, height, image, label)
+  }
 }
 
 /// ISBI-like electron-microscopy slices: irregular cells (a Voronoi tessellation under a smooth

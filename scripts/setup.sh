@@ -26,7 +26,6 @@ if ! command -v swift >/dev/null; then
   echo "setup: Swift 6 is not on PATH; install it from swift.org, then run this again" >&2
   exit 1
 fi
-echo "setup: ready ($(swift --version 2>&1 | head -n 1))"
 
 # Python packages that only the interoperability tests use (they are skipped without them):
 # safetensors reads our checkpoints, tifffile reads and writes TIFFs beside ours.
@@ -36,3 +35,5 @@ if command -v python3 >/dev/null; then
       || echo "setup: could not pip-install numpy, safetensors, tifffile; their interoperability tests will be skipped"
   fi
 fi
+
+echo "setup: ready ($(swift --version 2>&1 | head -n 1))"

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import SegData
+
+/// `unet data`: data-set tools.
+struct DataCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "data", abstract: "Data-set tools.", subcommands: [SynthCommand.self])
+}
+
+/// `unet data synth`: writes an ISBI-2012-style data set of generated EM-like slices.
+struct SynthCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "synth",
+    abstract: "Write train-volume.tif, train-labels.tif and test-volume.tif of generated EM-like slices (255 = cell interior, 0 = membrane).")
+
+  @Option(help: "Directory to write the three TIFF stacks into (created if missing).")
+  var output: String
+  @Option(help: "Side of each slice in pixels.")
+  var size = 512
+  @Option(name: [.customLong("train-count"), .customLong("train_count")], help: "Labelled training slices.")
+  var trainCount = 30
+  @Option(name: [.customLong("test-count"), .customLong("test_count")], help: "Unlabelled test slices.")
+  var testCount = 30
+  @Option(help: "Seed of the generator; the same seed gives the same files.")
+  var seed: UInt64 = 0
+
+  func validate() throws {
+    guard size >= 16 else { throw ValidationError("--size: must be at least 16") }
+    guard trainCount >= 1, testCount >= 1 else { throw ValidationError("--train-count and --test-count: must be at least 1") }
+  }
+
+  func run() throws {
+    let dir = URL(fileURLWithPath: output)
+    try ISBIDataset.writeSynthetic(directory: dir, size: size, trainCount: trainCount, testCount: testCount, seed: seed)
+    print("unet: wrote \(trainCount) training and \(testCount) test slices of \(size)x\(size) to \(dir.path)")
+  }
+}

@@ -1,2 +1,124 @@
 import CDNNL
+import Foundation
 import SegCore
+
+// MARK: - CPU backend
+
+/// The CPU backend: oneDNN (Debian's libdnnl) for convolutions, max pooling and ReLU, keeping
+/// their tensors in oneDNN's blocked layouts between ops, and Swift kernels over row-major
+/// buffers (`SwiftKernels.table`) for every other op. Tensors go in and out row-major (NHWC).
+public final class CPUBackend: Backend, @unchecked Sendable {
+  /// The one CPU backend.
+  public static let shared = CPUBackend()
+
+  public let name = "cpu"
+
+  private init() {}
+
+  // MARK: Transfers
+
+  public func upload(_ host: HostTensor) throws -> any DeviceStorage {
+    let buffer = HostBuffer(byteCount: host.shape.count * host.dtype.byteSize)
+    func copy<T>(_ a: [T]) {
+      a.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+    switch host.data {
+    case .f64(let a): copy(a)
+    case .f32(let a): copy(a)
+    case .f16(let a): copy(a)
+    case .bf16(let a): copy(a)
+    case .i32(let a): copy(a)
+    case .u8(let a): copy(a)
+    }
+    return CPUStorage(plain: buffer, type: host.type)
+  }
+
+  public func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
+    let s = try cpuStorage(storage, op: "download")
+    guard s.type == type else {
+      throw TensorError(op: "download", operands: [type], "the buffer holds \(s.type)")
+    }
+    let buffer = try withDNNLErrors(op: "download", [type]) { try s.plainBuffer() }
+    let n = type.shape.count
+    func read<T>(_: T.Type) -> [T] {
+      Array(UnsafeBufferPointer(start: buffer.pointer.assumingMemoryBound(to: T.self), count: n))
+    }
+    let data: HostData
+    switch type.dtype {
+    case .f64: data = .f64(read(Double.self))
+    case .f32: data = .f32(read(Float.self))
+    case .f16: data = .f16(read(Float16.self))
+    case .bf16: data = .bf16(read(UInt16.self))
+    case .i32: data = .i32(read(Int32.self))
+    case .u8: data = .u8(read(UInt8.self))
+    }
+    return try HostTensor(shape: type.shape, data: data)
+  }
+
+  // MARK: Kernels
+
+  public func kernel(for kind: OpKind) -> Kernel? {
+    if let k = oneDNNKernel(kind) {
+      return { op, inputs, output in
+        let storages = try inputs.map { try self.cpuStorage($0.storage, op: kind.rawValue) }
+        let types = inputs.map(\.type)
+        guard types.allSatisfy({ $0.dtype == .f32 }) else {
+          throw TensorError(
+            op: kind.rawValue, operands: types, "the CPU backend computes this op in f32 only; cast the operands to f32")
+        }
+        return try withDNNLErrors(op: kind.rawValue, types) { try k(op, storages, output) }
+      }
+    }
+    if let k = SwiftKernels.table[kind] {
+      return { op, inputs, output in try self.runPlain(k, op, inputs, output) }
+    }
+    return nil
+  }
+
+  /// The oneDNN kernel for `kind`, if oneDNN does this op.
+  private func oneDNNKernel(_ kind: OpKind) -> ((any Primitive, [CPUStorage], TensorType) throws -> CPUStorage)? {
+    switch kind {
+    case .conv2d: return { op, s, out in try ConvKernels.forward(op as! Conv2D, s, out) }
+    case .conv2dBackwardData: return { op, s, out in try ConvKernels.backwardData(op as! Conv2DBackwardData, s, out) }
+    case .conv2dBackwardFilter: return { op, s, out in try ConvKernels.backwardFilter(op as! Conv2DBackwardFilter, s, out) }
+    case .maxPool2d: return { op, s, out in try PoolingKernels.forward(op as! MaxPool2D, s[0], out) }
+    case .maxPool2dBackward: return { op, s, out in try PoolingKernels.backward(op as! MaxPool2DBackward, s[0], s[1], out) }
+    case .relu: return { _, s, out in try ReLUKernels.forward(s[0], out) }
+    case .reluBackward: return { _, s, out in try ReLUKernels.backward(s[0], s[1], out) }
+    default: return nil
+    }
+  }
+
+  /// Runs a Swift kernel on row-major views of the inputs and a fresh row-major output.
+  private func runPlain(_ k: PlainKernel, _ op: any Primitive, _ inputs: [Operand], _ output: TensorType) throws -> any DeviceStorage {
+    let types = inputs.map(\.type)
+    let buffers = try inputs.map { operand in
+      try withDNNLErrors(op: op.kind.rawValue, types) { try cpuStorage(operand.storage, op: op.kind.rawValue).plainBuffer() }
+    }
+    let out = HostBuffer(byteCount: output.shape.count * output.dtype.byteSize)
+    try withExtendedLifetime(buffers) {
+      try k(
+        op, zip(types, buffers).map { PlainOperand(type: $0, pointer: UnsafeRawPointer($1.pointer)) },
+        PlainOutput(type: output, pointer: out.pointer))
+    }
+    return CPUStorage(plain: out, type: output)
+  }
+
+  // MARK: Helpers
+
+  private func cpuStorage(_ storage: any DeviceStorage, op: String) throws -> CPUStorage {
+    guard let s = storage as? CPUStorage else {
+      throw TensorError(op: op, "a buffer that does not belong to the cpu backend; move the tensor with .to(_:)")
+    }
+    return s
+  }
+}
+
+/// Runs `body`, turning a failed oneDNN call into a TensorError naming the op and its operands.
+func withDNNLErrors<T>(op: String, _ operands: [TensorType], _ body: () throws -> T) throws -> T {
+  do {
+    return try body()
+  } catch let failure as DNNLFailure {
+    throw TensorError(op: op, operands: operands, failure.description)
+  }
+}

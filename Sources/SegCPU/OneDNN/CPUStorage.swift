@@ -1,0 +1,124 @@
+import CDNNL
+import Foundation
+import SegCore
+
+// MARK: - Host buffer
+
+/// Host memory owned by the CPU backend, 64-byte aligned (what oneDNN's kernels like).
+final class HostBuffer {
+  let pointer: UnsafeMutableRawPointer
+  let byteCount: Int
+
+  /// Uninitialised memory of `byteCount` bytes (zeroed when asked).
+  init(byteCount: Int, zeroed: Bool = false) {
+    self.byteCount = byteCount
+    pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+    if zeroed { memset(pointer, 0, max(byteCount, 1)) }
+  }
+
+  deinit { pointer.deallocate() }
+}
+
+// MARK: - oneDNN memory
+
+/// A oneDNN memory object over a host buffer, in one layout. Keeps the buffer alive.
+final class DNNLMemory {
+  let handle: dnnl_memory_t
+  let layout: Layout
+  let buffer: HostBuffer
+
+  /// A memory of `layout` over `buffer`, or over a new buffer of the layout's size. New buffers of
+  /// padded layouts (channels rounded up to the block) are zeroed: oneDNN reads the padding.
+  init(_ layout: Layout, over buffer: HostBuffer? = nil) throws {
+    let ctx = try DNNLContext.get()
+    let padded = dimsArray(layout.md.padded_dims, Int(layout.md.ndims)) != dimsArray(layout.md.dims, Int(layout.md.ndims))
+    let b = buffer ?? HostBuffer(byteCount: layout.byteCount, zeroed: padded)
+    precondition(b.byteCount >= layout.byteCount, "DNNLMemory: buffer smaller than its layout")
+    var h: dnnl_memory_t?
+    try withUnsafePointer(to: layout.md) {
+      try check(dnnl_memory_create(&h, $0, ctx.engine, b.pointer), "dnnl_memory_create")
+    }
+    handle = h!
+    self.layout = layout
+    self.buffer = b
+  }
+
+  deinit { dnnl_memory_destroy(handle) }
+}
+
+// MARK: - CPU storage
+
+/// One tensor on the CPU backend: a row-major buffer in the tensor's dtype, and/or f32 oneDNN
+/// memories in the layouts oneDNN's primitives chose. Values never change once made, so every
+/// layout is converted at most once and kept for the tensor's lifetime: a chain of oneDNN ops
+/// stays in its blocked layouts, and row-major copies are made only where a Swift kernel or a
+/// download asks for one.
+final class CPUStorage: DeviceStorage {
+  let type: TensorType
+  /// Row-major elements, when made.
+  private var plain: HostBuffer?
+  /// oneDNN memories holding the same values, each seen in a role (how the shape maps onto
+  /// oneDNN's dims).
+  private var views: [(role: TensorRole, memory: DNNLMemory)] = []
+
+  /// A tensor whose row-major elements are in `plain`.
+  init(plain: HostBuffer, type: TensorType) {
+    self.type = type
+    self.plain = plain
+  }
+
+  /// A tensor held by a oneDNN memory in `role`.
+  init(_ memory: DNNLMemory, role: TensorRole, type: TensorType) throws {
+    self.type = type
+    views = [(role, memory)]
+    if memory.layout == (try Layout.plain(type.shape, role)) { plain = memory.buffer }
+  }
+
+  /// The row-major elements, reordered from a oneDNN layout on first use.
+  func plainBuffer() throws -> HostBuffer {
+    try DNNLContext.locked {
+      if let plain { return plain }
+      let (role, source) = views[0]
+      let buffer = HostBuffer(byteCount: type.shape.count * type.dtype.byteSize)
+      let dst = try DNNLMemory(Layout.plain(type.shape, role), over: buffer)
+      try reorder(source, into: dst)
+      plain = buffer
+      views.append((role, dst))
+      return buffer
+    }
+  }
+
+  /// The values as an f32 oneDNN memory of `layout` in `role`, reordered (once) if needed.
+  func memory(_ layout: Layout, role: TensorRole) throws -> DNNLMemory {
+    try DNNLContext.locked {
+      if let v = views.first(where: { $0.role == role && $0.memory.layout == layout }) { return v.memory }
+      let plainLayout = try Layout.plain(type.shape, role)
+      let made: DNNLMemory
+      if layout == plainLayout, let plain {
+        made = try DNNLMemory(layout, over: plain)
+      } else {
+        // Reorder from a memory of the same role when there is one (same logical dims);
+        // otherwise from the row-major elements.
+        let source = try views.first(where: { $0.role == role })?.memory
+          ?? DNNLMemory(plainLayout, over: plainBuffer())
+        made = try DNNLMemory(layout)
+        try reorder(source, into: made)
+        if layout == plainLayout, plain == nil { plain = made.buffer }
+      }
+      views.append((role, made))
+      return made
+    }
+  }
+
+  /// Whether a row-major copy exists (diagnostics: a chain of oneDNN ops should not need one).
+  var hasRowMajorElements: Bool { DNNLContext.locked { plain != nil } }
+
+  /// A non-row-major layout this tensor already has in `role` (the one its producer chose), if any.
+  func blockedLayout(_ role: TensorRole) throws -> Layout? {
+    guard role == .flat || type.shape.rank == 4 else { return nil }
+    return try DNNLContext.locked {
+      let plainLayout = try Layout.plain(type.shape, role)
+      return views.first { $0.role == role && $0.memory.layout != plainLayout }?.memory.layout
+    }
+  }
+}

@@ -40,6 +40,7 @@ let package = Package(
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
     .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegData", "SegNN", "SegTrain"]),
+    .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -4,19 +4,22 @@ import SegNN
 
 // MARK: - Tiles
 
-/// Cuts training tiles from labelled slices: an input tile of the model's input size and the
-/// centred label tile of its output size, with the reference's scaling (x / 127.5 - 1) and
-/// one-hot labels (class 1 = cell interior, label > 127).
+/// Cuts training tiles from labelled slices as the paper's overlap-tile strategy: an output window
+/// of the model's output size inside the slice, and the input tile around it (larger by the valid
+/// convolutions' margin), mirrored where it crosses the border. Images are scaled as the reference
+/// (x / 127.5 - 1); targets are one-hot with class 1 = cell interior (label > 127).
 public struct TileSampler {
   public let slices: [LabelledSlice]
   public let inputSize: Int
   public let outputSize: Int
   public let classes: Int
 
+  /// Fails naming `--input-size` when the output tile does not fit in a slice.
   public init(slices: [LabelledSlice], config: UNetConfig) throws {
-    if let small = slices.first(where: { $0.width < config.inputSize || $0.height < config.inputSize }) {
+    if let small = slices.first(where: { $0.width < config.outputSize || $0.height < config.outputSize }) {
       throw ModelConfigError(
-        option: "--input-size", message: "\(config.inputSize) is larger than a \(small.width)x\(small.height) slice")
+        option: "--input-size",
+        message: "tile \(config.inputSize) gives \(config.outputSize)x\(config.outputSize) outputs, larger than a \(small.width)x\(small.height) slice")
     }
     self.slices = slices
     inputSize = config.inputSize
@@ -24,40 +27,44 @@ public struct TileSampler {
     classes = config.classes
   }
 
-  /// A batch of tiles at positions and flips drawn from (seed, step): images [N,S,S,1] and
-  /// one-hot targets [N,S',S',classes].
+  /// A batch of tiles at positions and flips drawn from (seed, step, index in batch): images
+  /// [N,S,S,1] and one-hot targets [N,S',S',classes].
   public func randomBatch(size n: Int, seed: UInt64, step: Int, augment: Bool, on backend: any Backend) throws -> (Tensor, Tensor) {
-    var picks: [(slice: Int, x: Int, y: Int, flipX: Bool, flipY: Bool)] = []
-    for i in 0..<n {
+    let picks = (0..<n).map { i -> Tile in
       var rng = CounterRandom(seed: seed, stream: UInt64(step) << 16 | UInt64(i))
       let s = rng.nextInt(slices.count)
       let sl = slices[s]
-      picks.append((s, rng.nextInt(sl.width - inputSize + 1), rng.nextInt(sl.height - inputSize + 1),
-                    augment && rng.nextInt(2) == 1, augment && rng.nextInt(2) == 1))
+      return Tile(slice: s, x: rng.nextInt(sl.width - outputSize + 1), y: rng.nextInt(sl.height - outputSize + 1),
+                  flipX: augment && rng.nextInt(2) == 1, flipY: augment && rng.nextInt(2) == 1)
     }
     return try batch(picks, on: backend)
   }
 
-  /// The tile at the centre of each slice (evaluation).
-  public func centreBatch(on backend: any Backend) throws -> (Tensor, Tensor) {
-    try batch(slices.indices.map { ($0, (slices[$0].width - inputSize) / 2, (slices[$0].height - inputSize) / 2, false, false) }, on: backend)
+  /// One tile: the slice and the top-left corner of the output window in it.
+  struct Tile {
+    var slice, x, y: Int
+    var flipX = false, flipY = false
   }
 
-  private func batch(_ picks: [(slice: Int, x: Int, y: Int, flipX: Bool, flipY: Bool)], on backend: any Backend) throws -> (Tensor, Tensor) {
+  private func batch(_ picks: [Tile], on backend: any Backend) throws -> (Tensor, Tensor) {
     let s = inputSize, o = outputSize, margin = (inputSize - outputSize) / 2
     var images = [Float](repeating: 0, count: picks.count * s * s)
     var targets = [Float](repeating: 0, count: picks.count * o * o * classes)
     for (b, p) in picks.enumerated() {
       let sl = slices[p.slice]
       for ty in 0..<s {
+        let sy = reflectIndex(p.y - margin + (p.flipY ? s - 1 - ty : ty), sl.height)
         for tx in 0..<s {
-          let sy = p.y + (p.flipY ? s - 1 - ty : ty), sx = p.x + (p.flipX ? s - 1 - tx : tx)
+          let sx = reflectIndex(p.x - margin + (p.flipX ? s - 1 - tx : tx), sl.width)
           images[(b * s + ty) * s + tx] = Float(sl.image[sy * sl.width + sx]) / 127.5 - 1
-          let (oy, ox) = (ty - margin, tx - margin)
-          if (0..<o).contains(oy), (0..<o).contains(ox) {
-            let cls = sl.label[sy * sl.width + sx] > 127 ? 1 : 0
-            targets[((b * o + oy) * o + ox) * classes + cls] = 1
-          }
+        }
+      }
+      for uy in 0..<o {
+        let sy = p.y + (p.flipY ? o - 1 - uy : uy)
+        for ux in 0..<o {
+          let sx = p.x + (p.flipX ? o - 1 - ux : ux)
+          let cls = sl.label[sy * sl.width + sx] > 127 ? 1 : 0
+          targets[((b * o + uy) * o + ux) * classes + cls] = 1
         }
       }
     }

@@ -17,27 +17,24 @@ public struct TrainingOptions: Sendable {
 
 // MARK: - Metrics
 
-/// Losses of one step (or means over a logging window).
+/// Losses of one step, or their means over a logging window of `steps` steps.
 public struct StepMetrics: Sendable {
   public var crossEntropy = 0.0
   public var dice = 0.0
+  /// Cross-entropy + Dice loss + weight decay.
   public var total = 0.0
+  public var steps = 1
 
+  /// Sums of the losses and of the step counts.
   static func + (a: StepMetrics, b: StepMetrics) -> StepMetrics {
-    StepMetrics(crossEntropy: a.crossEntropy + b.crossEntropy, dice: a.dice + b.dice, total: a.total + b.total)
+    StepMetrics(crossEntropy: a.crossEntropy + b.crossEntropy, dice: a.dice + b.dice, total: a.total + b.total, steps: a.steps + b.steps)
   }
-  func scaled(_ s: Double) -> StepMetrics {
-    StepMetrics(crossEntropy: crossEntropy * s, dice: dice * s, total: total * s)
-  }
-}
 
-/// Scores of a model on labelled tiles.
-public struct EvaluationResult: Sendable {
-  /// The reference's eval_dice_score: soft Dice over both classes.
-  public var softDice = 0.0
-  /// Hard Dice of the foreground (argmax == 1), over all tiles' pixels together.
-  public var foregroundDice = 0.0
-  public var losses = StepMetrics()
+  /// The means of a sum.
+  var mean: StepMetrics {
+    let n = Double(max(steps, 1))
+    return StepMetrics(crossEntropy: crossEntropy / n, dice: dice / n, total: total / n, steps: steps)
+  }
 }
 
 // MARK: - Trainer
@@ -49,17 +46,19 @@ public final class Trainer {
   public let optimizer: Adam
   public let options: TrainingOptions
 
-  public init(model: UNet, options: TrainingOptions) {
+  /// A trainer of `model` with `optimizer` (fresh, or restored from a checkpoint).
+  public init(model: UNet, optimizer: Adam, options: TrainingOptions) {
     self.model = model
     self.options = options
-    optimizer = Adam(learningRate: options.learningRate)
+    self.optimizer = optimizer
   }
 
   /// One optimisation step on images [N,S,S,C] and one-hot targets [N,S',S',K].
   public func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
     let params = model.parameters
     let stepIndex = UInt64(optimizer.step)
-    let logits = try model(images, dropoutSeed: options.seed &* 1_000_003 &+ stepIndex)
+    // The dropout mask depends only on (seed, step), so a resumed run repeats an uninterrupted one.
+    let logits = try model(images, dropoutSeed: CounterRandom.mix(options.seed ^ CounterRandom.mix(stepIndex)))
     let parts = try segmentationLoss(logits: logits, targets: targets)
     let loss = try parts.total + l2Penalty(params.map(\.value), weightDecay: options.weightDecay)
     let grads = try gradients(of: loss, wrt: params.map(\.value))
@@ -67,39 +66,24 @@ public final class Trainer {
     return StepMetrics(crossEntropy: try parts.crossEntropy.item(), dice: try parts.dice.item(), total: try loss.item())
   }
 
-  /// Runs `options.maxSteps` steps on batches from `nextBatch(step)`, calling `log(step, means)`
-  /// every `logEvery` steps with the metrics averaged over the window.
+  /// Runs steps until the optimizer has made `options.maxSteps` (continuing a resumed count), on
+  /// batches from `nextBatch(step)`; calls `afterStep(step)` after each and `log(step, means)` every
+  /// `logEvery` steps and at the last, with the metrics averaged over the steps since the last log.
   public func train(
-    nextBatch: (Int) throws -> (Tensor, Tensor), log: (Int, StepMetrics) -> Void
+    nextBatch: (Int) throws -> (Tensor, Tensor), afterStep: (Int) throws -> Void = { _ in },
+    log: (Int, StepMetrics) throws -> Void
   ) throws {
-    var window = StepMetrics()
-    var count = 0
+    var window: StepMetrics?
     while optimizer.step < options.maxSteps {
       let (x, y) = try nextBatch(optimizer.step)
-      window = window + (try step(images: x, targets: y))
-      count += 1
-      if optimizer.step % max(options.logEvery, 1) == 0 || optimizer.step == options.maxSteps {
-        log(optimizer.step, window.scaled(1 / Double(count)))
-        window = StepMetrics()
-        count = 0
+      let m = try step(images: x, targets: y)
+      window = window.map { $0 + m } ?? m
+      let done = optimizer.step
+      if let w = window, done % max(options.logEvery, 1) == 0 || done == options.maxSteps {
+        try log(done, w.mean)
+        window = nil
       }
-    }
-  }
-
-  /// Scores the model on images [N,S,S,C] with one-hot targets [N,S',S',K], without dropout.
-  public func evaluate(images: Tensor, targets: Tensor) throws -> EvaluationResult {
-    try withoutGradients {
-      let logits = try model(images)
-      let parts = try segmentationLoss(logits: logits, targets: targets)
-      let probabilities = try softmax(logits)
-      let predicted = try oneHot(argmax(logits), classes: model.config.classes)
-      let fg = try slice(predicted, starts: [0, 0, 0, 1], sizes: [predicted.shape[0], predicted.shape[1], predicted.shape[2], 1])
-      let truth = try slice(targets, starts: [0, 0, 0, 1], sizes: [targets.shape[0], targets.shape[1], targets.shape[2], 1])
-      let overlap = try sum(fg * truth).item(), total = try (sum(fg) + sum(truth)).item()
-      return EvaluationResult(
-        softDice: try softDice(probabilities: probabilities, targets: targets).item(),
-        foregroundDice: total == 0 ? 1 : 2 * overlap / total,
-        losses: StepMetrics(crossEntropy: try parts.crossEntropy.item(), dice: try parts.dice.item(), total: try parts.total.item()))
+      try afterStep(done)
     }
   }
 }

@@ -17,7 +17,9 @@ import Testing
     options.maxSteps = 20
     options.learningRate = 3e-3
     options.logEvery = 5
-    let trainer = Trainer(model: try UNet(config: config, seed: 1, on: ReferenceBackend.shared), options: options)
+    let trainer = Trainer(
+      model: try UNet(config: config, seed: 1, on: ReferenceBackend.shared), optimizer: Adam(learningRate: options.learningRate),
+      options: options)
     var logged: [Double] = []
     try trainer.train(
       nextBatch: { step in try sampler.randomBatch(size: 2, seed: 9, step: step, augment: true, on: ReferenceBackend.shared) },
@@ -32,7 +34,7 @@ import Testing
     config.padding = .same
     config.depth = 2
     config.inputSize = 64
-    let slices = SyntheticEM.generate(count: 1, size: 32, seed: 2)
+    let slices = SyntheticEM.generate(count: 1, size: 32, seed: 2)  // 64x64 outputs do not fit
     #expect { try TileSampler(slices: slices, config: config) } throws: { "\($0)".contains("--input-size") }
   }
 }

@@ -1,0 +1,50 @@
+import Foundation
+import SegNN
+
+// MARK: - Execution modes
+
+/// What a run does, as the reference's `--exec_mode`.
+public enum ExecMode: String, CaseIterable, Sendable {
+  case train, evaluate, predict
+  case trainAndEvaluate = "train_and_evaluate"
+  case trainAndPredict = "train_and_predict"
+
+  public var trains: Bool { self == .train || self == .trainAndEvaluate || self == .trainAndPredict }
+  public var evaluates: Bool { self == .evaluate || self == .trainAndEvaluate }
+  public var predicts: Bool { self == .predict || self == .trainAndPredict }
+}
+
+// MARK: - Settings
+
+/// Everything a run needs, as the command line gives it.
+public struct RunSettings {
+  public var mode = ExecMode.trainAndEvaluate
+  /// An ISBI-layout directory; nil generates the embedded synthetic set.
+  public var dataDir: URL?
+  /// Where checkpoints and predictions go; nil keeps nothing (training only).
+  public var modelDir: URL?
+  /// A DLLogger JSON-lines file (the reference's --log_dir is a file path too).
+  public var logFile: URL?
+  /// The model to train from scratch; evaluate, predict and resumed runs use the checkpoint's.
+  public var model = UNetConfig()
+  /// True when the model options were given on the command line (then a resumed checkpoint must match).
+  public var modelGiven = false
+  public var training = TrainingOptions()
+  /// Cross-validation fold; nil trains and evaluates on every labelled slice, as the reference.
+  public var fold: Int?
+  public var folds = 5
+  /// Steps between evaluations during training (0: only at the end).
+  public var evaluateEvery = 0
+  public var resume = false
+  /// The embedded data set: labelled slices, their side, and unlabelled test slices.
+  public var syntheticSlices = 15
+  public var syntheticSize = 192
+  public var syntheticTestSlices = 3
+
+  public init() {}
+
+  /// The checkpoint inside `modelDir`.
+  public var checkpointURL: URL? { modelDir?.appendingPathComponent("checkpoint.safetensors") }
+  /// Where predict writes masks, as the reference.
+  public var predictionsURL: URL? { modelDir?.appendingPathComponent("predictions/test-masks.tif") }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import SegCore
+import SegData
+import SegNN
+
+// MARK: - Runner
+
+/// Runs what the reference's main.py runs: train, evaluate and predict, with checkpoints in the
+/// model directory and DLLogger lines in the log file. Messages for people go to `say`.
+public final class Runner {
+  public let settings: RunSettings
+  public let backend: any Backend
+  let say: (String) -> Void
+  /// Called after every training step with (step, max steps) for a progress display.
+  public var progress: ((Int, Int) -> Void)?
+
+  public init(settings: RunSettings, backend: any Backend, say: @escaping (String) -> Void) {
+    self.settings = settings
+    self.backend = backend
+    self.say = say
+  }
+
+  /// Runs the mode; returns the last evaluation, if any.
+  @discardableResult
+  public func run() throws -> EvaluationReport? {
+    let s = settings
+    let data = try loadData()
+    let split = try splitData(data.train)
+    let logger = try s.logFile.map { try DLLogger(url: $0, parameters: logParameters()) }
+    let (model, optimizer) = try prepareModel()
+
+    var report: EvaluationReport?
+    if s.mode.trains {
+      report = try train(model, optimizer, on: split.train, validating: split.validation, logger: logger)
+    }
+    if s.mode.evaluates {
+      report = try evaluate(model, on: split.validation, step: optimizer.step, logger: logger)
+    }
+    if s.mode.predicts {
+      try predict(model, images: data.test)
+    }
+    return report
+  }
+
+  // MARK: - Data
+
+  private func loadData() throws -> ISBIDataset {
+    let s = settings
+    if let dir = s.dataDir { return try ISBIDataset.load(directory: dir) }
+    let seed = s.training.seed
+    let test = (0..<s.syntheticTestSlices).map { i -> GrayImage in
+      let sl = SyntheticEM.slice(size: s.syntheticSize, seed: seed, index: UInt64(s.syntheticSlices + i))
+      return GrayImage(width: sl.width, height: sl.height, pixels: sl.image)
+    }
+    return ISBIDataset(train: SyntheticEM.generate(count: s.syntheticSlices, size: s.syntheticSize, seed: seed), test: test)
+  }
+
+  private func splitData(_ slices: [LabelledSlice]) throws -> (train: [LabelledSlice], validation: [LabelledSlice]) {
+    guard let fold = settings.fold else { return (slices, slices) }
+    let (train, validation) = try CrossValidation.split(count: slices.count, folds: settings.folds, fold: fold, seed: settings.training.seed)
+    return (train.map { slices[$0] }, validation.map { slices[$0] })
+  }
+
+  // MARK: - Model and checkpoint
+
+  /// A fresh model, or the checkpoint's when resuming, evaluating or predicting. Refuses to train
+  /// over an existing checkpoint without --resume-training, so that no trained model is lost.
+  private func prepareModel() throws -> (UNet, Adam) {
+    let s = settings
+    let optimizer = Adam(learningRate: s.training.learningRate)
+    let url = s.checkpointURL
+    let exists = url.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
+    let needsCheckpoint = !s.mode.trains || s.resume
+    if s.mode.trains, exists, !s.resume, let url {
+      throw RunError("--model-dir: \(url.deletingLastPathComponent().path) already holds a checkpoint; pass --resume-training to continue it, or choose another --model-dir")
+    }
+    guard needsCheckpoint else { return (try UNet(config: s.model, seed: s.training.seed, on: backend), optimizer) }
+    guard let url else { throw RunError("--model-dir: needed to \(s.mode.trains ? "resume training" : s.mode.rawValue)") }
+    guard exists else {
+      if s.mode.trains { return (try UNet(config: s.model, seed: s.training.seed, on: backend), optimizer) }
+      throw RunError("--model-dir: no checkpoint at \(url.path); train first (unet train --model-dir \(url.deletingLastPathComponent().path))")
+    }
+    let checkpoint = try Checkpoint.load(from: url)
+    if s.modelGiven, checkpoint.config != s.model {
+      throw RunError("\(url.path): the checkpoint's model differs from the model options given; drop them to use the checkpoint's")
+    }
+    let model = try UNet(config: checkpoint.config, seed: s.training.seed, on: backend)
+    try checkpoint.apply(to: model, optimizer: optimizer)
+    say("unet: loaded \(url.path) (step \(checkpoint.step))")
+    return (model, optimizer)
+  }
+
+  private func saveCheckpoint(_ model: UNet, _ optimizer: Adam) throws {
+    guard let url = settings.checkpointURL else { return }
+    do {
+      try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    } catch {
+      throw RunError("--model-dir: cannot create \(url.deletingLastPathComponent().path): \(error.localizedDescription)")
+    }
+    try Checkpoint(model: model, optimizer: optimizer).save(to: url)
+  }
+
+  // MARK: - Training
+
+  private func train(
+    _ model: UNet, _ optimizer: Adam, on slices: [LabelledSlice], validating validation: [LabelledSlice], logger: DLLogger?
+  ) throws -> EvaluationReport? {
+    let s = settings
+    let sampler = try TileSampler(slices: slices, config: model.config)
+    let trainer = Trainer(model: model, optimizer: optimizer, options: s.training)
+    say("unet: \(describe(model)), on \(backend.name); \(slices.count) training slices, \(validation.count) validation")
+    let clock = ContinuousClock()
+    let start = clock.now
+    let firstStep = optimizer.step
+    var report: EvaluationReport?
+    try trainer.train(
+      nextBatch: { step in
+        try sampler.randomBatch(size: s.training.batchSize, seed: s.training.seed, step: step, augment: s.training.augment, on: backend)
+      },
+      afterStep: { step in
+        progress?(step, s.training.maxSteps)
+        if s.evaluateEvery > 0, step % s.evaluateEvery == 0, step < s.training.maxSteps {
+          report = try evaluate(model, on: validation, step: step, logger: logger)
+          try saveCheckpoint(model, optimizer)
+        }
+      },
+      log: { step, m in
+        let rate = Double((step - firstStep) * s.training.batchSize) / max((clock.now - start).seconds, 1e-9)
+        say(String(format: "step %d: train_ce_loss %.4f, train_dice_loss %.4f, train_total_loss %.4f (means over the last %d steps), %.1f img/s",
+                   step, m.crossEntropy, m.dice, m.total, m.steps, rate))
+        try logger?.log(step: [step], data: [
+          "train_ce_loss": .double(m.crossEntropy), "train_dice_loss": .double(m.dice),
+          "train_total_loss": .double(m.total), "throughput_train": .double(rate),
+        ])
+      })
+    try saveCheckpoint(model, optimizer)
+    say(String(format: "unet: trained to step %d in %.0f s", optimizer.step, (clock.now - start).seconds)
+      + (s.checkpointURL.map { "; checkpoint \($0.path)" } ?? ""))
+    return report
+  }
+
+  private func describe(_ model: UNet) -> String {
+    let c = model.config
+    return "\(c.padding.rawValue) U-Net, depth \(c.depth), \(c.baseFilters) base filters, \(model.parameterCount) parameters, tile \(c.inputSize)->\(c.outputSize)"
+  }
+
+  private func logParameters() -> [String: LogValue] {
+    let s = settings
+    return [
+      "exec_mode": .string(s.mode.rawValue), "data_dir": .string(s.dataDir?.path ?? "synthetic"),
+      "model_dir": .string(s.modelDir?.path ?? ""), "batch_size": .int(s.training.batchSize),
+      "learning_rate": .double(s.training.learningRate), "max_steps": .int(s.training.maxSteps),
+      "weight_decay": .double(s.training.weightDecay), "fold": s.fold.map { .int($0) } ?? .null,
+      "seed": .int(Int(truncatingIfNeeded: s.training.seed)), "augment": .bool(s.training.augment),
+      "device": .string(backend.name),
+    ]
+  }
+}
+
+// MARK: - Errors
+
+/// A run that cannot go on: the message names the flag or file and what to do.
+public struct RunError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}

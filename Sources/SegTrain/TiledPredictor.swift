@@ -1,0 +1,195 @@
+import SegCore
+import SegData
+import SegNN
+
+// MARK: - Mirror indexing
+
+/// The index that position `i` (any integer, possibly outside 0..<n) reads when an axis of `n`
+/// elements is mirror-padded as NumPy's 'reflect' (about the edge element, without repeating it),
+/// the reflection repeated for pads longer than the axis: n = 3 gives ..., 1, 0, [0, 1, 2], 1, 0, 1, 2, ...
+public func reflectIndex(_ i: Int, size n: Int) -> Int {
+  guard n > 1 else { return 0 }
+  let period = 2 * (n - 1)
+  let j = ((i % period) + period) % period
+  return j < n ? j : period - j
+}
+
+// MARK: - Tile grid
+
+/// Where the tiles of an overlap-tile prediction lie: output tiles of side `outputTile` at stride
+/// `outputTile` from the top-left corner, the last row and column shifted back to end at the border
+/// (so tiles overlap there), each read from the input tile of side `inputTile` centred on it, with
+/// the image mirrored beyond its borders. An image smaller than a tile gets one tile per axis.
+public struct TileGrid: Equatable, Sendable {
+  public let height, width: Int
+  /// Side S of the model's input tile.
+  public let inputTile: Int
+  /// Side S' of the model's output tile (S' == S for same padding, S' < S for valid).
+  public let outputTile: Int
+  /// Image rows where the rows of output tiles begin, ascending.
+  public let rowStarts: [Int]
+  /// Image columns where the columns of output tiles begin, ascending.
+  public let columnStarts: [Int]
+
+  /// The grid for an image of `height` x `width`; both tiles positive, S' <= S and S - S' even.
+  public init(height: Int, width: Int, inputTile: Int, outputTile: Int) throws {
+    guard height > 0, width > 0 else {
+      throw TensorError(op: "TileGrid", "a \(height)x\(width) image has no pixels to predict")
+    }
+    guard outputTile > 0, outputTile <= inputTile, (inputTile - outputTile) % 2 == 0 else {
+      throw TensorError(op: "TileGrid", "output tile \(outputTile) does not sit centred in input tile \(inputTile); "
+        + "need 0 < output <= input with an even difference")
+    }
+    (self.height, self.width, self.inputTile, self.outputTile) = (height, width, inputTile, outputTile)
+    rowStarts = Self.starts(length: height, tile: outputTile)
+    columnStarts = Self.starts(length: width, tile: outputTile)
+  }
+
+  /// Context the input tile adds on each side of its output tile.
+  public var margin: Int { (inputTile - outputTile) / 2 }
+
+  /// Output-tile origins (row, column), row-major over the grid.
+  public var origins: [(y: Int, x: Int)] { rowStarts.flatMap { y in columnStarts.map { x in (y, x) } } }
+
+  /// 0, t, 2t, ... while a whole tile fits, then one tile ending at the border.
+  static func starts(length: Int, tile: Int) -> [Int] {
+    guard length > tile else { return [0] }
+    return Array(stride(from: 0, to: length - tile, by: tile)) + [length - tile]
+  }
+
+  /// The input tile [S,S,C] (row-major, channels last) whose output tile begins at (y, x), cut
+  /// from `image` [H,W,C] and mirrored beyond its borders.
+  public func cutTile(at y: Int, _ x: Int, of image: [Float], channels c: Int) -> [Float] {
+    let s = inputTile
+    let rows = (0..<s).map { reflectIndex(y - margin + $0, size: height) }
+    let cols = (0..<s).map { reflectIndex(x - margin + $0, size: width) }
+    var tile = [Float](repeating: 0, count: s * s * c)
+    for (ty, sy) in rows.enumerated() {
+      for (tx, sx) in cols.enumerated() {
+        for ch in 0..<c { tile[(ty * s + tx) * c + ch] = image[(sy * width + sx) * c + ch] }
+      }
+    }
+    return tile
+  }
+}
+
+// MARK: - Stitching
+
+/// Overlap-tile prediction with any tile function, so that the geometry can be checked apart from
+/// a model.
+public enum TileStitcher {
+  /// Cuts `image` [H,W,C] (row-major, channels last) into the grid's mirrored input tiles [S,S,C],
+  /// hands them to `tileFunction` in batches of at most `batchSize`, which must return one output
+  /// [S',S',K] per tile, and stitches those into [H,W,K]. Where tiles overlap (the shifted last row
+  /// and column) the outputs are averaged; the parts of tiles beyond the image are dropped.
+  public static func stitch(
+    image: [Float], channels: Int, grid: TileGrid, outputChannels k: Int, batchSize: Int,
+    tileFunction: ([[Float]]) throws -> [[Float]]
+  ) throws -> [Float] {
+    let (h, w, o) = (grid.height, grid.width, grid.outputTile)
+    guard channels > 0, k > 0, batchSize > 0 else {
+      throw TensorError(op: "TileStitcher", "channels \(channels), output channels \(k) and batch size \(batchSize) must be positive")
+    }
+    guard image.count == h * w * channels else {
+      throw TensorError(op: "TileStitcher", "\(image.count) values for a \(h)x\(w) image of \(channels) channels (\(h * w * channels))")
+    }
+    var sum = [Float](repeating: 0, count: h * w * k)
+    var covered = [Float](repeating: 0, count: h * w)
+    let origins = grid.origins
+    for first in stride(from: 0, to: origins.count, by: batchSize) {
+      let batch = origins[first..<min(first + batchSize, origins.count)]
+      let outputs = try tileFunction(batch.map { grid.cutTile(at: $0.y, $0.x, of: image, channels: channels) })
+      guard outputs.count == batch.count, outputs.allSatisfy({ $0.count == o * o * k }) else {
+        throw TensorError(op: "TileStitcher", "the tile function returned \(outputs.map(\.count)) values for \(batch.count) "
+          + "tiles; expected \(o)x\(o)x\(k) = \(o * o * k) each")
+      }
+      for (origin, out) in zip(batch, outputs) {
+        for ty in 0..<min(o, h - origin.y) {
+          for tx in 0..<min(o, w - origin.x) {
+            let p = (origin.y + ty) * w + origin.x + tx
+            covered[p] += 1
+            for c in 0..<k { sum[p * k + c] += out[(ty * o + tx) * k + c] }
+          }
+        }
+      }
+    }
+    // At most two tiles overlap along each axis, so the divisor is 1, 2 or 4 and exact.
+    for p in 0..<h * w {
+      for c in 0..<k { sum[p * k + c] /= covered[p] }
+    }
+    return sum
+  }
+}
+
+// MARK: - Prediction
+
+/// Class probabilities and classes of a whole image.
+public struct TiledPrediction: Sendable {
+  public let height, width, classes: Int
+  /// Softmax probabilities [H,W,K], row-major, classes last.
+  public let probabilities: [Float]
+  /// The most probable class of each pixel [H,W] (ties to the lower class).
+  public let classIndices: [Int32]
+}
+
+/// Predicts whole images of any size with a U-Net by overlap-tile (Ronneberger et al.): the image is
+/// mirrored beyond its borders, input tiles of the model's input size are cut so that their output
+/// tiles cover the image (see `TileGrid`), run through the model in batches without gradients, and
+/// their softmax probabilities stitched, averaged where tiles overlap.
+public struct TiledPredictor {
+  public let model: UNet
+  /// Tiles per forward pass.
+  public let batchSize: Int
+  /// Side S of the model's input tile (its config's input size).
+  public let inputTile: Int
+  /// Side S' of the model's output tile.
+  public let outputTile: Int
+
+  /// A predictor for `model` (its config's input size is the tile), running `batchSize` tiles at once.
+  public init(model: UNet, batchSize: Int = 1) throws {
+    guard batchSize > 0 else { throw ModelConfigError(option: "--batch-size", message: "must be at least 1") }
+    self.model = model
+    self.batchSize = batchSize
+    inputTile = model.config.inputSize
+    outputTile = model.config.outputSize
+  }
+
+  /// Predicts an 8-bit image, scaled as in training (x / 127.5 - 1); the model must take one channel.
+  public func predict(_ image: GrayImage) throws -> TiledPrediction {
+    guard image.pixels.count == image.width * image.height else {
+      throw TensorError(op: "TiledPredictor", "\(image.pixels.count) pixels for a \(image.width)x\(image.height) image")
+    }
+    return try predict(scaled: image.pixels.map { Float($0) / 127.5 - 1 }, height: image.height, width: image.width)
+  }
+
+  /// Predicts an image already scaled, [H,W,C] row-major with C the model's input channels.
+  public func predict(scaled image: [Float], height: Int, width: Int) throws -> TiledPrediction {
+    let c = model.config.inputChannels, k = model.config.classes
+    guard image.count == height * width * c else {
+      throw TensorError(op: "TiledPredictor", "\(image.count) values for a \(height)x\(width) image; the model takes "
+        + "\(c) channel(s), so \(height * width * c) were expected")
+    }
+    let tiles = try TileGrid(height: height, width: width, inputTile: inputTile, outputTile: outputTile)
+    let p = try TileStitcher.stitch(image: image, channels: c, grid: tiles, outputChannels: k, batchSize: batchSize,
+                                    tileFunction: probabilities(tiles:))
+    var classes = [Int32](repeating: 0, count: height * width)
+    for i in classes.indices {
+      var best = 0
+      for j in 1..<k where p[i * k + j] > p[i * k + best] { best = j }
+      classes[i] = Int32(best)
+    }
+    return TiledPrediction(height: height, width: width, classes: k, probabilities: p, classIndices: classes)
+  }
+
+  /// The model as a tile function: input tiles [S,S,C] -> softmax probabilities [S',S',K].
+  public func probabilities(tiles: [[Float]]) throws -> [[Float]] {
+    let (s, o) = (inputTile, outputTile), c = model.config.inputChannels, k = model.config.classes
+    let backend = model.parameters[0].value.backend
+    let flat = try withoutGradients { () -> [Float] in
+      let x = try Tensor(shape: [tiles.count, s, s, c], floats: tiles.flatMap { $0 }, on: backend)
+      return try softmax(model(x)).floats()
+    }
+    let n = o * o * k
+    return (0..<tiles.count).map { Array(flat[$0 * n..<($0 + 1) * n]) }
+  }
+}

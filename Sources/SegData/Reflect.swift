@@ -1,12 +1,11 @@
 // MARK: - Mirror indexing
 
-/// The index that NumPy's 'reflect' padding reads for position `i` of an axis of length `n`
-/// (mirrored about the edge pixels without repeating them), repeating the reflection for any
-/// distance, so that a tile larger than the image still reads valid pixels.
-@inline(__always) public func reflectIndex(_ i: Int, _ n: Int) -> Int {
-  if n == 1 { return 0 }
+/// The index that position `i` (any integer, possibly outside 0..<n) reads when an axis of `n`
+/// elements is mirror-padded as NumPy's 'reflect' (about the edge element, without repeating it),
+/// the reflection repeated for pads longer than the axis: n = 3 gives ..., 1, 0, [0, 1, 2], 1, 0, 1, 2, ...
+public func reflectIndex(_ i: Int, size n: Int) -> Int {
+  guard n > 1 else { return 0 }
   let period = 2 * (n - 1)
-  var k = i % period
-  if k < 0 { k += period }
-  return k < n ? k : period - k
+  let j = ((i % period) + period) % period
+  return j < n ? j : period - j
 }

@@ -53,9 +53,9 @@ public struct TileSampler {
     for (b, p) in picks.enumerated() {
       let sl = slices[p.slice]
       for ty in 0..<s {
-        let sy = reflectIndex(p.y - margin + (p.flipY ? s - 1 - ty : ty), sl.height)
+        let sy = reflectIndex(p.y - margin + (p.flipY ? s - 1 - ty : ty), size: sl.height)
         for tx in 0..<s {
-          let sx = reflectIndex(p.x - margin + (p.flipX ? s - 1 - tx : tx), sl.width)
+          let sx = reflectIndex(p.x - margin + (p.flipX ? s - 1 - tx : tx), size: sl.width)
           images[(b * s + ty) * s + tx] = Float(sl.image[sy * sl.width + sx]) / 127.5 - 1
         }
       }

@@ -12,28 +12,28 @@ struct TrainCommand: ParsableCommand {
 
   @Option(name: [.customLong("exec-mode"), .customLong("exec_mode")], help: "train, evaluate, predict, train_and_evaluate or train_and_predict.")
   var execMode = ExecMode.trainAndEvaluate
-  @OptionGroup var run: RunOptions
+  @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
 
-  func run() throws { try execute(mode: execMode, run: run, model: model) }
+  func run() throws { try execute(mode: execMode, run: options, model: model) }
 }
 
 /// `unet evaluate`: scores the checkpoint in --model-dir.
 struct EvaluateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "evaluate", abstract: "Evaluate the checkpoint in --model-dir on the validation fold (or every labelled slice).")
-  @OptionGroup var run: RunOptions
+  @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
-  func run() throws { try execute(mode: .evaluate, run: run, model: model) }
+  func run() throws { try execute(mode: .evaluate, run: options, model: model) }
 }
 
 /// `unet predict`: writes masks of the test images with the checkpoint in --model-dir.
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict", abstract: "Predict masks of the test volume into <model-dir>/predictions/test-masks.tif.")
-  @OptionGroup var run: RunOptions
+  @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
-  func run() throws { try execute(mode: .predict, run: run, model: model) }
+  func run() throws { try execute(mode: .predict, run: options, model: model) }
 }
 
 /// Runs a mode with the given flags, printing to stdout (a progress bar on a terminal).

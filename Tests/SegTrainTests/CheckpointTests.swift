@@ -154,7 +154,9 @@ func rawFile(_ header: String, data: [UInt8], length: UInt64? = nil) -> Data {
   static func trainer(seed: UInt64, config: UNetConfig = tinyConfig()) throws -> Trainer {
     var options = TrainingOptions()
     options.learningRate = 1e-2
-    return Trainer(model: try UNet(config: config, seed: seed, on: ReferenceBackend.shared), options: options)
+    return Trainer(
+      model: try UNet(config: config, seed: seed, on: ReferenceBackend.shared), optimizer: Adam(learningRate: options.learningRate),
+      options: options)
   }
 
   static func batch(_ step: Int) throws -> (Tensor, Tensor) {

@@ -24,7 +24,7 @@ public struct KernelBenchmarkResult: Codable, Sendable {
     public let ratioToSgemm: Double
   }
 
-  /// Timed runs per measurement (after one untimed warm-up run); the sgemm runs twice as many.
+  /// Timed runs per measurement (after one untimed warm-up run).
   public let repeats: Int
   /// oneDNN's version, e.g. "2.6.3".
   public let oneDNN: String
@@ -60,49 +60,54 @@ public enum KernelBenchmark {
   /// Runs the sgemm and every layer's three directions, `repeats` timed runs each.
   public static func run(repeats: Int) throws -> KernelBenchmarkResult {
     let repeats = max(repeats, 1)
-    // The ceiling is timed before and after the convolutions, so that a machine whose speed
-    // drifts (shared cores, clocks) is not compared against one lucky or unlucky moment.
-    var sgemmTimes = try timeSgemm(size: 4096, repeats: repeats)
-    var convs: [KernelBenchmarkResult.Measurement] = []
-    var convTimes: [(String, String, Double, [Double])] = []
-    for (name, c, o, size) in layers {
-      convTimes += try timeLayer(name, c: c, o: o, size: size, repeats: repeats)
+    let cases = try [sgemmCase(size: 4096)] + layers.flatMap { try layerCases($0.0, c: $0.1, o: $0.2, size: $0.3) }
+    // Round-robin: every round runs each case once (round 0 is the warm-up), so that a machine
+    // whose speed drifts (shared cores, clocks) slows every case alike instead of a few.
+    var times = [[Double]](repeating: [], count: cases.count)
+    try withoutGradients {
+      for round in 0...repeats {
+        for (i, c) in cases.enumerated() {
+          let t = try c.run()
+          if round > 0 { times[i].append(t) }
+        }
+      }
     }
-    sgemmTimes += try timeSgemm(size: 4096, repeats: repeats)
-    let sgemm = measurement("4096x4096x4096", "sgemm", gflop: 2 * pow(4096, 3) / 1e9, sgemmTimes, ceiling: nil)
-    for (name, direction, gflop, times) in convTimes {
-      convs.append(measurement(name, direction, gflop: gflop, times, ceiling: sgemm.gflops))
-    }
+    let sgemm = measurement(cases[0], times[0], ceiling: nil)
+    let convs = zip(cases, times).dropFirst().map { measurement($0, $1, ceiling: sgemm.gflops) }
     let v = dnnl_version().pointee
     return KernelBenchmarkResult(
       repeats: repeats, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: isaName(dnnl_get_effective_cpu_isa()),
       processors: ProcessInfo.processInfo.activeProcessorCount, sgemm: sgemm, convolutions: convs)
   }
 
+  /// One timed operation: `run` does it once and returns its seconds.
+  private struct Case {
+    let layer, direction: String
+    let gflop: Double
+    let run: () throws -> Double
+  }
+
   // MARK: sgemm
 
-  private static func timeSgemm(size n: Int, repeats: Int) throws -> [Double] {
+  private static func sgemmCase(size n: Int) -> Case {
     let a = randomTensor([n, n], scale: 1).floats, b = randomTensor([n, n], scale: 1).floats
-    var c = [Float](repeating: 0, count: n * n)
+    let c = HostBuffer(byteCount: n * n * 4)
     let d = Int64(n)
-    var times: [Double] = []
-    for i in 0...repeats {
+    return Case(layer: "\(n)x\(n)x\(n)", direction: "sgemm", gflop: 2 * pow(Double(n), 3) / 1e9) {
       var status = dnnl_success
       let t = seconds {
-        status = c.withUnsafeMutableBufferPointer { dnnl_sgemm(78, 78, d, d, d, 1, a, d, b, d, 0, $0.baseAddress, d) }
+        status = dnnl_sgemm(78, 78, d, d, d, 1, a, d, b, d, 0, c.pointer.assumingMemoryBound(to: Float.self), d)
       }
       try check(status, "dnnl_sgemm")
-      if i > 0 { times.append(t) }
+      return t
     }
-    return times
   }
 
   // MARK: Convolutions
 
-  /// (layer, direction, gflop, seconds of each timed run) for the three directions of one layer.
-  private static func timeLayer(
-    _ name: String, c: Int, o: Int, size: Int, repeats: Int
-  ) throws -> [(String, String, Double, [Double])] {
+  /// The three directions of one layer. Each run gets a fresh row-major filter (made outside the
+  /// timing) and runs its direction to completion.
+  private static func layerCases(_ name: String, c: Int, o: Int, size: Int) throws -> [Case] {
     let cpu = CPUBackend.shared
     let out = size - 2
     let geometry = ConvGeometry(strides: (1, 1), padding: .zero)
@@ -111,43 +116,36 @@ public enum KernelBenchmark {
     let x = try Tensor(randomTensor([1, size, size, c], scale: 1), on: cpu)
     let dy = try Tensor(randomTensor([1, out, out, o], scale: 1), on: cpu)
 
-    return try withoutGradients {
-      // Each closure gets a fresh row-major filter and runs one direction to completion.
-      let directions: [(String, (Tensor) throws -> Void)] = [
-        ("forward", { w in _ = try conv2d(x, w, padding: .valid) }),
-        ("backwardData", { w in _ = try conv2dBackwardData(dy, w, inputSize: (size, size), geometry: geometry) }),
-        ("backwardFilter", { _ in
-          let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
-          _ = try (dw.node.storage as! CPUStorage).plainBuffer()
-        }),
-      ]
-      return try directions.map { direction, body in
-        var times: [Double] = []
-        for i in 0...repeats {
-          let w = try Tensor(filterHost, on: cpu)
-          var failure: Error?
-          let t = seconds {
-            do { try body(w) } catch { failure = error }
-          }
-          if let failure { throw failure }
-          if i > 0 { times.append(t) }
+    func timed(_ direction: String, _ body: @escaping (Tensor) throws -> Void) -> Case {
+      Case(layer: name, direction: direction, gflop: gflop) {
+        let w = try Tensor(filterHost, on: cpu)
+        var failure: Error?
+        let t = seconds {
+          do { try body(w) } catch { failure = error }
         }
-        return (name, direction, gflop, times)
+        if let failure { throw failure }
+        return t
       }
     }
+    return [
+      timed("forward") { w in _ = try conv2d(x, w, padding: .valid) },
+      timed("backwardData") { w in _ = try conv2dBackwardData(dy, w, inputSize: (size, size), geometry: geometry) },
+      timed("backwardFilter") { _ in
+        let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
+        _ = try (dw.node.storage as! CPUStorage).plainBuffer()
+      },
+    ]
   }
 
   // MARK: Helpers
 
-  private static func measurement(
-    _ layer: String, _ direction: String, gflop: Double, _ times: [Double], ceiling: Double?
-  ) -> KernelBenchmarkResult.Measurement {
+  private static func measurement(_ c: Case, _ times: [Double], ceiling: Double?) -> KernelBenchmarkResult.Measurement {
     let sorted = times.sorted()
     let best = sorted[0]
     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    let gflops = gflop / best
+    let gflops = c.gflop / best
     return .init(
-      layer: layer, direction: direction, gflop: gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
+      layer: c.layer, direction: c.direction, gflop: c.gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
       ratioToSgemm: ceiling.map { gflops / $0 } ?? 1)
   }
 

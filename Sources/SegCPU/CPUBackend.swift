@@ -11,12 +11,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// The one CPU backend.
   public static let shared = CPUBackend()
 
+  /// "cpu".
   public let name = "cpu"
 
   private init() {}
 
   // MARK: Transfers
 
+  /// Copies row-major host values (any dtype) into a new row-major CPU buffer.
   public func upload(_ host: HostTensor) throws -> any DeviceStorage {
     let buffer = HostBuffer(byteCount: host.shape.count * host.dtype.byteSize)
     func copy<T>(_ a: [T]) {
@@ -33,6 +35,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     return CPUStorage(plain: buffer, type: host.type)
   }
 
+  /// The values row-major, reordered (once, then kept) from a oneDNN layout if need be.
   public func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
     let s = try cpuStorage(storage, op: "download")
     guard s.type == type else {
@@ -57,6 +60,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   // MARK: Kernels
 
+  /// oneDNN's kernel for convolutions, max pooling and ReLU (f32 only), the Swift kernel for
+  /// other ops, or nil when neither exists.
   public func kernel(for kind: OpKind) -> Kernel? {
     if let k = oneDNNKernel(kind) {
       return { op, inputs, output in

@@ -24,6 +24,8 @@ import Testing
     Case(
       x: [1, 5, 5, 4], filter: [3, 3, 4, 3], strides: (1, 1),
       padding: .explicit(Padding2D(top: 2, bottom: 0, left: 0, right: 1))),
+    // The stride leaves the last row and column unused.
+    Case(x: [1, 6, 6, 3], filter: [3, 3, 3, 4], strides: (2, 2), padding: .valid),
     Case(x: [1, 1, 1, 3], filter: [1, 1, 3, 5], strides: (1, 1), padding: .valid),
     Case(x: [2, 1, 1, 3], filter: [3, 3, 3, 2], strides: (1, 1), padding: .same),
     Case(x: [2, 4, 4, 8], filter: [3, 3, 8, 16], strides: (1, 1), padding: .same, activation: .relu),

@@ -113,12 +113,12 @@ final class CPUStorage: DeviceStorage {
   /// Whether a row-major copy exists (diagnostics: a chain of oneDNN ops should not need one).
   var hasRowMajorElements: Bool { DNNLContext.locked { plain != nil } }
 
-  /// A non-row-major layout this tensor already has in `role` (the one its producer chose), if any.
-  func blockedLayout(_ role: TensorRole) throws -> Layout? {
+  /// The oneDNN layout this tensor was made in, when it has no row-major copy (so that an
+  /// elementwise op or pooling can run in it without a reorder); nil otherwise.
+  func blockedLayout(_ role: TensorRole) -> Layout? {
     guard role == .flat || type.shape.rank == 4 else { return nil }
-    return try DNNLContext.locked {
-      let plainLayout = try Layout.plain(type.shape, role)
-      return views.first { $0.role == role && $0.memory.layout != plainLayout }?.memory.layout
+    return DNNLContext.locked {
+      plain == nil ? views.first { $0.role == role }?.memory.layout : nil
     }
   }
 }

@@ -138,7 +138,7 @@ enum ReLUKernels {
   /// The first blocked activation layout among the operands, else the flat row-major one.
   private static func sharedLayout(_ xs: [CPUStorage]) throws -> (Layout, TensorRole) {
     for x in xs {
-      if let l = try x.blockedLayout(.activation) { return (l, .activation) }
+      if let l = x.blockedLayout(.activation) { return (l, .activation) }
     }
     return (try Layout.plain(xs[0].type.shape, .flat), .flat)
   }

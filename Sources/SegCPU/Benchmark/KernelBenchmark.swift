@@ -1,0 +1,183 @@
+import CDNNL
+import Foundation
+import SegCore
+
+// MARK: - Result
+
+/// What `KernelBenchmark.run` measured: the sgemm ceiling and the CPU backend's convolutions.
+public struct KernelBenchmarkResult: Codable, Sendable {
+  /// One timed operation.
+  public struct Measurement: Codable, Sendable {
+    /// e.g. "64->64 at 570x570, 3x3 valid".
+    public let layer: String
+    /// "sgemm", "forward", "backwardData" or "backwardFilter".
+    public let direction: String
+    /// Floating-point operations of one run, in units of 1e9.
+    public let gflop: Double
+    /// The fastest timed run.
+    public let bestSeconds: Double
+    /// The median timed run.
+    public let medianSeconds: Double
+    /// gflop / bestSeconds.
+    public let gflops: Double
+    /// gflops over the sgemm's gflops (1 for the sgemm itself).
+    public let ratioToSgemm: Double
+  }
+
+  /// Timed runs per measurement (after one untimed warm-up run).
+  public let repeats: Int
+  /// oneDNN's version, e.g. "2.6.3".
+  public let oneDNN: String
+  /// The instruction set oneDNN's kernels use, e.g. "avx2".
+  public let isa: String
+  /// Processors the process may use (oneDNN's OpenMP threads).
+  public let processors: Int
+  /// A 4096x4096x4096 dnnl_sgemm: the machine's practical f32 ceiling.
+  public let sgemm: Measurement
+  /// Forward, backward-data and backward-filter of three U-Net layers, batch 1.
+  public let convolutions: [Measurement]
+}
+
+// MARK: - Benchmark
+
+/// Times the CPU backend's convolutions against oneDNN's sgemm. Not a test: numbers for the
+/// `unet benchmark` command, to be read side by side in one run.
+///
+/// The convolutions run through the backend's kernels as a training step calls them: the
+/// activation and the output gradient are already in the layout oneDNN chose (they come out of
+/// oneDNN ops in a real step, so their one-time reorder is done in the warm-up run), while the
+/// filter is a fresh row-major tensor every run (the optimizer rewrites it each step), so its
+/// reorder is timed; the filter gradient is converted to row-major inside the timing, since the
+/// optimizer reads it that way. Outputs of the forward and backward-data runs stay in oneDNN's layout.
+public enum KernelBenchmark {
+  /// The three U-Net layer shapes measured: (name, input channels, output channels, input size).
+  static let layers: [(String, Int, Int, Int)] = [
+    ("64->64 at 570x570, 3x3 valid", 64, 64, 570),
+    ("512->512 at 66x66, 3x3 valid", 512, 512, 66),
+    ("128->64 at 394x394, 3x3 valid", 128, 64, 394),
+  ]
+
+  /// Runs the sgemm and every layer's three directions, `repeats` timed runs each.
+  public static func run(repeats: Int) throws -> KernelBenchmarkResult {
+    let repeats = max(repeats, 1)
+    let cases = try [sgemmCase(size: 4096)] + layers.flatMap { try layerCases($0.0, c: $0.1, o: $0.2, size: $0.3) }
+    // Round-robin: every round runs each case once (round 0 is the warm-up), so that a machine
+    // whose speed drifts (shared cores, clocks) slows every case alike instead of a few.
+    var times = [[Double]](repeating: [], count: cases.count)
+    try withoutGradients {
+      for round in 0...repeats {
+        for (i, c) in cases.enumerated() {
+          let t = try c.run()
+          if round > 0 { times[i].append(t) }
+        }
+      }
+    }
+    let sgemm = measurement(cases[0], times[0], ceiling: nil)
+    let convs = zip(cases, times).dropFirst().map { measurement($0, $1, ceiling: sgemm.gflops) }
+    let v = dnnl_version().pointee
+    return KernelBenchmarkResult(
+      repeats: repeats, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: isaName(dnnl_get_effective_cpu_isa()),
+      processors: ProcessInfo.processInfo.activeProcessorCount, sgemm: sgemm, convolutions: convs)
+  }
+
+  /// One timed operation: `run` does it once and returns its seconds.
+  private struct Case {
+    let layer, direction: String
+    let gflop: Double
+    let run: () throws -> Double
+  }
+
+  // MARK: sgemm
+
+  private static func sgemmCase(size n: Int) -> Case {
+    let a = randomTensor([n, n], scale: 1).floats, b = randomTensor([n, n], scale: 1).floats
+    let c = HostBuffer(byteCount: n * n * 4)
+    let d = Int64(n)
+    return Case(layer: "\(n)x\(n)x\(n)", direction: "sgemm", gflop: 2 * pow(Double(n), 3) / 1e9) {
+      var status = dnnl_success
+      let t = seconds {
+        status = dnnl_sgemm(78, 78, d, d, d, 1, a, d, b, d, 0, c.pointer.assumingMemoryBound(to: Float.self), d)
+      }
+      try check(status, "dnnl_sgemm")
+      return t
+    }
+  }
+
+  // MARK: Convolutions
+
+  /// The three directions of one layer. Each run gets a fresh row-major filter (made outside the
+  /// timing) and runs its direction to completion.
+  private static func layerCases(_ name: String, c: Int, o: Int, size: Int) throws -> [Case] {
+    let cpu = CPUBackend.shared
+    let out = size - 2
+    let geometry = ConvGeometry(strides: (1, 1), padding: .zero)
+    let gflop = 2.0 * Double(out * out * 9 * c * o) / 1e9
+    let filterHost = randomTensor([3, 3, c, o], scale: 1 / Float(9 * c).squareRoot())
+    let x = try Tensor(randomTensor([1, size, size, c], scale: 1), on: cpu)
+    let dy = try Tensor(randomTensor([1, out, out, o], scale: 1), on: cpu)
+
+    func timed(_ direction: String, _ body: @escaping (Tensor) throws -> Void) -> Case {
+      Case(layer: name, direction: direction, gflop: gflop) {
+        let w = try Tensor(filterHost, on: cpu)
+        var failure: Error?
+        let t = seconds {
+          do { try body(w) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return t
+      }
+    }
+    return [
+      timed("forward") { w in _ = try conv2d(x, w, padding: .valid) },
+      timed("backwardData") { w in _ = try conv2dBackwardData(dy, w, inputSize: (size, size), geometry: geometry) },
+      timed("backwardFilter") { _ in
+        let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
+        _ = try (dw.node.storage as! CPUStorage).plainBuffer()
+      },
+    ]
+  }
+
+  // MARK: Helpers
+
+  private static func measurement(_ c: Case, _ times: [Double], ceiling: Double?) -> KernelBenchmarkResult.Measurement {
+    let sorted = times.sorted()
+    let best = sorted[0]
+    let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    let gflops = c.gflop / best
+    return .init(
+      layer: c.layer, direction: c.direction, gflop: c.gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
+      ratioToSgemm: ceiling.map { gflops / $0 } ?? 1)
+  }
+
+  private static func seconds(_ body: () -> Void) -> Double {
+    let d = ContinuousClock().measure(body)
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+  }
+
+  /// Uniform values in [-scale, scale) from a fixed-seed xorshift generator (the system generator
+  /// makes a system call per value, which takes longer than the benchmark itself).
+  private static func randomTensor(_ shape: Shape, scale: Float) -> HostTensor {
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    let values = (0..<shape.count).map { _ -> Float in
+      state ^= state << 13
+      state ^= state >> 7
+      state ^= state << 17
+      return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+    }
+    return try! HostTensor(shape: shape, floats: values)
+  }
+
+  private static func isaName(_ isa: dnnl_cpu_isa_t) -> String {
+    switch isa {
+    case dnnl_cpu_isa_sse41: return "sse41"
+    case dnnl_cpu_isa_avx: return "avx"
+    case dnnl_cpu_isa_avx2: return "avx2"
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+    case dnnl_cpu_isa_avx512_core: return "avx512_core"
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+    default: return "isa \(isa.rawValue)"
+    }
+  }
+}

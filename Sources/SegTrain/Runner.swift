@@ -126,7 +126,7 @@ public final class Runner {
       },
       log: { step, m in
         let rate = Double((step - firstStep) * s.training.batchSize) / max((clock.now - start).seconds, 1e-9)
-        say(String(format: "step %d: train_ce_loss %.4f, train_dice_loss %.4f, train_total_loss %.4f (means over the last %d steps), %.1f img/s",
+        say(String(format: "step %d: train_ce_loss %.4f, train_dice_loss %.4f, train_total_loss %.4f (means over the last %d steps), %.2f img/s",
                    step, m.crossEntropy, m.dice, m.total, m.steps, rate))
         try logger?.log(step: [step], data: [
           "train_ce_loss": .double(m.crossEntropy), "train_dice_loss": .double(m.dice),

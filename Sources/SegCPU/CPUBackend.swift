@@ -16,6 +16,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   private init() {}
 
+  /// Bytes of freed large buffers the backend keeps for reuse (default 1 GiB): a training step
+  /// asks for the same sizes every step, and reusing them avoids faulting in fresh pages.
+  public var recycledBufferLimit: Int {
+    get { BufferPool.limitBytes }
+    set { BufferPool.limitBytes = newValue }
+  }
+
   // MARK: Transfers
 
   /// Copies row-major host values (any dtype) into a new row-major CPU buffer.

@@ -1,3 +1,5 @@
+import Foundation
+
 // MARK: - Graph node
 
 /// One node of the graph: an op applied to input nodes (none for a leaf), with its value.
@@ -119,7 +121,14 @@ extension Tensor {
       throw TensorError(op: op.kind.rawValue, operands: types, "the \(backend.name) backend has no kernel for this op")
     }
     let operands = inputs.map { Operand(storage: $0.node.storage, type: $0.type) }
-    let storage = try kernel(op, operands, outType)
+    let storage: any DeviceStorage
+    if let profiler = OpProfiler.active {
+      let start = DispatchTime.now().uptimeNanoseconds
+      storage = try kernel(op, operands, outType)
+      profiler.record(op.kind, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+    } else {
+      storage = try kernel(op, operands, outType)
+    }
     let recorded = GradientRecording.isOn ? inputs.map(\.node) : []
     return Tensor(node: Node(op: op, inputs: recorded, type: outType, backend: backend, storage: storage))
   }

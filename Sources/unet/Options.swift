@@ -82,6 +82,8 @@ struct RunOptions: ParsableArguments {
   var augment = false
   @Flag(help: "Time the steps instead of training to a score.")
   var benchmark = false
+  @Flag(help: "Print the time spent in each op kind at the end.")
+  var profile = false
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
   var resumeTraining = false
   @Option(help: "cpu (oneDNN), reference (plain Swift, slow) or cuda.")

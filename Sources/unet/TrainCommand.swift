@@ -44,6 +44,9 @@ func execute(mode: ExecMode, run: RunOptions, model: ModelOptions) throws {
   let bar = ProgressBar()
   let runner = Runner(settings: settings, backend: backend, say: bar.say)
   if bar.isTerminal { runner.progress = bar.update }
+  let profiler = run.profile ? OpProfiler() : nil
+  OpProfiler.active = profiler
   try runner.run()
   bar.finish()
+  if let profiler { print(profiler.table()) }
 }

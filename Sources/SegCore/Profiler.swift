@@ -1,0 +1,47 @@
+import Foundation
+
+// MARK: - Op profiler
+
+/// Wall-clock time and call count per op kind, recorded by `Tensor.apply` while enabled.
+/// Kernels run synchronously on every backend so far, so each op's time is its kernel's.
+public final class OpProfiler: @unchecked Sendable {
+  /// The profiler `Tensor.apply` reports to; nil (the default) records nothing.
+  nonisolated(unsafe) public static var active: OpProfiler?
+
+  /// Total seconds and calls of one op kind.
+  public struct Entry: Sendable {
+    public var seconds = 0.0
+    public var calls = 0
+  }
+
+  private let lock = Lock()
+  private var entries: [OpKind: Entry] = [:]
+
+  public init() {}
+
+  func record(_ kind: OpKind, seconds: Double) {
+    lock.withLock {
+      entries[kind, default: Entry()].seconds += seconds
+      entries[kind, default: Entry()].calls += 1
+    }
+  }
+
+  /// Entries by op kind, the most expensive first.
+  public var ranked: [(kind: OpKind, entry: Entry)] {
+    lock.withLock { entries.map { ($0.key, $0.value) }.sorted { $0.1.seconds > $1.1.seconds } }
+  }
+
+  /// A text table of the time per op kind and its share of the total.
+  public func table() -> String {
+    let rows = ranked
+    let total = rows.reduce(0) { $0 + $1.entry.seconds }
+    var lines = ["op kind                 calls     seconds   share"]
+    for (kind, e) in rows {
+      lines.append(
+        kind.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
+          + String(format: "%7d  %10.3f  %5.1f%%", e.calls, e.seconds, 100 * e.seconds / max(total, 1e-12)))
+    }
+    lines.append(String(format: "total                          %10.3f", total))
+    return lines.joined(separator: "\n")
+  }
+}

@@ -3,63 +3,107 @@ import SegCore
 import SegData
 import SegNN
 
-// MARK: - Report
+// MARK: - Accumulation
 
-/// Scores of a model on whole labelled images, predicted tile by tile and stitched (overlap-tile),
-/// so that every pixel of every image counts once, whatever the model's tile size.
-public struct EvaluationReport: Sendable {
-  /// The reference's eval_dice_score: soft Dice of the probabilities over every class, per image,
-  /// averaged over images and classes.
-  public var softDice = 0.0
-  /// Mean softmax cross-entropy over pixels.
-  public var crossEntropy = 0.0
-  /// Hard scores (argmax) over all images' pixels pooled.
-  public var scores: SegmentationScores
-  /// Hard foreground Dice of each image, in order.
-  public var perImageDice: [Double] = []
+/// Gathers the scores of whole-image predictions one image at a time, so that images of any size,
+/// channel count or source can be evaluated alike; `report` gives the scores so far.
+public struct EvaluationAccumulator: Sendable {
+  /// Number of classes K.
+  public let classes: Int
+  private var confusion: ConfusionMatrix
+  private var softDiceSum = 0.0, ceSum = 0.0, pixels = 0
+  private var perImage: [ImageEvaluation] = []
 
-  /// 1 - softDice, the reference's eval_dice_loss.
-  public var diceLoss: Double { 1 - softDice }
-  /// Mean over images of the hard foreground Dice.
-  public var meanDice: Double { perImageDice.isEmpty ? 0 : perImageDice.reduce(0, +) / Double(perImageDice.count) }
-}
+  /// An empty accumulator for `classes` (at least 2).
+  public init(classes: Int) throws {
+    self.classes = classes
+    confusion = try ConfusionMatrix(classes: classes)
+  }
 
-// MARK: - Evaluation
-
-/// Evaluates `model` on `slices` (labels 0/255; class 1 = interior, label > 127).
-public func evaluate(_ model: UNet, on slices: [LabelledSlice], batchSize: Int) throws -> EvaluationReport {
-  let predictor = try TiledPredictor(model: model, batchSize: batchSize)
-  let k = model.config.classes
-  var confusion = try ConfusionMatrix(classes: k)
-  var softDiceSum = 0.0, ceSum = 0.0, pixels = 0
-  var perImage: [Double] = []
-  for slice in slices {
-    let p = try predictor.predict(GrayImage(width: slice.width, height: slice.height, pixels: slice.image))
-    let truth = slice.label.map { Int32($0 > 127 ? 1 : 0) }
+  /// Adds one image's prediction against its true classes [H,W] (row-major, values in
+  /// 0..<classes). Errors name the image.
+  public mutating func add(name: String, prediction p: TiledPrediction, truth: [Int32]) throws {
+    let k = classes
+    guard p.classes == k else {
+      throw DataError(path: name, "the prediction has \(p.classes) classes, but the evaluation counts \(k)")
+    }
+    guard truth.count == p.height * p.width else {
+      throw DataError(path: name, "\(truth.count) label pixels for a \(p.width)x\(p.height) image")
+    }
+    if let bad = truth.firstIndex(where: { $0 < 0 || $0 >= Int32(k) }) {
+      throw DataError(path: name, "label \(truth[bad]) at x \(bad % p.width), y \(bad / p.width) is not a class "
+        + "index in 0..<\(k)")
+    }
     // Soft Dice per class of this image, and cross-entropy, from the stitched probabilities.
     var intersection = [Double](repeating: 0, count: k), denominator = [Double](repeating: 0, count: k)
+    var ce = 0.0
     for (i, t) in truth.enumerated() {
       for c in 0..<k {
         let prob = Double(p.probabilities[i * k + c]), target = c == Int(t) ? 1.0 : 0.0
         intersection[c] += prob * target
         denominator[c] += prob * prob + target
       }
-      ceSum -= Foundation.log(max(Double(p.probabilities[i * k + Int(t)]), 1e-12))
+      ce -= Foundation.log(max(Double(p.probabilities[i * k + Int(t)]), 1e-12))
     }
-    softDiceSum += (0..<k).reduce(0.0) { $0 + (2 * intersection[$1] + diceSmoothing) / (denominator[$1] + diceSmoothing) } / Double(k)
+    let softDice = (0..<k).reduce(0.0) { $0 + (2 * intersection[$1] + diceSmoothing) / (denominator[$1] + diceSmoothing) } / Double(k)
+    softDiceSum += softDice
+    ceSum += ce
     pixels += truth.count
     try confusion.add(predicted: p.classIndices, truth: truth)
-    perImage.append(try SegmentationScores(predicted: p.classIndices, truth: truth, classes: k).foregroundDice)
+    perImage.append(ImageEvaluation(
+      name: name, index: perImage.count, scores: try SegmentationScores(predicted: p.classIndices, truth: truth, classes: k),
+      softDice: softDice, crossEntropy: ce / Double(max(truth.count, 1))))
   }
-  return EvaluationReport(
-    softDice: softDiceSum / Double(max(slices.count, 1)), crossEntropy: ceSum / Double(max(pixels, 1)),
-    scores: SegmentationScores(confusion: confusion), perImageDice: perImage)
+
+  /// The scores of the images added so far.
+  public var report: EvaluationReport {
+    EvaluationReport(
+      softDice: softDiceSum / Double(max(perImage.count, 1)), crossEntropy: ceSum / Double(max(pixels, 1)),
+      scores: SegmentationScores(confusion: confusion), perImage: perImage)
+  }
+}
+
+// MARK: - Evaluation
+
+/// Evaluates `model` on `slices` (labels 0/255; class 1 = interior, label > 127), named "image i".
+public func evaluate(
+  _ model: UNet, on slices: [LabelledSlice], batchSize: Int, window: SlidingWindow = SlidingWindow()
+) throws -> EvaluationReport {
+  let images = slices.enumerated().map { i, s in
+    (name: "image \(i)", image: GrayImage(width: s.width, height: s.height, pixels: s.image),
+     classes: s.label.map { Int32($0 > 127 ? 1 : 0) })
+  }
+  return try evaluate(TiledPredictor(model: model, batchSize: batchSize, window: window), on: images)
+}
+
+/// Evaluates `model` on named grayscale images whose labels are class indices [H,W] in 0..<K.
+public func evaluate(
+  _ model: UNet, on images: [(name: String, image: GrayImage, classes: [Int32])], batchSize: Int,
+  window: SlidingWindow = SlidingWindow()
+) throws -> EvaluationReport {
+  try evaluate(TiledPredictor(model: model, batchSize: batchSize, window: window), on: images)
+}
+
+/// Evaluates `predictor` on named grayscale images whose labels are class indices [H,W] in 0..<K.
+public func evaluate(
+  _ predictor: TiledPredictor, on images: [(name: String, image: GrayImage, classes: [Int32])]
+) throws -> EvaluationReport {
+  var scores = try EvaluationAccumulator(classes: predictor.classes)
+  for item in images {
+    guard item.classes.count == item.image.width * item.image.height else {
+      throw DataError(path: item.name, "\(item.classes.count) label pixels for a \(item.image.width)x\(item.image.height) image")
+    }
+    try scores.add(name: item.name, prediction: predictor.predict(item.image), truth: item.classes)
+  }
+  return scores.report
 }
 
 /// Predicted masks of `images`: 255 where the model says cell interior (class 1), else 0; for more
 /// than two classes, the class index.
-public func predictMasks(_ model: UNet, images: [GrayImage], batchSize: Int) throws -> [GrayImage] {
-  let predictor = try TiledPredictor(model: model, batchSize: batchSize)
+public func predictMasks(
+  _ model: UNet, images: [GrayImage], batchSize: Int, window: SlidingWindow = SlidingWindow()
+) throws -> [GrayImage] {
+  let predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window)
   let binary = model.config.classes == 2
   return try images.map { image in
     let p = try predictor.predict(image)

@@ -4,11 +4,13 @@ import SegNN
 
 // MARK: - Tile grid
 
-/// Where the tiles of an overlap-tile prediction lie: output tiles of side `outputTile` at stride
-/// `outputTile` from the top-left corner, the last row and column shifted back to end at the border
-/// (so tiles overlap there), each read from the input tile of side `inputTile` centred on it, with
-/// the image mirrored beyond its borders. An image smaller than a tile gets one tile per axis.
+/// Where the tiles of an overlap-tile prediction lie: output tiles of side `outputTile` from the
+/// top-left corner at `stride` (`outputTile` without overlap, less with it), the last row and column
+/// shifted back to end at the border (so tiles overlap there too), each read from the input tile of
+/// side `inputTile` centred on it, with the image mirrored beyond its borders. An image smaller than
+/// a tile gets one tile per axis.
 public struct TileGrid: Equatable, Sendable {
+  /// The image's size in pixels.
   public let height, width: Int
   /// Side S of the model's input tile.
   public let inputTile: Int
@@ -18,9 +20,12 @@ public struct TileGrid: Equatable, Sendable {
   public let rowStarts: [Int]
   /// Image columns where the columns of output tiles begin, ascending.
   public let columnStarts: [Int]
+  /// Distance between neighbouring tile origins (`outputTile` when tiles do not overlap).
+  public let stride: Int
 
-  /// The grid for an image of `height` x `width`; both tiles positive, S' <= S and S - S' even.
-  public init(height: Int, width: Int, inputTile: Int, outputTile: Int) throws {
+  /// The grid for an image of `height` x `width`; both tiles positive, S' <= S and S - S' even;
+  /// neighbouring output tiles share the fraction `overlap` (in [0, 1)) of their side.
+  public init(height: Int, width: Int, inputTile: Int, outputTile: Int, overlap: Double = 0) throws {
     guard height > 0, width > 0 else {
       throw TensorError(op: "TileGrid", "a \(height)x\(width) image has no pixels to predict")
     }
@@ -28,9 +33,13 @@ public struct TileGrid: Equatable, Sendable {
       throw TensorError(op: "TileGrid", "output tile \(outputTile) does not sit centred in input tile \(inputTile); "
         + "need 0 < output <= input with an even difference")
     }
+    guard overlap.isFinite, overlap >= 0, overlap < 1 else {
+      throw TensorError(op: "TileGrid", "overlap \(overlap) is not a fraction in [0, 1) of the output tile")
+    }
     (self.height, self.width, self.inputTile, self.outputTile) = (height, width, inputTile, outputTile)
-    rowStarts = Self.starts(length: height, tile: outputTile)
-    columnStarts = Self.starts(length: width, tile: outputTile)
+    stride = SlidingWindow(overlap: overlap).stride(tile: outputTile)
+    rowStarts = Self.starts(length: height, tile: outputTile, stride: stride)
+    columnStarts = Self.starts(length: width, tile: outputTile, stride: stride)
   }
 
   /// Context the input tile adds on each side of its output tile.
@@ -39,10 +48,11 @@ public struct TileGrid: Equatable, Sendable {
   /// Output-tile origins (row, column), row-major over the grid.
   public var origins: [(y: Int, x: Int)] { rowStarts.flatMap { y in columnStarts.map { x in (y, x) } } }
 
-  /// 0, t, 2t, ... while a whole tile fits, then one tile ending at the border.
-  static func starts(length: Int, tile: Int) -> [Int] {
+  /// 0, d, 2d, ... (d the stride) while a whole tile fits before the border, then one tile ending
+  /// at the border.
+  static func starts(length: Int, tile: Int, stride step: Int) -> [Int] {
     guard length > tile else { return [0] }
-    return Array(stride(from: 0, to: length - tile, by: tile)) + [length - tile]
+    return Array(Swift.stride(from: 0, to: length - tile, by: step)) + [length - tile]
   }
 
   /// The input tile [S,S,C] (row-major, channels last) whose output tile begins at (y, x), cut
@@ -68,10 +78,13 @@ public struct TileGrid: Equatable, Sendable {
 public enum TileStitcher {
   /// Cuts `image` [H,W,C] (row-major, channels last) into the grid's mirrored input tiles [S,S,C],
   /// hands them to `tileFunction` in batches of at most `batchSize`, which must return one output
-  /// [S',S',K] per tile, and stitches those into [H,W,K]. Where tiles overlap (the shifted last row
-  /// and column) the outputs are averaged; the parts of tiles beyond the image are dropped.
+  /// [S',S',K] per tile, and stitches those into [H,W,K]. Where tiles overlap, the outputs are
+  /// averaged with the `blending` weights (`weights(tile:blending:)`) normalised by their sum at
+  /// each pixel; the parts of tiles beyond the image are dropped. With `tta`, each tile's output is
+  /// the mean over its 4 flips (`tileFunction` then gets 4 batches per batch of tiles).
   public static func stitch(
     image: [Float], channels: Int, grid: TileGrid, outputChannels k: Int, batchSize: Int,
+    blending: SlidingWindow.Blending = .mean, tta: Bool = false,
     tileFunction: ([[Float]]) throws -> [[Float]]
   ) throws -> [Float] {
     let (h, w, o) = (grid.height, grid.width, grid.outputTile)
@@ -81,27 +94,31 @@ public enum TileStitcher {
     guard image.count == h * w * channels else {
       throw TensorError(op: "TileStitcher", "\(image.count) values for a \(h)x\(w) image of \(channels) channels (\(h * w * channels))")
     }
+    let weight = weights(tile: o, blending: blending)
     var sum = [Float](repeating: 0, count: h * w * k)
     var covered = [Float](repeating: 0, count: h * w)
     let origins = grid.origins
-    for first in stride(from: 0, to: origins.count, by: batchSize) {
+    for first in Swift.stride(from: 0, to: origins.count, by: batchSize) {
       let batch = origins[first..<min(first + batchSize, origins.count)]
-      let outputs = try tileFunction(batch.map { grid.cutTile(at: $0.y, $0.x, of: image, channels: channels) })
-      guard outputs.count == batch.count, outputs.allSatisfy({ $0.count == o * o * k }) else {
-        throw TensorError(op: "TileStitcher", "the tile function returned \(outputs.map(\.count)) values for \(batch.count) "
-          + "tiles; expected \(o)x\(o)x\(k) = \(o * o * k) each")
+      let tiles = batch.map { grid.cutTile(at: $0.y, $0.x, of: image, channels: channels) }
+      let outputs: [[Float]]
+      if tta {
+        outputs = try flipAveraged(tiles, grid: grid, channels: channels, outputChannels: k, tileFunction: tileFunction)
+      } else {
+        outputs = try tileFunction(tiles)
+        try checkOutputs(outputs, tiles: tiles.count, side: o, channels: k)
       }
       for (origin, out) in zip(batch, outputs) {
         for ty in 0..<min(o, h - origin.y) {
           for tx in 0..<min(o, w - origin.x) {
-            let p = (origin.y + ty) * w + origin.x + tx
-            covered[p] += 1
-            for c in 0..<k { sum[p * k + c] += out[(ty * o + tx) * k + c] }
+            let p = (origin.y + ty) * w + origin.x + tx, wt = weight[ty * o + tx]
+            covered[p] += wt
+            // With mean blending wt is 1, so the sums (and the result) are those of plain averaging.
+            for c in 0..<k { sum[p * k + c] += wt * out[(ty * o + tx) * k + c] }
           }
         }
       }
     }
-    // At most two tiles overlap along each axis, so the divisor is 1, 2 or 4 and exact.
     for p in 0..<h * w {
       for c in 0..<k { sum[p * k + c] /= covered[p] }
     }
@@ -113,6 +130,7 @@ public enum TileStitcher {
 
 /// Class probabilities and classes of a whole image.
 public struct TiledPrediction: Sendable {
+  /// The image's size in pixels, and the number of classes K.
   public let height, width, classes: Int
   /// Softmax probabilities [H,W,K], row-major, classes last.
   public let probabilities: [Float]
@@ -120,26 +138,49 @@ public struct TiledPrediction: Sendable {
   public let classIndices: [Int32]
 }
 
-/// Predicts whole images of any size with a U-Net by overlap-tile (Ronneberger et al.): the image is
-/// mirrored beyond its borders, input tiles of the model's input size are cut so that their output
-/// tiles cover the image (see `TileGrid`), run through the model in batches without gradients, and
-/// their softmax probabilities stitched, averaged where tiles overlap.
+/// Predicts whole images of any size by overlap-tile (Ronneberger et al.) with a sliding window:
+/// the image is mirrored beyond its borders, input tiles of the model's input size are cut so that
+/// their output tiles cover the image (see `TileGrid`; overlapping as `window` says), run through
+/// the model in batches without gradients (and flipped, with TTA), and their softmax probabilities
+/// stitched, blended where tiles overlap.
 public struct TiledPredictor {
-  public let model: UNet
+  /// Input tiles [S,S,C] -> class probabilities [S',S',K], one per tile.
+  public typealias TileFunction = ([[Float]]) throws -> [[Float]]
+
   /// Tiles per forward pass.
   public let batchSize: Int
   /// Side S of the model's input tile (its config's input size).
   public let inputTile: Int
   /// Side S' of the model's output tile.
   public let outputTile: Int
+  /// Channels C of the images the model takes.
+  public let inputChannels: Int
+  /// Classes K the model predicts.
+  public let classes: Int
+  /// Overlap, blending and test-time augmentation.
+  public let window: SlidingWindow
+  private let tileFunction: TileFunction
 
   /// A predictor for `model` (its config's input size is the tile), running `batchSize` tiles at once.
-  public init(model: UNet, batchSize: Int = 1) throws {
+  public init(model: UNet, batchSize: Int = 1, window: SlidingWindow = SlidingWindow()) throws {
+    let c = model.config
+    try self.init(inputTile: c.inputSize, outputTile: c.outputSize, inputChannels: c.inputChannels, classes: c.classes,
+                  batchSize: batchSize, window: window) { try Self.probabilities(of: model, tiles: $0) }
+  }
+
+  /// A predictor for any tile function with a model's geometry (a compiled model, or a stand-in in
+  /// tests): tiles S -> S', C channels in, K class probabilities out.
+  public init(
+    inputTile: Int, outputTile: Int, inputChannels: Int, classes: Int, batchSize: Int = 1,
+    window: SlidingWindow = SlidingWindow(), tileFunction: @escaping TileFunction
+  ) throws {
     guard batchSize > 0 else { throw ModelConfigError(option: "--batch-size", message: "must be at least 1") }
-    self.model = model
-    self.batchSize = batchSize
-    inputTile = model.config.inputSize
-    outputTile = model.config.outputSize
+    try window.validate()
+    guard inputChannels > 0, classes > 0 else {
+      throw TensorError(op: "TiledPredictor", "\(inputChannels) input channels and \(classes) classes; both must be positive")
+    }
+    (self.inputTile, self.outputTile, self.inputChannels, self.classes) = (inputTile, outputTile, inputChannels, classes)
+    (self.batchSize, self.window, self.tileFunction) = (batchSize, window, tileFunction)
   }
 
   /// Predicts an 8-bit image, scaled as in training (x / 127.5 - 1); the model must take one channel.
@@ -152,26 +193,30 @@ public struct TiledPredictor {
 
   /// Predicts an image already scaled, [H,W,C] row-major with C the model's input channels.
   public func predict(scaled image: [Float], height: Int, width: Int) throws -> TiledPrediction {
-    let c = model.config.inputChannels, k = model.config.classes
+    let c = inputChannels, k = classes
     guard image.count == height * width * c else {
       throw TensorError(op: "TiledPredictor", "\(image.count) values for a \(height)x\(width) image; the model takes "
         + "\(c) channel(s), so \(height * width * c) were expected")
     }
-    let tiles = try TileGrid(height: height, width: width, inputTile: inputTile, outputTile: outputTile)
+    let tiles = try TileGrid(height: height, width: width, inputTile: inputTile, outputTile: outputTile, overlap: window.overlap)
     let p = try TileStitcher.stitch(image: image, channels: c, grid: tiles, outputChannels: k, batchSize: batchSize,
-                                    tileFunction: probabilities(tiles:))
+                                    blending: window.blending, tta: window.tta, tileFunction: tileFunction)
     var classes = [Int32](repeating: 0, count: height * width)
     for i in classes.indices {
       var best = 0
-      for j in 1..<k where p[i * k + j] > p[i * k + best] { best = j }
+      for j in 0..<k where p[i * k + j] > p[i * k + best] { best = j }
       classes[i] = Int32(best)
     }
     return TiledPrediction(height: height, width: width, classes: k, probabilities: p, classIndices: classes)
   }
 
-  /// The model as a tile function: input tiles [S,S,C] -> softmax probabilities [S',S',K].
-  public func probabilities(tiles: [[Float]]) throws -> [[Float]] {
-    let (s, o) = (inputTile, outputTile), c = model.config.inputChannels, k = model.config.classes
+  /// The tile function: input tiles [S,S,C] -> softmax probabilities [S',S',K].
+  public func probabilities(tiles: [[Float]]) throws -> [[Float]] { try tileFunction(tiles) }
+
+  /// `model` as a tile function: input tiles [S,S,C] -> softmax probabilities [S',S',K], computed
+  /// in one forward pass without gradients.
+  public static func probabilities(of model: UNet, tiles: [[Float]]) throws -> [[Float]] {
+    let s = model.config.inputSize, o = model.config.outputSize, c = model.config.inputChannels, k = model.config.classes
     let backend = model.parameters[0].value.backend
     let flat = try withoutGradients { () -> [Float] in
       let x = try Tensor(shape: [tiles.count, s, s, c], floats: tiles.flatMap { $0 }, on: backend)

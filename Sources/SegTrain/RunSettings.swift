@@ -36,6 +36,10 @@ public struct RunSettings {
   /// Steps between evaluations during training (0: only at the end).
   public var evaluateEvery = 0
   public var resume = false
+  /// How evaluation and prediction tile whole images.
+  public var window = SlidingWindow()
+  /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).
+  public var evaluationJSON: URL?
   /// The embedded data set: labelled slices, their side, and unlabelled test slices.
   public var syntheticSlices = 15
   public var syntheticSize = 192

@@ -142,10 +142,15 @@ public final class Runner {
   // MARK: - Evaluation and prediction
 
   private func evaluate(_ model: UNet, on slices: [LabelledSlice], step: Int, logger: DLLogger?) throws -> EvaluationReport {
-    let r = try SegTrain.evaluate(model, on: slices, batchSize: settings.training.batchSize)
-    let perClass = r.scores.perClassDice.enumerated().map { String(format: "class %d %.4f", $0.offset, $0.element) }.joined(separator: ", ")
-    say(String(format: "evaluation at step %d on %d images: eval_dice_score %.4f, eval_ce_loss %.4f, foreground Dice %.4f, IoU %.4f (Dice per class: %@)",
-               step, r.perImageDice.count, r.softDice, r.crossEntropy, r.scores.foregroundDice, r.scores.foregroundIoU, perClass))
+    let r = try SegTrain.evaluate(model, on: slices, batchSize: settings.training.batchSize, window: settings.window)
+    say(String(format: "evaluation at step %d on %d images: eval_dice_score %.4f, eval_ce_loss %.4f, mean Dice %.4f, mean IoU %.4f",
+               step, r.perImage.count, r.softDice, r.crossEntropy, r.meanDice, r.meanIoU))
+    say(r.table())
+    if let url = settings.evaluationJSON {
+      do { try r.jsonData().write(to: url, options: .atomic) } catch {
+        throw RunError("--output \(url.path): cannot write the evaluation report: \(error.localizedDescription)")
+      }
+    }
     try logger?.log(step: [step], data: [
       "eval_dice_score": .double(r.softDice), "eval_ce_loss": .double(r.crossEntropy), "eval_dice_loss": .double(r.diceLoss),
       "eval_total_loss": .double(r.crossEntropy + r.diceLoss), "eval_foreground_dice": .double(r.scores.foregroundDice),
@@ -157,7 +162,7 @@ public final class Runner {
   private func predict(_ model: UNet, images: [GrayImage]) throws {
     guard let url = settings.predictionsURL else { throw RunError("--model-dir: needed to write predictions") }
     guard !images.isEmpty else { throw RunError("predict: the data set has no test images") }
-    let masks = try predictMasks(model, images: images, batchSize: settings.training.batchSize)
+    let masks = try predictMasks(model, images: images, batchSize: settings.training.batchSize, window: settings.window)
     do {
       try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     } catch {

@@ -82,6 +82,12 @@ struct RunOptions: ParsableArguments {
   var augment = false
   @Flag(help: "Time the steps instead of training to a score.")
   var benchmark = false
+  @Option(help: "Overlap of neighbouring output tiles when predicting whole images, in [0, 1).")
+  var overlap = 0.0
+  @Option(help: "How overlapping tiles combine: mean or gaussian (weights falling off from the tile's centre).")
+  var blending = SlidingWindow.Blending.mean
+  @Flag(help: "Test-time augmentation: average the predictions of the four flips.")
+  var tta = false
   @Flag(help: "Print the time spent in each op kind at the end.")
   var profile = false
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
@@ -102,6 +108,7 @@ struct RunOptions: ParsableArguments {
     }
     if let lr = learningRate, !(lr > 0) { throw ValidationError("--learning-rate: must be positive, got \(lr)") }
     if evaluateEvery < 0 { throw ValidationError("--evaluate-every: must be 0 or more") }
+    if !(0..<1).contains(overlap) { throw ValidationError("--overlap: must be in [0, 1), got \(overlap)") }
   }
 
   /// The run's settings for `mode`, with the embedded defaults when there is no --data-dir.
@@ -125,8 +132,10 @@ struct RunOptions: ParsableArguments {
     s.folds = folds
     s.evaluateEvery = evaluateEvery
     s.resume = resumeTraining
+    s.window = SlidingWindow(overlap: overlap, blending: blending, tta: tta)
     return s
   }
 }
 
 extension ExecMode: ExpressibleByArgument {}
+extension SlidingWindow.Blending: ExpressibleByArgument {}

@@ -24,7 +24,9 @@ struct EvaluateCommand: ParsableCommand {
     commandName: "evaluate", abstract: "Evaluate the checkpoint in --model-dir on the validation fold (or every labelled slice).")
   @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
-  func run() throws { try execute(mode: .evaluate, run: options, model: model) }
+  @Option(help: "Also write the report as JSON (mean_dice, mean_iou, soft_dice, per_image, per_class) to this file.")
+  var output: String?
+  func run() throws { try execute(mode: .evaluate, run: options, model: model, evaluationJSON: output) }
 }
 
 /// `unet predict`: writes masks of the test images with the checkpoint in --model-dir.
@@ -37,8 +39,9 @@ struct PredictCommand: ParsableCommand {
 }
 
 /// Runs a mode with the given flags, printing to stdout (a progress bar on a terminal).
-func execute(mode: ExecMode, run: RunOptions, model: ModelOptions) throws {
-  let settings = try run.settings(mode: mode, model: model)
+func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, evaluationJSON: String? = nil) throws {
+  var settings = try run.settings(mode: mode, model: model)
+  settings.evaluationJSON = evaluationJSON.map { URL(fileURLWithPath: $0) }
   let backend = try run.device.backend()
   Backends.default = backend
   let bar = ProgressBar()

@@ -57,9 +57,12 @@ private let tinyModel = ["--padding", "same", "--depth", "2", "--base-filters", 
     #expect(resumed.status == 0, "\(resumed.output)")
     #expect(resumed.output.contains("step 3)") && resumed.output.contains("step 5: train_ce_loss") && !resumed.output.contains("step 1: "))
 
-    let evaluate = try unet(["evaluate", "--data-dir", data, "--model-dir", model, "--fold", "0"])
+    let report = root.appendingPathComponent("eval.json")
+    let evaluate = try unet(["evaluate", "--data-dir", data, "--model-dir", model, "--fold", "0", "--overlap", "0.5", "--blending", "gaussian", "--output", report.path])
     #expect(evaluate.status == 0, "\(evaluate.output)")
     #expect(evaluate.output.contains("eval_dice_score"))
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any]
+    #expect(json?["mean_dice"] is Double && json?["soft_dice"] is Double && (json?["per_image"] as? [Any])?.count == 1)
 
     let predict = try unet(["predict", "--data-dir", data, "--model-dir", model])
     #expect(predict.status == 0, "\(predict.output)")

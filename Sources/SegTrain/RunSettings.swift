@@ -36,6 +36,9 @@ public struct RunSettings {
   /// Steps between evaluations during training (0: only at the end).
   public var evaluateEvery = 0
   public var resume = false
+  /// How training tiles are cut, and by how many threads (0: on the training thread).
+  public var inputMode = InputMode.overlapTile
+  public var workers = ProcessInfo.processInfo.activeProcessorCount
   /// How evaluation and prediction tile whole images.
   public var window = SlidingWindow()
   /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).

@@ -106,7 +106,15 @@ public final class Runner {
     _ model: UNet, _ optimizer: Adam, on slices: [LabelledSlice], validating validation: [LabelledSlice], logger: DLLogger?
   ) throws -> EvaluationReport? {
     let s = settings
-    let sampler = try TileSampler(slices: slices, config: model.config)
+    var pipelineOptions = PipelineOptions()
+    pipelineOptions.batchSize = s.training.batchSize
+    pipelineOptions.seed = s.training.seed
+    pipelineOptions.augmentation = s.training.augment ? AugmentationOptions() : nil
+    pipelineOptions.inputMode = s.inputMode
+    pipelineOptions.workers = s.workers
+    // Batch i depends only on (seed, i), so a resumed run sees what an uninterrupted one would.
+    let pipeline = try TrainingPipeline(slices: slices, config: model.config, options: pipelineOptions, firstBatch: optimizer.step)
+    defer { pipeline.stop() }
     let trainer = Trainer(model: model, optimizer: optimizer, options: s.training)
     say("unet: \(describe(model)), on \(backend.name); \(slices.count) training slices, \(validation.count) validation")
     let clock = ContinuousClock()
@@ -114,9 +122,7 @@ public final class Runner {
     let firstStep = optimizer.step
     var report: EvaluationReport?
     try trainer.train(
-      nextBatch: { step in
-        try sampler.randomBatch(size: s.training.batchSize, seed: s.training.seed, step: step, augment: s.training.augment, on: backend)
-      },
+      nextBatch: { _ in try pipeline.next().tensors(on: backend) },
       afterStep: { step in
         progress?(step, s.training.maxSteps)
         if s.evaluateEvery > 0, step % s.evaluateEvery == 0, step < s.training.maxSteps {

@@ -78,8 +78,12 @@ struct RunOptions: ParsableArguments {
   var warmupSteps = 200
   @Option(help: "Seed of every random choice.")
   var seed: UInt64 = 0
-  @Flag(help: "Random flips of the training tiles.")
+  @Flag(help: "Augment training tiles: flips, 90-degree rotations, crop-and-zoom, brightness, contrast, noise, elastic deformation.")
   var augment = false
+  @Option(help: "Threads preparing training batches (0: on the training thread).")
+  var workers = ProcessInfo.processInfo.activeProcessorCount
+  @Option(name: [.customLong("input-mode"), .customLong("input_mode")], help: "overlap_tile (the paper: mirror-padded tiles) or resize_pad (NVIDIA: resize to the output size, zero-pad).")
+  var inputMode = InputMode.overlapTile
   @Flag(help: "Time the steps instead of training to a score.")
   var benchmark = false
   @Option(help: "Overlap of neighbouring output tiles when predicting whole images, in [0, 1).")
@@ -108,6 +112,7 @@ struct RunOptions: ParsableArguments {
     }
     if let lr = learningRate, !(lr > 0) { throw ValidationError("--learning-rate: must be positive, got \(lr)") }
     if evaluateEvery < 0 { throw ValidationError("--evaluate-every: must be 0 or more") }
+    if workers < 0 { throw ValidationError("--workers: must be 0 or more") }
     if !(0..<1).contains(overlap) { throw ValidationError("--overlap: must be in [0, 1), got \(overlap)") }
   }
 
@@ -132,6 +137,8 @@ struct RunOptions: ParsableArguments {
     s.folds = folds
     s.evaluateEvery = evaluateEvery
     s.resume = resumeTraining
+    s.inputMode = inputMode
+    s.workers = workers
     s.window = SlidingWindow(overlap: overlap, blending: blending, tta: tta)
     return s
   }
@@ -139,3 +146,4 @@ struct RunOptions: ParsableArguments {
 
 extension ExecMode: ExpressibleByArgument {}
 extension SlidingWindow.Blending: ExpressibleByArgument {}
+extension InputMode: ExpressibleByArgument {}

@@ -95,7 +95,8 @@ private let collectError: TIFFErrorHandlerExtR = { _, userData, module, format, 
   let file = Unmanaged<TIFFMemoryFile>.fromOpaque(userData).takeUnretainedValue()
   var buffer = [CChar](repeating: 0, count: 512)
   _ = vsnprintf(&buffer, buffer.count, format, arguments)
-  let message = String(cString: buffer)
+  // Many messages repeat the file's name, which the DataError already gives.
+  let message = String(cString: buffer).replacingOccurrences(of: "\(file.name): ", with: "")
   if let module, case let m = String(cString: module), !m.isEmpty, m != file.name {
     file.errors.append("\(m): \(message)")
   } else {

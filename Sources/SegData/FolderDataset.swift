@@ -184,7 +184,8 @@ extension FolderDataset {
     }
     guard !files.isEmpty else {
       throw DataError(path: directory.path, "no PNG or TIFF files (.png, .tif, .tiff); expected the \(role)"
-        + (others.isEmpty ? "" : ", found only \(others.count) other entr\(others.count == 1 ? "y" : "ies") such as \(others[0])"))
+        + (others.isEmpty ? "" : ", found only \(others.count) other entr\(others.count == 1 ? "y" : "ies") "
+          + "such as \(others[0])"))
     }
     return files
   }

@@ -127,8 +127,12 @@ private let writeProc: TIFFReadWriteProc = { handle, buffer, size in
   let file = memoryFile(handle)
   guard size > 0, let buffer else { return 0 }
   let end = file.position + Int(size)
-  if end > file.bytes.count { file.bytes.append(contentsOf: repeatElement(0, count: end - file.bytes.count)) }
-  file.bytes.withUnsafeMutableBytes { ($0.baseAddress! + file.position).copyMemory(from: buffer, byteCount: Int(size)) }
+  if file.position == file.bytes.count {  // libtiff mostly appends
+    file.bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: Int(size)))
+  } else {
+    if end > file.bytes.count { file.bytes += [UInt8](repeating: 0, count: end - file.bytes.count) }
+    file.bytes.withUnsafeMutableBytes { ($0.baseAddress! + file.position).copyMemory(from: buffer, byteCount: Int(size)) }
+  }
   file.position = end
   return size
 }

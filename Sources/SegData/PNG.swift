@@ -33,12 +33,6 @@ public enum PNG {
 
   /// The bytes of a PNG file holding `image`; `path` names it in errors.
   public static func encode(_ image: Image, path: String = "<memory>") throws -> Data {
-    do {
-      _ = try Image(width: image.width, height: image.height, channels: image.channels, bitDepth: image.bitDepth,
-                    samples: image.samples)
-    } catch let error as DataError {
-      throw DataError(path: path, "cannot write: \(error.reason)")
-    }
     var format = image.channels == 3 ? PNG_FORMAT_FLAG_COLOR : 0
     if image.bitDepth == 16 { format |= PNG_FORMAT_FLAG_LINEAR }
     // 16-bit samples are written as stored (libpng's "linear" format is not converted on write).
@@ -101,7 +95,9 @@ extension PNG {
         png.format = PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA | PNG_FORMAT_FLAG_COLORMAP
         var indices = [UInt8](repeating: 0, count: width * height)
         var colormap = [UInt8](repeating: 0, count: 4 * 256)
-        try indices.withUnsafeMutableBytes { i in try colormap.withUnsafeMutableBytes { try finish(i.baseAddress!, colormap: $0.baseAddress) } }
+        try indices.withUnsafeMutableBytes { i in
+          try colormap.withUnsafeMutableBytes { try finish(i.baseAddress!, colormap: $0.baseAddress) }
+        }
         return DecodedImage(image: Image(unchecked: width, height, 1, 8, indices.map(UInt16.init)), paletteIndices: true)
       }
       png.format = file & ~PNG_FORMAT_FLAG_COLORMAP

@@ -60,7 +60,9 @@ public enum TIFF {
   }
 
   /// The bytes of a little-endian TIFF holding 8-bit grayscale `pages`; `path` names it in errors.
-  public static func encode(_ pages: [GrayImage], path: String = "<memory>", compression: TIFFCompression = .none) throws -> Data {
+  public static func encode(
+    _ pages: [GrayImage], path: String = "<memory>", compression: TIFFCompression = .none
+  ) throws -> Data {
     try encode(pages, path: path, compression: compression, bigEndian: false)
   }
 
@@ -73,10 +75,15 @@ public enum TIFF {
 
   /// As `encode(_:path:compression:)`, in either byte order (big-endian output exists to test the reader).
   static func encode(_ pages: [GrayImage], path: String, compression: TIFFCompression = .none, bigEndian: Bool) throws -> Data {
-    let images = try pages.enumerated().map { i, page in
-      do { return try Image(page) } catch let error as DataError { throw DataError(path: path, "page \(i): \(error.reason)") }
+    let raw = try pages.enumerated().map { i, page in
+      let (n, overflow) = page.width.multipliedReportingOverflow(by: page.height)
+      guard page.width > 0, page.height > 0, !overflow, page.pixels.count == n else {
+        throw DataError(path: path, "page \(i): \(page.pixels.count) pixels for a \(page.width)x\(page.height) image; "
+          + "sizes must be positive")
+      }
+      return RawPage(width: page.width, height: page.height, channels: 1, bitDepth: 8, bytes: page.pixels)
     }
-    return try encode(images, path: path, compression: compression, tileSize: nil, bigEndian: bigEndian)
+    return try encode(raw, path: path, compression: compression, tileSize: nil, bigEndian: bigEndian)
   }
 
   /// Checks that every page is 8-bit grayscale.
@@ -95,15 +102,17 @@ public enum TIFF {
 // MARK: - Writer
 
 extension TIFF {
-  static func encode(_ pages: [Image], path: String, compression: TIFFCompression, tileSize: Int?, bigEndian: Bool) throws -> Data {
+  /// Pages need no checks: `Image`'s initializer has made sure each is consistent.
+  static func encode(
+    _ pages: [Image], path: String, compression: TIFFCompression, tileSize: Int?, bigEndian: Bool
+  ) throws -> Data {
+    try encode(pages.map(RawPage.init), path: path, compression: compression, tileSize: tileSize, bigEndian: bigEndian)
+  }
+
+  static func encode(
+    _ pages: [RawPage], path: String, compression: TIFFCompression, tileSize: Int?, bigEndian: Bool
+  ) throws -> Data {
     guard !pages.isEmpty else { throw DataError(path: path, "no pages to write; a TIFF file needs at least one") }
-    for (i, page) in pages.enumerated() {
-      do {
-        _ = try Image(width: page.width, height: page.height, channels: page.channels, bitDepth: page.bitDepth, samples: page.samples)
-      } catch let error as DataError {
-        throw DataError(path: path, "page \(i): \(error.reason)")
-      }
-    }
     if let t = tileSize, t <= 0 || t % 16 != 0 {
       throw DataError(path: path, "tile size \(t); TIFF tiles are a positive multiple of 16 pixels")
     }
@@ -131,6 +140,20 @@ extension TIFF {
   }
 }
 
+/// A page to write: its description and its samples as libtiff takes them, [H,W,C] row-major
+/// bytes, 16-bit samples in native byte order.
+struct RawPage {
+  let width, height, channels, bitDepth: Int
+  let bytes: [UInt8]
+}
+
+extension RawPage {
+  init(_ image: Image) {
+    self.init(width: image.width, height: image.height, channels: image.channels, bitDepth: image.bitDepth,
+              bytes: image.bitDepth == 8 ? image.samples.map { UInt8($0) } : image.samples.withUnsafeBytes { Array($0) })
+  }
+}
+
 /// Writes one page as the current directory of a TIFF open for writing.
 struct TIFFPageWriter {
   let tif: OpaquePointer
@@ -138,7 +161,7 @@ struct TIFFPageWriter {
   let path: String
   let page: Int
 
-  func write(_ image: Image, compression: TIFFCompression, tileSize: Int?, pages: Int) throws {
+  func write(_ image: RawPage, compression: TIFFCompression, tileSize: Int?, pages: Int) throws {
     let before = file.errors.count
     func check(_ ok: Bool, _ what: String) throws {
       guard ok, file.errors.count == before else {
@@ -168,8 +191,7 @@ struct TIFFPageWriter {
     }
     try check(ok, "setting its tags")
 
-    let bytes: [UInt8] = image.bitDepth == 8
-      ? image.samples.map { UInt8($0) } : image.samples.withUnsafeBytes { Array($0) }
+    let bytes = image.bytes
     // libtiff may change the buffer it is given (byte swapping, predictor): each call gets a copy.
     if let t = tileSize {
       let tileRow = t * c * image.bitDepth / 8

@@ -113,7 +113,8 @@ struct TIFFPageReader {
     case 0, 1, 3: colors = 1
     case 2: colors = 3
     default:
-      let name = [4: "transparency mask", 5: "CMYK", 6: "YCbCr", 8: "CIE L*a*b*", 32844: "LogL", 32845: "LogLuv"][photometric] ?? "unknown"
+      let names = [4: "transparency mask", 5: "CMYK", 6: "YCbCr", 8: "CIE L*a*b*", 32844: "LogL", 32845: "LogLuv"]
+      let name = names[photometric] ?? "unknown"
       throw fail("unsupported photometric interpretation \(photometric) (\(name)); only grayscale "
         + "(0 WhiteIsZero, 1 BlackIsZero), 2 (RGB) and 3 (palette) are supported")
     }
@@ -181,7 +182,9 @@ struct TIFFPageReader {
         let size = min(rows, l.height - s * rows) * l.rowBytes
         let offset = plane * l.planeBytes + s * rows * l.rowBytes
         let before = file.errors.count
-        let n = raw.withUnsafeMutableBytes { Int(TIFFReadEncodedStrip(tif, UInt32(strip), $0.baseAddress! + offset, tmsize_t(size))) }
+        let n = raw.withUnsafeMutableBytes {
+          Int(TIFFReadEncodedStrip(tif, UInt32(strip), $0.baseAddress! + offset, tmsize_t(size)))
+        }
         guard n == size, file.errors.count == before else {
           throw fail("strip \(strip): " + file.reason(since: before, "libtiff decoded \(max(n, 0)) of its \(size) bytes"))
         }
@@ -208,7 +211,9 @@ struct TIFFPageReader {
         for tx in 0..<across {
           let tile = (plane * down + ty) * across + tx
           let before = file.errors.count
-          let n = buffer.withUnsafeMutableBytes { Int(TIFFReadEncodedTile(tif, UInt32(tile), $0.baseAddress!, tmsize_t(tileBytes))) }
+          let n = buffer.withUnsafeMutableBytes {
+            Int(TIFFReadEncodedTile(tif, UInt32(tile), $0.baseAddress!, tmsize_t(tileBytes)))
+          }
           guard n == tileBytes, file.errors.count == before else {
             throw fail("tile \(tile): " + file.reason(since: before, "libtiff decoded \(max(n, 0)) of its \(tileBytes) bytes"))
           }
@@ -279,6 +284,18 @@ struct Layout {
   /// samples become 0 or 255.
   func samples(_ raw: [UInt8], colors: Int) -> [UInt16] {
     var out = [UInt16](repeating: 0, count: width * height * colors)
+    if colors == spp && bits >= 8 && (!planar || spp == 1) {  // every sample kept, in order: a plain copy
+      raw.withUnsafeBytes { r in
+        out.withUnsafeMutableBufferPointer { o in
+          if bits == 16 {
+            UnsafeMutableRawBufferPointer(o).copyMemory(from: r)
+          } else {
+            for i in 0..<o.count { o[i] = UInt16(r[i]) }
+          }
+        }
+      }
+      return out
+    }
     raw.withUnsafeBytes { r in
       out.withUnsafeMutableBufferPointer { o in
         for c in 0..<colors {

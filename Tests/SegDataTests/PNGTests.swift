@@ -38,11 +38,6 @@ import Testing
     }
   }
 
-  @Test func writerRejectsInconsistentImages() throws {
-    let bad = Image(unchecked: 2, 2, 1, 8, [1, 2, 3])
-    #expect { try PNG.encode(bad, path: "b.png") } throws: { "\($0)".contains("b.png: cannot write: 3 samples") }
-  }
-
   @Test func alphaIsDroppedAndPremultipliedSixteenBitRestored() {
     // 16-bit RGBA from the simplified API is premultiplied: 30000 at alpha 32768 was about 60000.
     let out = PNG.dropAlpha([30000, 65535, 0, 32768, 7, 8, 9, 65535], channels: 4, premultiplied: true)

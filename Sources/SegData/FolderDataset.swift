@@ -44,7 +44,9 @@ public struct FolderSample: Sendable {
   /// The class index of each pixel, [H,W] row-major, each < the data set's classes.
   public let mask: [UInt8]
 
+  /// The image's (and the mask's) width.
   public var width: Int { image.width }
+  /// The image's (and the mask's) height.
   public var height: Int { image.height }
 
   /// A sample held in memory; `mask` must have `image.width * image.height` entries.
@@ -55,16 +57,22 @@ public struct FolderSample: Sendable {
 
 /// An unlabelled image with its name (file name without the extension).
 public struct NamedImage: Sendable {
+  /// The file name without its extension.
   public let name: String
+  /// The image, converted to the data set's channel count.
   public let image: Image
 
+  /// A named image held in memory.
   public init(name: String, image: Image) { (self.name, self.image) = (name, image) }
 }
 
 /// An image file and the mask file of the same name.
 public struct FolderPair: Sendable, Equatable {
+  /// The file name without its extension, shared by both files.
   public let name: String
+  /// The file in `images/`.
   public let image: URL
+  /// The file in `masks/`.
   public let mask: URL
 }
 
@@ -85,8 +93,11 @@ public struct FolderDataset: Sendable {
   /// Channels of every image: 1 or 3.
   public let channels: Int
 
+  /// The images' directory.
   public static let imagesDirectory = "images"
+  /// The masks' directory: one file per image, of the same name.
   public static let masksDirectory = "masks"
+  /// The optional directory of unlabelled images to predict.
   public static let testDirectory = "test"
 
   /// A data set held in memory.
@@ -100,6 +111,9 @@ public struct FolderDataset: Sendable {
   /// mask values must be classes. `channels` nil takes 3 when any image is RGB, else 1; images
   /// with other channel counts are converted (gray copied to RGB, RGB to luma).
   public static func load(directory: URL, classes: Int = 2, channels: Int? = nil) throws -> FolderDataset {
+    guard isDirectory(directory) else {
+      throw DataError(path: directory.path, "no such directory; expected a folder data set with images/ and masks/")
+    }
     guard (2...256).contains(classes) else {
       throw DataError(path: directory.path, "\(classes) classes; a folder data set has 2 to 256")
     }

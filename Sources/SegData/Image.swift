@@ -4,7 +4,9 @@ import Foundation
 
 /// One 8-bit grayscale image: `width * height` pixels, row-major, 0 = black.
 public struct GrayImage: Sendable, Equatable {
+  /// Size in pixels.
   public let width, height: Int
+  /// `width * height` pixels, row-major.
   public let pixels: [UInt8]
 
   /// An image of `width` x `height` pixels; `TIFF.encode` checks that `pixels` has that many.
@@ -21,6 +23,7 @@ public struct GrayImage: Sendable, Equatable {
 /// channels` samples, row-major with the channels of a pixel interleaved (HWC), each in
 /// 0...maxValue. Samples are held as UInt16 at either depth so that one code path serves both.
 public struct Image: Sendable, Equatable {
+  /// Size in pixels, both positive.
   public let width, height: Int
   /// 1 (grayscale) or 3 (red, green, blue).
   public let channels: Int

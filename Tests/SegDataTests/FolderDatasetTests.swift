@@ -120,6 +120,9 @@ struct FolderFixture {
     #expect(try FolderDataset.pairs(directory: f.root).map(\.name) == ["a", "b", "c", "d", "e"])
     try FileManager.default.removeItem(at: f.url("masks"))
     f.expectLoadError("masks", "no such directory; expected the masks as PNG or TIFF files")
+    #expect { try FolderDataset.load(directory: f.url("none")) } throws: {
+      "\($0)" == "\(f.url("none").path): no such directory; expected a folder data set with images/ and masks/"
+    }
   }
 
   @Test func badMasks() throws {

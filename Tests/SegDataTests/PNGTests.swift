@@ -117,3 +117,39 @@ import Testing
     }
   }
 }
+
+// MARK: - Threads
+
+/// The data pipeline decodes on worker threads: libtiff's per-file handlers and libpng's
+/// png_image share no state, so concurrent reads (good and bad files) each get their own result.
+@Suite struct ImageReadersInParallelTests {
+  @Test func concurrentReadsAndErrorsStayApart() throws {
+    let image = DataFixture.ramp(33, 17, channels: 3, bitDepth: 16, k: 977)
+    let tiff = try TIFF.encode([image], compression: .lzw), png = try PNG.encode(image)
+    let badTIFF = tiff.prefix(tiff.count / 2), badPNG = png.prefix(png.count / 2)
+    let results = UnsafeMutableBufferPointer<String>.allocate(capacity: 64)
+    defer { results.deallocate() }
+    _ = results.initialize(from: repeatElement("", count: 64))
+    DispatchQueue.concurrentPerform(iterations: 64) { i in
+      do {
+        let got = switch i % 4 {
+        case 0: try TIFF.decodeImages(tiff, path: "\(i).tif")[0]
+        case 1: try PNG.decode(png, path: "\(i).png")
+        case 2: try TIFF.decodeImages(badTIFF, path: "\(i).tif")[0]
+        default: try PNG.decode(badPNG, path: "\(i).png")
+        }
+        results[i] = got == image ? "ok" : "wrong pixels"
+      } catch {
+        results[i] = "\(error)"
+      }
+    }
+    for i in 0..<64 {
+      if i % 4 < 2 {
+        #expect(results[i] == "ok", "\(i)")
+      } else {
+        #expect(results[i].hasPrefix("\(i).\(i % 4 == 2 ? "tif" : "png"): ") && results[i].contains(i % 4 == 2 ? "libtiff" : "libpng"),
+                "\(i): \(results[i])")
+      }
+    }
+  }
+}

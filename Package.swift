@@ -17,12 +17,14 @@ let package = Package(
   targets: [
     // MARK: - C libraries
     .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+    .systemLibrary(name: "CTIFF", path: "Sources/CTIFF", providers: [.apt(["libtiff-dev"])]),
+    .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
 
     // MARK: - Library
     .target(name: "SegCore"),
     .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
-    .target(name: "SegData", dependencies: ["SegCore"]),
+    .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),
     .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"]),
 
     // MARK: - Tool

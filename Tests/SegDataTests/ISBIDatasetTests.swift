@@ -101,6 +101,6 @@ import Testing
     let dir = try syntheticSet()
     defer { DataFixture.remove(dir.deletingLastPathComponent()) }
     try Data("not a tiff".utf8).write(to: dir.appendingPathComponent("test-volume.tif"))
-    expectLoadError(dir, file: "test-volume.tif", "not a TIFF file")
+    expectLoadError(dir, file: "test-volume.tif", "not a readable TIFF file: libtiff: Not a TIFF")
   }
 }

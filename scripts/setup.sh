@@ -28,11 +28,11 @@ if ! command -v swift >/dev/null; then
 fi
 
 # Python packages that only the interoperability tests use (they are skipped without them):
-# safetensors reads our checkpoints, tifffile reads and writes TIFFs beside ours.
+# safetensors reads our checkpoints, tifffile and Pillow read and write images beside ours.
 if command -v python3 >/dev/null; then
-  if ! python3 -c "import numpy, safetensors, tifffile" 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check numpy safetensors tifffile 2>/dev/null \
-      || echo "setup: could not pip-install numpy, safetensors, tifffile; their interoperability tests will be skipped"
+  if ! python3 -c "import numpy, safetensors, tifffile, PIL" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check numpy safetensors tifffile pillow 2>/dev/null \
+      || echo "setup: could not pip-install numpy, safetensors, tifffile, pillow; their interoperability tests will be skipped"
   fi
 fi
 

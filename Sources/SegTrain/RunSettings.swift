@@ -1,4 +1,5 @@
 import Foundation
+import SegData
 import SegNN
 
 // MARK: - Execution modes
@@ -19,8 +20,10 @@ public enum ExecMode: String, CaseIterable, Sendable {
 /// Everything a run needs, as the command line gives it.
 public struct RunSettings {
   public var mode = ExecMode.trainAndEvaluate
-  /// An ISBI-layout directory; nil generates the embedded synthetic set.
+  /// An ISBI-layout or images/ + masks/ directory; nil generates the embedded synthetic set.
   public var dataDir: URL?
+  /// The data set's layout; nil detects it.
+  public var dataset: DatasetKind?
   /// Where checkpoints and predictions go; nil keeps nothing (training only).
   public var modelDir: URL?
   /// A DLLogger JSON-lines file (the reference's --log_dir is a file path too).
@@ -41,6 +44,11 @@ public struct RunSettings {
   public var workers = ProcessInfo.processInfo.activeProcessorCount
   /// How evaluation and prediction tile whole images.
   public var window = SlidingWindow()
+  /// Image files or folders to predict instead of the data set's test images, into `predictOutput`.
+  public var predictInputs: [String] = []
+  public var predictOutput: URL?
+  /// Whether predict also writes class probabilities.
+  public var predictProbabilities = false
   /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).
   public var evaluationJSON: URL?
   /// The embedded data set: labelled slices, their side, and unlabelled test slices.
@@ -52,6 +60,7 @@ public struct RunSettings {
 
   /// The checkpoint inside `modelDir`.
   public var checkpointURL: URL? { modelDir?.appendingPathComponent("checkpoint.safetensors") }
-  /// Where predict writes masks, as the reference.
-  public var predictionsURL: URL? { modelDir?.appendingPathComponent("predictions/test-masks.tif") }
+  /// Where predict writes the test images' masks (as the reference: predictions/test-masks.tif for
+  /// an ISBI set).
+  public var predictionsDirectory: URL? { modelDir?.appendingPathComponent("predictions") }
 }

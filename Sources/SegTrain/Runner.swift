@@ -37,22 +37,43 @@ public final class Runner {
       report = try evaluate(model, on: split.validation, step: optimizer.step, logger: logger)
     }
     if s.mode.predicts {
-      try predict(model, images: data.test)
+      try predict(model, data: data)
     }
     return report
   }
 
   // MARK: - Data
 
-  private func loadData() throws -> ISBIDataset {
+  /// Labelled slices and unlabelled test images, from an ISBI stack, an images/ + masks/ folder,
+  /// or generated.
+  struct LoadedData {
+    var train: [LabelledSlice]
+    var test: [(name: String, image: GrayImage)]
+    /// Test images come from an ISBI test volume (predictions go to one TIFF stack).
+    var isStack: Bool
+  }
+
+  private func loadData() throws -> LoadedData {
     let s = settings
-    if let dir = s.dataDir { return try ISBIDataset.load(directory: dir) }
-    let seed = s.training.seed
-    let test = (0..<s.syntheticTestSlices).map { i -> GrayImage in
-      let sl = SyntheticEM.slice(size: s.syntheticSize, seed: seed, index: UInt64(s.syntheticSlices + i))
-      return GrayImage(width: sl.width, height: sl.height, pixels: sl.image)
+    guard let dir = s.dataDir else {
+      let seed = s.training.seed
+      let test = (0..<s.syntheticTestSlices).map { i -> (String, GrayImage) in
+        let sl = SyntheticEM.slice(size: s.syntheticSize, seed: seed, index: UInt64(s.syntheticSlices + i))
+        return ("test-\(i)", GrayImage(width: sl.width, height: sl.height, pixels: sl.image))
+      }
+      return LoadedData(train: SyntheticEM.generate(count: s.syntheticSlices, size: s.syntheticSize, seed: seed), test: test, isStack: true)
     }
-    return ISBIDataset(train: SyntheticEM.generate(count: s.syntheticSlices, size: s.syntheticSize, seed: seed), test: test)
+    switch try s.dataset ?? DatasetKind.detect(directory: dir) {
+    case .isbi:
+      let set = try ISBIDataset.load(directory: dir)
+      return LoadedData(train: set.train, test: set.test.enumerated().map { ("test-\($0.offset)", $0.element) }, isStack: true)
+    case .folder:
+      let set = try FolderDataset.load(directory: dir, classes: s.model.classes, channels: 1)
+      guard s.model.classes == 2 else {
+        throw RunError("--classes \(s.model.classes): training on multi-class folders is not built yet; masks with two classes train")
+      }
+      return LoadedData(train: set.labelledSlices(), test: set.test.map { ($0.name, $0.image.converted(channels: 1).grayImage()) }, isStack: false)
+    }
   }
 
   private func splitData(_ slices: [LabelledSlice]) throws -> (train: [LabelledSlice], validation: [LabelledSlice]) {
@@ -165,17 +186,30 @@ public final class Runner {
     return r
   }
 
-  private func predict(_ model: UNet, images: [GrayImage]) throws {
-    guard let url = settings.predictionsURL else { throw RunError("--model-dir: needed to write predictions") }
-    guard !images.isEmpty else { throw RunError("predict: the data set has no test images") }
-    let masks = try predictMasks(model, images: images, batchSize: settings.training.batchSize, window: settings.window)
-    do {
-      try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-    } catch {
-      throw RunError("--model-dir: cannot create \(url.deletingLastPathComponent().path): \(error.localizedDescription)")
+  private func predict(_ model: UNet, data: LoadedData) throws {
+    let s = settings
+    let writer = try PredictionWriter(model: model, batchSize: s.training.batchSize, window: s.window, probabilities: s.predictProbabilities)
+    if !s.predictInputs.isEmpty {
+      guard let output = s.predictOutput else { throw RunError("--output: needed with --input (the folder for masks and overlays)") }
+      let files = try PredictionWriter.inputFiles(s.predictInputs)
+      let written = try writer.write(files, to: output)
+      say("unet: predicted \(files.count) images; wrote \(written.count) files to \(output.path)")
+      return
     }
-    try TIFF.write(masks, to: url)
-    say("unet: wrote \(masks.count) masks to \(url.path)")
+    guard let dir = s.predictionsDirectory else { throw RunError("--model-dir: needed to write predictions (or give --input and --output)") }
+    guard !data.test.isEmpty else { throw RunError("predict: the data set has no test images; give --input FILE... --output DIR") }
+    if data.isStack {
+      let masks = try predictMasks(model, images: data.test.map(\.image), batchSize: s.training.batchSize, window: s.window)
+      let url = dir.appendingPathComponent("test-masks.tif")
+      do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+        throw RunError("--model-dir: cannot create \(dir.path): \(error.localizedDescription)")
+      }
+      try TIFF.write(masks, to: url)
+      say("unet: wrote \(masks.count) masks to \(url.path)")
+    } else {
+      for (name, image) in data.test { _ = try writer.write(image, name: name, to: dir) }
+      say("unet: wrote masks and overlays of \(data.test.count) test images to \(dir.path)")
+    }
   }
 
   private func describe(_ model: UNet) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegData
 import SegNN
 import SegTrain
 
@@ -54,6 +55,8 @@ extension UNetConfig.Padding: ExpressibleByArgument {}
 struct RunOptions: ParsableArguments {
   @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "ISBI-layout directory (train-volume.tif, train-labels.tif, test-volume.tif); without it, a generated EM-like set.")
   var dataDir: String?
+  @Option(help: "isbi (train-volume.tif, train-labels.tif, test-volume.tif) or folder (images/, masks/, optional test/); detected when not given.")
+  var dataset: DatasetKind?
   @Option(name: [.customLong("model-dir"), .customLong("model_dir")], help: "Checkpoint and predictions directory.")
   var modelDir: String?
   @Option(name: [.customLong("log-dir"), .customLong("log_dir")], help: "DLLogger JSON-lines file to append to.")
@@ -122,6 +125,7 @@ struct RunOptions: ParsableArguments {
     var s = RunSettings()
     s.mode = mode
     s.dataDir = dataDir.map { URL(fileURLWithPath: $0) }
+    s.dataset = dataset
     s.modelDir = modelDir.map { URL(fileURLWithPath: $0) }
     s.logFile = logDir.map { URL(fileURLWithPath: $0) }
     s.model = try model.config(embedded: embedded)
@@ -147,3 +151,4 @@ struct RunOptions: ParsableArguments {
 extension ExecMode: ExpressibleByArgument {}
 extension SlidingWindow.Blending: ExpressibleByArgument {}
 extension InputMode: ExpressibleByArgument {}
+extension DatasetKind: ExpressibleByArgument {}

@@ -26,22 +26,40 @@ struct EvaluateCommand: ParsableCommand {
   @OptionGroup var model: ModelOptions
   @Option(help: "Also write the report as JSON (mean_dice, mean_iou, soft_dice, per_image, per_class) to this file.")
   var output: String?
-  func run() throws { try execute(mode: .evaluate, run: options, model: model, evaluationJSON: output) }
+  func run() throws {
+    try execute(mode: .evaluate, run: options, model: model) { $0.evaluationJSON = output.map { URL(fileURLWithPath: $0) } }
+  }
 }
 
 /// `unet predict`: writes masks of the test images with the checkpoint in --model-dir.
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "predict", abstract: "Predict masks of the test volume into <model-dir>/predictions/test-masks.tif.")
+    commandName: "predict",
+    abstract: "Predict masks: of image files (--input ... --output DIR: a mask and an overlay PNG each), or of the data set's test images (an ISBI set: <model-dir>/predictions/test-masks.tif).")
   @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
-  func run() throws { try execute(mode: .predict, run: options, model: model) }
+  @Option(parsing: .upToNextOption, help: "Image files (PNG or TIFF, any size) or folders of them.")
+  var input: [String] = []
+  @Option(help: "Folder for the masks, overlays and probabilities of --input.")
+  var output: String?
+  @Flag(help: "Also write the class probabilities (<name>-probabilities.tif, 16-bit, one page per class).")
+  var probabilities = false
+  func validate() throws {
+    if !input.isEmpty, output == nil { throw ValidationError("--output: needed with --input (a folder for masks and overlays)") }
+  }
+  func run() throws {
+    try execute(mode: .predict, run: options, model: model) { s in
+      s.predictInputs = input
+      s.predictOutput = output.map { URL(fileURLWithPath: $0) }
+      s.predictProbabilities = probabilities
+    }
+  }
 }
 
 /// Runs a mode with the given flags, printing to stdout (a progress bar on a terminal).
-func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, evaluationJSON: String? = nil) throws {
+func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inout RunSettings) -> Void = { _ in }) throws {
   var settings = try run.settings(mode: mode, model: model)
-  settings.evaluationJSON = evaluationJSON.map { URL(fileURLWithPath: $0) }
+  adjust(&settings)
   let backend = try run.device.backend()
   Backends.default = backend
   let bar = ProgressBar()

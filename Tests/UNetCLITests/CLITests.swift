@@ -150,3 +150,49 @@ private let tinyModel = ["--padding", "same", "--depth", "2", "--base-filters", 
     #expect(try Data(contentsOf: checkpoint) == truncated)
   }
 }
+
+// MARK: - Folder data sets and image files
+
+@Suite(.serialized) struct CLIFolderTests {
+  @Test func trainOnAFolderThenPredictFilesWithOverlays() throws {
+    let root = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let data = root.appendingPathComponent("data")
+    for sub in ["images", "masks", "test"] {
+      try FileManager.default.createDirectory(at: data.appendingPathComponent(sub), withIntermediateDirectories: true)
+    }
+    for (i, s) in SyntheticEM.generate(count: 4, size: 40, seed: 3).enumerated() {
+      try ImageFile.write(Image(width: 40, height: 40, channels: 1, bitDepth: 8, samples: s.image.map(UInt16.init)), to: data.appendingPathComponent("images/s\(i).png"))
+      try ImageFile.write(Image(width: 40, height: 40, channels: 1, bitDepth: 8, samples: s.label.map(UInt16.init)), to: data.appendingPathComponent("masks/s\(i).tif"))
+    }
+    // An image larger than any tile, of an odd size.
+    let big = SyntheticEM.slice(size: 70, seed: 3, index: 9)
+    let odd = try Image(width: 70, height: 53, channels: 1, bitDepth: 8, samples: big.image.prefix(70 * 53).map(UInt16.init))
+    try ImageFile.write(odd, to: data.appendingPathComponent("test/odd.png"))
+
+    let model = root.appendingPathComponent("model").path
+    let train = try unet(["train", "--data-dir", data.path, "--model-dir", model, "--max-steps", "2", "--fold", "0", "--folds", "4", "--augment"] + tinyModel)
+    #expect(train.status == 0, "\(train.output)")
+    #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("model/checkpoint.safetensors").path))
+
+    let predictTest = try unet(["predict", "--data-dir", data.path, "--model-dir", model])
+    #expect(predictTest.status == 0, "\(predictTest.output)")
+    let mask = try ImageFile.read(contentsOf: root.appendingPathComponent("model/predictions/odd-mask.png"))
+    #expect(mask.width == 70 && mask.height == 53 && Set(mask.samples).isSubset(of: [0, 255]))
+
+    let out = root.appendingPathComponent("out")
+    let files = try unet(["predict", "--model-dir", model, "--input", data.appendingPathComponent("test").path,
+                          data.appendingPathComponent("images/s1.png").path, "--output", out.path, "--probabilities", "--tta"])
+    #expect(files.status == 0, "\(files.output)")
+    let overlay = try ImageFile.read(contentsOf: out.appendingPathComponent("odd-overlay.png"))
+    #expect(overlay.channels == 3 && overlay.width == 70 && overlay.height == 53)
+    let probabilities = try TIFF.readImages(contentsOf: out.appendingPathComponent("s1-probabilities.tif"))
+    #expect(probabilities.count == 2 && probabilities[0].bitDepth == 16)
+  }
+
+  @Test func missingInputIsNamed() throws {
+    let r = try unet(["predict", "--model-dir", "/nonexistent/model", "--input", "/nonexistent/a.png", "--output", "/tmp/x"])
+    #expect(r.status != 0)
+    #expect(r.output.contains("/nonexistent/"), "\(r.output)")
+  }
+}

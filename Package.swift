@@ -10,6 +10,7 @@ let package = Package(
     .executable(name: "unet", targets: ["unet"]),
     .library(name: "SegCore", targets: ["SegCore"]),
     .library(name: "SegCPU", targets: ["SegCPU"]),
+    .library(name: "SegCUDA", targets: ["SegCUDA"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -17,10 +18,13 @@ let package = Package(
   targets: [
     // MARK: - C libraries
     .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
+    // Our own declarations of the CUDA entry points, filled by dlsym: nothing CUDA is needed to build.
+    .systemLibrary(name: "CCUDA", path: "Sources/CCUDA"),
 
     // MARK: - Library
     .target(name: "SegCore"),
     .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL"]),
+    .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore"]),
     .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"]),
@@ -29,7 +33,7 @@ let package = Package(
     .executableTarget(
       name: "unet",
       dependencies: [
-        "SegCore", "SegCPU", "SegNN", "SegData", "SegTrain",
+        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -37,6 +41,7 @@ let package = Package(
     .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
     .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegTestSupport"]),
+    .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
     .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegData", "SegNN", "SegTrain"]),

@@ -31,11 +31,11 @@ public struct CUDAError: Error, CustomStringConvertible, Sendable {
 /// The names of the status codes of each library, for messages; the compile-only test checks the
 /// values against the real headers. A library's own string function, when loaded, adds its text.
 public enum CUDAStatus {
-  /// CUresult names of the CUDA driver API (the common ones; others print as their number).
+  /// CUresult names of the CUDA driver API (the common ones, all in CUDA 12.0's cuda.h; with a
+  /// driver loaded, cuGetErrorName names the others).
   public static let driver: [Int32: String] = [
     0: "CUDA_SUCCESS", 1: "CUDA_ERROR_INVALID_VALUE", 2: "CUDA_ERROR_OUT_OF_MEMORY",
     3: "CUDA_ERROR_NOT_INITIALIZED", 4: "CUDA_ERROR_DEINITIALIZED", 34: "CUDA_ERROR_STUB_LIBRARY",
-    36: "CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER",
     46: "CUDA_ERROR_DEVICE_UNAVAILABLE", 100: "CUDA_ERROR_NO_DEVICE", 101: "CUDA_ERROR_INVALID_DEVICE",
     200: "CUDA_ERROR_INVALID_IMAGE", 201: "CUDA_ERROR_INVALID_CONTEXT", 209: "CUDA_ERROR_NO_BINARY_FOR_GPU",
     218: "CUDA_ERROR_INVALID_PTX", 221: "CUDA_ERROR_JIT_COMPILER_NOT_FOUND", 222: "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",

@@ -101,3 +101,52 @@ struct ConversionKernelTests {
     #expect(out.filter { $0 == 0 }.count > 600 && out.filter { $0 == 0 }.count < 1200)
   }
 }
+
+// MARK: - Adam
+
+@Suite(.enabled(if: HostEmulator.available, "no C++ compiler for the kernel emulator"))
+struct AdamKernelTests {
+  /// The fused update equals SegNN's Adam formula in f32, step by step, for f32, f16 and bf16 gradients.
+  @Test(arguments: [DType.f32, .f16, .bf16])
+  func fusedAdamMatchesTheFormula(_ gradientType: DType) throws {
+    let emu = try HostEmulator.shared.get()
+    let n = 300
+    var rng = SeededRandom(seed: 21)
+    var p = rng.doubles(n).map(Float.init), m = [Float](repeating: 0, count: n), v = m
+    let (beta1, beta2, epsilon) = (0.9, 0.999, 1e-7)
+    let buffers = try [p, m, v].map { a -> UInt64 in
+      let ptr = try emu.allocate(n * 4)
+      try a.withUnsafeBytes { try emu.upload($0, to: ptr) }
+      return ptr
+    }
+    let g = try emu.allocate(n * gradientType.byteSize)
+    defer { (buffers + [g]).forEach { emu.free($0) } }
+    for step in 1...3 {
+      // Gradients as the dtype holds them; the formula sees the same rounded values.
+      let grads = HostTensor(type: TensorType([n], gradientType), doubles: rng.doubles(n))
+      switch grads.data {
+      case .f32(let a): try a.withUnsafeBytes { try emu.upload($0, to: g) }
+      case .f16(let a): try a.withUnsafeBytes { try emu.upload($0, to: g) }
+      case .bf16(let a): try a.withUnsafeBytes { try emu.upload($0, to: g) }
+      default: Issue.record("unexpected dtype")
+      }
+      let t = Double(step)
+      let stepSize = 1e-3 * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+      try emu.launch(
+        "adam_\(gradientType.rawValue)", count: n,
+        arguments: buffers.map { .pointer($0) } + [
+          .pointer(g), .int64(Int64(n)), .float(Float(beta1)), .float(Float(beta2)), .float(Float(1 - beta1)),
+          .float(Float(1 - beta2)), .float(Float(epsilon)), .float(Float(stepSize)),
+        ])
+      let gf = grads.floats
+      for i in 0..<n {
+        m[i] = m[i] * Float(beta1) + gf[i] * Float(1 - beta1)
+        v[i] = v[i] * Float(beta2) + gf[i] * gf[i] * Float(1 - beta2)
+        p[i] = p[i] - m[i] / (v[i].squareRoot() + Float(epsilon)) * Float(stepSize)
+      }
+    }
+    var got = [[Float]](repeating: [Float](repeating: 0, count: n), count: 3)
+    for k in 0..<3 { try got[k].withUnsafeMutableBytes { try emu.download(buffers[k], into: $0) } }
+    #expect(got[0] == p && got[1] == m && got[2] == v)
+  }
+}

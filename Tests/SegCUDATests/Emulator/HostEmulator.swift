@@ -35,7 +35,8 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
   /// Live allocations (to check that the backend frees what it allocates).
   var liveAllocations: Int { lock.withLock { allocations.count } }
 
-  private init() throws {
+  /// A device of its own (allocations counted apart), over the shared build of the kernels.
+  init() throws {
     let library = try Self.build()
     guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
       throw CUDAError(.libraryNotFound, "cannot open the emulator \(library): \(String(cString: dlerror()))")

@@ -44,7 +44,7 @@ public final class CUDADriver: @unchecked Sendable {
       return Int(v)
     }
     return CUDADeviceInfo(
-      ordinal: ordinal, name: String(cString: name),
+      ordinal: ordinal, handle: dev, name: String(cString: name),
       computeCapability: (
         try attribute(CCUDA_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability major"),
         try attribute(CCUDA_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability minor")
@@ -60,6 +60,8 @@ public final class CUDADriver: @unchecked Sendable {
 /// What a CUDA device is.
 public struct CUDADeviceInfo: Sendable {
   public let ordinal: Int
+  /// The driver's CUdevice for it.
+  let handle: Int32
   public let name: String
   public let computeCapability: (major: Int, minor: Int)
   /// Bytes of device memory.
@@ -89,7 +91,7 @@ public final class CUDAContext: @unchecked Sendable {
     self.driver = driver
     device = try driver.device(ordinal)
     var ctx: ccuda_CUcontext? = nil
-    try driver.api.check(driver.api.cuDevicePrimaryCtxRetain(&ctx, Int32(ordinal)), "cuDevicePrimaryCtxRetain")
+    try driver.api.check(driver.api.cuDevicePrimaryCtxRetain(&ctx, device.handle), "cuDevicePrimaryCtxRetain")
     guard let ctx else { throw CUDAError(.callFailed, "cuDevicePrimaryCtxRetain returned no context") }
     handle = ctx
     try driver.api.check(driver.api.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
@@ -102,7 +104,7 @@ public final class CUDAContext: @unchecked Sendable {
   deinit {
     _ = api.cuCtxSetCurrent(handle)
     _ = api.cuStreamDestroy(stream)
-    _ = api.cuDevicePrimaryCtxRelease(Int32(device.ordinal))
+    _ = api.cuDevicePrimaryCtxRelease(device.handle)
   }
 
   /// Runs `body` with this context current on the calling thread.

@@ -40,7 +40,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let context = try CUDAContext(driver: driver, ordinal: ordinal)
     let compiler = try NVRTCCompiler(api: try NVRTCAPI.load(loader))
     let device = try GPUKernelDevice(context: context, compiler: compiler)
-    let convolutions = try CUDNNConvolutions(api: try CUDNNAPI.load(loader), context: context, device: device)
+    let convolutions = try CUDNNConvolutions(api: try CUDNNAPI.load(loader), context: context)
     return CUDABackend(device: device, convolutions: convolutions)
   }
 

@@ -1,4 +1,5 @@
 import CCUDA
+import Foundation
 import SegCore
 
 // MARK: - cuDNN convolutions
@@ -17,21 +18,25 @@ final class CUDNNConvolutions: @unchecked Sendable {
   let context: CUDAContext
   let handle: ccuda_cudnnHandle
   private var algorithms: [String: Int32] = [:]
+  /// One convolution at a time: the handle and the algorithm cache are not shared between threads.
+  private let lock = NSLock()
 
-  init(api: CUDNNAPI, context: CUDAContext, device: any KernelDevice) throws {
+  init(api: CUDNNAPI, context: CUDAContext) throws {
     self.api = api
     self.context = context
     var h: ccuda_cudnnHandle? = nil
     try context.current { try api.check(api.cudnnCreate(&h), "cudnnCreate") }
     guard let h else { throw CUDAError(.callFailed, "cudnnCreate returned no handle") }
     handle = h
-    try api.check(api.cudnnSetStream(h, context.stream), "cudnnSetStream")
+    try context.current { try api.check(api.cudnnSetStream(h, context.stream), "cudnnSetStream") }
   }
 
   deinit { _ = api.cudnnDestroy(handle) }
 
   /// Runs one convolution op of the backend.
   func run(_ backend: CUDABackend, _ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    lock.lock()
+    defer { lock.unlock() }
     let dtype = try backend.floatType(op, Array(x.prefix(2)), out)
     guard let dataType = Self.dataType(dtype) else {
       throw TensorError(

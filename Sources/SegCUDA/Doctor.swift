@@ -114,10 +114,11 @@ public struct DoctorReport: Sendable {
     return r
   }
 
-  /// Without a GPU: whether NVRTC compiles a kernel at all.
+  /// Without a GPU: whether NVRTC compiles a kernel at all (kept out of the disk cache).
   static func compileProbe(_ compiler: NVRTCCompiler) -> String {
     do {
-      _ = try compiler.compile(
+      let probe = try NVRTCCompiler(api: compiler.api, cacheDirectory: nil)
+      _ = try probe.compile(
         "extern \"C\" __global__ void probe(float* x) { x[0] = 1.0f; }\n", name: "probe.cu", architecture: 80)
       return "no GPU to run them on; NVRTC compiles for sm_80"
     } catch {

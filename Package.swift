@@ -10,6 +10,7 @@ let package = Package(
     .executable(name: "unet", targets: ["unet"]),
     .library(name: "SegCore", targets: ["SegCore"]),
     .library(name: "SegCPU", targets: ["SegCPU"]),
+    .library(name: "SegCUDA", targets: ["SegCUDA"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -19,10 +20,13 @@ let package = Package(
     .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
     .systemLibrary(name: "CTIFF", path: "Sources/CTIFF", providers: [.apt(["libtiff-dev"])]),
     .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+    // Our own declarations of the CUDA entry points, filled by dlsym: nothing CUDA is needed to build.
+    .systemLibrary(name: "CCUDA", path: "Sources/CCUDA"),
 
     // MARK: - Library
     .target(name: "SegCore"),
     .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL"]),
+    .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),
     .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"]),
@@ -31,7 +35,7 @@ let package = Package(
     .executableTarget(
       name: "unet",
       dependencies: [
-        "SegCore", "SegCPU", "SegNN", "SegData", "SegTrain",
+        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -39,6 +43,7 @@ let package = Package(
     .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
     .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegTestSupport"]),
+    .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
     .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegData", "SegNN", "SegTrain"]),

@@ -6,6 +6,9 @@ struct UNetCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "unet",
     abstract: "Train and run U-Net segmentation models on biomedical images.",
-    subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, DataCommand.self, BenchCommand.self],
+    subcommands: [
+      TrainCommand.self, EvaluateCommand.self, PredictCommand.self, DataCommand.self, BenchCommand.self,
+      DoctorCommand.self,
+    ],
     defaultSubcommand: TrainCommand.self)
 }

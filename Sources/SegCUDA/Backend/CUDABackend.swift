@@ -1,0 +1,173 @@
+import Foundation
+import SegCore
+
+// MARK: - CUDA backend
+
+/// The CUDA backend: NVRTC-compiled kernels (Kernels/*.swift) for every op but the convolutions,
+/// which go to cuDNN. Tensors live in device memory, row-major (NHWC), one allocation each; all
+/// work is queued on one stream, in order.
+///
+/// Status: the kernels, their launch arguments and this class run in the test suite on a host
+/// emulator of the kernel sources (`Tests/SegCUDATests`) and agree with the reference backend; the
+/// GPU path (driver calls, NVRTC for the device, cuDNN convolutions) compiles and is wired, but has
+/// not yet run on a GPU.
+public final class CUDABackend: Backend, @unchecked Sendable {
+  /// "cuda".
+  public let name = "cuda"
+  /// Where kernels run.
+  public let device: any KernelDevice
+  /// cuDNN's convolutions; nil where there is no cuDNN (the emulator), so convolution kernels are absent.
+  let convolutions: CUDNNConvolutions?
+
+  /// A backend over `device`; `convolutions` supplies conv2d and its backward ops.
+  init(device: any KernelDevice, convolutions: CUDNNConvolutions?) {
+    self.device = device
+    self.convolutions = convolutions
+  }
+
+  /// The backend on GPU `ordinal`: loads the driver, NVRTC and cuDNN (the error names what is
+  /// missing and how to install it), retains the device's primary context.
+  public static func gpu(ordinal: Int = 0, loader: CUDALoader = .shared) throws -> CUDABackend {
+    let driver = try CUDADriver(loader: loader)
+    let count = try driver.deviceCount()
+    guard ordinal < count else {
+      throw CUDAError(
+        .noDevice,
+        count == 0
+          ? "the CUDA driver sees no GPU: check `nvidia-smi` and CUDA_VISIBLE_DEVICES"
+          : "there is no GPU \(ordinal): the driver sees \(count)")
+    }
+    let context = try CUDAContext(driver: driver, ordinal: ordinal)
+    let compiler = try NVRTCCompiler(api: try NVRTCAPI.load(loader))
+    let device = try GPUKernelDevice(context: context, compiler: compiler)
+    let convolutions = try CUDNNConvolutions(api: try CUDNNAPI.load(loader), context: context)
+    return CUDABackend(device: device, convolutions: convolutions)
+  }
+
+  // MARK: Transfers
+
+  /// Copies row-major host values (any dtype) into a new device buffer.
+  public func upload(_ host: HostTensor) throws -> any DeviceStorage {
+    let storage = try CUDAStorage(device: device, type: host.type)
+    func copy<T>(_ a: [T]) throws { try a.withUnsafeBytes { try device.upload($0, to: storage.pointer) } }
+    switch host.data {
+    case .f64(let a): try copy(a)
+    case .f32(let a): try copy(a)
+    case .f16(let a): try copy(a)
+    case .bf16(let a): try copy(a)
+    case .i32(let a): try copy(a)
+    case .u8(let a): try copy(a)
+    }
+    return storage
+  }
+
+  /// The values, row-major, after the queued work.
+  public func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
+    let s = try cudaStorage(storage, op: "download")
+    guard s.type == type else { throw TensorError(op: "download", operands: [type], "the buffer holds \(s.type)") }
+    let n = type.shape.count
+    func read<T>(_ zero: T) throws -> [T] {
+      var a = [T](repeating: zero, count: n)
+      try a.withUnsafeMutableBytes { try device.download(s.pointer, into: $0) }
+      return a
+    }
+    let data: HostData
+    switch type.dtype {
+    case .f64: data = .f64(try read(0.0))
+    case .f32: data = .f32(try read(Float(0)))
+    case .f16: data = .f16(try read(Float16(0)))
+    case .bf16: data = .bf16(try read(UInt16(0)))
+    case .i32: data = .i32(try read(Int32(0)))
+    case .u8: data = .u8(try read(UInt8(0)))
+    }
+    return try HostTensor(shape: type.shape, data: data)
+  }
+
+  // MARK: Kernels
+
+  /// The kernel for `kind`: every op kind, the convolutions only with cuDNN.
+  public func kernel(for kind: OpKind) -> Kernel? {
+    guard let k = operation(kind) else { return nil }
+    return { op, inputs, output in
+      let operands = try inputs.map { operand -> DeviceOperand in
+        let s = try self.cudaStorage(operand.storage, op: kind.rawValue)
+        return DeviceOperand(pointer: s.pointer, type: operand.type, storage: s)
+      }
+      return try k(op, operands, output)
+    }
+  }
+
+  /// The implementation of each op kind.
+  private func operation(_ kind: OpKind) -> ((any Primitive, [DeviceOperand], TensorType) throws -> CUDAStorage)? {
+    switch kind {
+    case .add, .sub, .mul, .div, .reluBackward: return binary
+    case .neg, .exp, .log, .sqrt, .addScalar, .mulScalar, .relu: return unary
+    case .sum: return sum
+    case .broadcastTo: return broadcastTo
+    case .softmax, .logSoftmax: return softmax
+    case .reshape: return reshape
+    case .concat: return concat
+    case .slice: return slice
+    case .pad: return pad
+    case .padBackward: return padBackward
+    case .cast: return cast
+    case .randomMask: return randomMask
+    case .argmax: return argmax
+    case .oneHot: return oneHot
+    case .maxPool2d: return maxPool
+    case .maxPool2dBackward: return maxPoolBackward
+    case .conv2d, .conv2dBackwardData, .conv2dBackwardFilter:
+      guard let convolutions else { return nil }
+      return { op, inputs, output in try convolutions.run(self, op, inputs, output) }
+    }
+  }
+
+  // MARK: Helpers
+
+  func cudaStorage(_ storage: any DeviceStorage, op: String) throws -> CUDAStorage {
+    guard let s = storage as? CUDAStorage, s.device === device else {
+      throw TensorError(op: op, "a buffer that does not belong to this cuda backend; move the tensor with .to(_:)")
+    }
+    return s
+  }
+
+  /// A fresh (uninitialised) buffer for `type`.
+  func output(_ type: TensorType) throws -> CUDAStorage { try CUDAStorage(device: device, type: type) }
+
+  /// Checks that every operand and the output share one floating dtype, which the kernels are
+  /// instantiated for.
+  func floatType(_ op: any Primitive, _ inputs: [DeviceOperand], _ output: TensorType) throws -> DType {
+    let d = output.dtype
+    guard d.isFloatingPoint, inputs.allSatisfy({ $0.type.dtype == d }) else {
+      throw TensorError(
+        op: op.kind.rawValue, operands: inputs.map(\.type),
+        "the CUDA kernel needs operands of one floating dtype, the output's \(d)")
+    }
+    return d
+  }
+}
+
+// MARK: - Storage
+
+/// A device allocation holding one tensor, row-major; freed when the last tensor using it goes.
+final class CUDAStorage: DeviceStorage, @unchecked Sendable {
+  let device: any KernelDevice
+  let pointer: UInt64
+  let type: TensorType
+  var bytes: Int { type.shape.count * type.dtype.byteSize }
+
+  init(device: any KernelDevice, type: TensorType) throws {
+    self.device = device
+    self.type = type
+    pointer = try device.allocate(type.shape.count * type.dtype.byteSize)
+  }
+
+  deinit { device.free(pointer) }
+}
+
+/// An input of a CUDA kernel: its device address and type (the storage keeps it alive).
+struct DeviceOperand {
+  let pointer: UInt64
+  let type: TensorType
+  let storage: CUDAStorage
+}

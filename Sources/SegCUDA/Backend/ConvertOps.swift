@@ -1,0 +1,122 @@
+import SegCore
+
+// MARK: - Type, random and label ops
+
+extension CUDABackend {
+  /// cast between any two dtypes (a copy for the same dtype).
+  func cast(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    let y = try output(out)
+    let from = x[0].type.dtype
+    if from == out.dtype {
+      try device.copy(from: x[0].pointer, to: y.pointer, bytes: y.bytes)
+      return y
+    }
+    let n = out.shape.count
+    try device.launch(
+      "cast_\(from.rawValue)_\(out.dtype.rawValue)", count: n,
+      arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n))])
+    return y
+  }
+
+  /// randomMask: element i kept when RandomMask.bits(seed, offset + i) < keepProbability * 2^24.
+  func randomMask(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    guard let p = op as? RandomMask else {
+      throw TensorError(op: "randomMask", "the CUDA kernel was given \(type(of: op))")
+    }
+    let y = try output(out)
+    let n = out.shape.count
+    try device.launch(
+      KernelNames.name("randomMask", out.dtype), count: n,
+      arguments: [
+        .pointer(y.pointer), .int64(Int64(n)), .uint64(p.seed), .uint64(p.offset),
+        .double(p.keepProbability * 16_777_216.0), .double(1 / p.keepProbability),
+      ])
+    return y
+  }
+
+  /// argmax along an axis of any dtype, to i32.
+  func argmax(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    guard let p = op as? ArgMax else { throw TensorError(op: "argmax", "the CUDA kernel was given \(type(of: op))") }
+    let dims = x[0].type.shape.dims
+    let n = dims[p.axis], inner = dims[(p.axis + 1)...].reduce(1, *), outer = dims[..<p.axis].reduce(1, *)
+    let y = try output(out)
+    try device.launch(
+      KernelNames.name("argmax", x[0].type.dtype), count: outer * inner,
+      arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(outer)), .int64(Int64(n)), .int64(Int64(inner))])
+    return y
+  }
+
+  /// oneHot of i32 or u8 labels; a label outside 0..<classes fails as the reference, naming the
+  /// first one and its index (the kernel records the smallest bad index).
+  func oneHot(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    guard let p = op as? OneHot else { throw TensorError(op: "oneHot", "the CUDA kernel was given \(type(of: op))") }
+    let labels = x[0]
+    guard labels.type.dtype == .i32 || labels.type.dtype == .u8 else {
+      throw TensorError(op: "oneHot", operands: [labels.type], "labels must be i32 or u8; use cast(_:to:)")
+    }
+    let count = labels.type.shape.count
+    let y = try output(out)
+    let firstBad = try output(TensorType([1], .f64))  // 8 bytes: a UInt64 index
+    try device.fill(firstBad.pointer, byte: 0xFF, bytes: 8)
+    try device.launch(
+      "oneHot_\(labels.type.dtype.rawValue)_\(out.dtype.rawValue)", count: count * p.classes,
+      arguments: [
+        .pointer(labels.pointer), .pointer(y.pointer), .int64(Int64(count)), .int64(Int64(p.classes)),
+        .pointer(firstBad.pointer),
+      ])
+    var bad = UInt64.max
+    try withUnsafeMutableBytes(of: &bad) { try device.download(firstBad.pointer, into: $0) }
+    if bad != UInt64.max {
+      let i = Int(bad)
+      var label: Int
+      if labels.type.dtype == .i32 {
+        var v: Int32 = 0
+        try withUnsafeMutableBytes(of: &v) { try device.download(labels.pointer + UInt64(4 * i), into: $0) }
+        label = Int(v)
+      } else {
+        var v: UInt8 = 0
+        try withUnsafeMutableBytes(of: &v) { try device.download(labels.pointer + UInt64(i), into: $0) }
+        label = Int(v)
+      }
+      throw TensorError(
+        op: "oneHot", operands: [labels.type], "label \(label) at index \(i) is outside 0..<\(p.classes)")
+    }
+    return y
+  }
+}
+
+// MARK: - Pooling
+
+extension CUDABackend {
+  /// maxPool2d on NHWC: one thread per output element.
+  func maxPool(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    let dtype = try floatType(op, x, out)
+    guard let p = op as? MaxPool2D else { throw TensorError(op: "maxPool2d", "the CUDA kernel was given \(type(of: op))") }
+    let y = try output(out)
+    try device.launch(
+      KernelNames.name("maxPool2d", dtype), count: out.shape.count,
+      arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64s(poolGeometry(p, x[0].type.shape, out.shape))])
+    return y
+  }
+
+  /// maxPool2dBackward (x, dy): one thread per input element, gathering from its windows.
+  func maxPoolBackward(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+    let dtype = try floatType(op, x, out)
+    guard let p = op as? MaxPool2DBackward else {
+      throw TensorError(op: "maxPool2dBackward", "the CUDA kernel was given \(type(of: op))")
+    }
+    let y = try output(out)
+    try device.launch(
+      KernelNames.name("maxPool2dBackward", dtype), count: out.shape.count,
+      arguments: [
+        .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer),
+        .int64s(poolGeometry(p.pool, x[0].type.shape, x[1].type.shape)),
+      ])
+    return y
+  }
+
+  /// The kernels' Pool struct: (n, h, w, c, oh, ow, kh, kw, sh, sw).
+  private func poolGeometry(_ p: MaxPool2D, _ input: Shape, _ pooled: Shape) -> [Int] {
+    [input[0], input[1], input[2], input[3], pooled[1], pooled[2], p.windowH, p.windowW, p.strideH, p.strideW]
+  }
+}

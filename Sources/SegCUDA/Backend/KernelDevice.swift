@@ -1,0 +1,101 @@
+import CCUDA
+import Foundation
+
+// MARK: - Where kernels run
+
+/// What the CUDA backend needs from a device: memory and kernel launches by name. The GPU
+/// implementation is `GPUKernelDevice`; tests also run the same kernels on a host emulator
+/// (the kernel sources compiled as C++), so the backend's logic is checked without a GPU.
+public protocol KernelDevice: AnyObject, Sendable {
+  /// For messages, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
+  var description: String { get }
+  /// A new allocation of `bytes` (at least 1), as a device address.
+  func allocate(_ bytes: Int) throws -> UInt64
+  /// Frees an allocation once the work queued before it is done.
+  func free(_ pointer: UInt64)
+  /// Copies host bytes to the device (after the queued work).
+  func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws
+  /// Copies device bytes to the host after the queued work.
+  func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws
+  /// Queues a device-to-device copy.
+  func copy(from source: UInt64, to destination: UInt64, bytes: Int) throws
+  /// Queues filling `bytes` bytes with `value`.
+  func fill(_ pointer: UInt64, byte value: UInt8, bytes: Int) throws
+  /// Queues kernel `kernel` (a name from `KernelLibrary`) over `count` work items (its
+  /// grid-stride loop covers them whatever the launch shape).
+  func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws
+}
+
+// MARK: - GPU
+
+/// Kernels on a CUDA GPU: each kernel family is compiled by NVRTC for the device at the first
+/// launch of one of its kernels (or read from the CUBIN cache), then loaded once.
+public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
+  public let context: CUDAContext
+  public let compiler: NVRTCCompiler
+  /// The compilation target: sm_XY, or PTX for a GPU newer than NVRTC.
+  public let target: (architecture: Int, ptx: Bool)
+  private var modules: [String: CUDAModule] = [:]
+  private var functions: [String: ccuda_CUfunction] = [:]
+  private let lock = NSLock()
+
+  /// Threads per block of every launch, and the most blocks (the grid-stride loops cover the rest).
+  static let threads = 256
+  static let maxBlocks = 65_535
+
+  public init(context: CUDAContext, compiler: NVRTCCompiler) throws {
+    self.context = context
+    self.compiler = compiler
+    let cc = context.device.computeCapability
+    guard let t = compiler.target(computeCapability: cc.major, cc.minor) else {
+      throw CUDAError(
+        .unsupported,
+        "NVRTC \(compiler.version.major).\(compiler.version.minor) cannot compile for \(context.device.architecture) "
+          + "(it supports sm_\(compiler.supportedArchitectures.min() ?? 0) and newer)")
+    }
+    target = t
+  }
+
+  public var description: String { "\(context.device.name) (\(context.device.architecture))" }
+
+  public func allocate(_ bytes: Int) throws -> UInt64 { try context.allocate(bytes) }
+  public func free(_ pointer: UInt64) { context.free(pointer) }
+  public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws { try context.upload(bytes, to: pointer) }
+  public func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
+    try context.download(pointer, into: bytes)
+  }
+  public func copy(from source: UInt64, to destination: UInt64, bytes: Int) throws {
+    try context.copy(from: source, to: destination, bytes: bytes)
+  }
+  public func fill(_ pointer: UInt64, byte value: UInt8, bytes: Int) throws {
+    try context.fill(pointer, byte: value, bytes: bytes)
+  }
+
+  public func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
+    guard count > 0 else { return }
+    let blocks = min((count + Self.threads - 1) / Self.threads, Self.maxBlocks)
+    try context.launch(try function(kernel), name: kernel, blocks: blocks, threads: Self.threads, arguments: arguments)
+  }
+
+  /// The loaded kernel, compiling and loading its family on first use.
+  func function(_ kernel: String) throws -> ccuda_CUfunction {
+    lock.lock()
+    defer { lock.unlock() }
+    if let f = functions[kernel] { return f }
+    guard let family = KernelLibrary.family(of: kernel) else {
+      throw CUDAError(.unsupported, "no CUDA kernel is named \(kernel)")
+    }
+    let module: CUDAModule
+    if let m = modules[family.name] {
+      module = m
+    } else {
+      let code = try compiler.compile(
+        family.source, name: "\(family.name).cu", architecture: target.architecture, ptx: target.ptx)
+      module = try context.loadModule(code, name: family.name)
+      modules[family.name] = module
+    }
+    let f = try context.function(kernel, in: module)
+    functions[kernel] = f
+    return f
+  }
+}

@@ -1,0 +1,76 @@
+import SegCore
+
+// MARK: - Max pooling kernels
+
+/// maxPool2d and its backward on NHWC, for f32, f16, bf16 and f64. Both pick, per window, the
+/// first maximum in row-major (kh, kw) order, a NaN winning so that it shows, as the reference.
+///
+/// `maxPool2d_<dtype>(x, y, pool)`: one thread per output element. `maxPool2dBackward_<dtype>(x,
+/// dy, dx, pool)`: one thread per input element, which adds dy of every window whose maximum it is,
+/// in row-major window order (a gather: no atomics, deterministic). `pool` holds
+/// (n, h, w, c, oh, ow, kh, kw, sh, sw).
+enum PoolingKernels {
+  static let family = KernelFamily(
+    name: "pooling", body: body,
+    instances: KernelNames.floats.flatMap { d -> [(String, String)] in
+      [
+        (KernelNames.name(OpKind.maxPool2d.rawValue, d), "POOL(\(KernelNames.cType(d)), \(d.rawValue))"),
+        (KernelNames.name(OpKind.maxPool2dBackward.rawValue, d), ""),
+      ]
+    })
+
+  static let body = #"""
+    // ---- Max pooling ----
+    struct Pool { i64 n, h, w, c, oh, ow, kh, kw, sh, sw; };
+
+    // The flat index of the first maximum of window (b, i, j, ch).
+    template <class T>
+    DEVICE i64 windowArgmax(const T* x, const Pool& p, i64 b, i64 i, i64 j, i64 ch) {
+      typedef typename Elem<T>::C C;
+      i64 best = ((b * p.h + i * p.sh) * p.w + j * p.sw) * p.c + ch;
+      C bv = Elem<T>::load(x[best]);
+      for (i64 u = 0; u < p.kh; ++u) {
+        for (i64 v = 0; v < p.kw; ++v) {
+          const i64 idx = ((b * p.h + i * p.sh + u) * p.w + j * p.sw + v) * p.c + ch;
+          const C xv = Elem<T>::load(x[idx]);
+          if (xv > bv || (xv != xv && bv == bv)) { best = idx; bv = xv; }
+        }
+      }
+      return best;
+    }
+
+    template <class T>
+    DEVICE void maxPool(const T* x, T* y, const Pool& p) {
+      const i64 total = p.n * p.oh * p.ow * p.c;
+      for (i64 o = gridStart(); o < total; o += gridStep()) {
+        const i64 ch = o % p.c, j = (o / p.c) % p.ow, i = (o / (p.c * p.ow)) % p.oh, b = o / (p.c * p.ow * p.oh);
+        y[o] = x[windowArgmax(x, p, b, i, j, ch)];
+      }
+    }
+
+    template <class T>
+    DEVICE void maxPoolBackward(const T* x, const T* dy, T* dx, const Pool& p) {
+      typedef typename Elem<T>::C C;
+      const i64 total = p.n * p.h * p.w * p.c;
+      for (i64 e = gridStart(); e < total; e += gridStep()) {
+        const i64 ch = e % p.c, wx = (e / p.c) % p.w, hy = (e / (p.c * p.w)) % p.h, b = e / (p.c * p.w * p.h);
+        // Windows i with i*sh <= hy < i*sh + kh, and likewise j.
+        const i64 ti = hy - p.kh + 1, tj = wx - p.kw + 1;
+        const i64 iLo = ti > 0 ? (ti + p.sh - 1) / p.sh : 0, jLo = tj > 0 ? (tj + p.sw - 1) / p.sw : 0;
+        const i64 iHi = hy / p.sh < p.oh - 1 ? hy / p.sh : p.oh - 1;
+        const i64 jHi = wx / p.sw < p.ow - 1 ? wx / p.sw : p.ow - 1;
+        C acc = 0;
+        for (i64 i = iLo; i <= iHi; ++i) {
+          for (i64 j = jLo; j <= jHi; ++j) {
+            if (windowArgmax(x, p, b, i, j, ch) == e) acc += Elem<T>::load(dy[((b * p.oh + i) * p.ow + j) * p.c + ch]);
+          }
+        }
+        dx[e] = Elem<T>::store(acc);
+      }
+    }
+
+    #define POOL(T, SUFFIX)                                                                         \
+      KERNEL maxPool2d_##SUFFIX(const T* x, T* y, Pool p) { maxPool<T>(x, y, p); }                  \
+      KERNEL maxPool2dBackward_##SUFFIX(const T* x, const T* dy, T* dx, Pool p) { maxPoolBackward<T>(x, dy, dx, p); }
+    """#
+}

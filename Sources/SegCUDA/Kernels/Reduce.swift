@@ -1,0 +1,110 @@
+import SegCore
+
+// MARK: - Reduction and softmax kernels
+
+/// Sum over axes in two deterministic passes (no atomics, so every run adds in the same order),
+/// and softmax / log-softmax over the last axis, for f32, f16, bf16 and f64 (accumulating in f32,
+/// f64 for f64).
+///
+/// `sumPartial_<dtype>(x, partial, outCount, chunks, chunk, redCount, kept, keptStrides, red,
+/// redStrides)`: output element m (row-major over the kept axes `kept`) starts at
+/// offsetOf(m, kept, keptStrides) in x; reduced element r (row-major over `red`) adds
+/// offsetOf(r, red, redStrides). Thread (c, m) sums r in [c * chunk, (c + 1) * chunk) into
+/// partial[c * outCount + m]. `sumFinish_<dtype>(partial, out, outCount, chunks)` adds the chunks.
+///
+/// `softmax_<dtype>(x, out, rows, n)` and `logSoftmax_<dtype>`: one thread per row of n elements.
+enum ReduceKernels {
+  static let family = KernelFamily(
+    name: "reduce", body: body,
+    instances: KernelNames.floats.flatMap { d -> [(String, String)] in
+      let t = KernelNames.cType(d), s = d.rawValue
+      return [
+        (KernelNames.name("sumPartial", d), "SUM(\(t), \(s))"),
+        (KernelNames.name("sumFinish", d), ""),
+        (KernelNames.name(OpKind.softmax.rawValue, d), "SOFTMAX(\(t), \(s))"),
+        (KernelNames.name(OpKind.logSoftmax.rawValue, d), ""),
+      ]
+    })
+
+  static let body = #"""
+    // ---- Sum ----
+    template <class T>
+    DEVICE void sumPartial(
+        const T* x, typename Elem<T>::C* partial, i64 outCount, i64 chunks, i64 chunk, i64 redCount,
+        const Dims& kept, const Vec& keptStrides, const Dims& red, const Vec& redStrides) {
+      typedef typename Elem<T>::C C;
+      for (i64 t = gridStart(); t < outCount * chunks; t += gridStep()) {
+        const i64 m = t % outCount, c = t / outCount;
+        const i64 lo = c * chunk, hi = lo + chunk < redCount ? lo + chunk : redCount;
+        const T* base = x + offsetOf(m, kept, keptStrides);
+        // An odometer over the reduced axes, starting at lo.
+        i64 idx[MAX_RANK];
+        i64 rest = lo, off = 0;
+        for (int k = (int)red.rank - 1; k >= 0; --k) {
+          idx[k] = rest % red.v[k];
+          rest /= red.v[k];
+          off += idx[k] * redStrides.v[k];
+        }
+        C acc = 0;
+        for (i64 r = lo; r < hi; ++r) {
+          acc += Elem<T>::load(base[off]);
+          for (int k = (int)red.rank - 1; k >= 0; --k) {
+            ++idx[k];
+            off += redStrides.v[k];
+            if (idx[k] < red.v[k]) break;
+            off -= redStrides.v[k] * red.v[k];
+            idx[k] = 0;
+          }
+        }
+        partial[t] = acc;
+      }
+    }
+
+    template <class T>
+    DEVICE void sumFinish(const typename Elem<T>::C* partial, T* out, i64 outCount, i64 chunks) {
+      typedef typename Elem<T>::C C;
+      for (i64 m = gridStart(); m < outCount; m += gridStep()) {
+        C acc = 0;
+        for (i64 c = 0; c < chunks; ++c) acc += partial[c * outCount + m];
+        out[m] = Elem<T>::store(acc);
+      }
+    }
+
+    #define SUM(T, SUFFIX)                                                                          \
+      KERNEL sumPartial_##SUFFIX(const T* x, Elem<T>::C* partial, i64 outCount, i64 chunks, i64 chunk, \
+          i64 redCount, Dims kept, Vec keptStrides, Dims red, Vec redStrides) {                     \
+        sumPartial<T>(x, partial, outCount, chunks, chunk, redCount, kept, keptStrides, red, redStrides); \
+      }                                                                                             \
+      KERNEL sumFinish_##SUFFIX(const Elem<T>::C* partial, T* out, i64 outCount, i64 chunks) {      \
+        sumFinish<T>(partial, out, outCount, chunks);                                               \
+      }
+
+    // ---- Softmax over the last axis ----
+    // The row's maximum is subtracted before exponentiating, so large logits do not overflow.
+    template <class T, bool LOG>
+    DEVICE void softmaxRows(const T* x, T* out, i64 rows, i64 n) {
+      typedef typename Elem<T>::C C;
+      for (i64 r = gridStart(); r < rows; r += gridStep()) {
+        const T* xr = x + r * n;
+        T* yr = out + r * n;
+        C m = Elem<T>::load(xr[0]);
+        for (i64 j = 1; j < n; ++j) {
+          const C v = Elem<T>::load(xr[j]);
+          if (v > m) m = v;
+        }
+        C total = 0;
+        for (i64 j = 0; j < n; ++j) total += cexp(Elem<T>::load(xr[j]) - m);
+        if (LOG) {
+          const C logTotal = clog(total);
+          for (i64 j = 0; j < n; ++j) yr[j] = Elem<T>::store((Elem<T>::load(xr[j]) - m) - logTotal);
+        } else {
+          for (i64 j = 0; j < n; ++j) yr[j] = Elem<T>::store(cexp(Elem<T>::load(xr[j]) - m) / total);
+        }
+      }
+    }
+
+    #define SOFTMAX(T, SUFFIX)                                                                     \
+      KERNEL softmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, false>(x, out, rows, n); } \
+      KERNEL logSoftmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, true>(x, out, rows, n); }
+    """#
+}

@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+
+@testable import SegCUDA
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+// MARK: - Kernels on the host
+
+/// The CUDA backend's kernel sources compiled as host C++ (with a small shim for threadIdx and
+/// friends) and run one (block, thread) after another: a `KernelDevice` that checks what the
+/// kernels compute, and the backend's launch arguments, on a machine without a GPU. The kernels
+/// use no shared memory or warp operations, so sequential threads are a faithful model; what it
+/// cannot check is the GPU's own arithmetic (exp, log) and the launch on real hardware.
+final class HostEmulator: KernelDevice, @unchecked Sendable {
+  /// The emulator, built once per machine (cached by source hash in the temporary folder), or the
+  /// reason it is not available.
+  static let shared: Result<HostEmulator, Error> = Result { try HostEmulator() }
+
+  /// Whether tests can use it.
+  static var available: Bool { (try? shared.get()) != nil }
+
+  typealias LaunchFunction = @convention(c) (
+    UnsafePointer<CChar>, UInt32, UInt32, UnsafeMutablePointer<UnsafeMutableRawPointer?>
+  ) -> Int32
+
+  private let launchFunction: LaunchFunction
+  private let lock = NSLock()
+  private var allocations: Set<UInt64> = []
+
+  var description: String { "host emulator" }
+
+  /// Live allocations (to check that the backend frees what it allocates).
+  var liveAllocations: Int { lock.withLock { allocations.count } }
+
+  /// A device of its own (allocations counted apart), over the shared build of the kernels.
+  init() throws {
+    let library = try Self.build()
+    guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
+      throw CUDAError(.libraryNotFound, "cannot open the emulator \(library): \(String(cString: dlerror()))")
+    }
+    guard let f = dlsym(handle, "emu_launch") else { throw CUDAError(.symbolNotFound, "emu_launch") }
+    launchFunction = unsafeBitCast(f, to: LaunchFunction.self)
+  }
+
+  // MARK: KernelDevice
+
+  func allocate(_ bytes: Int) throws -> UInt64 {
+    var p: UnsafeMutableRawPointer? = nil
+    guard posix_memalign(&p, 256, max(bytes, 1)) == 0, let p else { throw CUDAError(.callFailed, "out of host memory") }
+    // Garbage, as fresh device memory is, so that a kernel that skips an element shows.
+    memset(p, 0xA5, max(bytes, 1))
+    let address = UInt64(UInt(bitPattern: p))
+    lock.withLock { _ = allocations.insert(address) }
+    return address
+  }
+
+  func free(_ pointer: UInt64) {
+    let known = lock.withLock { allocations.remove(pointer) != nil }
+    precondition(known, "the backend freed \(pointer), which it never allocated or freed twice")
+    Glibc.free(UnsafeMutableRawPointer(bitPattern: UInt(pointer)))
+  }
+
+  func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws {
+    guard bytes.count > 0 else { return }
+    memcpy(UnsafeMutableRawPointer(bitPattern: UInt(pointer))!, bytes.baseAddress!, bytes.count)
+  }
+
+  func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
+    guard bytes.count > 0 else { return }
+    memcpy(bytes.baseAddress!, UnsafeRawPointer(bitPattern: UInt(pointer))!, bytes.count)
+  }
+
+  func copy(from source: UInt64, to destination: UInt64, bytes: Int) throws {
+    guard bytes > 0 else { return }
+    memmove(
+      UnsafeMutableRawPointer(bitPattern: UInt(destination))!, UnsafeRawPointer(bitPattern: UInt(source))!, bytes)
+  }
+
+  func fill(_ pointer: UInt64, byte value: UInt8, bytes: Int) throws {
+    guard bytes > 0 else { return }
+    memset(UnsafeMutableRawPointer(bitPattern: UInt(pointer))!, Int32(value), bytes)
+  }
+
+  /// Few threads per block and few blocks, so that the grid-stride loops take several turns.
+  func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
+    guard count > 0 else { return }
+    let threads = 32, blocks = min((count + threads - 1) / threads, 3)
+    let buffers = arguments.map { a -> UnsafeMutableRawPointer in
+      let bytes = a.bytes
+      let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 16)
+      bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+      return p
+    }
+    defer { buffers.forEach { $0.deallocate() } }
+    var params: [UnsafeMutableRawPointer?] = buffers
+    let status = kernel.withCString { launchFunction($0, UInt32(blocks), UInt32(threads), &params) }
+    guard status == 0 else { throw CUDAError(.unsupported, "the emulator has no kernel \(kernel)") }
+  }
+
+  // MARK: Building
+
+  /// Compiles every family as its own translation unit (in parallel) and links them with the
+  /// runtime into a shared library; returns its path.
+  static func build() throws -> String {
+    guard let cxx = ["/usr/bin/c++", "/usr/bin/g++", "/usr/bin/clang++"].first(where: {
+      FileManager.default.isExecutableFile(atPath: $0)
+    }) else { throw CUDAError(.libraryNotFound, "no C++ compiler for the kernel emulator") }
+    let units = [("runtime", EmulatorSource.runtime)]
+      + KernelLibrary.families.map { f in
+        (
+          f.name,
+          "#include \"emu.h\"\n" + f.source + "\n"
+            + f.kernels.map { "static int emu_reg_\($0) = emuRegisterKernel(\"\($0)\", &\($0));" }.joined(separator: "\n")
+            + "\n"
+        )
+      }
+    let key = NVRTCCompiler.hash(EmulatorSource.header + units.map(\.1).joined())
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segcuda-emulator-\(key)")
+    let library = dir.appendingPathComponent("libemu.so").path
+    if FileManager.default.fileExists(atPath: library) { return library }
+
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent("segcuda-emulator-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: work) }
+    try EmulatorSource.header.write(to: work.appendingPathComponent("emu.h"), atomically: true, encoding: .utf8)
+    var processes: [(String, Process, Pipe)] = []
+    for (name, source) in units {
+      try source.write(to: work.appendingPathComponent("\(name).cpp"), atomically: true, encoding: .utf8)
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: cxx)
+      p.arguments = ["-std=c++17", "-O1", "-fPIC", "-w", "-c", "\(name).cpp", "-o", "\(name).o"]
+      p.currentDirectoryURL = work
+      let pipe = Pipe()
+      p.standardOutput = pipe
+      p.standardError = pipe
+      try p.run()
+      processes.append((name, p, pipe))
+    }
+    for (name, p, pipe) in processes {
+      let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      p.waitUntilExit()
+      guard p.terminationStatus == 0 else {
+        throw CUDAError(.compileFailed, "the emulator could not compile \(name):\n\(output.prefix(6000))")
+      }
+    }
+    let link = Process()
+    link.executableURL = URL(fileURLWithPath: cxx)
+    link.arguments = ["-shared", "-o", "libemu.so"] + units.map { "\($0.0).o" }
+    link.currentDirectoryURL = work
+    try link.run()
+    link.waitUntilExit()
+    guard link.terminationStatus == 0 else { throw CUDAError(.compileFailed, "the emulator could not link") }
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let tmp = dir.appendingPathComponent("libemu.so.\(getpid()).tmp").path
+    try FileManager.default.copyItem(atPath: work.appendingPathComponent("libemu.so").path, toPath: tmp)
+    guard rename(tmp, library) == 0 else { throw CUDAError(.callFailed, "cannot place \(library)") }
+    return library
+  }
+}
+
+// MARK: - The shim
+
+/// C++ that lets the CUDA kernel sources compile and run on the host.
+enum EmulatorSource {
+  static let header = #"""
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+    #include <cstddef>
+    #include <type_traits>
+    #include <utility>
+
+    struct EmuDim3 { unsigned x = 0, y = 1, z = 1; };
+    extern thread_local EmuDim3 threadIdx, blockIdx, blockDim, gridDim;
+
+    #define __global__
+    #define __device__
+    #define __forceinline__ inline
+
+    inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+    inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+    inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
+      unsigned long long old = *p;
+      if (v < old) *p = v;
+      return old;
+    }
+
+    typedef void (*EmuInvoker)(void* fn, void** args);
+    void emuRegister(const char* name, void* fn, EmuInvoker invoker);
+
+    // Calls f with each parameter read from the buffer args[i] points to, as cuLaunchKernel does.
+    template <class... A, std::size_t... I>
+    void emuInvokeImpl(void (*f)(A...), void** args, std::index_sequence<I...>) {
+      f(*static_cast<typename std::remove_reference<A>::type*>(args[I])...);
+    }
+    template <class... A> void emuInvoke(void* fn, void** args) {
+      emuInvokeImpl(reinterpret_cast<void (*)(A...)>(fn), args, std::index_sequence_for<A...>{});
+    }
+    template <class... A> int emuRegisterKernel(const char* name, void (*f)(A...)) {
+      emuRegister(name, reinterpret_cast<void*>(f), &emuInvoke<A...>);
+      return 0;
+    }
+    """#
+
+  static let runtime = #"""
+    #include "emu.h"
+    #include <map>
+    #include <string>
+
+    thread_local EmuDim3 threadIdx, blockIdx, blockDim, gridDim;
+
+    static std::map<std::string, std::pair<void*, EmuInvoker>>& table() {
+      static std::map<std::string, std::pair<void*, EmuInvoker>> t;
+      return t;
+    }
+
+    void emuRegister(const char* name, void* fn, EmuInvoker invoker) { table()[name] = {fn, invoker}; }
+
+    extern "C" int emu_launch(const char* name, unsigned blocks, unsigned threads, void** args) {
+      auto it = table().find(name);
+      if (it == table().end()) return -1;
+      gridDim.x = blocks;
+      blockDim.x = threads;
+      for (unsigned b = 0; b < blocks; ++b) {
+        for (unsigned t = 0; t < threads; ++t) {
+          blockIdx.x = b;
+          threadIdx.x = t;
+          it->second.second(it->second.first, args);
+        }
+      }
+      return 0;
+    }
+    """#
+}

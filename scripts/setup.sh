@@ -27,12 +27,14 @@ if ! command -v swift >/dev/null; then
   exit 1
 fi
 
-# Python packages that only the interoperability tests use (they are skipped without them):
-# safetensors reads our checkpoints, tifffile and Pillow read and write images beside ours.
+# Python packages that only tests use (each such test is skipped without them): safetensors reads
+# our checkpoints, tifffile and Pillow read and write images beside ours, and NVIDIA's NVRTC and
+# CUDA headers (no GPU needed) compile every CUDA kernel and check our CUDA declarations.
 if command -v python3 >/dev/null; then
-  if ! python3 -c "import numpy, safetensors, tifffile, PIL" 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check numpy safetensors tifffile pillow 2>/dev/null \
-      || echo "setup: could not pip-install numpy, safetensors, tifffile, pillow; their interoperability tests will be skipped"
+  if ! python3 -c "import numpy, safetensors, tifffile, PIL, nvidia.cu13" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check \
+      numpy safetensors tifffile pillow nvidia-cuda-nvrtc nvidia-cuda-runtime 2>/dev/null \
+      || echo "setup: could not pip-install the test-only Python packages; their tests will be skipped"
   fi
 fi
 

@@ -1,18 +1,45 @@
 import ArgumentParser
 import SegCPU
+import SegCUDA
 import SegCore
 
-/// `--device` values.
-enum DeviceChoice: String, ExpressibleByArgument, CaseIterable {
-  case cpu, reference, cuda
+/// `--device` values: cpu, reference, cuda or cuda:N.
+struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
+  enum Kind: Equatable { case cpu, reference, cuda(Int) }
+  let kind: Kind
 
-  /// The backend, or an error saying what this build offers.
+  init?(argument: String) {
+    switch argument {
+    case "cpu": kind = .cpu
+    case "reference": kind = .reference
+    case "cuda": kind = .cuda(0)
+    default:
+      guard argument.hasPrefix("cuda:"), let n = Int(argument.dropFirst(5)), n >= 0 else { return nil }
+      kind = .cuda(n)
+    }
+  }
+
+  init(_ kind: Kind) { self.kind = kind }
+
+  var description: String {
+    switch kind {
+    case .cpu: return "cpu"
+    case .reference: return "reference"
+    case .cuda(let n): return n == 0 ? "cuda" : "cuda:\(n)"
+    }
+  }
+
+  static var allValueStrings: [String] { ["cpu", "reference", "cuda", "cuda:N"] }
+
+  /// The backend, or an error that says what is missing (`unet doctor` says more).
   func backend() throws -> any Backend {
-    switch self {
+    switch kind {
     case .cpu: return CPUBackend.shared
     case .reference: return ReferenceBackend.shared
-    case .cuda:
-      throw ValidationError("--device cuda: not yet available on this build (the CUDA backend is not built yet); use --device cpu")
+    case .cuda(let n):
+      do { return try CUDABackend.gpu(ordinal: n) } catch {
+        throw ValidationError("--device \(description): \(error); run `unet doctor` for what was found")
+      }
     }
   }
 }

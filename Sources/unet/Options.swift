@@ -100,7 +100,7 @@ struct RunOptions: ParsableArguments {
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
   var resumeTraining = false
   @Option(help: "cpu (oneDNN), reference (plain Swift, slow) or cuda.")
-  var device = DeviceChoice.cpu
+  var device = DeviceChoice(.cpu)
   @Flag(help: "Mixed precision (fp16 with loss scaling).")
   var amp = false
   @Flag(help: "Compile the step (the role of XLA).")

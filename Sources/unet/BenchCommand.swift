@@ -1,28 +1,76 @@
 import ArgumentParser
 import Foundation
 import SegCPU
+import SegData
+import SegTrain
 
-/// `unet bench kernels`: the CPU backend's convolutions against the machine's sgemm ceiling.
+/// `unet bench`: measurements of parts of the system, as JSON.
 struct BenchCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
-    abstract: "Measure the CPU backend's convolution kernels against a 4096^3 sgemm (JSON).")
+    abstract: "Measure the CPU backend's convolutions (kernels) or the training data pipeline (pipeline).",
+    subcommands: [KernelBenchCommand.self, PipelineBenchCommand.self],
+    defaultSubcommand: KernelBenchCommand.self)
+}
 
-  @Option(help: "Timed repetitions of each kernel (the best is reported).")
+/// Prints `value` as JSON and writes it to `output` when given.
+private func emitJSON<T: Encodable>(_ value: T, to output: String?) throws {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+  let json = try encoder.encode(value)
+  print(String(decoding: json, as: UTF8.self))
+  if let output {
+    do { try json.write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+      throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
+    }
+  }
+}
+
+/// `unet bench kernels`: the CPU backend's convolutions against a 4096^3 sgemm.
+struct KernelBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "kernels",
+    abstract: "Time a 4096^3 sgemm (the ceiling) and conv forward, backward-data and backward-weights at three U-Net layer shapes.")
+
+  @Option(help: "Timed repetitions of each kernel (the best and the median are reported).")
   var repeats = 3
   @Option(help: "Also write the JSON to this file.")
   var output: String?
 
+  func run() throws { try emitJSON(try KernelBenchmark.run(repeats: repeats), to: output) }
+}
+
+/// `unet bench pipeline`: training batches per second of the data pipeline alone.
+struct PipelineBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "pipeline",
+    abstract: "Time the training pipeline alone on ISBI-sized synthetic slices (512x512, 572->388 tiles).")
+
+  @Option(help: "Worker threads.")
+  var workers = ProcessInfo.processInfo.activeProcessorCount
+  @Option(help: "Timed batches (after one untimed).")
+  var batches = 16
+  @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Images per batch.")
+  var batchSize = 1
+  @Flag(inversion: .prefixedNo, help: "Augmentation on (the default set of --augment).")
+  var augment = true
+  @Option(help: "Also write the JSON to this file.")
+  var output: String?
+
+  /// The measurement as JSON.
+  struct Report: Encodable {
+    let workers, batchSize, images: Int
+    let seconds, imagesPerSecond: Double
+    let augment: Bool
+  }
+
   func run() throws {
-    let result = try KernelBenchmark.run(repeats: repeats)
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    let json = try encoder.encode(result)
-    print(String(decoding: json, as: UTF8.self))
-    if let output {
-      do { try json.write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-        throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
-      }
+    guard workers >= 0, batches >= 1, batchSize >= 1 else {
+      throw ValidationError("--workers must be 0 or more, --batches and --batch-size at least 1")
     }
+    let r = try PipelineBenchmark.run(
+      workers: workers, batches: batches, batchSize: batchSize, augmentation: augment ? AugmentationOptions() : .none)
+    try emitJSON(Report(workers: r.workers, batchSize: r.batchSize, images: r.images, seconds: r.seconds,
+                        imagesPerSecond: r.imagesPerSecond, augment: augment), to: output)
   }
 }

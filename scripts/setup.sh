@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build needs on Debian 12 (Swift itself must already be on PATH):
-# oneDNN for the CPU backend, libtiff and libpng for image files. Safe to run again.
+# oneDNN for the CPU backend, libtiff and libpng for image files. With --tests, also the Python
+# packages that some tests use. Safe to run again.
 set -euo pipefail
+
+with_tests=false
+[ "${1:-}" = "--tests" ] && with_tests=true
 
 packages=(libdnnl-dev libtiff-dev libpng-dev pkg-config)
 
@@ -30,7 +34,7 @@ fi
 # Python packages that only tests use (each such test is skipped without them): safetensors reads
 # our checkpoints, tifffile and Pillow read and write images beside ours, and NVIDIA's NVRTC and
 # CUDA headers (no GPU needed) compile every CUDA kernel and check our CUDA declarations.
-if command -v python3 >/dev/null; then
+if $with_tests && command -v python3 >/dev/null; then
   if ! python3 -c "import numpy, safetensors, tifffile, PIL, nvidia.cu13" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check \
       numpy safetensors tifffile pillow nvidia-cuda-nvrtc nvidia-cuda-runtime 2>/dev/null \

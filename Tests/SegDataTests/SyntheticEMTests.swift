@@ -8,14 +8,14 @@ import Testing
     let c = SyntheticEM.slice(size: 48, seed: 4, index: 2)
     #expect(a.image == b.image && a.label == b.label)
     #expect(a.image != c.image)
-    #expect(Set(a.label).isSubset(of: [0, 255]))
+    #expect(Set(a.label) == [0, 1] && a.channels == 1)  // class indices: membrane 0, interior 1
     #expect(a.image.count == 48 * 48)
   }
 
   @Test func membranesAreDarkAndAMinority() {
     let s = SyntheticEM.slice(size: 96, seed: 1, index: 0)
     let membrane = s.label.indices.filter { s.label[$0] == 0 }
-    let interior = s.label.indices.filter { s.label[$0] == 255 }
+    let interior = s.label.indices.filter { s.label[$0] == 1 }
     let fraction = Double(membrane.count) / Double(s.label.count)
     #expect(fraction > 0.03 && fraction < 0.4, "membrane fraction \(fraction)")
     let meanM = membrane.reduce(0.0) { $0 + Double(s.image[$1]) } / Double(membrane.count)

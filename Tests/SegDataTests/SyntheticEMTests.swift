@@ -22,4 +22,14 @@ import Testing
     let meanI = interior.reduce(0.0) { $0 + Double(s.image[$1]) } / Double(interior.count)
     #expect(meanM + 40 < meanI, "membrane mean \(meanM), interior mean \(meanI)")
   }
+
+  @Test func slicesConvertBetweenGrayAndRGB() {
+    let s = SyntheticEM.slice(size: 16, seed: 2, index: 0)
+    let rgb = s.converted(channels: 3)
+    #expect(rgb.channels == 3 && rgb.label == s.label && rgb.image.count == 16 * 16 * 3)
+    let copied: [UInt8] = s.image.flatMap { (v: UInt8) -> [UInt8] in [v, v, v] }
+    #expect(rgb.image == copied)
+    #expect(rgb.converted(channels: 1).image == s.image && rgb.grayImage.pixels == s.image)
+    #expect(LabelledSlice(width: 2, height: 1, image: [5, 6], binaryMask: [0, 255]).label == [0, 1])
+  }
 }

@@ -157,12 +157,13 @@ public struct FolderDataset: Sendable {
     return FolderSample(name: pair.name, image: image, mask: try classIndices(mask, path: pair.mask.path, classes: classes))
   }
 
-  /// The samples as the trainer's 8-bit grayscale slices (RGB through luma, 16-bit rounded to
-  /// 8 bits), labels 0/255 for two classes (the ISBI convention), else the class indices.
+  /// The samples as the trainer's slices: 8-bit images with the data set's channels (16-bit
+  /// samples rounded to 8 bits, as `Image.converted(bitDepth:)`), labels the class indices.
   public func labelledSlices() -> [LabelledSlice] {
     train.map { s in
-      LabelledSlice(width: s.width, height: s.height, image: s.image.grayImage().pixels,
-                    label: classes == 2 ? s.mask.map { $0 == 1 ? 255 : 0 } : s.mask)
+      let image = s.image.converted(channels: channels).converted(bitDepth: 8)
+      return LabelledSlice(width: s.width, height: s.height, channels: image.channels,
+                           image: image.samples.map { UInt8($0) }, label: s.mask)
     }
   }
 }

@@ -7,7 +7,7 @@ import Foundation
 /// interior, 0 = membrane) and `test-volume.tif` (unlabelled slices), each a multi-page 8-bit
 /// grayscale TIFF.
 public struct ISBIDataset: Sendable {
-  /// The training slices with their labels, in page order.
+  /// The training slices with their labels as class indices (the files' 255 -> 1, 0 -> 0), in page order.
   public let train: [LabelledSlice]
   /// The unlabelled test slices, in page order.
   public let test: [GrayImage]
@@ -57,7 +57,7 @@ public struct ISBIDataset: Sendable {
           + "but page \(i) of \(trainVolumeFile) is \(image.width)x\(image.height)")
       }
       try checkBinary(label, page: i, path: labelsURL.path)
-      train.append(LabelledSlice(width: image.width, height: image.height, image: image.pixels, label: label.pixels))
+      train.append(LabelledSlice(width: image.width, height: image.height, image: image.pixels, binaryMask: label.pixels))
     }
     return ISBIDataset(train: train, test: test)
   }
@@ -79,7 +79,8 @@ public struct ISBIDataset: Sendable {
 
   // MARK: - Writing
 
-  /// Writes `train` (images and labels) and `test` in the ISBI layout, creating `directory`.
+  /// Writes `train` (grayscale images, labels class 0 or 1, written as 0/255) and `test` in the
+  /// ISBI layout, creating `directory`.
   public static func write(directory: URL, train: [LabelledSlice], test: [GrayImage]) throws {
     let labelsPath = directory.appendingPathComponent(trainLabelsFile).path
     guard !train.isEmpty else { throw DataError(path: labelsPath, "no training slices to write") }
@@ -90,7 +91,14 @@ public struct ISBIDataset: Sendable {
       guard s.label.count == s.width * s.height else {
         throw DataError(path: labelsPath, "slice \(i): \(s.label.count) label pixels for a \(s.width)x\(s.height) image")
       }
-      try checkBinary(GrayImage(width: s.width, height: s.height, pixels: s.label), page: i, path: labelsPath)
+      guard s.channels == 1 else {
+        throw DataError(path: directory.appendingPathComponent(trainVolumeFile).path,
+                        "slice \(i) has \(s.channels) channels; ISBI volumes are 8-bit grayscale")
+      }
+      if let k = s.label.firstIndex(where: { $0 > 1 }) {
+        throw DataError(path: labelsPath, "slice \(i): class \(s.label[k]) at x \(k % s.width), y \(k / s.width); "
+          + "ISBI labels hold two classes, 0 (membrane) and 1 (cell interior)")
+      }
     }
     do {
       try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -99,7 +107,7 @@ public struct ISBIDataset: Sendable {
     }
     try TIFF.write(train.map { GrayImage(width: $0.width, height: $0.height, pixels: $0.image) },
                    to: directory.appendingPathComponent(trainVolumeFile))
-    try TIFF.write(train.map { GrayImage(width: $0.width, height: $0.height, pixels: $0.label) },
+    try TIFF.write(train.map { GrayImage(width: $0.width, height: $0.height, pixels: $0.binaryMask) },
                    to: directory.appendingPathComponent(trainLabelsFile))
     try TIFF.write(test, to: directory.appendingPathComponent(testVolumeFile))
   }

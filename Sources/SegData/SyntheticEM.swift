@@ -2,16 +2,43 @@ import Foundation
 
 // MARK: - Synthetic EM slices
 
-/// A grayscale slice and its label mask, row-major, 8-bit: labels are 255 inside cells, 0 on
-/// membranes (the ISBI 2012 convention).
+/// An 8-bit image and the class index of each of its pixels, as training takes them: `image` is
+/// [H,W,C] row-major with C = `channels` (1 gray or 3 RGB, interleaved), `label` [H,W] row-major
+/// with values 0..<K (for ISBI-like data 1 = cell interior, 0 = membrane).
 public struct LabelledSlice: Sendable {
   public let width, height: Int
+  /// Channels per pixel of `image`: 1 or 3.
+  public let channels: Int
   public let image: [UInt8]
   public let label: [UInt8]
 
-  /// A slice of `width` x `height` pixels, image and label row-major.
-  public init(width: Int, height: Int, image: [UInt8], label: [UInt8]) {
-    (self.width, self.height, self.image, self.label) = (width, height, image, label)
+  /// A slice of `width` x `height` pixels: `image` [H,W,C] interleaved, `label` class indices [H,W].
+  public init(width: Int, height: Int, channels: Int = 1, image: [UInt8], label: [UInt8]) {
+    (self.width, self.height, self.channels, self.image, self.label) = (width, height, channels, image, label)
+  }
+
+  /// A grayscale slice from a binary 0/255 mask (the ISBI files' convention): values above 127
+  /// become class 1, the others class 0.
+  public init(width: Int, height: Int, image: [UInt8], binaryMask: [UInt8]) {
+    self.init(width: width, height: height, image: image, label: binaryMask.map { $0 > 127 ? 1 : 0 })
+  }
+
+  /// The label as a binary 0/255 mask (class 1 -> 255, every other class -> 0), as ISBI files hold it.
+  public var binaryMask: [UInt8] { label.map { $0 == 1 ? 255 : 0 } }
+
+  /// The image as 8-bit grayscale (RGB through its luma, as `Image.converted(channels:)`).
+  public var grayImage: GrayImage {
+    GrayImage(width: width, height: height, pixels: channels == 1 ? image : converted(channels: 1).image)
+  }
+
+  /// The image as an `Image` of depth 8.
+  public var imageFile: Image { Image(unchecked: width, height, channels, 8, image.map(UInt16.init)) }
+
+  /// The slice with `target` (1 or 3) channels: gray copied into R, G and B; RGB to its luma.
+  public func converted(channels target: Int) -> LabelledSlice {
+    if target == channels { return self }
+    let image = imageFile.converted(channels: target).samples.map { UInt8($0) }
+    return LabelledSlice(width: width, height: height, channels: target, image: image, label: label)
   }
 }
 
@@ -50,7 +77,7 @@ public enum SyntheticEM {
        r: Double.random(in: 0.03..<0.09, using: &rng) * cell)
     }
 
-    var label = [UInt8](repeating: 255, count: n * n)
+    var label = [UInt8](repeating: 1, count: n * n)  // class 1: cell interior
     var raw = [Double](repeating: 0, count: n * n)
     let bucket = cell
     let grid = Dictionary(grouping: centres.indices) { i in

@@ -65,15 +65,17 @@ public struct EvaluationAccumulator: Sendable {
 
 // MARK: - Evaluation
 
-/// Evaluates `model` on `slices` (labels 0/255; class 1 = interior, label > 127), named "image i".
+/// Evaluates `model` on `slices` (images with the model's channels, labels class indices), named
+/// "image i".
 public func evaluate(
   _ model: UNet, on slices: [LabelledSlice], batchSize: Int, window: SlidingWindow = SlidingWindow()
 ) throws -> EvaluationReport {
-  let images = slices.enumerated().map { i, s in
-    (name: "image \(i)", image: GrayImage(width: s.width, height: s.height, pixels: s.image),
-     classes: s.label.map { Int32($0 > 127 ? 1 : 0) })
+  let predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window)
+  var scores = try EvaluationAccumulator(classes: predictor.classes)
+  for (i, s) in slices.enumerated() {
+    try scores.add(name: "image \(i)", prediction: predictor.predict(s.imageFile), truth: s.label.map(Int32.init))
   }
-  return try evaluate(TiledPredictor(model: model, batchSize: batchSize, window: window), on: images)
+  return scores.report
 }
 
 /// Evaluates `model` on named grayscale images whose labels are class indices [H,W] in 0..<K.
@@ -103,10 +105,31 @@ public func evaluate(
 public func predictMasks(
   _ model: UNet, images: [GrayImage], batchSize: Int, window: SlidingWindow = SlidingWindow()
 ) throws -> [GrayImage] {
+  try predictMasks(model, images: images.map { try Image($0) }, batchSize: batchSize, window: window)
+}
+
+/// Predicted masks of `images` (8- or 16-bit, with the model's channels), as the grayscale overload.
+public func predictMasks(
+  _ model: UNet, images: [Image], batchSize: Int, window: SlidingWindow = SlidingWindow()
+) throws -> [GrayImage] {
   let predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window)
   let binary = model.config.classes == 2
   return try images.map { image in
     let p = try predictor.predict(image)
     return GrayImage(width: p.width, height: p.height, pixels: p.classIndices.map { binary ? ($0 == 1 ? 255 : 0) : UInt8(clamping: $0) })
+  }
+}
+
+// MARK: - Images of any depth and channels
+
+extension TiledPredictor {
+  /// Predicts an 8- or 16-bit image scaled as in training (`Image.scaledSamples`); its channels
+  /// must be the model's (convert with `Image.converted(channels:)`).
+  public func predict(_ image: Image) throws -> TiledPrediction {
+    guard image.channels == inputChannels else {
+      throw TensorError(op: "TiledPredictor", "a \(image.width)x\(image.height) image with \(image.channels) channel(s); "
+        + "the model takes \(inputChannels)")
+    }
+    return try predict(scaled: image.scaledSamples(), height: image.height, width: image.width)
   }
 }

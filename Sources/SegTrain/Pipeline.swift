@@ -128,7 +128,7 @@ public final class TrainingPipeline {
 final class BatchMaker: @unchecked Sendable {
   let slices: [LabelledSlice]
   let options: PipelineOptions
-  let inputSize, outputSize, classes: Int
+  let inputSize, outputSize, classes, channels: Int
   /// The data set's samples: (slice, window cell along x, along y, cells along x, along y).
   let cells: [(slice: Int, cx: Int, cy: Int, nx: Int, ny: Int)]
   let perRank: Int
@@ -143,15 +143,13 @@ final class BatchMaker: @unchecked Sendable {
     guard o.worldSize >= 1, (0..<o.worldSize).contains(o.rank) else {
       throw PipelineError(option: "rank", "\(o.rank) of \(o.worldSize) processes; it must be in 0..<worldSize")
     }
-    guard config.inputChannels == 1 else {
-      throw ModelConfigError(option: "--input-channels", message: "the training slices are grayscale (1 channel), the model expects \(config.inputChannels)")
-    }
     try o.augmentation?.validate()
     let o2 = config.outputSize
     if o.inputMode == .overlapTile {
       _ = try TileSampler(slices: slices, config: config)  // checks sizes and labels
     } else {
       try TileSampler.checkLabels(slices, classes: config.classes)
+      try TileSampler.checkChannels(slices, channels: config.inputChannels)
     }
     var cells: [(Int, Int, Int, Int, Int)] = []
     for (s, sl) in slices.enumerated() {
@@ -164,13 +162,13 @@ final class BatchMaker: @unchecked Sendable {
       throw PipelineError(option: "rank", "\(cells.count) samples per epoch cannot be shared by \(o.worldSize) processes")
     }
     (self.slices, options, self.cells) = (slices, o, cells.map { (slice: $0.0, cx: $0.1, cy: $0.2, nx: $0.3, ny: $0.4) })
-    (inputSize, outputSize, classes) = (config.inputSize, o2, config.classes)
+    (inputSize, outputSize, classes, channels) = (config.inputSize, o2, config.classes, config.inputChannels)
   }
 
   /// Batch `index`: this rank's samples index * N ..< (index + 1) * N of its endless stream.
   func batch(_ index: Int) -> HostBatch {
     let n = options.batchSize
-    var assembler = BatchAssembler(count: n, inputSize: inputSize, channels: 1, outputSize: outputSize, classes: classes)
+    var assembler = BatchAssembler(count: n, inputSize: inputSize, channels: channels, outputSize: outputSize, classes: classes)
     var samples: [PipelineSample] = []
     for b in 0..<n {
       let t = index * n + b
@@ -220,7 +218,7 @@ final class BatchMaker: @unchecked Sendable {
     return PipelineSample(slice: c.slice, x: x, y: y, epoch: epoch, id: id)
   }
 
-  /// The sample's image (S x S) and label (S' x S'), augmented when the options say so.
+  /// The sample's image (S x S x C) and label (S' x S'), augmented when the options say so.
   private func cut(_ s: PipelineSample, _ rng: inout CounterRandom) -> (ImageTile, LabelTile) {
     let sl = slices[s.slice]
     let plan = options.augmentation?.draw(&rng) ?? AugmentationPlan()
@@ -230,10 +228,10 @@ final class BatchMaker: @unchecked Sendable {
       let image = TileSampler.imageTile(sl, x: s.x, y: s.y, window: outputSize, size: inputSize)
       // Moved pixels may come from anywhere in the input tile, so the label is cut as large.
       let labelSize = plan.isGeometricIdentity ? outputSize : inputSize
-      let label = TileSampler.labelTile(sl, x: s.x, y: s.y, window: outputSize, size: labelSize, classes: classes)
+      let label = TileSampler.labelTile(sl, x: s.x, y: s.y, window: outputSize, size: labelSize)
       return Augmentation.apply(plan, image: image, label: label, labelSize: out)
     case .resizePad:
-      let (image, label) = TileSampler.resizePadTiles(sl, outputSize: outputSize, inputSize: inputSize, classes: classes)
+      let (image, label) = TileSampler.resizePadTiles(sl, outputSize: outputSize, inputSize: inputSize)
       return Augmentation.apply(plan, image: image, label: label, labelSize: out)
     }
   }

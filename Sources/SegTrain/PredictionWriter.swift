@@ -4,9 +4,10 @@ import SegNN
 
 // MARK: - Predicting image files
 
-/// Writes, for each input image file (PNG or TIFF, any size; RGB read through its luma), the mask
+/// Writes, for each input image file (PNG or TIFF, any size, 8 or 16 bits; converted to the model's
+/// channels: gray copied to RGB, RGB to its luma), the mask
 /// `<name>-mask.png` of the input's size (255 = foreground for two classes, else class indices),
-/// `<name>-overlay.png` (the classes tinted and outlined over the image, for people), and with
+/// `<name>-overlay.png` (the classes tinted and outlined over the image's gray, for people), and with
 /// `probabilities` `<name>-probabilities.tif` (one 16-bit page per class, 65535 = 1).
 public struct PredictionWriter {
   public let predictor: TiledPredictor
@@ -43,14 +44,20 @@ public struct PredictionWriter {
   public func write(_ files: [URL], to output: URL) throws -> [URL] {
     var written: [URL] = []
     for file in files {
-      let image = try ImageFile.read(contentsOf: file).grayImage()
+      let image = try ImageFile.read(contentsOf: file).converted(channels: predictor.inputChannels)
       written += try write(image, name: file.deletingPathExtension().lastPathComponent, to: output)
     }
     return written
   }
 
-  /// Predicts one image and writes its files as `<name>-...` in `output` (created if missing).
+  /// Predicts one 8-bit grayscale image and writes its files as `<name>-...` in `output`.
   public func write(_ image: GrayImage, name: String, to output: URL) throws -> [URL] {
+    try write(Image(image), name: name, to: output)
+  }
+
+  /// Predicts one image (the model's channels, 8 or 16 bits) and writes its files as `<name>-...`
+  /// in `output` (created if missing).
+  public func write(_ image: Image, name: String, to output: URL) throws -> [URL] {
     do {
       try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
     } catch {
@@ -61,7 +68,7 @@ public struct PredictionWriter {
     let mask = p.classIndices.map { UInt16(binary ? ($0 == 1 ? 255 : 0) : $0) }
     let maskURL = output.appendingPathComponent("\(name)-mask.png")
     try ImageFile.write(Image(width: p.width, height: p.height, channels: 1, bitDepth: 8, samples: mask), to: maskURL)
-    let overlay = try Overlay.render(image: image, classes: p.classIndices)
+    let overlay = try Overlay.render(image: image.grayImage(), classes: p.classIndices)
     let overlayURL = output.appendingPathComponent("\(name)-overlay.png")
     try ImageFile.write(Image(width: p.width, height: p.height, channels: 3, bitDepth: 8, samples: overlay.map(UInt16.init)), to: overlayURL)
     var urls = [maskURL, overlayURL]

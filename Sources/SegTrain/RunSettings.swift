@@ -32,6 +32,9 @@ public struct RunSettings {
   public var model = UNetConfig()
   /// True when the model options were given on the command line (then a resumed checkpoint must match).
   public var modelGiven = false
+  /// True when --input-channels was given; otherwise a folder data set's files decide (3 when any
+  /// image is RGB), or the checkpoint's model.
+  public var inputChannelsGiven = false
   public var training = TrainingOptions()
   /// Cross-validation fold; nil trains and evaluates on every labelled slice, as the reference.
   public var fold: Int?

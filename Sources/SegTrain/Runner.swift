@@ -24,10 +24,14 @@ public final class Runner {
   @discardableResult
   public func run() throws -> EvaluationReport? {
     let s = settings
-    let data = try loadData()
+    let checkpoint = try existingCheckpoint()
+    // The checkpoint's model decides the channels; a fresh one takes --input-channels or the files'.
+    var config = checkpoint?.config ?? s.model
+    let data = try loadData(channels: checkpoint != nil || s.inputChannelsGiven ? config.inputChannels : nil, classes: config.classes)
+    config.inputChannels = data.channels
     let split = try splitData(data.train)
     let logger = try s.logFile.map { try DLLogger(url: $0, parameters: logParameters()) }
-    let (model, optimizer) = try prepareModel()
+    let (model, optimizer) = try prepareModel(config: config, checkpoint: checkpoint)
 
     var report: EvaluationReport?
     if s.mode.trains {
@@ -45,35 +49,43 @@ public final class Runner {
   // MARK: - Data
 
   /// Labelled slices and unlabelled test images, from an ISBI stack, an images/ + masks/ folder,
-  /// or generated.
+  /// or generated, all with `channels` channels.
   struct LoadedData {
     var train: [LabelledSlice]
-    var test: [(name: String, image: GrayImage)]
+    var test: [(name: String, image: Image)]
     /// Test images come from an ISBI test volume (predictions go to one TIFF stack).
     var isStack: Bool
+    /// Channels of every training slice and test image: 1 or 3.
+    var channels: Int
   }
 
-  private func loadData() throws -> LoadedData {
+  /// The data with `channels` channels (gray copied to RGB, RGB to luma); nil keeps a folder data
+  /// set's own (3 when any image is RGB), and gray for the others. A folder's masks are read as
+  /// the model's `classes`.
+  private func loadData(channels: Int?, classes: Int) throws -> LoadedData {
     let s = settings
-    guard let dir = s.dataDir else {
-      let seed = s.training.seed
-      let test = (0..<s.syntheticTestSlices).map { i -> (String, GrayImage) in
-        let sl = SyntheticEM.slice(size: s.syntheticSize, seed: seed, index: UInt64(s.syntheticSlices + i))
-        return ("test-\(i)", GrayImage(width: sl.width, height: sl.height, pixels: sl.image))
-      }
-      return LoadedData(train: SyntheticEM.generate(count: s.syntheticSlices, size: s.syntheticSize, seed: seed), test: test, isStack: true)
-    }
-    switch try s.dataset ?? DatasetKind.detect(directory: dir) {
-    case .isbi:
+    var data: LoadedData
+    if let dir = s.dataDir, try s.dataset ?? DatasetKind.detect(directory: dir) == .folder {
+      let set = try FolderDataset.load(directory: dir, classes: classes, channels: channels)
+      return LoadedData(train: set.labelledSlices(), test: set.test.map { ($0.name, $0.image) }, isStack: false, channels: set.channels)
+    } else if let dir = s.dataDir {
       let set = try ISBIDataset.load(directory: dir)
-      return LoadedData(train: set.train, test: set.test.enumerated().map { ("test-\($0.offset)", $0.element) }, isStack: true)
-    case .folder:
-      let set = try FolderDataset.load(directory: dir, classes: s.model.classes, channels: 1)
-      guard s.model.classes == 2 else {
-        throw RunError("--classes \(s.model.classes): training on multi-class folders is not built yet; masks with two classes train")
+      data = LoadedData(train: set.train, test: try set.test.enumerated().map { ("test-\($0.offset)", try Image($0.element)) },
+                        isStack: true, channels: 1)
+    } else {
+      let seed = s.training.seed
+      let test = try (0..<s.syntheticTestSlices).map { i -> (String, Image) in
+        let sl = SyntheticEM.slice(size: s.syntheticSize, seed: seed, index: UInt64(s.syntheticSlices + i))
+        return ("test-\(i)", try Image(sl.grayImage))
       }
-      return LoadedData(train: set.labelledSlices(), test: set.test.map { ($0.name, $0.image.converted(channels: 1).grayImage()) }, isStack: false)
+      data = LoadedData(train: SyntheticEM.generate(count: s.syntheticSlices, size: s.syntheticSize, seed: seed), test: test,
+                        isStack: true, channels: 1)
     }
+    guard let channels, channels != data.channels else { return data }
+    data.train = data.train.map { $0.converted(channels: channels) }
+    data.test = data.test.map { ($0.name, $0.image.converted(channels: channels)) }
+    data.channels = channels
+    return data
   }
 
   private func splitData(_ slices: [LabelledSlice]) throws -> (train: [LabelledSlice], validation: [LabelledSlice]) {
@@ -84,26 +96,37 @@ public final class Runner {
 
   // MARK: - Model and checkpoint
 
-  /// A fresh model, or the checkpoint's when resuming, evaluating or predicting. Refuses to train
-  /// over an existing checkpoint without --resume-training, so that no trained model is lost.
-  private func prepareModel() throws -> (UNet, Adam) {
+  /// The checkpoint to continue from when resuming, evaluating or predicting; nil for a fresh
+  /// model. Refuses to train over an existing checkpoint without --resume-training, so that no
+  /// trained model is lost, and a checkpoint whose model differs from the model options given.
+  private func existingCheckpoint() throws -> Checkpoint? {
     let s = settings
-    let optimizer = Adam(learningRate: s.training.learningRate)
     let url = s.checkpointURL
     let exists = url.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
-    let needsCheckpoint = !s.mode.trains || s.resume
     if s.mode.trains, exists, !s.resume, let url {
       throw RunError("--model-dir: \(url.deletingLastPathComponent().path) already holds a checkpoint; pass --resume-training to continue it, or choose another --model-dir")
     }
-    guard needsCheckpoint else { return (try UNet(config: s.model, seed: s.training.seed, on: backend), optimizer) }
+    guard !s.mode.trains || s.resume else { return nil }
     guard let url else { throw RunError("--model-dir: needed to \(s.mode.trains ? "resume training" : s.mode.rawValue)") }
     guard exists else {
-      if s.mode.trains { return (try UNet(config: s.model, seed: s.training.seed, on: backend), optimizer) }
+      if s.mode.trains { return nil }
       throw RunError("--model-dir: no checkpoint at \(url.path); train first (unet train --model-dir \(url.deletingLastPathComponent().path))")
     }
     let checkpoint = try Checkpoint.load(from: url)
-    if s.modelGiven, checkpoint.config != s.model {
+    var given = s.model
+    if !s.inputChannelsGiven { given.inputChannels = checkpoint.config.inputChannels }
+    if s.modelGiven, checkpoint.config != given {
       throw RunError("\(url.path): the checkpoint's model differs from the model options given; drop them to use the checkpoint's")
+    }
+    return checkpoint
+  }
+
+  /// A fresh model of `config`, or `checkpoint`'s model with its weights and optimizer state.
+  private func prepareModel(config: UNetConfig, checkpoint: Checkpoint?) throws -> (UNet, Adam) {
+    let s = settings
+    let optimizer = Adam(learningRate: s.training.learningRate)
+    guard let checkpoint, let url = s.checkpointURL else {
+      return (try UNet(config: config, seed: s.training.seed, on: backend), optimizer)
     }
     let model = try UNet(config: checkpoint.config, seed: s.training.seed, on: backend)
     try checkpoint.apply(to: model, optimizer: optimizer)

@@ -9,7 +9,7 @@ import SegTrain
 /// The U-Net's shape. Unset options take the reference's values with --data-dir, and the small
 /// embedded model's without.
 struct ModelOptions: ParsableArguments {
-  @Option(name: [.customLong("input-channels"), .customLong("input_channels")], help: "Image channels (1).")
+  @Option(name: [.customLong("input-channels"), .customLong("input_channels")], help: "Image channels: 1 (gray) or 3 (RGB); detected from a folder data set's images when not given.")
   var inputChannels: Int?
   @Option(help: "Classes, background included (2).")
   var classes: Int?
@@ -130,6 +130,7 @@ struct RunOptions: ParsableArguments {
     s.logFile = logDir.map { URL(fileURLWithPath: $0) }
     s.model = try model.config(embedded: embedded)
     s.modelGiven = model.given
+    s.inputChannelsGiven = model.inputChannels != nil
     s.training.batchSize = batchSize ?? (embedded ? 4 : 1)
     s.training.learningRate = learningRate ?? (embedded ? 1e-3 : 1e-4)
     s.training.maxSteps = maxSteps ?? (embedded ? 300 : 1000)

@@ -75,12 +75,18 @@ struct FolderFixture {
     #expect(set.train[2].mask == (0..<36).map { $0 % 2 == 0 ? 1 : 0 })
     #expect(set.test.map(\.name) == ["t"] && set.test[0].image == DataFixture.ramp(3, 2).converted(channels: 3))
 
+    // Slices keep the set's channels (RGB interleaved, 16-bit rounded to 8) and the class indices.
     let slices = set.labelledSlices()
-    #expect(slices[0].image == a.grayImage().pixels && slices[0].label == set.train[0].mask.map { $0 * 255 })
-    #expect(slices[2].image == c.grayImage().pixels)
+    #expect(slices.allSatisfy { $0.channels == 3 })
+    #expect(slices[0].image == a.converted(channels: 3).samples.map { UInt8($0) } && slices[0].label == set.train[0].mask)
+    #expect(slices[1].image == b.converted(channels: 3).converted(bitDepth: 8).samples.map { UInt8($0) })
+    #expect(slices[2].image == c.samples.map { UInt8($0) } && slices[2].label == set.train[2].mask)
+    #expect(slices[2].grayImage == c.grayImage())
 
     let gray = try FolderDataset.load(directory: f.root, channels: 1)
     #expect(gray.channels == 1 && gray.train[2].image == c.converted(channels: 1) && gray.train[0].image == a)
+    let graySlices = gray.labelledSlices()
+    #expect(graySlices[0].channels == 1 && graySlices[0].image == a.grayImage().pixels && graySlices[2].image == c.grayImage().pixels)
   }
 
   @Test func classIndicesForMoreClasses() throws {

@@ -46,11 +46,15 @@ import Testing
     let dir = try DataFixture.scratchDirectory()
     defer { DataFixture.remove(dir) }
     let image = DataFixture.page(7, 5, seed: 9)
-    let label = (0..<35).map { UInt8($0 % 3 == 0 ? 0 : 255) }
+    let label = (0..<35).map { UInt8($0 % 3 == 0 ? 0 : 1) }
     let train = [LabelledSlice(width: 7, height: 5, image: image.pixels, label: label)]
     try ISBIDataset.write(directory: dir, train: train, test: [DataFixture.page(4, 6)])
+    // On disk the labels keep the ISBI convention, 0/255; loaded, they are class indices again.
+    let pages = try TIFF.read(contentsOf: dir.appendingPathComponent("train-labels.tif"))
+    #expect(pages.count == 1 && pages[0].pixels == label.map { $0 == 1 ? 255 : 0 })
     let set = try ISBIDataset.load(directory: dir)
     #expect(set.train.count == 1 && set.train[0].image == image.pixels && set.train[0].label == label)
+    #expect(set.train[0].channels == 1 && set.train[0].binaryMask == pages[0].pixels)
     #expect(set.test == [DataFixture.page(4, 6)])
   }
 
@@ -93,8 +97,12 @@ import Testing
     expectLoadError(dir, file: "train-labels.tif", "page 1: label value 128 at x 3, y 2")
 
     // Writing refuses such labels too, rather than making a set that will not load.
-    let bad = [LabelledSlice(width: 32, height: 32, image: black.pixels, label: pixels)]
-    #expect(throws: DataError.self) { try ISBIDataset.write(directory: dir, train: bad, test: [black]) }
+    var classes = [UInt8](repeating: 1, count: 32 * 32)
+    classes[2 * 32 + 3] = 2
+    let bad = [LabelledSlice(width: 32, height: 32, image: black.pixels, label: classes)]
+    #expect { try ISBIDataset.write(directory: dir, train: bad, test: [black]) } throws: {
+      "\($0)".contains("class 2 at x 3, y 2")
+    }
   }
 
   @Test func corruptTestVolumeIsNamed() throws {

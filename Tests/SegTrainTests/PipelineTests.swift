@@ -129,7 +129,7 @@ import Testing
       let s = b.samples[0], slice = PipelineTests.slices[s.slice]
       corners.insert([s.x, s.y])
       #expect(b.images == TileSampler.imageTile(slice, x: s.x, y: s.y, window: 12, size: 28).values)
-      let label = TileSampler.labelTile(slice, x: s.x, y: s.y, window: 12, size: 12, classes: 2)
+      let label = TileSampler.labelTile(slice, x: s.x, y: s.y, window: 12, size: 12)
       #expect(b.targets == label.classes.flatMap { $0 == 1 ? [0, 1] : [1, 0] as [Float] })
     }
     #expect(corners == [[0, 0], [12, 0], [0, 12], [12, 12]], "windows from edge to edge")
@@ -148,7 +148,7 @@ import Testing
   @Test func resizePadResizesThenPadsWithZeros() throws {
     // A 24x24 slice halves to 12x12: each output pixel averages a 2x2 block (half-pixel centres).
     let slice = PipelineTests.slices[0]
-    let (image, label) = TileSampler.resizePadTiles(slice, outputSize: 12, inputSize: 28, classes: 2)
+    let (image, label) = TileSampler.resizePadTiles(slice, outputSize: 12, inputSize: 28)
     func scaled(_ y: Int, _ x: Int) -> Float { Float(slice.image[y * 24 + x]) / 127.5 - 1 }
     for (ty, tx) in [(0, 0), (5, 7), (11, 11)] {
       let (y, x) = (2 * ty, 2 * tx)
@@ -156,7 +156,7 @@ import Testing
       let bottom: Float = scaled(y + 1, x) + scaled(y + 1, x + 1)
       let mean = (top + bottom) / 4
       #expect(abs(image.values[(ty + 8) * 28 + tx + 8] - mean) < 1e-5)
-      #expect(label.classes[(ty + 8) * 28 + tx + 8] == TileSampler.classIndex(slice.label[(2 * ty + 1) * 24 + 2 * tx + 1], classes: 2))
+      #expect(label.classes[(ty + 8) * 28 + tx + 8] == slice.label[(2 * ty + 1) * 24 + 2 * tx + 1])
     }
     #expect((0..<28).allSatisfy { image.values[$0] == 0 && image.values[27 * 28 + $0] == 0 && label.classes[$0 * 28] == 0 })
 
@@ -166,7 +166,7 @@ import Testing
     #expect(p.samplesPerEpoch == 3, "one sample per slice")
     let b = p.batch(0)
     let s = PipelineTests.slices[b.samples[0].slice]
-    let (i2, l2) = TileSampler.resizePadTiles(s, outputSize: 12, inputSize: 28, classes: 2)
+    let (i2, l2) = TileSampler.resizePadTiles(s, outputSize: 12, inputSize: 28)
     #expect(b.images == i2.values)
     let centre: [UInt8] = (0..<144).map { (i: Int) -> UInt8 in l2.classes[(i / 12 + 8) * 28 + i % 12 + 8] }
     #expect(b.targets == centre.flatMap { $0 == 1 ? [0, 1] : [1, 0] as [Float] })
@@ -188,9 +188,14 @@ import Testing
     var rgb = config
     rgb.inputChannels = 3
     #expect { try TrainingPipeline(slices: slices, config: rgb, options: PipelineOptions()) } throws: { "\($0)".contains("--input-channels") }
+    // Class 3 is no class of a 3-class model.
     var multi = config
     multi.classes = 3
-    #expect { try TrainingPipeline(slices: slices, config: multi, options: PipelineOptions()) } throws: { "\($0)".contains("--classes") }
+    let s0 = slices[0]
+    let bad = [LabelledSlice(width: s0.width, height: s0.height, image: s0.image, label: s0.label.map { $0 == 1 ? 3 : 0 })]
+    #expect { try TrainingPipeline(slices: bad, config: multi, options: PipelineOptions()) } throws: {
+      "\($0)".contains("--classes") && "\($0)".contains("label value 3")
+    }
     o = PipelineOptions()
     o.augmentation = AugmentationOptions()
     o.augmentation!.maxCropFraction = 0.7

@@ -5,14 +5,14 @@ import Testing
 // MARK: - Running the tool
 
 /// The `unet` binary built beside the test bundle.
-private let unetBinary: URL = {
+let unetBinary: URL = {
   var dir = Bundle.main.bundleURL
   for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") { dir = bundle.bundleURL.deletingLastPathComponent() }
   return dir.appendingPathComponent("unet")
 }()
 
 /// Runs `unet` with `arguments`; returns the exit code and stdout+stderr.
-private func unet(_ arguments: [String]) throws -> (status: Int32, output: String) {
+func unet(_ arguments: [String]) throws -> (status: Int32, output: String) {
   let process = Process()
   process.executableURL = unetBinary
   process.arguments = arguments
@@ -25,14 +25,14 @@ private func unet(_ arguments: [String]) throws -> (status: Int32, output: Strin
   return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-private func temporaryDirectory() throws -> URL {
+func temporaryDirectory() throws -> URL {
   let url = FileManager.default.temporaryDirectory.appendingPathComponent("unet-cli-\(UUID().uuidString)")
   try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
   return url
 }
 
 /// A tiny model that trains in a moment in a debug build.
-private let tinyModel = ["--padding", "same", "--depth", "2", "--base-filters", "4", "--input-size", "32"]
+let tinyModel = ["--padding", "same", "--depth", "2", "--base-filters", "4", "--input-size", "32"]
 
 // MARK: - End to end
 
@@ -163,7 +163,7 @@ private let tinyModel = ["--padding", "same", "--depth", "2", "--base-filters", 
     }
     for (i, s) in SyntheticEM.generate(count: 4, size: 40, seed: 3).enumerated() {
       try ImageFile.write(Image(width: 40, height: 40, channels: 1, bitDepth: 8, samples: s.image.map(UInt16.init)), to: data.appendingPathComponent("images/s\(i).png"))
-      try ImageFile.write(Image(width: 40, height: 40, channels: 1, bitDepth: 8, samples: s.label.map(UInt16.init)), to: data.appendingPathComponent("masks/s\(i).tif"))
+      try ImageFile.write(Image(width: 40, height: 40, channels: 1, bitDepth: 8, samples: s.binaryMask.map(UInt16.init)), to: data.appendingPathComponent("masks/s\(i).tif"))
     }
     // An image larger than any tile, of an odd size.
     let big = SyntheticEM.slice(size: 70, seed: 3, index: 9)

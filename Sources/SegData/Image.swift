@@ -112,3 +112,15 @@ public struct Image: Sendable, Equatable {
     return samples.map { Float($0) / half - 1 }
   }
 }
+
+// MARK: - Descriptions
+
+extension Image: CustomStringConvertible {
+  /// The size and format, not the samples (which would fill a log).
+  public var description: String { "Image(\(width)x\(height), \(channels) channel(s), \(bitDepth)-bit)" }
+}
+
+extension GrayImage: CustomStringConvertible {
+  /// The size, not the pixels.
+  public var description: String { "GrayImage(\(width)x\(height))" }
+}

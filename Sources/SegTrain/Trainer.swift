@@ -60,10 +60,18 @@ public final class Trainer {
     // The dropout mask depends only on (seed, step), so a resumed run repeats an uninterrupted one.
     let logits = try model(images, dropoutSeed: CounterRandom.mix(options.seed ^ CounterRandom.mix(stepIndex)))
     let parts = try segmentationLoss(logits: logits, targets: targets)
-    let loss = try parts.total + l2Penalty(params.map(\.value), weightDecay: options.weightDecay)
-    let grads = try gradients(of: loss, wrt: params.map(\.value))
+    let weights = params.map(\.value)
+    let dataGradients = try gradients(of: parts.total, wrt: weights)
+    // The reference's L2 term, weightDecay * sum(w^2) / 2, enters through its gradient
+    // weightDecay * w and its value (for the logged total): the same as adding it to the loss,
+    // without building and walking its backward graph over every parameter.
+    let (penalty, grads) = try withoutGradients {
+      (try l2Penalty(weights, weightDecay: options.weightDecay).item(),
+       try zip(dataGradients, weights).map { try $0 + $1 * options.weightDecay })
+    }
     try optimizer.update(params, gradients: grads)
-    return StepMetrics(crossEntropy: try parts.crossEntropy.item(), dice: try parts.dice.item(), total: try loss.item())
+    let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()
+    return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + penalty)
   }
 
   /// Runs steps until the optimizer has made `options.maxSteps` (continuing a resumed count), on

@@ -1,6 +1,7 @@
 import SegCore
 import SegData
 import SegNN
+import SegTestSupport
 import SegTrain
 import Testing
 
@@ -27,6 +28,34 @@ import Testing
     #expect(logged.count == 4)
     #expect(logged.last! < logged.first!, "window means of the total loss: \(logged)")
     #expect(trainer.optimizer.step == 20)
+  }
+
+  @Test func weightDecayThroughTheGradientEqualsTheL2Loss() throws {
+    var config = UNetConfig()
+    (config.baseFilters, config.depth, config.padding, config.inputSize, config.dropout) = (2, 1, .same, 8, 0)
+    var options = TrainingOptions()
+    options.weightDecay = 0.05
+    let backend = ReferenceBackend.shared
+    let x = try Tensor(randomHost(TensorType([2, 8, 8, 1], .f64), seed: 1), on: backend)
+    var labels = [Double](repeating: 0, count: 2 * 8 * 8 * 2)
+    for p in 0..<(labels.count / 2) { labels[2 * p + p % 2] = 1 }
+    let t = try Tensor(HostTensor(type: TensorType([2, 8, 8, 2], .f64), doubles: labels), on: backend)
+
+    let trained = try UNet(config: config, seed: 4, dtype: .f64, on: backend)
+    let trainer = Trainer(model: trained, optimizer: Adam(learningRate: 0.01), options: options)
+    let metrics = try trainer.step(images: x, targets: t)
+
+    // The reference's way: the L2 term inside the loss, differentiated with it.
+    let reference = try UNet(config: config, seed: 4, dtype: .f64, on: backend)
+    let weights = reference.parameters.map(\.value)
+    let loss = try segmentationLoss(logits: reference(x), targets: t).total + l2Penalty(weights, weightDecay: 0.05)
+    try Adam(learningRate: 0.01).update(reference.parameters, gradients: gradients(of: loss, wrt: weights))
+
+    #expect(abs(metrics.total - (try loss.item())) < 1e-12)
+    for (a, b) in zip(trained.parameters, reference.parameters) {
+      let (u, v) = (try a.value.host().doubles, try b.value.host().doubles)
+      #expect(zip(u, v).allSatisfy { abs($0 - $1) < 1e-12 }, "\(a.name)")
+    }
   }
 
   @Test func tilesLargerThanSlicesAreRejected() throws {

@@ -124,7 +124,7 @@ public struct BenchmarkResult: Encodable, Sendable {
       ("latency mean", String(format: "%.2f ms", latencyMeanMS)),
       ("latency p50/90/95/99", String(format: "%.2f / %.2f / %.2f / %.2f ms", latencyMS(percentile: 50), latencyMS(percentile: 90),
                                       latencyMS(percentile: 95), latencyMS(percentile: 99))),
-      ("compute", String(format: "%.2f GFLOP/s (%.1f GFLOP per step)", gflopsPerSecond, flopsPerStep / 1e9)),
+      ("compute", String(format: "%.2f GFLOP/s (%.4g GFLOP per step)", gflopsPerSecond, flopsPerStep / 1e9)),
       ("peak RSS", String(format: "%.0f MB", peakRSSMB)),
     ]
     return rows.map { $0.0.padding(toLength: 22, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")

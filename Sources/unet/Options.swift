@@ -87,7 +87,7 @@ struct RunOptions: ParsableArguments {
   var workers = ProcessInfo.processInfo.activeProcessorCount
   @Option(name: [.customLong("input-mode"), .customLong("input_mode")], help: "overlap_tile (the paper: mirror-padded tiles) or resize_pad (NVIDIA: resize to the output size, zero-pad).")
   var inputMode = InputMode.overlapTile
-  @Flag(help: "Time the steps instead of training to a score.")
+  @Flag(help: "Time the steps instead of training to a score, as unet benchmark (--exec-mode predict: inference steps; else training steps), with the reference's model for unset model options.")
   var benchmark = false
   @Option(help: "Overlap of neighbouring output tiles when predicting whole images, in [0, 1).")
   var overlap = 0.0
@@ -109,7 +109,7 @@ struct RunOptions: ParsableArguments {
   func validate() throws {
     if amp { throw ValidationError("--amp: not yet available on this build (mixed precision needs the CUDA backend)") }
     if xla { throw ValidationError("--xla: not yet available on this build (the graph compiler is not built yet)") }
-    if benchmark { throw ValidationError("--benchmark: not yet available on this build (use unet bench for the kernels)") }
+    if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
     for (flag, value) in [("--batch-size", batchSize), ("--max-steps", maxSteps), ("--log-every", logEvery)] {
       if let value, value < 1 { throw ValidationError("\(flag): must be at least 1, got \(value)") }
     }

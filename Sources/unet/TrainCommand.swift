@@ -15,7 +15,17 @@ struct TrainCommand: ParsableCommand {
   @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
 
-  func run() throws { try execute(mode: execMode, run: options, model: model) }
+  func run() throws {
+    guard options.benchmark else { return try execute(mode: execMode, run: options, model: model) }
+    var b = BenchmarkOptions()
+    b.mode = execMode == .predict ? .predict : .train
+    b.batchSize = options.batchSize ?? 1
+    b.warmupSteps = options.warmupSteps
+    b.steps = options.maxSteps ?? b.mode.defaultSteps
+    b.seed = options.seed
+    b.learningRate = options.learningRate ?? b.learningRate
+    try runBenchmark(b, model: model, device: options.device, output: nil, logDir: options.logDir, profile: options.profile)
+  }
 }
 
 /// `unet evaluate`: scores the checkpoint in --model-dir.

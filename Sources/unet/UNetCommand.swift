@@ -8,7 +8,7 @@ struct UNetCommand: ParsableCommand {
     abstract: "Train and run U-Net segmentation models on biomedical images.",
     subcommands: [
       TrainCommand.self, EvaluateCommand.self, PredictCommand.self, DataCommand.self, BenchCommand.self,
-      DoctorCommand.self,
+      BenchmarkCommand.self, DoctorCommand.self,
     ],
     defaultSubcommand: TrainCommand.self)
 }

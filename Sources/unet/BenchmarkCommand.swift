@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import SegCore
+import SegNN
+import SegTrain
+
+extension BenchmarkMode: ExpressibleByArgument {}
+
+/// `unet benchmark`: training or inference throughput and latency of the U-Net, as the reference's
+/// `--benchmark` runs measure them.
+struct BenchmarkCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "benchmark",
+    abstract: "Time training steps or inference steps of a randomly initialised U-Net on a synthetic batch: throughput (img/s), latency percentiles (ms), GFLOP/s, peak memory.")
+
+  @Option(help: "train (forward, loss, gradients, Adam) or predict (forward + softmax).")
+  var mode = BenchmarkMode.train
+  @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Images per step.")
+  var batchSize = 1
+  @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], help: "Untimed steps first.")
+  var warmupSteps = 200
+  @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Timed steps after the warm-up (1000 train, 600 predict).")
+  var maxSteps: Int?
+  @Option(help: "cpu (oneDNN), reference (plain Swift, slow) or cuda.")
+  var device = DeviceChoice(.cpu)
+  @Option(help: "Also write the result as one JSON object to this file.")
+  var output: String?
+  @Option(name: [.customLong("log-dir"), .customLong("log_dir")], help: "DLLogger JSON-lines file to append the result to.")
+  var logDir: String?
+  @Option(help: "Seed of the weights and the batch.")
+  var seed: UInt64 = 0
+  @Flag(help: "Print the time spent in each op kind over the timed steps.")
+  var profile = false
+  @OptionGroup var model: ModelOptions
+
+  func validate() throws {
+    if batchSize < 1 { throw ValidationError("--batch-size: must be at least 1, got \(batchSize)") }
+    if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
+    if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps: must be at least 1, got \(maxSteps)") }
+  }
+
+  func run() throws {
+    var options = BenchmarkOptions()
+    options.mode = mode
+    options.batchSize = batchSize
+    options.warmupSteps = warmupSteps
+    options.steps = maxSteps ?? mode.defaultSteps
+    options.seed = seed
+    try runBenchmark(options, model: model, device: device, output: output, logDir: logDir, profile: profile)
+  }
+}
+
+/// Runs a benchmark with the reference's model for unset model options; prints the table and the
+/// JSON, writes the JSON to `output` and the DLLogger record to `logDir` when given.
+func runBenchmark(
+  _ options: BenchmarkOptions, model: ModelOptions, device: DeviceChoice, output: String?, logDir: String?, profile: Bool
+) throws {
+  let config = try model.config(embedded: false)
+  let backend = try device.backend()
+  Backends.default = backend
+  let logger = try logDir.map {
+    try DLLogger(url: URL(fileURLWithPath: $0), parameters: [
+      "exec_mode": .string(options.mode == .train ? "train" : "predict"), "benchmark": true,
+      "batch_size": .int(options.batchSize), "warmup_steps": .int(options.warmupSteps), "max_steps": .int(options.steps),
+      "device": .string(backend.name),
+    ])
+  }
+  let profiler = profile ? OpProfiler() : nil
+  let bar = ProgressBar()
+  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.warmupSteps) warm-up + \(options.steps) timed steps")
+  let result = try Benchmark.run(config: config, options: options, backend: backend, profiler: profiler,
+                                 progress: bar.isTerminal ? bar.update : nil)
+  bar.finish()
+  print(result.table())
+  if let profiler { print(profiler.table()) }
+  try logger?.log(step: [], data: result.logData)
+  if let output {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    do { try encoder.encode(result).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+      throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
+    }
+  }
+}

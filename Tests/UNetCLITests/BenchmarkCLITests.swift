@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+// MARK: - unet benchmark
+
+@Suite(.serialized) struct BenchmarkCLITests {
+  @Test(arguments: ["train", "predict"]) func benchmarkWritesTheNumbers(mode: String) throws {
+    let root = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let output = root.appendingPathComponent("result.json"), log = root.appendingPathComponent("log.json")
+    let r = try unet(["benchmark", "--mode", mode, "--batch-size", "2", "--warmup-steps", "1", "--max-steps", "3",
+                      "--output", output.path, "--log-dir", log.path, "--profile"] + tinyModel)
+    #expect(r.status == 0, "\(r.output)")
+    #expect(r.output.contains("throughput") && r.output.contains("op kind"), "\(r.output)")
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any])
+    for key in ["throughput", "throughput_overall", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
+                "latency_p99_ms", "gflops_per_s", "peak_rss_mb"] {
+      let value = json[key] as? Double
+      #expect(value.map { $0 > 0 } == true, "\(key): \(String(describing: json[key]))")
+    }
+    let config = try #require(json["config"] as? [String: Any])
+    #expect(config["batch_size"] as? Int == 2 && config["input_size"] as? Int == 32 && config["precision"] as? String == "fp32")
+    #expect((json["step_seconds"] as? [Any])?.count == 3)
+    let tag = mode == "train" ? "train" : "test"
+    let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+    #expect(lines.contains { $0.hasPrefix("DLLL {") && $0.contains("\"throughput_\(tag)\"") && $0.contains("\"latency_\(tag)_99\"") })
+  }
+
+  @Test func trainBenchmarkFlagRunsTheBenchmark() throws {
+    let r = try unet(["train", "--benchmark", "--exec-mode", "predict", "--warmup-steps", "1", "--max-steps", "2"] + tinyModel)
+    #expect(r.status == 0, "\(r.output)")
+    #expect(r.output.contains("benchmark predict") && r.output.contains("throughput"), "\(r.output)")
+  }
+
+  @Test func badValuesNameTheFlag() throws {
+    let mode = try unet(["benchmark", "--mode", "other"] + tinyModel)
+    #expect(mode.status != 0 && mode.output.contains("--mode"), "\(mode.output)")
+    let steps = try unet(["benchmark", "--max-steps", "0"] + tinyModel)
+    #expect(steps.status != 0 && steps.output.contains("--max-steps"), "\(steps.output)")
+    let warmup = try unet(["benchmark", "--warmup-steps", "-1"] + tinyModel)
+    #expect(warmup.status != 0 && warmup.output.contains("--warmup-steps"), "\(warmup.output)")
+    let amp = try unet(["train", "--benchmark", "--amp"] + tinyModel)
+    #expect(amp.status != 0 && amp.output.contains("not yet available"), "\(amp.output)")
+  }
+}

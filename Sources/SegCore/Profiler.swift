@@ -2,11 +2,17 @@ import Foundation
 
 // MARK: - Op profiler
 
-/// Wall-clock time and call count per op kind, recorded by `Tensor.apply` while enabled.
+/// Wall-clock time and call count per op kind, recorded by `Tensor.apply` inside `record(_:)`.
 /// Kernels run synchronously on every backend so far, so each op's time is its kernel's.
 public final class OpProfiler: @unchecked Sendable {
-  /// The profiler `Tensor.apply` reports to; nil (the default) records nothing.
-  nonisolated(unsafe) public static var active: OpProfiler?
+  /// The profiler `Tensor.apply` reports to in this task; nil (the default) records nothing.
+  /// Task-local, so that work elsewhere in the process (other tests, say) is not counted.
+  @TaskLocal public static var active: OpProfiler?
+
+  /// Runs `body` with the ops it applies recorded into `profiler` (nothing when nil).
+  public static func record<T>(into profiler: OpProfiler?, _ body: () throws -> T) rethrows -> T {
+    try $active.withValue(profiler) { try body() }
+  }
 
   /// Total seconds and calls of one op kind.
   public struct Entry: Sendable {
@@ -19,7 +25,7 @@ public final class OpProfiler: @unchecked Sendable {
 
   public init() {}
 
-  func record(_ kind: OpKind, seconds: Double) {
+  func add(_ kind: OpKind, seconds: Double) {
     lock.withLock {
       entries[kind, default: Entry()].seconds += seconds
       entries[kind, default: Entry()].calls += 1

@@ -125,7 +125,7 @@ extension Tensor {
     if let profiler = OpProfiler.active {
       let start = DispatchTime.now().uptimeNanoseconds
       storage = try kernel(op, operands, outType)
-      profiler.record(op.kind, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+      profiler.add(op.kind, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     } else {
       storage = try kernel(op, operands, outType)
     }

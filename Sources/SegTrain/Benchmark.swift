@@ -12,7 +12,8 @@ public enum BenchmarkMode: String, CaseIterable, Sendable {
   public var defaultSteps: Int { self == .train ? 1000 : 600 }
 }
 
-/// A benchmark run: `warmupSteps` untimed steps, then `steps` timed ones, at `batchSize` images.
+/// A benchmark run as the reference's: `steps` steps at `batchSize` images, the first `warmupSteps`
+/// of them untimed.
 public struct BenchmarkOptions: Sendable {
   public var mode = BenchmarkMode.train
   public var batchSize = 1
@@ -27,6 +28,9 @@ public struct BenchmarkOptions: Sendable {
     if batchSize < 1 { throw RunError("--batch-size: must be at least 1, got \(batchSize)") }
     if warmupSteps < 0 { throw RunError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
     if steps < 1 { throw RunError("--max-steps: must be at least 1, got \(steps)") }
+    if steps <= warmupSteps {
+      throw RunError("--max-steps: \(steps) leaves no timed step after --warmup-steps \(warmupSteps); the warm-up counts within --max-steps, as the reference's")
+    }
   }
 }
 
@@ -136,7 +140,7 @@ public struct BenchmarkResult: Encodable, Sendable {
 /// Times training or inference steps of a randomly initialised U-Net on one synthetic batch (made
 /// once, so the data pipeline is not measured). Not a test: a measurement.
 public enum Benchmark {
-  /// Runs `options.warmupSteps` untimed steps, then `options.steps` timed with a monotonic clock.
+  /// Runs `options.steps` steps, timing all but the first `options.warmupSteps` with a monotonic clock.
   /// A training step is `Trainer.step` (forward, loss, gradients, Adam); an inference step is
   /// forward + softmax without gradients, downloaded to the host. `profiler`, when given, records
   /// the timed steps only. `progress(done, total)` follows every step.
@@ -163,25 +167,24 @@ public enum Benchmark {
     case .predict: step = { _ = try withoutGradients { try softmax(model(images)).floats() } }
     }
 
-    let previous = OpProfiler.active
-    defer { OpProfiler.active = previous }
-    OpProfiler.active = nil
-    let total = options.warmupSteps + options.steps
-    for i in 0..<options.warmupSteps {
-      try step()
-      progress?(i + 1, total)
+    let total = options.steps
+    try OpProfiler.record(into: nil) {
+      for i in 0..<options.warmupSteps {
+        try step()
+        progress?(i + 1, total)
+      }
     }
-    OpProfiler.active = profiler
     let clock = ContinuousClock()
     var seconds: [Double] = []
-    seconds.reserveCapacity(options.steps)
-    for i in 0..<options.steps {
-      let start = clock.now
-      try step()
-      seconds.append((clock.now - start).seconds)
-      progress?(options.warmupSteps + i + 1, total)
+    seconds.reserveCapacity(options.steps - options.warmupSteps)
+    try OpProfiler.record(into: profiler) {
+      for i in 0..<(options.steps - options.warmupSteps) {
+        let start = clock.now
+        try step()
+        seconds.append((clock.now - start).seconds)
+        progress?(options.warmupSteps + i + 1, total)
+      }
     }
-    OpProfiler.active = previous
 
     let forward = 2 * Double(config.forwardMACs) * Double(n)
     let environment = BenchmarkResult.Environment(

@@ -67,7 +67,7 @@ func runBenchmark(
   }
   let profiler = profile ? OpProfiler() : nil
   let bar = ProgressBar()
-  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.warmupSteps) warm-up + \(options.steps) timed steps")
+  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.steps) steps, the first \(options.warmupSteps) untimed")
   let result = try Benchmark.run(config: config, options: options, backend: backend, profiler: profiler,
                                  progress: bar.isTerminal ? bar.update : nil)
   bar.finish()

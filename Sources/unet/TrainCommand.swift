@@ -76,8 +76,7 @@ func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inou
   let runner = Runner(settings: settings, backend: backend, say: bar.say)
   if bar.isTerminal { runner.progress = bar.update }
   let profiler = run.profile ? OpProfiler() : nil
-  OpProfiler.active = profiler
-  try runner.run()
+  try OpProfiler.record(into: profiler) { _ = try runner.run() }
   bar.finish()
   if let profiler { print(profiler.table()) }
 }

@@ -46,7 +46,7 @@ import Testing
     var c = UNetConfig()
     (c.padding, c.depth, c.baseFilters, c.inputSize) = (.same, 1, 2, 8)
     var options = BenchmarkOptions()
-    (options.mode, options.batchSize, options.warmupSteps, options.steps) = (mode, 2, 1, 3)
+    (options.mode, options.batchSize, options.warmupSteps, options.steps) = (mode, 2, 1, 4)
     let profiler = OpProfiler()
     let r = try Benchmark.run(config: c, options: options, backend: ReferenceBackend.shared, profiler: profiler)
     #expect(r.stepSeconds.count == 3 && r.stepSeconds.allSatisfy { $0 > 0 })
@@ -59,8 +59,9 @@ import Testing
     #expect(r.logData.keys.sorted() == (mode == .train
       ? ["latency_train_90", "latency_train_95", "latency_train_99", "latency_train_mean", "throughput_train"]
       : ["latency_test_90", "latency_test_95", "latency_test_99", "latency_test_mean", "throughput_test"]))
-    // Only the timed steps are profiled: a forward pass has 7 convs (2 encoder, 2 bottleneck,
-    // 2 decoder, head), so 3 predict steps make 21 conv2d calls (28 if the warm-up counted).
+    // The warm-up counts within the 4 steps, as the reference's, and only the 3 timed steps are
+    // profiled: a forward pass has 7 convs (2 encoder, 2 bottleneck, 2 decoder, head), so 3
+    // predict steps make 21 conv2d calls (28 if the warm-up counted).
     let convCalls = profiler.ranked.first { $0.kind == .conv2d }?.entry.calls ?? 0
     if mode == .predict { #expect(convCalls == 21) } else { #expect(convCalls > 21) }
   }
@@ -70,5 +71,8 @@ import Testing
     options.steps = 0
     #expect(throws: RunError.self) { try options.validate() }
     do { try options.validate() } catch { #expect("\(error)".contains("--max-steps")) }
+    options.steps = options.warmupSteps
+    do { try options.validate() } catch { #expect("\(error)".contains("--max-steps") && "\(error)".contains("--warmup-steps")) }
+    #expect(throws: RunError.self) { try options.validate() }
   }
 }

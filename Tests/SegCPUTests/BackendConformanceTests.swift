@@ -5,17 +5,6 @@ import Testing
 
 // MARK: - Every op on the CPU backend against the reference
 
-/// One op applied to seeded random inputs; `differentiable` marks inputs whose gradients are compared.
-struct OpCase: CustomStringConvertible, Sendable {
-  let kind: OpKind
-  let label: String
-  let inputs: [TensorType]
-  var range: Range<Double> = -1..<1
-  var differentiable: [Bool]? = nil
-  let apply: @Sendable ([Tensor], any Backend) throws -> Tensor
-  var description: String { "\(kind.rawValue) \(label)" }
-}
-
 private func f32(_ dims: Shape) -> TensorType { TensorType(dims, .f32) }
 
 /// At least one case per op kind, exercising odd sizes, batch > 1 and broadcasting.
@@ -87,23 +76,6 @@ let conformanceCases: [OpCase] = [
 
   @Test(arguments: conformanceCases.indices)
   func cpuMatchesReference(_ index: Int) throws {
-    let c = conformanceCases[index]
-    let hosts = c.inputs.enumerated().map { randomHost($0.element, seed: UInt64(100 * index + $0.offset), in: c.range) }
-    var outputs: [HostTensor] = []
-    var grads: [[HostTensor]] = []
-    for backend in [ReferenceBackend.shared as any Backend, CPUBackend.shared] {
-      let xs = try hosts.map { try Tensor($0, on: backend) }
-      let y = try c.apply(xs, backend)
-      outputs.append(try y.host())
-      let mask = c.differentiable ?? hosts.map { _ in true }
-      let targets = xs.indices.filter { mask[$0] }.map { xs[$0] }
-      guard y.dtype.isFloatingPoint, !targets.isEmpty else { grads.append([]); continue }
-      let seed = try Tensor(randomHost(y.type, seed: 99), on: backend)
-      grads.append(try gradients(of: y, wrt: targets, seed: seed).map { try $0.host() })
-    }
-    expectClose(outputs[1], outputs[0], atol: 1e-5, rtol: 1e-4, "\(c) output")
-    for (i, pair) in zip(grads[1], grads[0]).enumerated() {
-      expectClose(pair.0, pair.1, atol: 1e-5, rtol: 1e-4, "\(c) gradient \(i)")
-    }
+    try conformanceCases[index].expectMatchesReference(on: CPUBackend.shared, index: index)
   }
 }

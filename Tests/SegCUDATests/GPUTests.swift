@@ -22,23 +22,23 @@ enum GPU {
 private func f32(_ dims: Shape) -> TensorType { TensorType(dims, .f32) }
 
 /// The convolution cases (cuDNN), as the CPU backend's conformance tests have them.
-let gpuConvolutionCases: [CUDACase] = [
-  CUDACase(kind: .conv2d, label: "valid 3x3, bias, relu", inputs: [f32([2, 7, 6, 3]), f32([3, 3, 3, 5]), f32([5])]) { x, _ in
+let gpuConvolutionCases: [OpCase] = [
+  OpCase(kind: .conv2d, label: "valid 3x3, bias, relu", inputs: [f32([2, 7, 6, 3]), f32([3, 3, 3, 5]), f32([5])]) { x, _ in
     try conv2d(x[0], x[1], bias: x[2], activation: .relu)
   },
-  CUDACase(kind: .conv2d, label: "same, stride 2 (asymmetric)", inputs: [f32([1, 9, 8, 4]), f32([3, 3, 4, 6])]) { x, _ in
+  OpCase(kind: .conv2d, label: "same, stride 2 (asymmetric)", inputs: [f32([1, 9, 8, 4]), f32([3, 3, 4, 6])]) { x, _ in
     try conv2d(x[0], x[1], strides: (2, 2), padding: .same)
   },
-  CUDACase(kind: .conv2d, label: "same 3x3, f16", inputs: [TensorType([2, 8, 8, 4], .f16), TensorType([3, 3, 4, 8], .f16)], tolerance: (2e-2, 2e-2)) { x, _ in
+  OpCase(kind: .conv2d, label: "same 3x3, f16", inputs: [TensorType([2, 8, 8, 4], .f16), TensorType([3, 3, 4, 8], .f16)], tolerance: (2e-2, 2e-2)) { x, _ in
     try conv2d(x[0], x[1], padding: .same)
   },
-  CUDACase(kind: .conv2dBackwardData, label: "transposed 3x3 stride 2 same", inputs: [f32([2, 4, 3, 6]), f32([3, 3, 5, 6]), f32([5])]) { x, _ in
+  OpCase(kind: .conv2dBackwardData, label: "transposed 3x3 stride 2 same", inputs: [f32([2, 4, 3, 6]), f32([3, 3, 5, 6]), f32([5])]) { x, _ in
     try conv2dTranspose(x[0], x[1], bias: x[2], activation: .relu)
   },
-  CUDACase(kind: .conv2dBackwardData, label: "transposed 2x2 stride 2 valid", inputs: [f32([1, 3, 5, 4]), f32([2, 2, 3, 4])]) { x, _ in
+  OpCase(kind: .conv2dBackwardData, label: "transposed 2x2 stride 2 valid", inputs: [f32([1, 3, 5, 4]), f32([2, 2, 3, 4])]) { x, _ in
     try conv2dTranspose(x[0], x[1], padding: .valid)
   },
-  CUDACase(kind: .conv2dBackwardFilter, label: "explicit asymmetric padding", inputs: [f32([2, 6, 5, 3]), f32([2, 5, 6, 4])]) { x, _ in
+  OpCase(kind: .conv2dBackwardFilter, label: "explicit asymmetric padding", inputs: [f32([2, 6, 5, 3]), f32([2, 5, 6, 4])]) { x, _ in
     try conv2dBackwardFilter(
       x[0], x[1], kernelSize: (3, 2),
       geometry: ConvGeometry(strides: (1, 1), padding: Padding2D(top: 1, bottom: 0, left: 1, right: 1)))
@@ -55,25 +55,7 @@ struct GPUTests {
   /// (looser tolerances: the GPU's exp and log, and cuDNN's summation order).
   @Test(arguments: (cudaCases + gpuConvolutionCases).indices)
   func gpuMatchesReference(_ index: Int) throws {
-    let c = (cudaCases + gpuConvolutionCases)[index]
-    let gpu = try GPU.backend.get()
-    let hosts = c.inputs.enumerated().map { randomHost($0.element, seed: UInt64(100 * index + $0.offset), in: c.range) }
-    var outputs: [HostTensor] = []
-    var grads: [[HostTensor]] = []
-    for backend in [ReferenceBackend.shared as any Backend, gpu] {
-      let xs = try hosts.map { try Tensor($0, on: backend) }
-      let y = try c.apply(xs, backend)
-      outputs.append(try y.host())
-      let mask = c.differentiable ?? hosts.map { $0.dtype.isFloatingPoint }
-      let targets = xs.indices.filter { mask[$0] }.map { xs[$0] }
-      guard y.dtype.isFloatingPoint, !targets.isEmpty else { grads.append([]); continue }
-      let seed = try Tensor(randomHost(y.type, seed: 99), on: backend)
-      grads.append(try gradients(of: y, wrt: targets, seed: seed).map { try $0.host() })
-    }
-    let (atol, rtol) = (max(c.tolerance.atol, 1e-4), max(c.tolerance.rtol, 1e-3))
-    expectClose(outputs[1], outputs[0], atol: atol, rtol: rtol, "\(c) output on the GPU")
-    for (i, pair) in zip(grads[1], grads[0]).enumerated() {
-      expectClose(pair.0, pair.1, atol: atol, rtol: rtol, "\(c) gradient \(i) on the GPU")
-    }
+    try (cudaCases + gpuConvolutionCases)[index].expectMatchesReference(
+      on: try GPU.backend.get(), index: index, atolAtLeast: 1e-4, rtolAtLeast: 1e-3)
   }
 }

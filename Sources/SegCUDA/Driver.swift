@@ -206,18 +206,12 @@ public final class CUDAContext: @unchecked Sendable {
   ) throws {
     guard blocks > 0 else { return }
     // cuLaunchKernel copies each parameter from the pointer given for it before returning.
-    let buffers = arguments.map { a -> UnsafeMutableRawPointer in
-      let bytes = a.bytes
-      let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 16)
-      bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-      return p
-    }
-    defer { buffers.forEach { $0.deallocate() } }
-    var params: [UnsafeMutableRawPointer?] = buffers
-    try current {
-      try api.check(
-        api.cuLaunchKernel(function, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, &params, nil),
-        "cuLaunchKernel(\(name), \(blocks)x\(threads))")
+    try KernelArgument.withParameters(arguments) { params in
+      try current {
+        try api.check(
+          api.cuLaunchKernel(function, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, &params, nil),
+          "cuLaunchKernel(\(name), \(blocks)x\(threads))")
+      }
     }
   }
 }
@@ -267,5 +261,21 @@ public enum KernelArgument: Sendable {
       return words((v + Array(repeating: 0, count: Self.maxRank - v.count)).map(Int64.init))
     case .int64s(let v): return words(v.map(Int64.init))
     }
+  }
+
+  /// Calls `body` with one pointer per argument to a copy of its bytes (the `void**` that
+  /// cuLaunchKernel takes), valid during the call.
+  public static func withParameters<T>(
+    _ arguments: [KernelArgument], _ body: (inout [UnsafeMutableRawPointer?]) throws -> T
+  ) rethrows -> T {
+    let buffers = arguments.map { a -> UnsafeMutableRawPointer in
+      let bytes = a.bytes
+      let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 16)
+      bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+      return p
+    }
+    defer { buffers.forEach { $0.deallocate() } }
+    var params: [UnsafeMutableRawPointer?] = buffers
+    return try body(&params)
   }
 }

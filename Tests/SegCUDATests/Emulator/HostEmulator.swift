@@ -88,15 +88,9 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
   func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
     guard count > 0 else { return }
     let threads = 32, blocks = min((count + threads - 1) / threads, 3)
-    let buffers = arguments.map { a -> UnsafeMutableRawPointer in
-      let bytes = a.bytes
-      let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 16)
-      bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-      return p
+    let status = KernelArgument.withParameters(arguments) { params in
+      kernel.withCString { launchFunction($0, UInt32(blocks), UInt32(threads), &params) }
     }
-    defer { buffers.forEach { $0.deallocate() } }
-    var params: [UnsafeMutableRawPointer?] = buffers
-    let status = kernel.withCString { launchFunction($0, UInt32(blocks), UInt32(threads), &params) }
     guard status == 0 else { throw CUDAError(.unsupported, "the emulator has no kernel \(kernel)") }
   }
 

@@ -63,7 +63,7 @@ public struct RunSettings {
 
   /// The checkpoint inside `modelDir`.
   public var checkpointURL: URL? { modelDir?.appendingPathComponent("checkpoint.safetensors") }
-  /// Where predict writes the test images' masks (as the reference: predictions/test-masks.tif for
-  /// an ISBI set).
-  public var predictionsDirectory: URL? { modelDir?.appendingPathComponent("predictions") }
+  /// Where predict writes the test images' masks: --output when given, else as the reference,
+  /// <model-dir>/predictions (test-masks.tif for an ISBI set).
+  public var predictionsDirectory: URL? { predictOutput ?? modelDir?.appendingPathComponent("predictions") }
 }

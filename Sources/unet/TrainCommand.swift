@@ -45,12 +45,12 @@ struct EvaluateCommand: ParsableCommand {
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict",
-    abstract: "Predict masks: of image files (--input ... --output DIR: a mask and an overlay PNG each), or of the data set's test images (an ISBI set: <model-dir>/predictions/test-masks.tif).")
+    abstract: "Predict masks: of image files (--input ... --output DIR: a mask and an overlay PNG each), or of the data set's test images (into --output, else <model-dir>/predictions; an ISBI set gives test-masks.tif).")
   @OptionGroup var options: RunOptions
   @OptionGroup var model: ModelOptions
   @Option(parsing: .upToNextOption, help: "Image files (PNG or TIFF, any size) or folders of them.")
   var input: [String] = []
-  @Option(help: "Folder for the masks, overlays and probabilities of --input.")
+  @Option(help: "Folder for the masks (and overlays and probabilities of --input); default <model-dir>/predictions.")
   var output: String?
   @Flag(help: "Also write the class probabilities (<name>-probabilities.tif, 16-bit, one page per class).")
   var probabilities = false

@@ -179,4 +179,18 @@ private struct FakeDriverSymbols: SymbolSource {
       #expect(Set(table.values).count == table.count)
     }
   }
+
+  @Test func aCuDNNOfAnotherMajorVersionIsRefusedWithAFix() throws {
+    try CUDNNAPI.checkMajorVersion(91400, path: "/x/libcudnn.so.9")
+    for version in [8_09_07, 10_01_00] {
+      do {
+        try CUDNNAPI.checkMajorVersion(version, path: "/x/libcudnn.so")
+        Issue.record("cuDNN \(version) accepted")
+      } catch let e as CUDAError {
+        #expect(e.kind == .unsupported)
+        #expect(e.message.contains("/x/libcudnn.so") && e.message.contains("is not cuDNN 9"))
+        #expect(e.message.contains("pip install nvidia-cudnn-cu13"))
+      }
+    }
+  }
 }

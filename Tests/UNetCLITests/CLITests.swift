@@ -69,6 +69,10 @@ let tinyModel = ["--padding", "same", "--depth", "2", "--base-filters", "4", "--
     let masks = try TIFF.read(contentsOf: root.appendingPathComponent("model/predictions/test-masks.tif"))
     #expect(masks.count == 2)
     #expect(masks.allSatisfy { $0.width == 48 && $0.height == 48 && Set($0.pixels).isSubset(of: [0, 255]) })
+    let elsewhere = root.appendingPathComponent("elsewhere")
+    let redirected = try unet(["predict", "--data-dir", data, "--model-dir", model, "--output", elsewhere.path])
+    #expect(redirected.status == 0, "\(redirected.output)")
+    #expect(FileManager.default.fileExists(atPath: elsewhere.appendingPathComponent("test-masks.tif").path))
 
     let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
     #expect(lines.count >= 4 && lines.allSatisfy { $0.hasPrefix("DLLL {") })

@@ -70,10 +70,26 @@ public struct CUDNNAPI: @unchecked Sendable {
     cudnnConvolutionBackwardFilter = try s.load("cudnnConvolutionBackwardFilter")
   }
 
-  /// The table from the cuDNN found by `loader`.
+  /// The table from the cuDNN found by `loader`, which must be cuDNN 9.
   public static func load(_ loader: CUDALoader = .shared) throws -> CUDNNAPI {
     let lib = try loader.library(.cudnn)
-    return try CUDNNAPI(lib, library: lib)
+    let api = try CUDNNAPI(lib, library: lib)
+    try checkMajorVersion(api.version(), path: lib.path)
+    return api
+  }
+
+  /// The cuDNN major version the legacy convolution API we call is written against.
+  static let supportedMajorVersion = 9
+
+  /// Throws when `version` (cudnnGetVersion's number) is not cuDNN 9: a library that answers to
+  /// the soname but has another ABI would fail later, inside a convolution.
+  static func checkMajorVersion(_ version: Int, path: String) throws {
+    let major = version / 10000
+    guard major != supportedMajorVersion else { return }
+    throw CUDAError(
+      .unsupported,
+      "cuDNN \(DoctorReport.libraryVersion(version)) at \(path) is not cuDNN \(supportedMajorVersion); install cuDNN 9 "
+        + "(`pip install nvidia-cudnn-cu13`, or nvidia-cudnn-cu12 with CUDA 12) or point UNET_CUDA_PATH at its lib folder")
   }
 
   /// cuDNN's version number, e.g. 90600 for 9.6.0 (no handle or GPU needed).

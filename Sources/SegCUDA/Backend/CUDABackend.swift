@@ -26,8 +26,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   }
 
   /// The backend on GPU `ordinal`: loads the driver, NVRTC and cuDNN (the error names what is
-  /// missing and how to install it), retains the device's primary context.
-  public static func gpu(ordinal: Int = 0, loader: CUDALoader = .shared) throws -> CUDABackend {
+  /// missing and how to install it), retains the device's primary context. With `tensorFloat32`,
+  /// f32 convolutions may use TF32 Tensor Cores (10-bit mantissa products, f32 accumulation).
+  public static func gpu(ordinal: Int = 0, tensorFloat32: Bool = false, loader: CUDALoader = .shared) throws -> CUDABackend {
     let driver = try CUDADriver(loader: loader)
     let count = try driver.deviceCount()
     guard ordinal < count else {
@@ -40,7 +41,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let context = try CUDAContext(driver: driver, ordinal: ordinal)
     let compiler = try NVRTCCompiler(api: try NVRTCAPI.load(loader))
     let device = try GPUKernelDevice(context: context, compiler: compiler)
-    let convolutions = try CUDNNConvolutions(api: try CUDNNAPI.load(loader), context: context)
+    let convolutions = try CUDNNConvolutions(
+      api: try CUDNNAPI.load(loader), context: context, tensorFloat32: tensorFloat32)
     return CUDABackend(device: device, convolutions: convolutions)
   }
 

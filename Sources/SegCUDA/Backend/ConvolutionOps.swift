@@ -17,13 +17,17 @@ final class CUDNNConvolutions: @unchecked Sendable {
   let api: CUDNNAPI
   let context: CUDAContext
   let handle: ccuda_cudnnHandle
+  /// Whether f32 convolutions may use TF32 Tensor Cores (`--precision tf32`); otherwise they run in
+  /// full f32 (FMA math), so that fp32 means fp32.
+  let tensorFloat32: Bool
   private var algorithms: [String: Int32] = [:]
   /// One convolution at a time: the handle and the algorithm cache are not shared between threads.
   private let lock = NSLock()
 
-  init(api: CUDNNAPI, context: CUDAContext) throws {
+  init(api: CUDNNAPI, context: CUDAContext, tensorFloat32: Bool) throws {
     self.api = api
     self.context = context
+    self.tensorFloat32 = tensorFloat32
     var h: ccuda_cudnnHandle? = nil
     try context.current { try api.check(api.cudnnCreate(&h), "cudnnCreate") }
     guard let h else { throw CUDAError(.callFailed, "cudnnCreate returned no handle") }
@@ -209,7 +213,7 @@ final class CUDNNConvolutions: @unchecked Sendable {
   }
 
   /// Runs `body` with a convolution descriptor for the geometry (cross-correlation, f32 compute,
-  /// tensor cores for f16 and bf16), the context current.
+  /// Tensor Cores for f16 and bf16, and for f32 with `tensorFloat32`), the context current.
   private func withDescriptors(
     _ g: ConvGeometry, _ pad: (Int, Int), _ dt: Int32, _ body: (ccuda_cudnnConvolutionDescriptor) throws -> Void
   ) throws {
@@ -222,7 +226,7 @@ final class CUDNNConvolutions: @unchecked Sendable {
           conv, Int32(pad.0), Int32(pad.1), Int32(g.strideH), Int32(g.strideW), 1, 1, CCUDA_CUDNN_CROSS_CORRELATION,
           CCUDA_CUDNN_DATA_FLOAT),
         "cudnnSetConvolution2dDescriptor")
-      let math = dt == CCUDA_CUDNN_DATA_FLOAT ? CCUDA_CUDNN_FMA_MATH : CCUDA_CUDNN_TENSOR_OP_MATH
+      let math = dt == CCUDA_CUDNN_DATA_FLOAT && !tensorFloat32 ? CCUDA_CUDNN_FMA_MATH : CCUDA_CUDNN_TENSOR_OP_MATH
       try api.check(api.cudnnSetConvolutionMathType(conv, math), "cudnnSetConvolutionMathType")
       try body(conv!)
     }

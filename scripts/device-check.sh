@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The GPU check, run on a lent GPU machine (CUDA 13, cuDNN 9 in pip's nvidia packages, PyTorch, no
+# Swift): unpacks the bundle that scripts/package-device.sh made, then runs `unet doctor`,
+# `unet doctor --check`, our training and inference benchmarks and the PyTorch peer
+# (bench/torch_unet.py) on the same card, writing JSON under $OUT and a table on stdout.
+#
+#   bash scripts/device-check.sh [smoke|full]     (OUT defaults to ./device-out)
+#
+# smoke: doctor, a short training run and one benchmark of each mode (about 1 minute).
+# full:  everything, in under 8 minutes on an H100: configurations run in order of importance and
+#        those that would start after UNET_DEVICE_BUDGET seconds (default 420) are skipped and listed.
+# What comes back from a lent machine is at most 8 files, so $OUT gets: device-check.log (all
+# output), summary.md (the table), check.json (doctor --check) and results.tar.gz (every JSON).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-full}"
+OUT="${OUT:-$PWD/device-out}"
+bundle="${UNET_BUNDLE:-.device/unet-bundle.tar.xz}"
+budget="${UNET_DEVICE_BUDGET:-420}"
+root=/tmp/unet-device
+results="$root/results"
+mkdir -p "$OUT" "$root" "$results"
+exec > >(tee "$OUT/device-check.log") 2>&1
+
+# MARK: - Set-up
+
+if [ ! -f "$bundle" ]; then
+  echo "device-check: no $bundle; build it with: bash scripts/package-device.sh" >&2
+  exit 2
+fi
+xz -dc "$bundle" | tar -C "$root" -xf -
+export LD_LIBRARY_PATH="$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+unet="$root/bin/unet"
+started=$(date +%s)
+
+# Runs one step with a time limit; a failure is reported and the script goes on.
+step() {
+  local name="$1" limit="$2"
+  shift 2
+  echo "== $name ($(($(date +%s) - started)) s in)"
+  timeout "$limit" "$@"
+  local rc=$?
+  [ "$rc" -eq 0 ] || echo "!! $name exited $rc"
+  return 0
+}
+
+step machine 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; \
+  python3 -c "import torch; print(\"torch\", torch.__version__, torch.version.cuda, torch.backends.cudnn.version())"; \
+  ls -d $(python3 -c "import site; print(site.getsitepackages()[0])")/nvidia/*/lib 2>/dev/null | head -20'
+step doctor 120 "$unet" doctor
+
+# MARK: - Smoke
+
+if [ "$mode" = smoke ]; then
+  step train-small 120 "$unet" train --device cuda --max-steps 40 --log-every 10 --model-dir "$root/run"
+  step predict-b1 90 "$unet" benchmark --device cuda --mode predict --batch-size 1 --warmup-steps 2 --max-steps 8 \
+    --profile --output "$OUT/ours-predict-b1.json"
+  step train-b1 120 "$unet" benchmark --device cuda --mode train --batch-size 1 --warmup-steps 2 --max-steps 6 \
+    --profile --output "$OUT/ours-train-b1.json"
+  echo "device-check: smoke done in $(($(date +%s) - started)) s"
+  exit 0
+fi
+
+# MARK: - Conformance and the commands end to end
+
+if "$unet" doctor --help | grep -q -- "--check"; then
+  step doctor-check 180 "$unet" doctor --check --output "$OUT/check.json"
+else
+  echo "!! this build has no doctor --check"
+fi
+
+data="$root/data" model="$root/model"
+step e2e 150 bash -c "set -e
+  '$unet' data synth --output '$data' --size 256 --train-count 12 --test-count 2
+  '$unet' train --device cuda --data-dir '$data' --model-dir '$model' --depth 3 --base-filters 16 --padding same \
+    --input-size 128 --batch-size 4 --learning-rate 1e-3 --max-steps 150 --log-every 50 --fold 0
+  '$unet' evaluate --device cuda --data-dir '$data' --model-dir '$model' --fold 0 --output '$results/e2e-evaluate.json'
+  '$unet' predict --device cuda --data-dir '$data' --model-dir '$model' --output '$root/predictions'
+  ls '$root/predictions' | head -4"
+
+# MARK: - Benchmarks, ours beside PyTorch
+
+precisions="fp32 tf32 fp16 bf16"
+skipped=()
+
+# Runs one contestant in one configuration unless the budget is spent.
+#   bench NAME MODE BATCH PRECISION WARMUP STEPS COMMAND...   (COMMAND gets the common flags)
+bench() {
+  local name="$1" mode="$2" batch="$3" precision="$4" warmup="$5" steps="$6"
+  shift 6
+  local file="$results/$name-$mode-b$batch-$precision.json"
+  if [ $(($(date +%s) - started)) -gt "$budget" ]; then skipped+=("$name $mode b$batch $precision"); return 0; fi
+  step "$name $mode b$batch $precision" 120 "$@" --mode "$mode" --batch-size "$batch" --precision "$precision" \
+    --input-size 572 --warmup-steps "$warmup" --max-steps "$steps" --output "$file"
+}
+
+ours() {
+  bench ours "$@" "$unet" benchmark --device cuda
+}
+
+torch_eager() {
+  bench torch-eager "$@" python3 bench/torch_unet.py --device cuda --channels-last
+}
+
+torch_compiled() {
+  bench torch-compile "$@" python3 bench/torch_unet.py --device cuda --channels-last --compile
+}
+
+# In order of importance: training at batch 8 and inference at batch 16 and 1 carry the targets.
+for p in $precisions; do ours train 8 "$p" 3 10; torch_eager train 8 "$p" 3 10; done
+for p in $precisions; do ours predict 16 "$p" 3 12; torch_eager predict 16 "$p" 3 12; done
+for p in $precisions; do ours predict 1 "$p" 5 30; torch_eager predict 1 "$p" 5 30; done
+for p in $precisions; do ours train 1 "$p" 3 15; torch_eager train 1 "$p" 3 15; done
+for p in $precisions; do ours predict 8 "$p" 3 12; torch_eager predict 8 "$p" 3 12; done
+torch_compiled train 8 fp16 3 10
+torch_compiled predict 16 fp16 3 12
+torch_compiled predict 1 fp16 5 30
+
+# MARK: - Report
+
+[ ${#skipped[@]} -eq 0 ] || printf 'skipped (over the %s s budget): %s\n' "$budget" "$(IFS=,; echo "${skipped[*]}")"
+python3 bench/device_table.py "$results" | tee "$OUT/summary.md"
+tar -C "$root" -czf "$OUT/results.tar.gz" results
+echo "device-check: done in $(($(date +%s) - started)) s"

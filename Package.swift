@@ -42,7 +42,7 @@ let package = Package(
     // MARK: - Tests
     .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
-    .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegTestSupport"]),
+    .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),

@@ -118,7 +118,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   // MARK: Helpers
 
-  private func cpuStorage(_ storage: any DeviceStorage, op: String) throws -> CPUStorage {
+  func cpuStorage(_ storage: any DeviceStorage, op: String) throws -> CPUStorage {
     guard let s = storage as? CPUStorage else {
       throw TensorError(op: op, "a buffer that does not belong to the cpu backend; move the tensor with .to(_:)")
     }

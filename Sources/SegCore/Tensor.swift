@@ -45,6 +45,12 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
   public init(node: Node) { self.node = node }
 
+  /// A new leaf tensor over a buffer that `backend` made for `type` (e.g. by a fused kernel that
+  /// is not an op, such as `FusedAdamBackend.adamUpdate`).
+  public init(storage: any DeviceStorage, type: TensorType, on backend: any Backend) {
+    node = Node(op: nil, inputs: [], type: type, backend: backend, storage: storage)
+  }
+
   /// A leaf holding `host`'s values on `backend`.
   public init(_ host: HostTensor, on backend: any Backend = Backends.default) throws {
     let storage = try backend.upload(host)

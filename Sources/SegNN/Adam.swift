@@ -4,10 +4,14 @@ import SegCore
 // MARK: - Adam
 
 /// Adam as Keras implements it (the reference's optimizer): bias correction folded into the step
-/// size, epsilon added to sqrt(v). State in fp32, one (m, v) pair per parameter.
+/// size, epsilon added to sqrt(v). State in fp32, one (m, v) pair per parameter. On a backend with
+/// a fused update (`FusedAdamBackend`) each parameter takes one kernel; elsewhere the same
+/// formula runs as ops.
 public final class Adam {
   public var learningRate: Double
   public let beta1, beta2, epsilon: Double
+  /// Whether to use the backend's fused update where it has one (tests turn it off to compare).
+  public var usesFusedUpdate = true
   /// Number of updates applied so far.
   public private(set) var step = 0
   /// First and second moments, by parameter name.
@@ -25,9 +29,14 @@ public final class Adam {
     step += 1
     let t = Double(step)
     let stepSize = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+    let constants = AdamConstants(beta1: beta1, beta2: beta2, epsilon: epsilon, stepSize: stepSize)
     try withoutGradients {
       for (p, g) in zip(parameters, gradients) {
-        let (m0, v0) = try moments[p.name] ?? (zeros(like: g), zeros(like: g))
+        let (m0, v0) = try moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value))
+        if usesFusedUpdate, let fused = try fusedUpdate(p.value, m0, v0, g, constants) {
+          (p.value, moments[p.name]) = (fused.p, (fused.m, fused.v))
+          continue
+        }
         let m = try m0 * beta1 + g * (1 - beta1)
         let v = try v0 * beta2 + g * g * (1 - beta2)
         p.value = try (p.value - m / (sqrt(v) + epsilon) * stepSize).detached()
@@ -41,6 +50,21 @@ public final class Adam {
     self.step = step
     self.moments = moments
   }
+
+  /// p', m', v' from the backend's fused kernel, or nil where it has none for these operands.
+  private func fusedUpdate(
+    _ p: Tensor, _ m: Tensor, _ v: Tensor, _ g: Tensor, _ c: AdamConstants
+  ) throws -> (p: Tensor, m: Tensor, v: Tensor)? {
+    guard let backend = p.backend as? any FusedAdamBackend, [m, v, g].allSatisfy({ $0.backend === backend }),
+      let (ps, ms, vs) = try backend.adamUpdate(
+        parameter: operand(p), m: operand(m), v: operand(v), gradient: operand(g), c)
+    else { return nil }
+    let type = TensorType(p.shape, .f32)
+    return (Tensor(storage: ps, type: type, on: backend), Tensor(storage: ms, type: type, on: backend),
+            Tensor(storage: vs, type: type, on: backend))
+  }
+
+  private func operand(_ t: Tensor) -> Operand { Operand(storage: t.node.storage, type: t.type) }
 
   private func zeros(like t: Tensor) throws -> Tensor {
     try Tensor(repeating: 0, shape: t.shape, dtype: t.dtype, on: t.backend)

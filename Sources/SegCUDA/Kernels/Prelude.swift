@@ -102,6 +102,13 @@ enum KernelPrelude {
       static DEVICE bf16_t store(float c) { bf16_t h; h.bits = f32ToBF16(c); return h; }
     };
 
+    // f32 arithmetic rounded op by op, never contracted into fused multiply-adds: fused kernels
+    // use these to give the values of the same formula written with one op per kernel.
+    DEVICE float addRn(float a, float b) { return __fadd_rn(a, b); }
+    DEVICE float subRn(float a, float b) { return __fsub_rn(a, b); }
+    DEVICE float mulRn(float a, float b) { return __fmul_rn(a, b); }
+    DEVICE float divRn(float a, float b) { return __fdiv_rn(a, b); }
+
     DEVICE float cexp(float x) { return expf(x); }
     DEVICE double cexp(double x) { return exp(x); }
     DEVICE float clog(float x) { return logf(x); }

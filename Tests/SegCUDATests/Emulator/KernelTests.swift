@@ -134,8 +134,9 @@ struct AdamKernelTests {
       let stepSize = 1e-3 * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
       try emu.launch(
         "adam_\(gradientType.rawValue)", count: n,
-        arguments: buffers.map { .pointer($0) } + [
-          .pointer(g), .int64(Int64(n)), .float(Float(beta1)), .float(Float(beta2)), .float(Float(1 - beta1)),
+        // In place: the outputs alias the inputs, which the kernel allows.
+        arguments: buffers.map { .pointer($0) } + [.pointer(g)] + buffers.map { .pointer($0) } + [
+          .int64(Int64(n)), .float(Float(beta1)), .float(Float(beta2)), .float(Float(1 - beta1)),
           .float(Float(1 - beta2)), .float(Float(epsilon)), .float(Float(stepSize)),
         ])
       let gf = grads.floats

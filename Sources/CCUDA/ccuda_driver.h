@@ -128,4 +128,20 @@ typedef ccuda_CUresult (*ccuda_cuLaunchKernel_fn)(
     unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes,
     ccuda_CUstream hStream, void **kernelParams, void **extra);
 
+/* MARK: - Caching allocator: pinned host memory, event queries (issue 6, device memory) */
+
+#define CCUDA_ERROR_OUT_OF_MEMORY 2
+#define CCUDA_ERROR_NOT_READY 600
+#define CCUDA_EVENT_DISABLE_TIMING 2
+
+#ifdef CCUDA_CHECK_DRIVER
+_Static_assert(CCUDA_ERROR_OUT_OF_MEMORY == CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY");
+_Static_assert(CCUDA_ERROR_NOT_READY == CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY");
+_Static_assert(CCUDA_EVENT_DISABLE_TIMING == CU_EVENT_DISABLE_TIMING, "event flag");
+#endif
+
+typedef ccuda_CUresult (*ccuda_cuMemHostAlloc_fn)(void **pp, size_t bytesize, unsigned int Flags);
+typedef ccuda_CUresult (*ccuda_cuMemFreeHost_fn)(void *p);
+typedef ccuda_CUresult (*ccuda_cuEventQuery_fn)(ccuda_CUevent hEvent);
+
 #endif

@@ -85,6 +85,10 @@ public final class CUDAContext: @unchecked Sendable {
   let handle: ccuda_CUcontext
   /// The stream all work of this context is queued on, in order.
   let stream: ccuda_CUstream
+  /// The caching allocator of this context's device memory (every `allocate` and `free`).
+  public let memory: CachingAllocator
+  /// Page-locked buffers for uploads and downloads.
+  public let staging: PinnedStagingPool
   private var api: DriverAPI { driver.api }
 
   public init(driver: CUDADriver, ordinal: Int = 0) throws {
@@ -99,10 +103,16 @@ public final class CUDAContext: @unchecked Sendable {
     try driver.api.check(driver.api.cuStreamCreate(&s, UInt32(CCUDA_STREAM_NON_BLOCKING)), "cuStreamCreate")
     guard let s else { throw CUDAError(.callFailed, "cuStreamCreate returned no stream") }
     stream = s
+    let raw = CUDADeviceMemory(api: driver.api, context: ctx, stream: s, description: device.name)
+    memory = CachingAllocator(raw: raw)
+    staging = PinnedStagingPool(host: raw)
   }
 
   deinit {
     _ = api.cuCtxSetCurrent(handle)
+    // Blocks still in use belong to storages that hold this context, so by now all are cached.
+    _ = try? memory.emptyCache()
+    try? staging.releaseAll()
     _ = api.cuStreamDestroy(stream)
     _ = api.cuDevicePrimaryCtxRelease(device.handle)
   }
@@ -124,38 +134,70 @@ public final class CUDAContext: @unchecked Sendable {
     }
   }
 
-  /// A new device allocation of `bytes` (at least 1).
-  public func allocate(_ bytes: Int) throws -> UInt64 {
-    try current {
-      var p: ccuda_CUdeviceptr = 0
-      try api.check(api.cuMemAlloc(&p, max(bytes, 1)), "cuMemAlloc(\(bytes) bytes)")
-      return p
-    }
-  }
+  /// A block of at least `bytes` bytes from the caching allocator (a device allocation only when
+  /// no freed block of its size class is cached); out of memory, a clear error after one retry.
+  public func allocate(_ bytes: Int) throws -> UInt64 { try memory.allocate(bytes) }
 
-  /// Frees an allocation (after the queued work that uses it).
-  public func free(_ pointer: UInt64) {
-    _ = try? current {
-      _ = api.cuStreamSynchronize(stream)
-      _ = api.cuMemFree(pointer)
-    }
-  }
+  /// Returns a block to the caching allocator, without waiting: the work queued before keeps using
+  /// it, and only work queued later gets it again (one stream, in order).
+  public func free(_ pointer: UInt64) { memory.free(pointer) }
 
-  /// Copies host bytes to the device and waits.
+  /// Copies host bytes to the device through a pinned staging buffer and returns once the copy is
+  /// queued (the host bytes may be reused at once). Where page-locked memory cannot be had, the
+  /// copy is made from the host bytes and waited for.
   public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws {
     guard bytes.count > 0, let base = bytes.baseAddress else { return }
-    try current {
-      try api.check(api.cuMemcpyHtoDAsync(pointer, base, bytes.count, stream), "cuMemcpyHtoDAsync")
-      try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    var offset = 0
+    while offset < bytes.count {
+      let n = min(staging.chunkBytes, bytes.count - offset)
+      let destination = pointer + UInt64(offset)
+      guard let buffer = try? staging.acquire(n) else {
+        try current {
+          try api.check(api.cuMemcpyHtoDAsync(destination, base + offset, n, stream), "cuMemcpyHtoDAsync")
+          try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        }
+        offset += n
+        continue
+      }
+      buffer.pointer.copyMemory(from: base + offset, byteCount: n)
+      do {
+        try current {
+          try api.check(api.cuMemcpyHtoDAsync(destination, buffer.pointer, n, stream), "cuMemcpyHtoDAsync")
+        }
+      } catch {
+        try? staging.release(buffer, copyQueued: false)
+        throw error
+      }
+      try staging.release(buffer, copyQueued: true)
+      offset += n
     }
   }
 
-  /// Copies device bytes to the host after the queued work, and waits.
+  /// Copies device bytes to the host after the queued work, through a pinned staging buffer, and
+  /// waits.
   public func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
     guard bytes.count > 0, let base = bytes.baseAddress else { return }
-    try current {
-      try api.check(api.cuMemcpyDtoHAsync(base, pointer, bytes.count, stream), "cuMemcpyDtoHAsync")
-      try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    var offset = 0
+    while offset < bytes.count {
+      let n = min(staging.chunkBytes, bytes.count - offset)
+      let source = pointer + UInt64(offset)
+      guard let buffer = try? staging.acquire(n) else {
+        try current {
+          try api.check(api.cuMemcpyDtoHAsync(base + offset, source, n, stream), "cuMemcpyDtoHAsync")
+          try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        }
+        offset += n
+        continue
+      }
+      var done = false
+      defer { try? staging.release(buffer, copyQueued: !done) }
+      try current {
+        try api.check(api.cuMemcpyDtoHAsync(buffer.pointer, source, n, stream), "cuMemcpyDtoHAsync")
+        try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+      }
+      done = true
+      (base + offset).copyMemory(from: buffer.pointer, byteCount: n)
+      offset += n
     }
   }
 

@@ -43,6 +43,10 @@ public struct DriverAPI: @unchecked Sendable {
   let cuModuleUnload: ccuda_cuModuleUnload_fn
   let cuModuleGetFunction: ccuda_cuModuleGetFunction_fn
   let cuLaunchKernel: ccuda_cuLaunchKernel_fn
+  // Caching allocator: pinned staging buffers and their fences.
+  let cuMemHostAlloc: ccuda_cuMemHostAlloc_fn
+  let cuMemFreeHost: ccuda_cuMemFreeHost_fn
+  let cuEventQuery: ccuda_cuEventQuery_fn
 
   /// The library the table came from (nil for a recorded table in tests).
   public let library: SharedLibrary?
@@ -87,6 +91,10 @@ public struct DriverAPI: @unchecked Sendable {
     cuModuleUnload = try s.load("cuModuleUnload")
     cuModuleGetFunction = try s.load("cuModuleGetFunction")
     cuLaunchKernel = try s.load("cuLaunchKernel")
+    // Caching allocator: pinned staging buffers and their fences.
+    cuMemHostAlloc = try s.load("cuMemHostAlloc")
+    cuMemFreeHost = try s.load("cuMemFreeHost")
+    cuEventQuery = try s.load("cuEventQuery")
   }
 
   /// The table from libcuda.so.1 found by `loader`.

@@ -85,6 +85,21 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     return try HostTensor(shape: type.shape, data: data)
   }
 
+  // MARK: Memory
+
+  /// What the caching allocator holds on the GPU: bytes in use, cached, and their peaks (a
+  /// benchmark's peak device memory is `peakInUseBytes`, or `peakReservedBytes` counting the
+  /// cache); nil on a device without one (the host emulator).
+  public var memoryStatistics: DeviceMemoryStatistics? { (device as? GPUKernelDevice)?.memoryStatistics }
+
+  /// Starts the peak counters over from what is held now (e.g. after a benchmark's warm-up).
+  public func resetPeakMemory() { (device as? GPUKernelDevice)?.context.memory.resetPeak() }
+
+  /// Gives the cached (freed) device memory back to the driver, after the queued work; returns the
+  /// bytes released.
+  @discardableResult
+  public func emptyCache() throws -> Int { try (device as? GPUKernelDevice)?.context.memory.emptyCache() ?? 0 }
+
   // MARK: Kernels
 
   /// The kernel for `kind`: every op kind, the convolutions only with cuDNN.
@@ -151,7 +166,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
 // MARK: - Storage
 
-/// A device allocation holding one tensor, row-major; freed when the last tensor using it goes.
+/// A device block holding one tensor, row-major; given back to the device's allocator (on a GPU
+/// the caching allocator, which reuses it without a synchronisation) when the last tensor using it
+/// goes.
 final class CUDAStorage: DeviceStorage, @unchecked Sendable {
   let device: any KernelDevice
   let pointer: UInt64

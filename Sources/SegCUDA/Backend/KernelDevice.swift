@@ -58,8 +58,11 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
 
   public var description: String { "\(context.device.name) (\(context.device.architecture))" }
 
+  // Memory goes through the context's caching allocator and pinned staging buffers.
   public func allocate(_ bytes: Int) throws -> UInt64 { try context.allocate(bytes) }
   public func free(_ pointer: UInt64) { context.free(pointer) }
+  /// The caching allocator's statistics (bytes in use, cached, peaks).
+  public var memoryStatistics: DeviceMemoryStatistics { context.memory.statistics }
   public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws { try context.upload(bytes, to: pointer) }
   public func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
     try context.download(pointer, into: bytes)

@@ -43,6 +43,8 @@ public struct BenchmarkResult: Encodable, Sendable {
   public struct Environment: Encodable, Sendable {
     public var mode: String
     public var device: String
+    /// The backend's `deviceDescription`, e.g. the GPU's name.
+    public var deviceName: String
     public var precision = "fp32"
     public var compiled = false
     public var batchSize: Int
@@ -61,7 +63,7 @@ public struct BenchmarkResult: Encodable, Sendable {
       case mode, device, precision, compiled, threads, steps, classes, depth, padding, parameters
       case batchSize = "batch_size", inputSize = "input_size", outputSize = "output_size", warmupSteps = "warmup_steps"
       case inputChannels = "input_channels", baseFilters = "base_filters", upconvKernel = "upconv_kernel"
-      case swiftCompiler = "swift_compiler", gitCommit = "git_commit"
+      case swiftCompiler = "swift_compiler", gitCommit = "git_commit", deviceName = "device_name"
     }
   }
 
@@ -70,6 +72,8 @@ public struct BenchmarkResult: Encodable, Sendable {
   /// FLOPs of one step (2 x MACs of every conv, x3 when training) for the whole batch.
   public let flopsPerStep: Double
   public let peakRSSMB: Double
+  /// Peak device memory of the timed steps in MiB (tensors and workspaces); nil on host backends.
+  public let peakDeviceMB: Double?
   public let config: Environment
 
   /// Images per second: the mean over timed steps of batch / step time (the reference's rule).
@@ -90,7 +94,7 @@ public struct BenchmarkResult: Encodable, Sendable {
   enum CodingKeys: String, CodingKey {
     case throughput, throughputOverall = "throughput_overall", latencyMean = "latency_mean_ms", p50 = "latency_p50_ms"
     case p90 = "latency_p90_ms", p95 = "latency_p95_ms", p99 = "latency_p99_ms", gflops = "gflops_per_s"
-    case peakRSS = "peak_rss_mb", config, steps = "step_seconds"
+    case peakRSS = "peak_rss_mb", peakDevice = "peak_device_mb", config, steps = "step_seconds"
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -104,6 +108,7 @@ public struct BenchmarkResult: Encodable, Sendable {
     try c.encode(latencyMS(percentile: 99), forKey: .p99)
     try c.encode(gflopsPerSecond, forKey: .gflops)
     try c.encode(peakRSSMB, forKey: .peakRSS)
+    try c.encodeIfPresent(peakDeviceMB, forKey: .peakDevice)
     try c.encode(config, forKey: .config)
     try c.encode(stepSeconds, forKey: .steps)
   }
@@ -123,6 +128,7 @@ public struct BenchmarkResult: Encodable, Sendable {
     let c = config
     let rows: [(String, String)] = [
       ("mode", "\(c.mode), batch \(c.batchSize), \(c.inputSize)->\(c.outputSize), \(c.device), \(c.precision), \(c.threads) threads"),
+      ("device", c.deviceName),
       ("steps", "\(c.warmupSteps) warm-up + \(stepSeconds.count) timed"),
       ("throughput", String(format: "%.3f img/s (overall %.3f img/s)", throughput, throughputOverall)),
       ("latency mean", String(format: "%.2f ms", latencyMeanMS)),
@@ -130,7 +136,7 @@ public struct BenchmarkResult: Encodable, Sendable {
                                       latencyMS(percentile: 95), latencyMS(percentile: 99))),
       ("compute", String(format: "%.2f GFLOP/s (%.4g GFLOP per step)", gflopsPerSecond, flopsPerStep / 1e9)),
       ("peak RSS", String(format: "%.0f MB", peakRSSMB)),
-    ]
+    ] + (peakDeviceMB.map { [("peak device memory", String(format: "%.0f MiB", $0))] } ?? [])
     return rows.map { $0.0.padding(toLength: 22, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
   }
 }
@@ -174,6 +180,7 @@ public enum Benchmark {
         progress?(i + 1, total)
       }
     }
+    backend.resetPeakMemory()
     let clock = ContinuousClock()
     var seconds: [Double] = []
     seconds.reserveCapacity(options.steps - options.warmupSteps)
@@ -188,12 +195,13 @@ public enum Benchmark {
 
     let forward = 2 * Double(config.forwardMACs) * Double(n)
     let environment = BenchmarkResult.Environment(
-      mode: options.mode.rawValue, device: backend.name, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
+      mode: options.mode.rawValue, device: backend.name, deviceName: backend.deviceDescription, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
       warmupSteps: options.warmupSteps, steps: options.steps, inputChannels: c, classes: k, baseFilters: config.baseFilters,
       depth: config.depth, upconvKernel: config.upconvKernel, padding: config.padding.rawValue,
       parameters: model.parameterCount, swiftCompiler: compilerVersion, gitCommit: gitCommit())
     return BenchmarkResult(stepSeconds: seconds, flopsPerStep: options.mode == .train ? 3 * forward : forward,
-                           peakRSSMB: peakRSSMegabytes() ?? 0, config: environment)
+                           peakRSSMB: peakRSSMegabytes() ?? 0,
+                           peakDeviceMB: backend.peakMemoryBytes.map { Double($0) / 1_048_576 }, config: environment)
   }
 
   // MARK: - Statistics

@@ -92,6 +92,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   /// cache); nil on a device without one (the host emulator).
   public var memoryStatistics: DeviceMemoryStatistics? { (device as? GPUKernelDevice)?.memoryStatistics }
 
+  /// The GPU's name and architecture, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
+  public var deviceDescription: String { device.description }
+
+  /// The peak bytes held by tensors and workspaces (PyTorch's max_memory_allocated).
+  public var peakMemoryBytes: Int? { memoryStatistics?.peakInUseBytes }
+
   /// Starts the peak counters over from what is held now (e.g. after a benchmark's warm-up).
   public func resetPeakMemory() { (device as? GPUKernelDevice)?.context.memory.resetPeak() }
 

@@ -29,9 +29,20 @@ public protocol Backend: AnyObject {
   func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor
   /// The kernel for an op kind, or nil when this backend has none.
   func kernel(for kind: OpKind) -> Kernel?
+  /// What it runs on, for reports, e.g. "NVIDIA H100 80GB HBM3 (sm_90)"; `name` by default.
+  var deviceDescription: String { get }
+  /// The most bytes of device memory its tensors held at once since `resetPeakMemory()`; nil for
+  /// backends in host memory (the process's peak RSS tells theirs).
+  var peakMemoryBytes: Int? { get }
+  /// Starts a new peak of `peakMemoryBytes`.
+  func resetPeakMemory()
 }
 
 extension Backend {
+  public var deviceDescription: String { name }
+  public var peakMemoryBytes: Int? { nil }
+  public func resetPeakMemory() {}
+
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { kernel(for: $0) == nil } }
 }

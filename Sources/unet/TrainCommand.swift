@@ -24,6 +24,7 @@ struct TrainCommand: ParsableCommand {
     b.steps = options.maxSteps ?? b.mode.defaultSteps
     b.seed = options.seed
     b.learningRate = options.learningRate ?? b.learningRate
+    b.precision = try options.precision.resolved()
     try runBenchmark(b, model: model, device: options.device, output: nil, logDir: options.logDir, profile: options.profile)
   }
 }

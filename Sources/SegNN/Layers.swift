@@ -21,9 +21,12 @@ public struct ConvLayer {
     self.activation = activation
   }
 
-  /// x [N,H,W,in] -> [N,H',W',out].
-  public func callAsFunction(_ x: Tensor) throws -> Tensor {
-    try conv2d(x, kernel.value, bias: bias.value, padding: padding, activation: activation)
+  /// x [N,H,W,in] -> [N,H',W',out], computed in `computeType` (nil: the kernel's dtype). Casting x,
+  /// the kernel and the bias adds no op where they already have that type; the casts' gradients
+  /// bring the kernel's and bias's back to their own (master) type.
+  public func callAsFunction(_ x: Tensor, computeType: DType? = nil) throws -> Tensor {
+    let t = computeType ?? kernel.value.dtype
+    return try conv2d(cast(x, to: t), cast(kernel.value, to: t), bias: cast(bias.value, to: t), padding: padding, activation: activation)
   }
 
   public var parameters: [Parameter] { [kernel, bias] }
@@ -45,9 +48,11 @@ public struct UpConvLayer {
     bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], dtype: dtype, on: backend))
   }
 
-  /// x [N,H,W,in] -> [N,2H,2W,out].
-  public func callAsFunction(_ x: Tensor) throws -> Tensor {
-    try conv2dTranspose(x, kernel.value, bias: bias.value, strides: (2, 2), padding: .same, activation: .relu)
+  /// x [N,H,W,in] -> [N,2H,2W,out], computed in `computeType` (nil: the kernel's dtype), as ConvLayer.
+  public func callAsFunction(_ x: Tensor, computeType: DType? = nil) throws -> Tensor {
+    let t = computeType ?? kernel.value.dtype
+    return try conv2dTranspose(cast(x, to: t), cast(kernel.value, to: t), bias: cast(bias.value, to: t), strides: (2, 2),
+                               padding: .same, activation: .relu)
   }
 
   public var parameters: [Parameter] { [kernel, bias] }

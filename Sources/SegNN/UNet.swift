@@ -15,12 +15,20 @@ public final class UNet {
   /// Two convs per decoder level, top first.
   let decoder: [(ConvLayer, ConvLayer)]
   let head: ConvLayer
+  /// The parameters' dtype (the master weights'): the logits come back in it.
+  public let dtype: DType
+  /// The dtype the convolutions and the activations between them compute in: `dtype` (the
+  /// default) adds no cast to the graph; f16 or bf16 (from `PrecisionPolicy.computeType`) casts the
+  /// input and every kernel and bias before its conv, and the logits back to `dtype`.
+  public var computeType: DType
 
   /// Builds the layers with Glorot-uniform kernels drawn from `seed`, as `dtype` (f32; f64 for
   /// gradient checks), on `backend`.
   public init(config: UNetConfig, seed: UInt64 = 0, dtype: DType = .f32, on backend: any Backend = Backends.default) throws {
     try config.validate()
     self.config = config
+    self.dtype = dtype
+    computeType = dtype
     let pad: ConvPadding = config.padding == .valid ? .valid : .same
     var stream: UInt64 = 0
     func conv(_ name: String, _ k: Int, _ cin: Int, _ cout: Int, _ act: FusedActivation = .relu) throws -> ConvLayer {
@@ -60,26 +68,31 @@ public final class UNet {
   /// Number of trainable scalars.
   public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.shape.count } }
 
-  /// x [N,S,S,inputChannels] -> logits [N,S',S',classes]. With `dropoutSeed`, the bottleneck's
-  /// dropout is applied (training); its mask derives from that seed only.
+  /// x [N,S,S,inputChannels] -> logits [N,S',S',classes] of `dtype`. With `dropoutSeed`, the
+  /// bottleneck's dropout is applied (training); its mask derives from that seed only. Everything
+  /// between the input and the logits runs in `computeType`.
   public func callAsFunction(_ x: Tensor, dropoutSeed: UInt64? = nil) throws -> Tensor {
+    let t = computeType
     var skips: [Tensor] = []
-    var h = x
+    // The first conv's single input channel is cast as it is: padding channels for the GPU's
+    // tensor cores is the backend's business, not the model's.
+    var h = try cast(x, to: t)
     for (c0, c1) in encoder {
-      h = try c1(c0(h))
+      h = try c1(c0(h, computeType: t), computeType: t)
       skips.append(h)
       h = try maxPool2d(h)
     }
-    h = try bottleneck.1(bottleneck.0(h))
+    h = try bottleneck.1(bottleneck.0(h, computeType: t), computeType: t)
     if let seed = dropoutSeed, config.dropout > 0 {
       h = try dropout(h, rate: config.dropout, seed: seed)
     }
     for (i, level) in stride(from: config.depth - 1, through: 0, by: -1).enumerated() {
-      h = try upconvs[i](h)
+      h = try upconvs[i](h, computeType: t)
       let skip = try centerCrop(skips[level], height: h.shape[1], width: h.shape[2])
       h = try concat([h, skip], axis: -1)
-      h = try decoder[level].1(decoder[level].0(h))
+      h = try decoder[level].1(decoder[level].0(h, computeType: t), computeType: t)
     }
-    return try head(h)
+    // Softmax, the loss and their reductions want the master type's range and precision.
+    return try cast(head(h, computeType: t), to: dtype)
   }
 }

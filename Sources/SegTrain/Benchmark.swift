@@ -21,6 +21,8 @@ public struct BenchmarkOptions: Sendable {
   public var steps = 1000
   public var seed: UInt64 = 0
   public var learningRate = 1e-4
+  /// The arithmetic asked for; resolved against the backend by `Benchmark.run`.
+  public var precision = Precision.fp32
   public init() {}
 
   /// Checks the counts; the message names the flag.
@@ -45,7 +47,15 @@ public struct BenchmarkResult: Encodable, Sendable {
     public var device: String
     /// The backend's `deviceDescription`, e.g. the GPU's name.
     public var deviceName: String
+    /// The precision asked for (--precision).
     public var precision = "fp32"
+    /// What the convolutions computed in on this backend (fp32 for fp16/bf16 on a backend without
+    /// half-precision convolutions).
+    public var computePrecision = "fp32"
+    /// Whether training steps scaled the loss (fp16).
+    public var lossScaling = false
+    /// Training steps the loss scaler skipped, warm-up included; nil without loss scaling.
+    public var skippedSteps: Int?
     public var compiled = false
     public var batchSize: Int
     public var inputSize: Int
@@ -63,6 +73,7 @@ public struct BenchmarkResult: Encodable, Sendable {
       case mode, device, precision, compiled, threads, steps, classes, depth, padding, parameters
       case batchSize = "batch_size", inputSize = "input_size", outputSize = "output_size", warmupSteps = "warmup_steps"
       case inputChannels = "input_channels", baseFilters = "base_filters", upconvKernel = "upconv_kernel"
+      case computePrecision = "compute_precision", lossScaling = "loss_scaling", skippedSteps = "skipped_steps"
       case swiftCompiler = "swift_compiler", gitCommit = "git_commit", deviceName = "device_name"
     }
   }
@@ -127,7 +138,7 @@ public struct BenchmarkResult: Encodable, Sendable {
   public func table() -> String {
     let c = config
     let rows: [(String, String)] = [
-      ("mode", "\(c.mode), batch \(c.batchSize), \(c.inputSize)->\(c.outputSize), \(c.device), \(c.precision), \(c.threads) threads"),
+      ("mode", "\(c.mode), batch \(c.batchSize), \(c.inputSize)->\(c.outputSize), \(c.device), \(precisionText), \(c.threads) threads"),
       ("device", c.deviceName),
       ("steps", "\(c.warmupSteps) warm-up + \(stepSeconds.count) timed"),
       ("throughput", String(format: "%.3f img/s (overall %.3f img/s)", throughput, throughputOverall)),
@@ -138,6 +149,14 @@ public struct BenchmarkResult: Encodable, Sendable {
       ("peak RSS", String(format: "%.0f MB", peakRSSMB)),
     ] + (peakDeviceMB.map { [("peak device memory", String(format: "%.0f MiB", $0))] } ?? [])
     return rows.map { $0.0.padding(toLength: 22, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
+  }
+
+  /// "fp16", or "fp16 computed in fp32", with the loss scaler's skipped steps when there were any.
+  var precisionText: String {
+    let c = config
+    var text = c.precision == c.computePrecision ? c.precision : "\(c.precision) computed in \(c.computePrecision)"
+    if let skipped = c.skippedSteps, skipped > 0 { text += " (\(skipped) steps skipped by loss scaling)" }
+    return text
   }
 }
 
@@ -157,7 +176,9 @@ public enum Benchmark {
     try options.validate()
     do { try config.validate() } catch let e as ModelConfigError { throw RunError(e.description) }
     let n = options.batchSize, s = config.inputSize, o = config.outputSize, c = config.inputChannels, k = config.classes
+    let policy = PrecisionPolicy(options.precision, on: backend)
     let model = try UNet(config: config, seed: options.seed, on: backend)
+    model.computeType = policy.computeType
     var random = SplitMix(state: options.seed)
     let images = try Tensor(shape: [n, s, s, c], floats: (0..<n * s * s * c).map { _ in random.unit() }, on: backend)
     var oneHot = [Float](repeating: 0, count: n * o * o * k)
@@ -166,7 +187,8 @@ public enum Benchmark {
 
     var training = TrainingOptions()
     (training.batchSize, training.seed, training.learningRate) = (n, options.seed, options.learningRate)
-    let trainer = Trainer(model: model, optimizer: Adam(learningRate: options.learningRate), options: training)
+    let trainer = Trainer(model: model, optimizer: Adam(learningRate: options.learningRate), options: training,
+                          lossScaler: policy.usesLossScaling && options.mode == .train ? LossScaler() : nil)
     let step: () throws -> Void
     switch options.mode {
     case .train: step = { _ = try trainer.step(images: images, targets: targets) }
@@ -195,7 +217,10 @@ public enum Benchmark {
 
     let forward = 2 * Double(config.forwardMACs) * Double(n)
     let environment = BenchmarkResult.Environment(
-      mode: options.mode.rawValue, device: backend.name, deviceName: backend.deviceDescription, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
+      mode: options.mode.rawValue, device: backend.name, deviceName: backend.deviceDescription,
+      precision: policy.requested.rawValue,
+      computePrecision: policy.effective.rawValue, lossScaling: trainer.lossScaler != nil,
+      skippedSteps: trainer.lossScaler?.skippedSteps, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
       warmupSteps: options.warmupSteps, steps: options.steps, inputChannels: c, classes: k, baseFilters: config.baseFilters,
       depth: config.depth, upconvKernel: config.upconvKernel, padding: config.padding.rawValue,
       parameters: model.parameterCount, swiftCompiler: compilerVersion, gitCommit: gitCommit())

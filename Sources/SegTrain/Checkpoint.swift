@@ -6,7 +6,9 @@ import SegNN
 
 /// A training state in a safetensors file: the weights under their `Parameter` names, Adam's
 /// moments as "adam.m/<name>" and "adam.v/<name>", and in the metadata the format version, the
-/// training and Adam steps, the `UNetConfig` as JSON and the precision.
+/// training and Adam steps, the `UNetConfig` as JSON, the precision and, for a loss-scaled run,
+/// the loss scale and its counters ("loss_scale", "loss_scale.good_steps",
+/// "loss_scale.skipped_steps"; absent in older files, which then resume at the defaults).
 public struct Checkpoint {
   /// The layout written by this code; `load` rejects others.
   public static let formatVersion = 1
@@ -21,19 +23,25 @@ public struct Checkpoint {
   public var adamStep: Int
   /// Training steps done.
   public var step: Int
-  /// Arithmetic of the run: "fp32" (the only one so far).
+  /// The precision the run asked for: "fp32", "tf32", "fp16" or "bf16" (the weights are f32 in
+  /// every case).
   public var precision: String
+  /// The dynamic loss scale's state of an fp16 run; nil for other runs and older files.
+  public var lossScale: LossScaler.State?
   /// The file this checkpoint was loaded from, for error messages.
   public var source: String?
 
   /// The current state of `model` and `optimizer`; `step` defaults to Adam's update count.
-  public init(model: UNet, optimizer: Adam, step: Int? = nil, precision: String = "fp32") throws {
+  public init(
+    model: UNet, optimizer: Adam, step: Int? = nil, precision: String = "fp32", lossScale: LossScaler.State? = nil
+  ) throws {
     config = model.config
     weights = try Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, try $0.value.host()) })
     moments = try optimizer.moments.mapValues { (m: try $0.m.host(), v: try $0.v.host()) }
     adamStep = optimizer.step
     self.step = step ?? optimizer.step
     self.precision = precision
+    self.lossScale = lossScale
   }
 
   // MARK: - Files
@@ -47,11 +55,16 @@ public struct Checkpoint {
       tensors["adam.v/" + name] = mv.v
     }
     let configJSON = try JSONEncoder.sorted.encode(config)
-    let metadata = [
+    var metadata = [
       "format": Checkpoint.formatName, "format_version": String(Checkpoint.formatVersion),
       "step": String(step), "adam.step": String(adamStep), "precision": precision,
       "config": String(decoding: configJSON, as: UTF8.self),
     ]
+    if let ls = lossScale {
+      metadata["loss_scale"] = String(ls.scale)
+      metadata["loss_scale.good_steps"] = String(ls.goodSteps)
+      metadata["loss_scale.skipped_steps"] = String(ls.skippedSteps)
+    }
     try SafeTensors.write(tensors, metadata: metadata, to: url)
   }
 
@@ -89,9 +102,19 @@ public struct Checkpoint {
     }
     var moments: [String: (m: HostTensor, v: HostTensor)] = [:]
     for (name, m) in ms { moments[name] = (m, vs[name]!) }
-    return Checkpoint(
+    var lossScale: LossScaler.State?
+    if let text = metadata["loss_scale"] {
+      guard let scale = Double(text), scale.isFinite, scale >= LossScaler.minimumScale else {
+        throw fail("metadata \"loss_scale\" is \"\(text)\", not a finite scale of at least 1")
+      }
+      lossScale = LossScaler.State(scale: scale, goodSteps: try integer("loss_scale.good_steps"),
+                                   skippedSteps: try integer("loss_scale.skipped_steps"))
+    }
+    var checkpoint = Checkpoint(
       config: config, weights: weights, moments: moments,
       adamStep: try integer("adam.step"), step: try integer("step"), precision: metadata["precision"] ?? "fp32", source: url.path)
+    checkpoint.lossScale = lossScale
+    return checkpoint
   }
 
   private init(

@@ -20,10 +20,15 @@ public final class Runner {
     self.say = say
   }
 
+  /// The requested precision resolved against the backend: what the model computes in and
+  /// whether training scales the loss.
+  public var precision: PrecisionPolicy { PrecisionPolicy(settings.precision, on: backend) }
+
   /// Runs the mode; returns the last evaluation, if any.
   @discardableResult
   public func run() throws -> EvaluationReport? {
     let s = settings
+    if let note = precision.note(training: s.mode.trains) { say("unet: " + note) }
     let checkpoint = try existingCheckpoint()
     // The checkpoint's model decides the channels; a fresh one takes --input-channels or the files'.
     var config = checkpoint?.config ?? s.model
@@ -35,7 +40,8 @@ public final class Runner {
 
     var report: EvaluationReport?
     if s.mode.trains {
-      report = try train(model, optimizer, on: split.train, validating: split.validation, logger: logger)
+      let scaler = precision.usesLossScaling ? checkpoint?.lossScale.map { LossScaler().restored($0) } ?? LossScaler() : nil
+      report = try train(model, optimizer, scaler: scaler, on: split.train, validating: split.validation, logger: logger)
     }
     if s.mode.evaluates {
       report = try evaluate(model, on: split.validation, step: optimizer.step, logger: logger)
@@ -126,28 +132,32 @@ public final class Runner {
     let s = settings
     let optimizer = Adam(learningRate: s.training.learningRate)
     guard let checkpoint, let url = s.checkpointURL else {
-      return (try UNet(config: config, seed: s.training.seed, on: backend), optimizer)
+      let model = try UNet(config: config, seed: s.training.seed, on: backend)
+      model.computeType = precision.computeType
+      return (model, optimizer)
     }
     let model = try UNet(config: checkpoint.config, seed: s.training.seed, on: backend)
+    model.computeType = precision.computeType
     try checkpoint.apply(to: model, optimizer: optimizer)
     say("unet: loaded \(url.path) (step \(checkpoint.step))")
     return (model, optimizer)
   }
 
-  private func saveCheckpoint(_ model: UNet, _ optimizer: Adam) throws {
+  private func saveCheckpoint(_ model: UNet, _ optimizer: Adam, lossScale: LossScaler.State?) throws {
     guard let url = settings.checkpointURL else { return }
     do {
       try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     } catch {
       throw RunError("--model-dir: cannot create \(url.deletingLastPathComponent().path): \(error.localizedDescription)")
     }
-    try Checkpoint(model: model, optimizer: optimizer).save(to: url)
+    try Checkpoint(model: model, optimizer: optimizer, precision: settings.precision.rawValue, lossScale: lossScale).save(to: url)
   }
 
   // MARK: - Training
 
   private func train(
-    _ model: UNet, _ optimizer: Adam, on slices: [LabelledSlice], validating validation: [LabelledSlice], logger: DLLogger?
+    _ model: UNet, _ optimizer: Adam, scaler: LossScaler?, on slices: [LabelledSlice], validating validation: [LabelledSlice],
+    logger: DLLogger?
   ) throws -> EvaluationReport? {
     let s = settings
     var pipelineOptions = PipelineOptions()
@@ -159,8 +169,8 @@ public final class Runner {
     // Batch i depends only on (seed, i), so a resumed run sees what an uninterrupted one would.
     let pipeline = try TrainingPipeline(slices: slices, config: model.config, options: pipelineOptions, firstBatch: optimizer.step)
     defer { pipeline.stop() }
-    let trainer = Trainer(model: model, optimizer: optimizer, options: s.training)
-    say("unet: \(describe(model)), on \(backend.name); \(slices.count) training slices, \(validation.count) validation")
+    let trainer = Trainer(model: model, optimizer: optimizer, options: s.training, lossScaler: scaler)
+    say("unet: \(describe(model)), on \(backend.name), \(precision); \(slices.count) training slices, \(validation.count) validation")
     let clock = ContinuousClock()
     let start = clock.now
     let firstStep = optimizer.step
@@ -171,20 +181,27 @@ public final class Runner {
         progress?(step, s.training.maxSteps)
         if s.evaluateEvery > 0, step % s.evaluateEvery == 0, step < s.training.maxSteps {
           report = try evaluate(model, on: validation, step: step, logger: logger)
-          try saveCheckpoint(model, optimizer)
+          try saveCheckpoint(model, optimizer, lossScale: trainer.lossScaler?.state)
         }
       },
       log: { step, m in
         let rate = Double((step - firstStep) * s.training.batchSize) / max((clock.now - start).seconds, 1e-9)
+        let scaling = trainer.lossScaler.map { String(format: ", loss_scale %.0f, skipped_steps %d", $0.scale, $0.skippedSteps) } ?? ""
         say(String(format: "step %d: train_ce_loss %.4f, train_dice_loss %.4f, train_total_loss %.4f (means over the last %d steps), %.2f img/s",
-                   step, m.crossEntropy, m.dice, m.total, m.steps, rate))
-        try logger?.log(step: [step], data: [
+                   step, m.crossEntropy, m.dice, m.total, m.steps, rate) + scaling)
+        var data: [String: LogValue] = [
           "train_ce_loss": .double(m.crossEntropy), "train_dice_loss": .double(m.dice),
           "train_total_loss": .double(m.total), "throughput_train": .double(rate),
-        ])
+        ]
+        if let scaler = trainer.lossScaler {
+          data["loss_scale"] = .double(scaler.scale)
+          data["skipped_steps"] = .int(scaler.skippedSteps)
+        }
+        try logger?.log(step: [step], data: data)
       })
-    try saveCheckpoint(model, optimizer)
+    try saveCheckpoint(model, optimizer, lossScale: trainer.lossScaler?.state)
     say(String(format: "unet: trained to step %d in %.0f s", optimizer.step, (clock.now - start).seconds)
+      + (trainer.lossScaler.map { String(format: " (loss scale %.0f, %d steps skipped)", $0.scale, $0.skippedSteps) } ?? "")
       + (s.checkpointURL.map { "; checkpoint \($0.path)" } ?? ""))
     return report
   }
@@ -248,7 +265,8 @@ public final class Runner {
       "learning_rate": .double(s.training.learningRate), "max_steps": .int(s.training.maxSteps),
       "weight_decay": .double(s.training.weightDecay), "fold": s.fold.map { .int($0) } ?? .null,
       "seed": .int(Int(truncatingIfNeeded: s.training.seed)), "augment": .bool(s.training.augment),
-      "device": .string(backend.name),
+      "device": .string(backend.name), "precision": .string(s.precision.rawValue),
+      "compute_precision": .string(precision.effective.rawValue),
     ]
   }
 }

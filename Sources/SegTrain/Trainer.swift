@@ -24,6 +24,8 @@ public struct StepMetrics: Sendable {
   /// Cross-entropy + Dice loss + weight decay.
   public var total = 0.0
   public var steps = 1
+  /// True for a step whose gradients were inf or NaN under loss scaling: nothing was updated.
+  public var skipped = false
 
   /// Sums of the losses and of the step counts.
   static func + (a: StepMetrics, b: StepMetrics) -> StepMetrics {
@@ -41,19 +43,28 @@ public struct StepMetrics: Sendable {
 
 /// The reference's training loop, eager: forward, loss (cross-entropy + soft Dice + L2), gradients,
 /// Adam. Training metrics are averaged over each logging window (the reference logs single steps).
+/// With a `lossScaler` (fp16), the loss's cotangent is the scale, the gradients are checked for
+/// inf/NaN with one download, and unscaled before weight decay and Adam.
 public final class Trainer {
   public let model: UNet
   public let optimizer: Adam
   public let options: TrainingOptions
+  /// The dynamic loss scale; nil trains unscaled (fp32, tf32, bf16).
+  public var lossScaler: LossScaler?
 
-  /// A trainer of `model` with `optimizer` (fresh, or restored from a checkpoint).
-  public init(model: UNet, optimizer: Adam, options: TrainingOptions) {
+  /// A trainer of `model` with `optimizer` (fresh, or restored from a checkpoint), scaling the
+  /// loss with `lossScaler` when given.
+  public init(model: UNet, optimizer: Adam, options: TrainingOptions, lossScaler: LossScaler? = nil) {
     self.model = model
     self.options = options
     self.optimizer = optimizer
+    self.lossScaler = lossScaler
   }
 
-  /// One optimisation step on images [N,S,S,C] and one-hot targets [N,S',S',K].
+  /// One optimisation step on images [N,S,S,C] and one-hot targets [N,S',S',K]. Under loss
+  /// scaling, a step whose gradients hold inf or NaN changes neither the weights nor Adam's state
+  /// or step count, halves the scale and returns metrics with `skipped` set; one that does so at
+  /// the minimum scale throws, since retrying cannot help.
   public func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
     let params = model.parameters
     let stepIndex = UInt64(optimizer.step)
@@ -61,13 +72,31 @@ public final class Trainer {
     let logits = try model(images, dropoutSeed: CounterRandom.mix(options.seed ^ CounterRandom.mix(stepIndex)))
     let parts = try segmentationLoss(logits: logits, targets: targets)
     let weights = params.map(\.value)
-    let dataGradients = try gradients(of: parts.total, wrt: weights)
+    let loss = try parts.total
+    // Seeding the backward pass with the scale is the same as differentiating scale * loss, without
+    // the extra node; a power of two scales every rounding exactly.
+    let scale = lossScaler?.scale ?? 1
+    let seed = try lossScaler.map { try Tensor(repeating: $0.scale, shape: loss.shape, dtype: loss.dtype, on: loss.backend) }
+    let dataGradients = try gradients(of: loss, wrt: weights, seed: seed)
+    if var scaler = lossScaler {
+      let finite = try LossScaler.allFinite(dataGradients)
+      if !finite, scaler.scale <= LossScaler.minimumScale {
+        throw RunError("step \(optimizer.step + 1): the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try --precision bf16 or fp32)")
+      }
+      let apply = scaler.update(gradientsFinite: finite)
+      lossScaler = scaler
+      if !apply {
+        let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()
+        return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice, skipped: true)
+      }
+    }
     // The reference's L2 term, weightDecay * sum(w^2) / 2, enters through its gradient
     // weightDecay * w and its value (for the logged total): the same as adding it to the loss,
-    // without building and walking its backward graph over every parameter.
+    // without building and walking its backward graph over every parameter. It is added after
+    // unscaling, so that it is never scaled.
     let (penalty, grads) = try withoutGradients {
       (try l2Penalty(weights, weightDecay: options.weightDecay).item(),
-       try zip(dataGradients, weights).map { try $0 + $1 * options.weightDecay })
+       try zip(dataGradients, weights).map { try $0 * (1 / scale) + $1 * options.weightDecay })
     }
     try optimizer.update(params, gradients: grads)
     let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()
@@ -77,14 +106,23 @@ public final class Trainer {
   /// Runs steps until the optimizer has made `options.maxSteps` (continuing a resumed count), on
   /// batches from `nextBatch(step)`; calls `afterStep(step)` after each and `log(step, means)` every
   /// `logEvery` steps and at the last, with the metrics averaged over the steps since the last log.
+  /// A step skipped by the loss scaler is retried on the same batch at the halved scale (so the
+  /// run still makes `maxSteps` updates, and batch i is still the i-th update's); it is counted in
+  /// `lossScaler.skippedSteps`, not in the means.
   public func train(
     nextBatch: (Int) throws -> (Tensor, Tensor), afterStep: (Int) throws -> Void = { _ in },
     log: (Int, StepMetrics) throws -> Void
   ) throws {
     var window: StepMetrics?
+    var retry: (Tensor, Tensor)?
     while optimizer.step < options.maxSteps {
-      let (x, y) = try nextBatch(optimizer.step)
+      let (x, y) = try retry ?? nextBatch(optimizer.step)
       let m = try step(images: x, targets: y)
+      if m.skipped {
+        retry = (x, y)
+        continue
+      }
+      retry = nil
       window = window.map { $0 + m } ?? m
       let done = optimizer.step
       if let w = window, done % max(options.logEvery, 1) == 0 || done == options.maxSteps {

@@ -31,6 +31,7 @@ struct BenchmarkCommand: ParsableCommand {
   var seed: UInt64 = 0
   @Flag(help: "Print the time spent in each op kind over the timed steps.")
   var profile = false
+  @OptionGroup var precision: PrecisionOptions
   @OptionGroup var model: ModelOptions
 
   func validate() throws {
@@ -46,6 +47,7 @@ struct BenchmarkCommand: ParsableCommand {
     options.warmupSteps = warmupSteps
     options.steps = maxSteps ?? mode.defaultSteps
     options.seed = seed
+    options.precision = try precision.resolved()
     try runBenchmark(options, model: model, device: device, output: output, logDir: logDir, profile: profile)
   }
 }
@@ -56,18 +58,21 @@ func runBenchmark(
   _ options: BenchmarkOptions, model: ModelOptions, device: DeviceChoice, output: String?, logDir: String?, profile: Bool
 ) throws {
   let config = try model.config(embedded: false)
-  let backend = try device.backend()
+  let backend = try device.backend(precision: options.precision)
   Backends.default = backend
+  let policy = PrecisionPolicy(options.precision, on: backend)
+  if let note = policy.note(training: options.mode == .train) { print("unet: " + note) }
   let logger = try logDir.map {
     try DLLogger(url: URL(fileURLWithPath: $0), parameters: [
       "exec_mode": .string(options.mode == .train ? "train" : "predict"), "benchmark": true,
       "batch_size": .int(options.batchSize), "warmup_steps": .int(options.warmupSteps), "max_steps": .int(options.steps),
-      "device": .string(backend.name),
+      "device": .string(backend.name), "precision": .string(options.precision.rawValue),
+      "compute_precision": .string(policy.effective.rawValue),
     ])
   }
   let profiler = profile ? OpProfiler() : nil
   let bar = ProgressBar()
-  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.steps) steps, the first \(options.warmupSteps) untimed")
+  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name), \(policy): \(options.steps) steps, the first \(options.warmupSteps) untimed")
   let result = try Benchmark.run(config: config, options: options, backend: backend, profiler: profiler,
                                  progress: bar.isTerminal ? bar.update : nil)
   bar.finish()

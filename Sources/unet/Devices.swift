@@ -2,6 +2,7 @@ import ArgumentParser
 import SegCPU
 import SegCUDA
 import SegCore
+import SegNN
 
 /// `--device` values: cpu, reference, cuda or cuda:N.
 struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
@@ -31,13 +32,15 @@ struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
 
   static var allValueStrings: [String] { ["cpu", "reference", "cuda", "cuda:N"] }
 
-  /// The backend, or an error that says what is missing (`unet doctor` says more).
-  func backend() throws -> any Backend {
+  /// The backend, or an error that says what is missing (`unet doctor` says more). `precision`
+  /// tf32 lets the GPU's f32 convolutions use TF32 Tensor Cores; every other precision keeps them
+  /// IEEE f32 (half-precision work is cast by the model, not chosen here).
+  func backend(precision: Precision = .fp32) throws -> any Backend {
     switch kind {
     case .cpu: return CPUBackend.shared
     case .reference: return ReferenceBackend.shared
     case .cuda(let n):
-      do { return try CUDABackend.gpu(ordinal: n) } catch {
+      do { return try CUDABackend.gpu(ordinal: n, tensorFloat32: precision.allowsTF32) } catch {
         throw ValidationError("--device \(description): \(error); run `unet doctor` for what was found")
       }
     }

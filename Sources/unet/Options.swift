@@ -101,13 +101,11 @@ struct RunOptions: ParsableArguments {
   var resumeTraining = false
   @Option(help: "cpu (oneDNN), reference (plain Swift, slow) or cuda.")
   var device = DeviceChoice(.cpu)
-  @Flag(help: "Mixed precision (fp16 with loss scaling).")
-  var amp = false
+  @OptionGroup var precision: PrecisionOptions
   @Flag(help: "Compile the step (the role of XLA).")
   var xla = false
 
   func validate() throws {
-    if amp { throw ValidationError("--amp: not yet available on this build (mixed precision needs the CUDA backend)") }
     if xla { throw ValidationError("--xla: not yet available on this build (the graph compiler is not built yet)") }
     if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
     for (flag, value) in [("--batch-size", batchSize), ("--max-steps", maxSteps), ("--log-every", logEvery)] {
@@ -138,6 +136,7 @@ struct RunOptions: ParsableArguments {
     s.training.weightDecay = weightDecay
     s.training.seed = seed
     s.training.augment = augment
+    s.precision = try precision.resolved()
     s.fold = fold ?? (embedded ? 0 : nil)
     s.folds = folds
     s.evaluateEvery = evaluateEvery

@@ -24,6 +24,7 @@ struct TrainCommand: ParsableCommand {
     b.steps = options.maxSteps ?? b.mode.defaultSteps
     b.seed = options.seed
     b.learningRate = options.learningRate ?? b.learningRate
+    b.precision = try options.precision.resolved()
     try runBenchmark(b, model: model, device: options.device, output: nil, logDir: options.logDir, profile: options.profile)
   }
 }
@@ -70,7 +71,7 @@ struct PredictCommand: ParsableCommand {
 func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inout RunSettings) -> Void = { _ in }) throws {
   var settings = try run.settings(mode: mode, model: model)
   adjust(&settings)
-  let backend = try run.device.backend()
+  let backend = try run.device.backend(precision: settings.precision)
   Backends.default = backend
   let bar = ProgressBar()
   let runner = Runner(settings: settings, backend: backend, say: bar.say)

@@ -40,7 +40,7 @@ import Testing
     #expect(steps.status != 0 && steps.output.contains("--max-steps"), "\(steps.output)")
     let warmup = try unet(["benchmark", "--warmup-steps", "-1"] + tinyModel)
     #expect(warmup.status != 0 && warmup.output.contains("--warmup-steps"), "\(warmup.output)")
-    let amp = try unet(["train", "--benchmark", "--amp"] + tinyModel)
-    #expect(amp.status != 0 && amp.output.contains("not yet available"), "\(amp.output)")
+    let xla = try unet(["train", "--benchmark", "--xla"] + tinyModel)
+    #expect(xla.status != 0 && xla.output.contains("--xla") && xla.output.contains("not yet available"), "\(xla.output)")
   }
 }

@@ -92,6 +92,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   /// cache); nil on a device without one (the host emulator).
   public var memoryStatistics: DeviceMemoryStatistics? { (device as? GPUKernelDevice)?.memoryStatistics }
 
+  /// cuDNN convolves f16 and bf16 on Tensor Cores, and every other op has f16 and bf16 kernels.
+  public var halfPrecisionConvolutions: Bool { convolutions != nil }
+
+  /// TF32 exists from compute capability 8.0 (Ampere).
+  public var tf32Convolutions: Bool {
+    guard convolutions != nil, let gpu = device as? GPUKernelDevice else { return false }
+    return gpu.context.device.computeCapability.major >= 8
+  }
+
   /// The GPU's name and architecture, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
   public var deviceDescription: String { device.description }
 

@@ -36,12 +36,20 @@ public protocol Backend: AnyObject {
   var peakMemoryBytes: Int? { get }
   /// Starts a new peak of `peakMemoryBytes`.
   func resetPeakMemory()
+  /// True when convolutions run in f16 and bf16 (with the casts, pooling and elementwise ops
+  /// around them), so that a half-precision compute type is worth asking for. Default: false.
+  var halfPrecisionConvolutions: Bool { get }
+  /// True when f32 convolutions may use TF32 tensor-core math (10-bit mantissa products, f32
+  /// accumulation) when asked to. Default: false.
+  var tf32Convolutions: Bool { get }
 }
 
 extension Backend {
   public var deviceDescription: String { name }
   public var peakMemoryBytes: Int? { nil }
   public func resetPeakMemory() {}
+  public var halfPrecisionConvolutions: Bool { false }
+  public var tf32Convolutions: Bool { false }
 
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { kernel(for: $0) == nil } }

@@ -14,6 +14,10 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
   public let name = "reference"
 
+  /// Every reference kernel computes in Double and rounds its output to the output's dtype, f16 and
+  /// bf16 included: slow, but the half-precision graph runs here as it does on a GPU.
+  public var halfPrecisionConvolutions: Bool { true }
+
   public func upload(_ host: HostTensor) throws -> any DeviceStorage { ReferenceStorage(host) }
 
   public func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {

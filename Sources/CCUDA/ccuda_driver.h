@@ -128,4 +128,9 @@ typedef ccuda_CUresult (*ccuda_cuLaunchKernel_fn)(
     unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes,
     ccuda_CUstream hStream, void **kernelParams, void **extra);
 
+/* MARK: - Ceilings (unet doctor --check): page-locking host memory for the copy bandwidth */
+
+typedef ccuda_CUresult (*ccuda_cuMemHostRegister_fn)(void *p, size_t bytesize, unsigned int Flags);
+typedef ccuda_CUresult (*ccuda_cuMemHostUnregister_fn)(void *p);
+
 #endif

@@ -43,6 +43,9 @@ public struct DriverAPI: @unchecked Sendable {
   let cuModuleUnload: ccuda_cuModuleUnload_fn
   let cuModuleGetFunction: ccuda_cuModuleGetFunction_fn
   let cuLaunchKernel: ccuda_cuLaunchKernel_fn
+  // Ceilings (unet doctor --check): page-locked host memory for the copy bandwidth.
+  let cuMemHostRegister: ccuda_cuMemHostRegister_fn
+  let cuMemHostUnregister: ccuda_cuMemHostUnregister_fn
 
   /// The library the table came from (nil for a recorded table in tests).
   public let library: SharedLibrary?
@@ -87,6 +90,9 @@ public struct DriverAPI: @unchecked Sendable {
     cuModuleUnload = try s.load("cuModuleUnload")
     cuModuleGetFunction = try s.load("cuModuleGetFunction")
     cuLaunchKernel = try s.load("cuLaunchKernel")
+    // Ceilings (unet doctor --check).
+    cuMemHostRegister = try s.load("cuMemHostRegister", symbols: ["cuMemHostRegister_v2"])
+    cuMemHostUnregister = try s.load("cuMemHostUnregister")
   }
 
   /// The table from libcuda.so.1 found by `loader`.

@@ -9,7 +9,8 @@ import Foundation
 /// that our kernels' throughput can be put against them. Measuring never throws: a failed
 /// measurement is recorded in `errors`.
 public struct Ceilings: Codable, Sendable {
-  /// One copy: `bytes` per copy, the mean time of one, and bytes / time.
+  /// One copy: `bytes` per copy, the mean time of one, and bytes / time (a device-to-device copy
+  /// reads and writes each byte, so its memory traffic is twice that).
   public struct Copy: Codable, Sendable {
     public let direction: String
     public let bytes: Int

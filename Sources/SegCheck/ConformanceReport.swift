@@ -72,7 +72,9 @@ public struct ConformanceReport: Encodable, Sendable {
   /// The summary table (one line per op and dtype: the largest forward and backward errors over
   /// its cases, and the tolerance), then a line per failure with its first mismatch.
   public var text: String {
-    var lines = ["Op conformance: \(candidate) against \(baseline) (f64 against \(f64Baseline))\(tf32 ? ", TF32 convolutions" : "")"]
+    let f64 = rows.contains { $0.dtype == "f64" } && f64Baseline != baseline ? " (f64 against \(f64Baseline))" : ""
+    let halves = rows.contains { $0.dtype == "f16" || $0.dtype == "bf16" } ? ", half precision against \(baseline) in f32" : ""
+    var lines = ["Op conformance: \(candidate) against \(baseline)\(f64)\(halves)\(tf32 ? ", TF32 convolutions" : "")"]
     let header = [pad("op", 20), pad("dtype", 5), pad("cases", 5), pad("forward", 9), pad("backward", 9), pad("tolerance", 9), "result"]
     lines.append(header.joined(separator: "  "))
     var order: [String] = []

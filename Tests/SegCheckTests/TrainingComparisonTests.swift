@@ -17,8 +17,11 @@ import Testing
     return o
   }
 
+  /// On OneThread: these shapes are this test's own, so its oneDNN primitives stay on one thread.
   @Test func cpuTracksTheReference() throws {
-    let report = TrainingComparison.run(candidate: CPUBackend.shared, baseline: ReferenceBackend.shared, options: Self.tiny)
+    let report = try OneThread.shared.run {
+      TrainingComparison.run(candidate: CPUBackend.shared, baseline: ReferenceBackend.shared, options: Self.tiny)
+    }
     #expect(report.passed, "\(report.text)")
     #expect(report.candidateLosses.count == 3 && report.baselineLosses.count == 3)
     #expect(report.candidateLosses.allSatisfy { $0.isFinite })
@@ -29,14 +32,18 @@ import Testing
 
   /// Convolutions 10% off everywhere: the losses part.
   @Test func aWrongConvolutionDoesNotTrack() throws {
-    let report = TrainingComparison.run(candidate: BrokenBackend(.conv2d, .scale(1.1)), baseline: CPUBackend.shared, options: Self.tiny)
+    let report = try OneThread.shared.run {
+      TrainingComparison.run(candidate: BrokenBackend(.conv2d, .scale(1.1)), baseline: ReferenceBackend.shared, options: Self.tiny)
+    }
     #expect(!report.passed)
     #expect(report.differences.contains { $0 > Self.tiny.tolerance }, "\(report.text)")
     #expect(report.text.contains("FAILED"))
   }
 
   @Test func aFailingBackendIsReported() throws {
-    let report = TrainingComparison.run(candidate: BrokenBackend(.maxPool2d, .fail), baseline: CPUBackend.shared, options: Self.tiny)
+    let report = try OneThread.shared.run {
+      TrainingComparison.run(candidate: BrokenBackend(.maxPool2d, .fail), baseline: ReferenceBackend.shared, options: Self.tiny)
+    }
     #expect(!report.passed)
     #expect(report.message?.contains("deliberately broken") == true, "\(report.text)")
   }

@@ -11,6 +11,7 @@ let package = Package(
     .library(name: "SegCore", targets: ["SegCore"]),
     .library(name: "SegCPU", targets: ["SegCPU"]),
     .library(name: "SegCUDA", targets: ["SegCUDA"]),
+    .library(name: "SegCheck", targets: ["SegCheck"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -30,23 +31,26 @@ let package = Package(
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),
     .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"]),
+    // Backend conformance and the training comparison of `unet doctor --check`, for any backend.
+    .target(name: "SegCheck", dependencies: ["SegCore", "SegNN", "SegData", "SegTrain"]),
 
     // MARK: - Tool
     .executableTarget(
       name: "unet",
       dependencies: [
-        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain",
+        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain", "SegCheck",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
     // MARK: - Tests
-    .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
+    .target(name: "SegTestSupport", dependencies: ["SegCore", "SegCheck"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
     .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
     .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegData", "SegNN", "SegTrain", "SegTestSupport"]),
+    .testTarget(name: "SegCheckTests", dependencies: ["SegCore", "SegCPU", "SegCheck", "SegTestSupport"]),
     .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
   ],
   swiftLanguageModes: [.v5]

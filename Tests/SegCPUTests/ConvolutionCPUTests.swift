@@ -1,3 +1,4 @@
+import Foundation
 import SegCPU
 import SegCore
 import SegTestSupport
@@ -97,5 +98,37 @@ import Testing
     }
     #expect { try maxPool2d(x) } throws: { "\($0)".contains("cast the operands to f32") }
     #expect { try relu(x) } throws: { "\($0)".contains("cast the operands to f32") }
+  }
+}
+
+// MARK: - Primitives across threads
+
+@Suite struct PrimitiveThreadTests {
+  /// A convolution's cached oneDNN primitives, made on one thread, run on another, give the same
+  /// gradients. Each primitive has its own scratchpad: with oneDNN's library-managed one, the
+  /// op-conformance cases run on two threads crashed in backward-filter (a null scratchpad); this
+  /// smaller case did not reproduce that crash here, but pins the behaviour.
+  @Test func cachedPrimitivesRunOnAnotherThread() throws {
+    @Sendable func step() throws -> [Float] {
+      let x = try Tensor(randomHost(TensorType([4, 30, 30, 32], .f32), seed: 1), on: CPUBackend.shared)
+      let w = try Tensor(randomHost(TensorType([3, 3, 32, 64], .f32), seed: 2), on: CPUBackend.shared)
+      let (_, g) = try valueAndGradients(at: [x, w]) { v in try sum(conv2d(v[0], v[1])) }
+      return try g[1].floats()
+    }
+    final class Box: @unchecked Sendable { var result: Result<[Float], Error> = .success([]) }
+    var results: [Result<[Float], Error>] = []
+    for _ in 0..<2 {
+      let done = DispatchSemaphore(value: 0)
+      let box = Box()
+      let thread = Thread {
+        box.result = Result { try step() }
+        done.signal()
+      }
+      thread.start()
+      done.wait()
+      results.append(box.result)
+    }
+    let (a, b) = (try results[0].get(), try results[1].get())
+    #expect(!a.isEmpty && a == b)
   }
 }

@@ -31,37 +31,16 @@ public func expectMatchesReference(
 
 // MARK: - Op cases
 
-/// One op applied to seeded random inputs: the unit of the backend conformance suites.
-public struct OpCase: CustomStringConvertible, Sendable {
-  public let kind: OpKind
-  public let label: String
-  public let inputs: [TensorType]
-  public var range: Range<Double>
-  /// Inputs whose gradients are compared; nil: the floating ones.
-  public var differentiable: [Bool]?
-  /// f32's by default; f16 and bf16 cases round every intermediate.
-  public var tolerance: (atol: Double, rtol: Double)
-  public let apply: @Sendable ([Tensor], any Backend) throws -> Tensor
-
-  public init(
-    kind: OpKind, label: String, inputs: [TensorType], range: Range<Double> = -1..<1, differentiable: [Bool]? = nil,
-    tolerance: (atol: Double, rtol: Double) = (1e-5, 1e-4), apply: @escaping @Sendable ([Tensor], any Backend) throws -> Tensor
-  ) {
-    (self.kind, self.label, self.inputs, self.range, self.differentiable) = (kind, label, inputs, range, differentiable)
-    (self.tolerance, self.apply) = (tolerance, apply)
-  }
-
-  public var description: String { "\(kind.rawValue) \(label)" }
-
-  /// Expects this case on `backend` to match the reference, with inputs seeded by `index` and
-  /// tolerances no tighter than the given floors.
-  public func expectMatchesReference(
-    on backend: any Backend, index: Int, atolAtLeast: Double = 0, rtolAtLeast: Double = 0,
-    sourceLocation: SourceLocation = #_sourceLocation
-  ) throws {
-    let hosts = inputs.enumerated().map { randomHost($0.element, seed: UInt64(100 * index + $0.offset), in: range) }
-    try SegTestSupport.expectMatchesReference(
-      on: backend, description, inputs: hosts, differentiable: differentiable,
-      atol: max(tolerance.atol, atolAtLeast), rtol: max(tolerance.rtol, rtolAtLeast), sourceLocation: sourceLocation, apply)
+/// Expects every comparison of op case `c` at `dtype` on `backend` against `baseline` (default: the
+/// reference backend) to pass `OpConformance`'s check, each failure naming the op, dtype, shapes,
+/// direction, error and first mismatch.
+public func expectConforms(
+  _ c: OpCase, dtype: DType, on backend: any Backend, baseline: any Backend = ReferenceBackend.shared,
+  options: OpConformance.Options = OpConformance.Options(), sourceLocation: SourceLocation = #_sourceLocation
+) {
+  let rows = OpConformance.check(c, dtype: dtype, candidate: backend, baseline: baseline, options: options)
+  #expect(!rows.isEmpty, "\(c) \(dtype): nothing compared", sourceLocation: sourceLocation)
+  for r in rows where !r.passed {
+    Issue.record("\(r.failureText)", sourceLocation: sourceLocation)
   }
 }

@@ -1,31 +1,8 @@
+// SeededRandom, randomHost, OpCase and the op-case list live in SegCheck (`unet doctor --check`
+// uses them too); re-exported so that every test that imports SegTestSupport has them.
+@_exported import SegCheck
 import SegCore
 import Testing
-
-// MARK: - Seeded random inputs
-
-/// A small deterministic generator (SplitMix64) so every test input is reproducible.
-public struct SeededRandom: RandomNumberGenerator {
-  private var state: UInt64
-  public init(seed: UInt64) { state = seed }
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  /// Uniform values in [lo, hi).
-  public mutating func doubles(_ n: Int, in range: Range<Double> = -1..<1) -> [Double] {
-    (0..<n).map { _ in Double.random(in: range, using: &self) }
-  }
-}
-
-/// A seeded random host tensor of `type` with values in `range`.
-public func randomHost(_ type: TensorType, seed: UInt64, in range: Range<Double> = -1..<1) -> HostTensor {
-  var rng = SeededRandom(seed: seed)
-  return HostTensor(type: type, doubles: rng.doubles(type.shape.count, in: range))
-}
 
 // MARK: - Comparison
 

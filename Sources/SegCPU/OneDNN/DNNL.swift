@@ -33,8 +33,8 @@ func statusName(_ s: dnnl_status_t) -> String {
 // MARK: - Engine and stream
 
 /// The CPU engine and the one stream every primitive runs on. oneDNN work is serialised by
-/// `lock` (recursive): the library-managed scratchpad and the stream are shared, and oneDNN
-/// already spreads each primitive over every core with OpenMP.
+/// `lock` (recursive): the stream is shared, and oneDNN already spreads each primitive over
+/// every core with OpenMP.
 final class DNNLContext: @unchecked Sendable {
   let engine: dnnl_engine_t
   let stream: dnnl_stream_t
@@ -67,26 +67,37 @@ final class DNNLContext: @unchecked Sendable {
 // MARK: - Primitives
 
 /// A primitive descriptor and its primitive, destroyed together. Keeps the forward descriptor a
-/// backward one was made with.
+/// backward one was made with, and its own scratchpad: oneDNN's library-managed scratchpad
+/// belongs to the thread that made the primitive, so a cached primitive run from another thread
+/// would write through a null scratchpad (seen in convolution backward-filter).
 final class DNNLPrimitive {
   let pd: dnnl_primitive_desc_t
   let primitive: dnnl_primitive_t
   private let hint: DNNLPrimitive?
+  /// The primitive's scratchpad; one suffices because executions are serialised by the lock.
+  private let scratchpad: DNNLMemory?
 
-  /// Makes the descriptor for `opDesc` (a oneDNN op descriptor struct) and its primitive.
+  /// Makes the descriptor for `opDesc` (a oneDNN op descriptor struct, with `attr`'s post-ops)
+  /// and its primitive, with a scratchpad of its own.
   convenience init<Desc>(
     _ name: String, opDesc: inout Desc, attr: dnnl_primitive_attr_t? = nil, hint: DNNLPrimitive? = nil
   ) throws {
     let ctx = try DNNLContext.get()
+    var own: dnnl_primitive_attr_t? = nil
+    if attr == nil { try check(dnnl_primitive_attr_create(&own), "dnnl_primitive_attr_create") }
+    defer { if let own { dnnl_primitive_attr_destroy(own) } }
+    let attributes = attr ?? own
+    try check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode")
     var pd: dnnl_primitive_desc_t?
     let status = withUnsafeMutablePointer(to: &opDesc) {
-      dnnl_primitive_desc_create(&pd, UnsafeRawPointer($0), attr, ctx.engine, hint?.pd)
+      dnnl_primitive_desc_create(&pd, UnsafeRawPointer($0), attributes, ctx.engine, hint?.pd)
     }
     try check(status, "dnnl_primitive_desc_create (\(name))")
     try self.init(name, pd: pd!, hint: hint)
   }
 
-  /// Takes ownership of `pd` and makes its primitive.
+  /// Takes ownership of `pd` and makes its primitive (and the scratchpad it asks for, when its
+  /// attributes put the scratchpad in the user's hands).
   init(_ name: String, pd: dnnl_primitive_desc_t, hint: DNNLPrimitive? = nil) throws {
     var p: dnnl_primitive_t?
     let status = dnnl_primitive_create(&p, pd)
@@ -97,6 +108,11 @@ final class DNNLPrimitive {
     self.pd = pd
     self.primitive = p
     self.hint = hint
+    if let md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), dnnl_memory_desc_get_size(md) > 0 {
+      scratchpad = try DNNLMemory(Layout(md.pointee))
+    } else {
+      scratchpad = nil
+    }
   }
 
   deinit {
@@ -115,6 +131,7 @@ final class DNNLPrimitive {
   /// Runs the primitive on (argument index, memory) pairs and waits for it.
   func execute(_ args: [(Int32, DNNLMemory)], _ name: String) throws {
     let ctx = try DNNLContext.get()
+    let args = args + (scratchpad.map { [(DNNL_ARG_SCRATCHPAD, $0)] } ?? [])
     var cArgs = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
     try withExtendedLifetime(args) {
       DNNLContext.lock.lock()

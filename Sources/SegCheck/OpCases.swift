@@ -1,0 +1,167 @@
+import SegCore
+
+// MARK: - The list of op cases
+
+/// Every op kind at two or more shapes (odd sizes, batch > 1, broadcasting, long reductions,
+/// ties), each case at every floating dtype unless it says otherwise. The one list used by the
+/// backend test suites and by `unet doctor --check`.
+public enum OpCases {
+  /// Convolutions: f32 and the half types (no backend convolves f64 but the reference).
+  static let convolutionDTypes: [DType] = [.f32, .f16, .bf16]
+
+  public static let all: [OpCase] = convolutions + pooling + elementwise + reductions + layout + labels
+
+  /// Op kinds without a case (empty: every kind is checked).
+  public static var missingKinds: [OpKind] {
+    let covered = Set(all.map(\.kind))
+    return OpKind.allCases.filter { !covered.contains($0) }
+  }
+
+  // MARK: Convolutions
+
+  static let convolutions: [OpCase] = [
+    OpCase(kind: .conv2d, label: "valid 3x3, bias, relu", inputs: [[2, 7, 6, 3], [3, 3, 3, 5], [5]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2d(x[0], x[1], bias: x[2], activation: .relu)
+    },
+    OpCase(kind: .conv2d, label: "same, stride 2", inputs: [[1, 9, 8, 4], [3, 3, 4, 6]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2d(x[0], x[1], strides: (2, 2), padding: .same)
+    },
+    OpCase(kind: .conv2d, label: "1x1 image, same", inputs: [[3, 1, 1, 5], [3, 3, 5, 2]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2d(x[0], x[1], padding: .same)
+    },
+    OpCase(kind: .conv2d, label: "same 3x3, 16 channels", inputs: [[2, 11, 9, 8], [3, 3, 8, 16], [16]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2d(x[0], x[1], bias: x[2], padding: .same)
+    },
+    OpCase(kind: .conv2dBackwardData, label: "transposed 3x3 stride 2 same", inputs: [[2, 4, 3, 6], [3, 3, 5, 6], [5]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2dTranspose(x[0], x[1], bias: x[2], activation: .relu)
+    },
+    OpCase(kind: .conv2dBackwardData, label: "transposed 2x2 stride 2 valid", inputs: [[1, 3, 5, 4], [2, 2, 3, 4]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2dTranspose(x[0], x[1], padding: .valid)
+    },
+    OpCase(kind: .conv2dBackwardData, label: "transposed 3x3 stride 2 valid, 16 channels", inputs: [[2, 5, 4, 16], [3, 3, 8, 16]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2dTranspose(x[0], x[1], padding: .valid)
+    },
+    OpCase(kind: .conv2dBackwardFilter, label: "explicit asymmetric padding", inputs: [[2, 6, 5, 3], [2, 5, 6, 4]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2dBackwardFilter(
+        x[0], x[1], kernelSize: (3, 2), geometry: ConvGeometry(strides: (1, 1), padding: Padding2D(top: 1, bottom: 0, left: 1, right: 1)))
+    },
+    OpCase(kind: .conv2dBackwardFilter, label: "3x3 stride 2 valid", inputs: [[2, 9, 7, 3], [2, 4, 3, 5]], dtypes: convolutionDTypes) { x, _, _ in
+      try conv2dBackwardFilter(
+        x[0], x[1], kernelSize: (3, 3), geometry: ConvGeometry(strides: (2, 2), padding: Padding2D(top: 0, bottom: 0, left: 0, right: 0)))
+    },
+  ]
+
+  // MARK: Pooling and ReLU
+
+  static let pooling: [OpCase] = [
+    OpCase(kind: .maxPool2d, label: "2x2 stride 2, odd size", inputs: [[2, 7, 5, 3]]) { x, _, _ in try maxPool2d(x[0]) },
+    OpCase(kind: .maxPool2d, label: "3x3 stride 2 overlapping, ties", inputs: [[2, 7, 9, 2]], range: -2..<2) { x, _, d in
+      try maxPool2d(cast(cast(x[0], to: .i32), to: d), window: (3, 3), strides: (2, 2))
+    },
+    OpCase(kind: .maxPool2dBackward, label: "2x2", inputs: [[2, 6, 4, 3], [2, 3, 2, 3]], differentiable: [false, false]) { x, _, _ in
+      try maxPool2dBackward(x[0], x[1])
+    },
+    OpCase(kind: .maxPool2dBackward, label: "3x3 stride 1", inputs: [[2, 5, 6, 2], [2, 3, 4, 2]], differentiable: [false, false]) { x, _, _ in
+      try maxPool2dBackward(x[0], x[1], window: (3, 3), strides: (1, 1))
+    },
+    OpCase(kind: .relu, label: "", inputs: [[2, 3, 5, 7]]) { x, _, _ in try relu(x[0]) },
+    OpCase(kind: .relu, label: "odd length", inputs: [[3, 17]]) { x, _, _ in try relu(x[0]) },
+    OpCase(kind: .reluBackward, label: "", inputs: [[2, 3, 4], [2, 3, 4]], differentiable: [true, false]) { x, _, _ in
+      try reluBackward(x[0], x[1])
+    },
+    OpCase(kind: .reluBackward, label: "odd length", inputs: [[5, 7, 3], [5, 7, 3]], differentiable: [true, false]) { x, _, _ in
+      try reluBackward(x[0], x[1])
+    },
+  ]
+
+  // MARK: Elementwise
+
+  static let elementwise: [OpCase] = [
+    OpCase(kind: .add, label: "bias broadcast", inputs: [[2, 3, 4, 5], [5]]) { x, _, _ in try x[0] + x[1] },
+    OpCase(kind: .add, label: "both broadcast", inputs: [[3, 1, 4], [5, 1]]) { x, _, _ in try x[0] + x[1] },
+    OpCase(kind: .sub, label: "middle broadcast", inputs: [[2, 3, 4], [3, 1]]) { x, _, _ in try x[0] - x[1] },
+    OpCase(kind: .sub, label: "same shape", inputs: [[4, 9], [4, 9]]) { x, _, _ in try x[0] - x[1] },
+    OpCase(kind: .mul, label: "same shape", inputs: [[13, 5, 3], [13, 5, 3]]) { x, _, _ in try x[0] * x[1] },
+    OpCase(kind: .mul, label: "broadcast", inputs: [[2, 5, 3], [5, 1]]) { x, _, _ in try x[0] * x[1] },
+    OpCase(kind: .div, label: "scalar divisor", inputs: [[7, 3], []], range: 0.5..<2) { x, _, _ in try x[0] / x[1] },
+    OpCase(kind: .div, label: "same shape", inputs: [[6, 5], [6, 5]], range: 0.5..<2) { x, _, _ in try x[0] / x[1] },
+    OpCase(kind: .neg, label: "", inputs: [[7]]) { x, _, _ in try neg(x[0]) },
+    OpCase(kind: .neg, label: "rank 3", inputs: [[2, 3, 5]]) { x, _, _ in try neg(x[0]) },
+    OpCase(kind: .exp, label: "", inputs: [[3, 5]]) { x, _, _ in try exp(x[0]) },
+    OpCase(kind: .exp, label: "wide range", inputs: [[2, 9, 4]], range: -6..<6) { x, _, _ in try exp(x[0]) },
+    OpCase(kind: .log, label: "", inputs: [[3, 5]], range: 0.1..<3) { x, _, _ in try log(x[0]) },
+    OpCase(kind: .log, label: "rank 2", inputs: [[4, 11]], range: 0.01..<50) { x, _, _ in try log(x[0]) },
+    OpCase(kind: .sqrt, label: "", inputs: [[3, 5]], range: 0.1..<3) { x, _, _ in try sqrt(x[0]) },
+    OpCase(kind: .sqrt, label: "rank 3", inputs: [[2, 7, 3]], range: 0.01..<50) { x, _, _ in try sqrt(x[0]) },
+    OpCase(kind: .addScalar, label: "", inputs: [[4, 3]]) { x, _, _ in try x[0] + 0.25 },
+    OpCase(kind: .addScalar, label: "negative", inputs: [[2, 5, 3]]) { x, _, _ in try x[0] + -1.5 },
+    OpCase(kind: .mulScalar, label: "", inputs: [[4, 3]]) { x, _, _ in try x[0] * -3 },
+    OpCase(kind: .mulScalar, label: "small", inputs: [[2, 5, 3]]) { x, _, _ in try x[0] * 0.125 },
+  ]
+
+  // MARK: Reductions and softmax
+
+  static let reductions: [OpCase] = [
+    OpCase(kind: .sum, label: "all", inputs: [[2, 5, 3, 4]]) { x, _, _ in try sum(x[0]) },
+    OpCase(kind: .sum, label: "N,H,W", inputs: [[2, 5, 3, 4]]) { x, _, _ in try sum(x[0], axes: [0, 1, 2]) },
+    OpCase(kind: .sum, label: "N,H,W (bias gradient), long", inputs: [[3, 20, 17, 4]]) { x, _, _ in try sum(x[0], axes: [0, 1, 2]) },
+    OpCase(kind: .sum, label: "H,W keepDims", inputs: [[2, 5, 3, 4]]) { x, _, _ in try sum(x[0], axes: [1, 2], keepDims: true) },
+    OpCase(kind: .sum, label: "axes 0 and 2", inputs: [[3, 4, 5, 2]]) { x, _, _ in try sum(x[0], axes: [0, 2]) },
+    OpCase(kind: .sum, label: "last axis", inputs: [[6, 70]]) { x, _, _ in try sum(x[0], axes: [-1]) },
+    OpCase(kind: .broadcastTo, label: "", inputs: [[3, 1]]) { x, _, _ in try broadcast(x[0], to: [2, 3, 4]) },
+    OpCase(kind: .broadcastTo, label: "leading axes", inputs: [[5]]) { x, _, _ in try broadcast(x[0], to: [2, 3, 5]) },
+    OpCase(kind: .softmax, label: "", inputs: [[2, 3, 2, 5]], range: -4..<4) { x, _, _ in try softmax(x[0]) },
+    OpCase(kind: .softmax, label: "2 classes", inputs: [[2, 9, 2]], range: -4..<4) { x, _, _ in try softmax(x[0]) },
+    OpCase(kind: .logSoftmax, label: "", inputs: [[2, 3, 2, 5]], range: -4..<4) { x, _, _ in try logSoftmax(x[0]) },
+    OpCase(kind: .logSoftmax, label: "7 classes", inputs: [[3, 4, 7]], range: -4..<4) { x, _, _ in try logSoftmax(x[0]) },
+    OpCase(kind: .logSoftmax, label: "large logits", inputs: [[5, 3]], range: 500..<900, dtypes: [.f32, .f64]) { x, _, _ in
+      try logSoftmax(x[0])
+    },
+  ]
+
+  // MARK: Layout
+
+  static let layout: [OpCase] = [
+    OpCase(kind: .reshape, label: "", inputs: [[2, 3, 4]]) { x, _, _ in try reshape(x[0], [4, 6]) },
+    OpCase(kind: .reshape, label: "flatten", inputs: [[3, 5, 2]]) { x, _, _ in try reshape(x[0], [30]) },
+    OpCase(kind: .concat, label: "channels", inputs: [[2, 3, 3, 2], [2, 3, 3, 5]]) { x, _, _ in try concat([x[0], x[1]]) },
+    OpCase(kind: .concat, label: "axis 1, three inputs", inputs: [[2, 1, 3], [2, 4, 3], [2, 2, 3]]) { x, _, _ in
+      try concat([x[0], x[1], x[2]], axis: 1)
+    },
+    OpCase(kind: .slice, label: "centre crop", inputs: [[2, 9, 8, 3]]) { x, _, _ in try centerCrop(x[0], height: 5, width: 4) },
+    OpCase(kind: .slice, label: "centre crop, odd margins", inputs: [[3, 7, 6, 2]]) { x, _, _ in try centerCrop(x[0], height: 4, width: 3) },
+    OpCase(kind: .pad, label: "zero", inputs: [[2, 3, 4, 2]]) { x, _, _ in try pad(x[0], before: [0, 1, 2, 0], after: [0, 2, 0, 0]) },
+    OpCase(kind: .pad, label: "reflect", inputs: [[1, 4, 5, 2]]) { x, _, _ in
+      try pad(x[0], before: [0, 2, 3, 0], after: [0, 3, 1, 0], mode: .reflect)
+    },
+    OpCase(kind: .padBackward, label: "reflect adjoint", inputs: [[1, 9, 9, 2]]) { x, _, _ in
+      try padBackward(x[0], before: [0, 2, 3, 0], after: [0, 3, 1, 0])
+    },
+    OpCase(kind: .padBackward, label: "every axis", inputs: [[7, 6, 7]]) { x, _, _ in
+      try padBackward(x[0], before: [1, 2, 0], after: [2, 1, 3])
+    },
+  ]
+
+  // MARK: Random, type and label ops
+
+  static let labels: [OpCase] = [
+    OpCase(kind: .randomMask, label: "keep 0.7", inputs: []) { _, backend, d in
+      try randomMask(shape: [2, 5, 7, 3], keepProbability: 0.7, seed: 42, offset: 9, dtype: d, on: backend)
+    },
+    OpCase(kind: .randomMask, label: "keep 0.3, large offset", inputs: []) { _, backend, d in
+      try randomMask(shape: [300], keepProbability: 0.3, seed: 1, offset: 1 << 40, dtype: d, on: backend)
+    },
+    OpCase(kind: .cast, label: "to bf16 and back", inputs: [[3, 7]]) { x, _, d in try cast(cast(x[0], to: .bf16), to: d) },
+    OpCase(kind: .cast, label: "to i32", inputs: [[3, 7]], range: -50..<50) { x, _, _ in try cast(x[0], to: .i32) },
+    OpCase(kind: .cast, label: "to u8, wrapping", inputs: [[40]], range: -600..<600) { x, _, _ in try cast(x[0], to: .u8) },
+    OpCase(kind: .cast, label: "to f64", inputs: [[9]], range: -60_000..<60_000) { x, _, _ in try cast(x[0], to: .f64) },
+    OpCase(kind: .argmax, label: "channels", inputs: [[2, 3, 4, 5]]) { x, _, _ in try argmax(x[0]) },
+    OpCase(kind: .argmax, label: "middle axis, ties", inputs: [[3, 6, 4]], range: -2..<2) { x, _, d in
+      try argmax(cast(cast(x[0], to: .i32), to: d), axis: 1)
+    },
+    OpCase(kind: .oneHot, label: "from argmax", inputs: [[2, 3, 3, 4]]) { x, _, d in try oneHot(argmax(x[0]), classes: 4, dtype: d) },
+    OpCase(kind: .oneHot, label: "u8 labels", inputs: [[10]], range: 0..<3) { x, _, d in
+      try oneHot(cast(x[0], to: .u8), classes: 3, dtype: d)
+    },
+  ]
+}

@@ -129,8 +129,11 @@ extension Tensor {
     let operands = inputs.map { Operand(storage: $0.node.storage, type: $0.type) }
     let storage: any DeviceStorage
     if let profiler = OpProfiler.active {
+      // A backend that queues work (a GPU) waits before and after, so the op's own time is counted.
+      try backend.synchronize()
       let start = DispatchTime.now().uptimeNanoseconds
       storage = try kernel(op, operands, outType)
+      try backend.synchronize()
       profiler.add(op.kind, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     } else {
       storage = try kernel(op, operands, outType)

@@ -7,10 +7,9 @@ import SegCore
 /// which go to cuDNN. Tensors live in device memory, row-major (NHWC), one allocation each; all
 /// work is queued on one stream, in order.
 ///
-/// Status: the kernels, their launch arguments and this class run in the test suite on a host
-/// emulator of the kernel sources (`Tests/SegCUDATests`) and agree with the reference backend; the
-/// GPU path (driver calls, NVRTC for the device, cuDNN convolutions) compiles and is wired, but has
-/// not yet run on a GPU.
+/// The kernels and this class also run in the test suite on a host emulator of the kernel sources
+/// (`Tests/SegCUDATests`), against the reference backend; on a GPU, `unet doctor --check` runs
+/// every op against the CPU backend.
 public final class CUDABackend: Backend, @unchecked Sendable {
   /// "cuda".
   public let name = "cuda"
@@ -100,6 +99,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     guard convolutions != nil, let gpu = device as? GPUKernelDevice else { return false }
     return gpu.context.device.computeCapability.major >= 8
   }
+
+  /// Waits for the stream (a kernel's failure surfaces here).
+  public func synchronize() throws { try (device as? GPUKernelDevice)?.context.synchronize() }
 
   /// The GPU's name and architecture, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".
   public var deviceDescription: String { device.description }

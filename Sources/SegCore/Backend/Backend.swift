@@ -36,6 +36,9 @@ public protocol Backend: AnyObject {
   var peakMemoryBytes: Int? { get }
   /// Starts a new peak of `peakMemoryBytes`.
   func resetPeakMemory()
+  /// Waits until the work queued so far is done (a GPU's stream); a no-op by default, for backends
+  /// whose kernels finish before they return.
+  func synchronize() throws
   /// True when convolutions run in f16 and bf16 (with the casts, pooling and elementwise ops
   /// around them), so that a half-precision compute type is worth asking for. Default: false.
   var halfPrecisionConvolutions: Bool { get }
@@ -48,6 +51,7 @@ extension Backend {
   public var deviceDescription: String { name }
   public var peakMemoryBytes: Int? { nil }
   public func resetPeakMemory() {}
+  public func synchronize() throws {}
   public var halfPrecisionConvolutions: Bool { false }
   public var tf32Convolutions: Bool { false }
 

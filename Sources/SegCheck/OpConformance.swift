@@ -61,17 +61,15 @@ public enum OpConformance {
     }
     let defaultTolerance = options.tolerances.tolerance(c.kind, dtype: dtype, output: dtype, tf32: options.tf32)
 
-    // Forward: a failure on either side is this case's failure, named by side.
-    let candidateRun: Run, baselineRun: Run
-    do {
-      candidateRun = try Run(c, hosts, on: candidate, dtype: dtype)
-    } catch {
-      return [row("forward", error: nil, tolerance: defaultTolerance, output: nil, message: "\(candidate.name) failed: \(error)")]
+    // Forward: a failure on either side is this case's failure, named by side. (Results rather
+    // than do/catch around deferred initialisation, which crashes Swift 6.3's optimiser.)
+    let candidateResult = Result { try Run(c, hosts, on: candidate, dtype: dtype) }
+    guard case .success(let candidateRun) = candidateResult else {
+      return [row("forward", error: nil, tolerance: defaultTolerance, output: nil, message: "\(candidate.name) failed: \(candidateResult.failure)")]
     }
-    do {
-      baselineRun = try Run(c, hosts.map { $0.converted(to: baseDType) }, on: baseline, dtype: baseDType)
-    } catch {
-      return [row("forward", error: nil, tolerance: defaultTolerance, output: nil, message: "\(baseline.name) (baseline) failed: \(error)")]
+    let baselineResult = Result { try Run(c, hosts.map { $0.converted(to: baseDType) }, on: baseline, dtype: baseDType) }
+    guard case .success(let baselineRun) = baselineResult else {
+      return [row("forward", error: nil, tolerance: defaultTolerance, output: nil, message: "\(baseline.name) (baseline) failed: \(baselineResult.failure)")]
     }
     let y = candidateRun.output, yBase = baselineRun.output
     let tolerance = options.tolerances.tolerance(c.kind, dtype: dtype, output: y.dtype, tf32: options.tf32)
@@ -92,17 +90,14 @@ public enum OpConformance {
     guard y.dtype.isFloatingPoint, mask.contains(true) else { return rows }
     let cotangent = randomHost(y.type, seed: options.seed ^ stableHash(c.description))
     let targets = mask.indices.filter { mask[$0] }
-    let grads: [HostTensor], gradsBase: [HostTensor]
-    do {
-      grads = try candidateRun.gradients(cotangent, wrt: targets)
-    } catch {
-      rows.append(row("backward", error: nil, tolerance: tolerance, output: y.dtype, message: "\(candidate.name) failed: \(error)"))
+    let gradsResult = Result { try candidateRun.gradients(cotangent, wrt: targets) }
+    guard case .success(let grads) = gradsResult else {
+      rows.append(row("backward", error: nil, tolerance: tolerance, output: y.dtype, message: "\(candidate.name) failed: \(gradsResult.failure)"))
       return rows
     }
-    do {
-      gradsBase = try baselineRun.gradients(cotangent.converted(to: yBase.dtype), wrt: targets)
-    } catch {
-      rows.append(row("backward", error: nil, tolerance: tolerance, output: y.dtype, message: "\(baseline.name) (baseline) failed: \(error)"))
+    let baseResult = Result { try baselineRun.gradients(cotangent.converted(to: yBase.dtype), wrt: targets) }
+    guard case .success(let gradsBase) = baseResult else {
+      rows.append(row("backward", error: nil, tolerance: tolerance, output: y.dtype, message: "\(baseline.name) (baseline) failed: \(baseResult.failure)"))
       return rows
     }
     for (k, (g, gBase)) in zip(grads, gradsBase).enumerated() {
@@ -133,5 +128,13 @@ public enum OpConformance {
       let seed = try Tensor(cotangent, on: result.backend)
       return try SegCore.gradients(of: result, wrt: targets.map { inputs[$0] }, seed: seed).map { try $0.host() }
     }
+  }
+}
+
+extension Result {
+  /// The error's text, or "" for a success.
+  var failure: String {
+    if case .failure(let e) = self { return "\(e)" }
+    return ""
   }
 }

@@ -9,8 +9,8 @@ import SegCore
 /// filters are OHWI, so filters are reordered on the way in and the filter gradient on the way
 /// out. cuDNN pads symmetrically: an asymmetric padding (TensorFlow's 'same' with an even excess)
 /// is applied with the pad kernel instead. Algorithms are searched once per shape (the fastest,
-/// or the fastest deterministic with UNET_CUDNN_DETERMINISTIC=1); bias and ReLU run as our
-/// kernels, in place.
+/// or the fastest deterministic with UNET_CUDNN_DETERMINISTIC=1); bias and ReLU run as one kernel of ours,
+/// in place.
 ///
 /// Checked on an H100 (cuDNN 9.14) by `unet doctor --check`; CI compiles it against our
 /// declarations, which the header test checks against the real cudnn.h.
@@ -85,18 +85,16 @@ final class CUDNNConvolutions: @unchecked Sendable {
           address(workspace.pointer), bytes, &beta, yd, address(y.pointer)),
         "cudnnConvolutionForward")
     }
+    let n = out.shape.count
     if x.count == 3 {
-      // y += bias, broadcast along the channels (in place: each thread reads and writes one element).
-      let n = out.shape.count
+      // y = act(y + bias), one pass in place (each thread reads and writes its own element).
       try b.device.launch(
-        KernelNames.name("add", out.dtype), count: n,
+        KernelNames.name("biasActivation", out.dtype), count: n,
         arguments: [
-          .pointer(y.pointer), .pointer(x[2].pointer), .pointer(y.pointer), .int64(Int64(n)),
-          .dims([n / fs[3], fs[3]]), .vec([fs[3], 1]), .vec([0, 1]),
+          .pointer(y.pointer), .pointer(x[2].pointer), .int64(Int64(n)), .int64(Int64(fs[3])),
+          .int32(p.activation == .relu ? 1 : 0),
         ])
-    }
-    if p.activation == .relu {
-      let n = out.shape.count
+    } else if p.activation == .relu {
       try b.device.launch(
         KernelNames.name("relu", out.dtype), count: n,
         arguments: [.pointer(y.pointer), .pointer(y.pointer), .int64(Int64(n)), .double(0)])

@@ -3,9 +3,9 @@ import SegCore
 // MARK: - Reductions, broadcasting and softmax
 
 extension CUDABackend {
-  /// sum over axes, in two passes: chunks of the reduced elements are summed by separate threads
-  /// into a scratch buffer (f32, f64 for f64), then the chunks are added in order. The order never
-  /// depends on timing, so results are the same run after run.
+  /// sum over axes: chunks of the reduced elements are summed by separate threads into a scratch
+  /// buffer (f32, f64 for f64), the chunks' sums again in chunks while many remain, then added in
+  /// order. The order never depends on timing, so results are the same run after run.
   func sum(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let dtype = try floatType(op, x, out)
     guard let p = op as? Sum else { throw TensorError(op: "sum", "the CUDA kernel was given \(type(of: op))") }
@@ -20,23 +20,44 @@ extension CUDABackend {
     let y = try output(out)
     let outCount = kept.count, redCount = reduced.count
     guard outCount > 0 else { return y }
-    // Enough chunks to keep the GPU busy when the output is small (a bias gradient), each of at
-    // least 64 elements.
-    let chunks = max(1, min((redCount + 63) / 64, max(1, 65_536 / outCount)))
+    let partialType: DType = dtype == .f64 ? .f64 : .f32
+    // Chunks of at least 64 elements, enough of them (about a million threads) to keep the loads
+    // in flight when the output is small (a bias gradient).
+    var (partial, rows) = try sumChunks(
+      x[0].pointer, dtype: dtype, into: partialType, outCount: outCount, redCount: redCount, chunkMinimum: 64,
+      kept: kept.dims, keptStrides: kept.strides[0], reduced: reduced.dims, reducedStrides: reduced.strides[0])
+    // The partial sums [rows, outCount] are summed in chunks of 32 rows until few remain, so the
+    // last pass adds at most 32 numbers per output: one thread adding thousands serially would
+    // take longer than the whole first pass.
+    while rows > 32 {
+      (partial, rows) = try sumChunks(
+        partial.pointer, dtype: partialType, into: partialType, outCount: outCount, redCount: rows, chunkMinimum: 32,
+        kept: [outCount], keptStrides: [1], reduced: [rows], reducedStrides: [outCount])
+    }
+    try device.launch(
+      KernelNames.name("sumFinish", dtype), count: outCount,
+      arguments: [.pointer(partial.pointer), .pointer(y.pointer), .int64(Int64(outCount)), .int64(Int64(rows))])
+    return y
+  }
+
+  /// One pass of `sumPartial`: the reduced elements of each output, in chunks of at least
+  /// `chunkMinimum`, summed into a new [chunks, outCount] buffer of `partialType`.
+  private func sumChunks(
+    _ source: UInt64, dtype: DType, into partialType: DType, outCount: Int, redCount: Int, chunkMinimum: Int,
+    kept: [Int], keptStrides: [Int], reduced: [Int], reducedStrides: [Int]
+  ) throws -> (CUDAStorage, rows: Int) {
+    let chunks = max(1, min((redCount + chunkMinimum - 1) / chunkMinimum, max(1, (1 << 20) / outCount)))
     let chunk = max(1, (redCount + chunks - 1) / chunks)
     let used = max(1, (redCount + chunk - 1) / chunk)
-    let partial = try output(TensorType([used * outCount], dtype == .f64 ? .f64 : .f32))
+    let partial = try output(TensorType([used * outCount], partialType))
     try device.launch(
       KernelNames.name("sumPartial", dtype), count: outCount * used,
       arguments: [
-        .pointer(x[0].pointer), .pointer(partial.pointer), .int64(Int64(outCount)), .int64(Int64(used)),
-        .int64(Int64(chunk)), .int64(Int64(redCount)), .dims(kept.dims), .vec(kept.strides[0]),
-        .dims(reduced.dims), .vec(reduced.strides[0]),
+        .pointer(source), .pointer(partial.pointer), .int64(Int64(outCount)), .int64(Int64(used)),
+        .int64(Int64(chunk)), .int64(Int64(redCount)), .dims(kept), .vec(keptStrides),
+        .dims(reduced), .vec(reducedStrides),
       ])
-    try device.launch(
-      KernelNames.name("sumFinish", dtype), count: outCount,
-      arguments: [.pointer(partial.pointer), .pointer(y.pointer), .int64(Int64(outCount)), .int64(Int64(used))])
-    return y
+    return (partial, used)
   }
 
   /// broadcastTo (any dtype): a strided copy that reads the input with stride 0 along broadcast axes.

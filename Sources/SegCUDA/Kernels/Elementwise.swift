@@ -8,7 +8,9 @@ import SegCore
 /// Binary: `<op>_<dtype>(a, b, out, n, dims, strideA, strideB)` writes the n = prod(dims)
 /// row-major output elements; each input is read at sum(coordinate * its stride), so a stride of 0
 /// repeats it along that axis (broadcasting). Unary: `<op>_<dtype>(x, out, n, c)`, where c is the
-/// scalar of addScalar and mulScalar (ignored by the others).
+/// scalar of addScalar and mulScalar (ignored by the others). `biasActivation_<dtype>(y, bias, n,
+/// channels, relu)` is the convolutions' epilogue: y = y + bias (broadcast over the last axis),
+/// then ReLU when relu != 0, in place.
 enum ElementwiseKernels {
   /// Binary op kinds and their functors.
   static let binary: [(OpKind, String)] = [
@@ -29,6 +31,7 @@ enum ElementwiseKernels {
         + unary.map { (kind, op) in
           (KernelNames.name(kind.rawValue, d), "UNARY(\(kind.rawValue), \(op), \(KernelNames.cType(d)), \(d.rawValue))")
         }
+        + [(KernelNames.name("biasActivation", d), "BIAS_ACTIVATION(\(KernelNames.cType(d)), \(d.rawValue))")]
     })
 
   static let body = #"""
@@ -43,13 +46,8 @@ enum ElementwiseKernels {
     template <class T, class Op>
     DEVICE void binary(const T* a, const T* b, T* out, i64 n, const Dims& dims, const Vec& sa, const Vec& sb) {
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        i64 r = i, ia = 0, ib = 0;
-        for (int k = (int)dims.rank - 1; k >= 0; --k) {
-          i64 c = r % dims.v[k];
-          r /= dims.v[k];
-          ia += c * sa.v[k];
-          ib += c * sb.v[k];
-        }
+        i64 ia, ib;
+        offsetsOf(i, dims, sa, sb, ia, ib);
         out[i] = Elem<T>::store(Op::apply(Elem<T>::load(a[ia]), Elem<T>::load(b[ib])));
       }
     }
@@ -77,5 +75,22 @@ enum ElementwiseKernels {
 
     #define UNARY(NAME, OP, T, SUFFIX) \
       KERNEL NAME##_##SUFFIX(const T* x, T* out, i64 n, double c) { unary<T, OP>(x, out, n, c); }
+
+    // A convolution's epilogue, in place over y [rows, channels]: y + bias, then ReLU when `relu`,
+    // rounded once to T (one pass over the output instead of two).
+    template <class T>
+    DEVICE void biasActivation(T* y, const T* bias, i64 n, i64 channels, int relu) {
+      typedef typename Elem<T>::C C;
+      const u32 c32 = divisor32(channels);
+      for (i64 i = gridStart(); i < n; i += gridStep()) {
+        const i64 ch = i < 4294967295LL ? (i64)((u32)i % c32) : i % channels;
+        C v = Elem<T>::load(y[i]) + Elem<T>::load(bias[ch]);
+        if (relu) v = ReluOp::apply(v, C(0));
+        y[i] = Elem<T>::store(v);
+      }
+    }
+
+    #define BIAS_ACTIVATION(T, SUFFIX) \
+      KERNEL biasActivation_##SUFFIX(T* y, const T* bias, i64 n, i64 channels, int relu) { biasActivation<T>(y, bias, n, channels, relu); }
     """#
 }

@@ -30,15 +30,59 @@ enum KernelPrelude {
     DEVICE i64 gridStart() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
     DEVICE i64 gridStep() { return (i64)gridDim.x * blockDim.x; }
 
-    // The offset of row-major element i of `dims` in memory laid out with `strides`.
+    // An extent as a 32-bit divisor: one past any 32-bit index when it does not fit, which divides
+    // such an index the same way (quotient 0, remainder the index).
+    DEVICE u32 divisor32(i64 d) { return d < 4294967295LL ? (u32)d : 4294967295u; }
+
+    // The offset of row-major element i of `dims` in memory laid out with `strides`. A 64-bit
+    // division costs several times a 32-bit one on a GPU and an elementwise kernel is otherwise
+    // only loads and stores, so one axis needs none and indices below 2^32 use 32 bits.
     DEVICE i64 offsetOf(i64 i, const Dims& dims, const Vec& strides) {
+      if (dims.rank == 1) return i * strides.v[0];
       i64 off = 0;
+      if (i < 4294967295LL) {
+        u32 r = (u32)i;
+        for (int k = (int)dims.rank - 1; k >= 0; --k) {
+          const u32 d = divisor32(dims.v[k]);
+          off += (i64)(r % d) * strides.v[k];
+          r /= d;
+        }
+        return off;
+      }
       for (int k = (int)dims.rank - 1; k >= 0; --k) {
         i64 c = i % dims.v[k];
         i /= dims.v[k];
         off += c * strides.v[k];
       }
       return off;
+    }
+
+    // The offsets of row-major element i in two layouts of the same index space (as offsetOf).
+    DEVICE void offsetsOf(i64 i, const Dims& dims, const Vec& sa, const Vec& sb, i64& ia, i64& ib) {
+      ia = 0;
+      ib = 0;
+      if (dims.rank == 1) {
+        ia = i * sa.v[0];
+        ib = i * sb.v[0];
+        return;
+      }
+      if (i < 4294967295LL) {
+        u32 r = (u32)i;
+        for (int k = (int)dims.rank - 1; k >= 0; --k) {
+          const u32 d = divisor32(dims.v[k]);
+          const i64 c = (i64)(r % d);
+          r /= d;
+          ia += c * sa.v[k];
+          ib += c * sb.v[k];
+        }
+        return;
+      }
+      for (int k = (int)dims.rank - 1; k >= 0; --k) {
+        const i64 c = i % dims.v[k];
+        i /= dims.v[k];
+        ia += c * sa.v[k];
+        ib += c * sb.v[k];
+      }
     }
 
     // ---- f16 and bf16 ----

@@ -34,6 +34,19 @@ struct BackendEmulatorTests {
     expectConforms(OpCases.all[c], dtype: dtype, on: try #require(Self.backend))
   }
 
+  /// Long reductions take several partial passes (chunks of chunks); a small output (a bias
+  /// gradient) and a full reduction agree with the reference.
+  @Test func longSumsTakeSeveralPasses() throws {
+    let cuda = try #require(Self.backend)
+    let x = randomHost(t([5_000, 3]), seed: 8)
+    for axes in [[0], [0, 1]] {
+      let a = try sum(Tensor(x, on: cuda), axes: axes).host().doubles
+      let r = try sum(Tensor(x, on: ReferenceBackend.shared), axes: axes).host().doubles
+      let worst = zip(a, r).map { abs($0 - $1) / max(abs($1), 1) }.max() ?? 0
+      #expect(worst < 1e-5, "axes \(axes): \(a) vs \(r)")
+    }
+  }
+
   /// Exact where the reference is exact: masks, casts, argmax, one-hot and pooling pick values.
   @Test func exactOpsAreBitForBit() throws {
     let cuda = try #require(Self.backend)

@@ -151,3 +151,32 @@ struct AdamKernelTests {
     #expect(got[0] == p && got[1] == m && got[2] == v)
   }
 }
+
+// MARK: - Convolution epilogue
+
+@Suite(.enabled(if: HostEmulator.available, "no C++ compiler for the kernel emulator"))
+struct BiasActivationKernelTests {
+  /// y = relu(y + bias[channel]) in place, and y + bias without the ReLU, as the add and relu ops
+  /// compute them one after the other.
+  @Test(arguments: [true, false])
+  func epilogueEqualsAddThenReLU(_ relu: Bool) throws {
+    let emu = try HostEmulator.shared.get()
+    let (rows, channels) = (37, 5)
+    var rng = SeededRandom(seed: 4)
+    let y = rng.doubles(rows * channels).map(Float.init), bias = rng.doubles(channels).map(Float.init)
+    let (py, pb) = (try emu.allocate(y.count * 4), try emu.allocate(channels * 4))
+    defer { [py, pb].forEach { emu.free($0) } }
+    try y.withUnsafeBytes { try emu.upload($0, to: py) }
+    try bias.withUnsafeBytes { try emu.upload($0, to: pb) }
+    try emu.launch(
+      "biasActivation_f32", count: y.count,
+      arguments: [.pointer(py), .pointer(pb), .int64(Int64(y.count)), .int64(Int64(channels)), .int32(relu ? 1 : 0)])
+    var got = [Float](repeating: .nan, count: y.count)
+    try got.withUnsafeMutableBytes { try emu.download(py, into: $0) }
+    let expected = y.indices.map { i -> Float in
+      let v = y[i] + bias[i % channels]
+      return relu ? max(v, 0) : v
+    }
+    #expect(got == expected)
+  }
+}

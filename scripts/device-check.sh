@@ -8,7 +8,7 @@
 #
 # smoke: doctor, a short training run and one benchmark of each mode (about 1 minute).
 # full:  everything, in under 8 minutes on an H100: configurations run in order of importance and
-#        those that would start after UNET_DEVICE_BUDGET seconds (default 330) are skipped and listed.
+#        those that would start after UNET_DEVICE_BUDGET seconds (default 300) are skipped and listed.
 # What comes back from a lent machine is at most 8 files, so $OUT gets: device-check.log (all
 # output), summary.md (the table), check.json (doctor --check) and results.tar.gz (every JSON).
 set -uo pipefail
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 mode="${1:-full}"
 OUT="${OUT:-$PWD/device-out}"
 bundle="${UNET_BUNDLE:-.device/unet-bundle.tar.xz}"
-budget="${UNET_DEVICE_BUDGET:-330}"
+budget="${UNET_DEVICE_BUDGET:-300}"
 root=/tmp/unet-device
 results="$root/results"
 mkdir -p "$OUT" "$root" "$results"

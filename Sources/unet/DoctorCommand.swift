@@ -100,6 +100,19 @@ struct DoctorCommand: ParsableCommand {
     result.training = run
     print(run.text + "\n")
 
+    if let context {
+      // The allocator and staging: chunked round trip, reuse, and an impossible allocation that
+      // must give the out-of-memory error (naming the bytes, suggesting a smaller batch).
+      do {
+        let line = try context.checkMemory()
+        result.memory = line
+        print("Device \(line)\n")
+      } catch {
+        result.errors.append("memory check: \(error)")
+        print("Memory check FAILED: \(error)\n")
+      }
+    }
+
     if let context, !skipCeilings {
       let ceilings = Ceilings.measure(context: context)
       result.ceilings = ceilings
@@ -139,7 +152,9 @@ struct CheckResult: Encodable {
   var conformance: ConformanceReport?
   var training: TrainingReport?
   var ceilings: Ceilings?
-  /// What stopped the checks early.
+  /// The device memory check's summary (GPU only).
+  var memory: String?
+  /// What stopped the checks early, or failed outside the tables.
   var errors: [String] = []
 
   init(doctor report: DoctorReport, device: String) {
@@ -153,7 +168,7 @@ struct CheckResult: Encodable {
     errors.isEmpty && (conformance?.passed ?? false) && (training?.passed ?? false) && (ceilings?.errors.isEmpty ?? true)
   }
 
-  enum CodingKeys: String, CodingKey { case doctor, usable, device, conformance, training, ceilings, errors, passed }
+  enum CodingKeys: String, CodingKey { case doctor, usable, device, conformance, training, memory, ceilings, errors, passed }
 
   func encode(to encoder: Encoder) throws {
     var c = encoder.container(keyedBy: CodingKeys.self)
@@ -162,6 +177,7 @@ struct CheckResult: Encodable {
     try c.encode(device, forKey: .device)
     try c.encodeIfPresent(conformance, forKey: .conformance)
     try c.encodeIfPresent(training, forKey: .training)
+    try c.encodeIfPresent(memory, forKey: .memory)
     try c.encodeIfPresent(ceilings, forKey: .ceilings)
     try c.encode(errors, forKey: .errors)
     try c.encode(passed, forKey: .passed)

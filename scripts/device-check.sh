@@ -32,6 +32,8 @@ fi
 xz -dc "$bundle" | tar -C "$root" -xf -
 export LD_LIBRARY_PATH="$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONUNBUFFERED=1
+# The commit the bundle was built from, not this copy's HEAD, goes into our benchmark JSON.
+[ -f "$root/COMMIT" ] && export UNET_GIT_COMMIT="$(cat "$root/COMMIT")"
 unet="$root/bin/unet"
 started=$(date +%s)
 

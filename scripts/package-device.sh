@@ -2,7 +2,7 @@
 # Builds what scripts/device-check.sh runs on a GPU machine that has no Swift toolchain: a release
 # `unet` with the Swift runtime linked in statically, stripped, plus the shared libraries it loads
 # that such a machine may lack (oneDNN, libtiff, libpng and theirs), all in one xz archive:
-#   .device/unet-bundle.tar.xz   (bin/unet, lib/*.so*)
+#   .device/unet-bundle.tar.xz   (bin/unet, lib/*.so*, COMMIT: the commit it was built from)
 # The archive stays under the 64 MiB that travels to the lent machine (about 25 MB today).
 # Usage: bash scripts/package-device.sh [OUTPUT_DIR]   (default .device, ignored by git)
 set -euo pipefail
@@ -26,5 +26,9 @@ ldd "$binary" | awk '/=>/ { print $1, $3 }' | while read -r name path; do
   cp -L "$path" "$stage/lib/$name"
 done
 
-tar -C "$stage" -cf - bin lib | xz -T0 -6 > "$out/unet-bundle.tar.xz"
+# The commit the binary is built from ("+dirty" with uncommitted changes), for its benchmark JSON.
+commit="$(git rev-parse HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo +dirty)"
+echo "$commit" > "$stage/COMMIT"
+
+tar -C "$stage" -cf - bin lib COMMIT | xz -T0 -6 > "$out/unet-bundle.tar.xz"
 echo "package-device: $out/unet-bundle.tar.xz ($(du -h "$out/unet-bundle.tar.xz" | cut -f1)): $(ls "$stage/lib" | tr '\n' ' ')"

@@ -270,7 +270,10 @@ public enum Benchmark {
   }
 
   /// `git rev-parse HEAD` in the working directory, or "unknown".
+  /// The commit the results belong to: UNET_GIT_COMMIT when set (a bundle built elsewhere records
+  /// the commit it was built from), else the working directory's `git rev-parse HEAD`.
   static func gitCommit() -> String {
+    if let commit = ProcessInfo.processInfo.environment["UNET_GIT_COMMIT"], !commit.isEmpty { return commit }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["git", "rev-parse", "HEAD"]

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""The reference U-Net (NVIDIA UNet_Medical, REFERENCE.md) in PyTorch, timed as `unet benchmark`
+times ours: training steps (forward, cross-entropy + soft Dice, gradients, Adam with L2 5e-4) or
+inference steps (forward + softmax, copied to the host) on one random batch, the first
+--warmup-steps of --max-steps untimed. Writes the same JSON keys as ours (bench/common.py).
+
+  python3 bench/torch_unet.py --mode train|predict --batch-size N --input-size 572 \
+      --warmup-steps W --max-steps S --device cpu|cuda --precision fp32|tf32|fp16|bf16 \
+      [--compile] [--channels-last] [--threads T] --output FILE.json
+
+fp32 turns TF32 off on CUDA, tf32 on; fp16 is autocast(float16) with a GradScaler (initial scale
+2**15, x2 after 2000 finite steps, as the reference); bf16 is autocast(bfloat16) without scaler.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def build(torch):
+    """The model class, made after torch is imported (the threads must be set first)."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class UpConv(nn.Module):
+        """Transposed conv k x k, stride 2, TensorFlow 'same' ([N,C,H,W] -> [N,C',2H,2W]), ReLU.
+
+        TF pads 'same' for k=3, s=2 by 0 before and 1 after, so its output is the first 2H rows and
+        columns of the unpadded transposed conv's (2H+1); PyTorch's padding=1, output_padding=1
+        would shift the taps by one pixel."""
+
+        def __init__(self, cin, cout, k):
+            super().__init__()
+            self.conv = nn.ConvTranspose2d(cin, cout, k, stride=2)
+
+        def forward(self, x):
+            h, w = x.shape[-2:]
+            return F.relu(self.conv(x)[..., : 2 * h, : 2 * w])
+
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3), nn.ReLU(inplace=True))
+
+    def crop(t, side):
+        off = (t.shape[-1] - side) // 2
+        return t[..., off: off + side, off: off + side]
+
+    class UNet(nn.Module):
+        """Input [N,1,S,S] -> logits [N,2,S',S'] (NCHW; channels-last is a memory format only)."""
+
+        def __init__(self):
+            super().__init__()
+            f = common.filters
+            self.encoder = nn.ModuleList(
+                [block(common.INPUT_CHANNELS if level == 0 else f(level - 1), f(level)) for level in range(common.DEPTH)])
+            self.bottleneck = block(f(common.DEPTH - 1), f(common.DEPTH))
+            self.dropout = nn.Dropout(common.DROPOUT)
+            levels = list(reversed(range(common.DEPTH)))
+            self.upconvs = nn.ModuleList([UpConv(f(level + 1), f(level), common.UPCONV_KERNEL) for level in levels])
+            self.decoder = nn.ModuleList([block(2 * f(level), f(level)) for level in levels])
+            self.head = nn.Conv2d(f(0), common.CLASSES, 1)
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.xavier_uniform_(m.weight)  # Glorot uniform, as Keras
+                    nn.init.zeros_(m.bias)
+
+        def forward(self, x):
+            skips = []
+            for enc in self.encoder:
+                x = enc(x)
+                skips.append(x)
+                x = F.max_pool2d(x, 2)
+            x = self.dropout(self.bottleneck(x))
+            for up, dec, skip in zip(self.upconvs, self.decoder, reversed(skips)):
+                x = up(x)
+                x = dec(torch.cat([x, crop(skip, x.shape[-1])], dim=1))
+            return self.head(x)
+
+    def loss_fn(logits, onehot):
+        """Mean softmax cross-entropy + (1 - soft Dice per image and class), in fp32."""
+        logp = F.log_softmax(logits.float(), dim=1)
+        ce = -(onehot * logp).sum(dim=1).mean()
+        p = logp.exp()
+        inter = (p * onehot).sum(dim=(2, 3))
+        denom = (p * p + onehot * onehot).sum(dim=(2, 3))
+        dice = ((2 * inter + common.DICE_SMOOTHING) / (denom + common.DICE_SMOOTHING)).mean()
+        return ce + (1 - dice)
+
+    return UNet, loss_fn
+
+
+def main():
+    p = common.parser("PyTorch", ["fp32", "tf32", "fp16", "bf16"], ["cpu", "cuda"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model, the loss and the optimizer step")
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode (default, reduce-overhead, max-autotune)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the model and the batch")
+    args = p.parse_args()
+    common.check_args(p, args)
+    common.set_thread_environment(args.threads)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cuda = args.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        common.fail("--device cuda: torch.cuda.is_available() is False (a CPU wheel, or no GPU)")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        tf32 = args.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+
+    UNet, loss_fn = build(torch)
+    model = UNet()
+    count = sum(p.numel() for p in model.parameters())
+    assert count == common.PARAMETERS, f"the model has {count} parameters, the reference {common.PARAMETERS}"
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format)
+
+    # One random batch, made once so that no data pipeline is timed: images in [0, 1), one-hot labels.
+    n, s = args.batch_size, args.input_size
+    out = common.geometry(s)[2]
+    g = torch.Generator().manual_seed(args.seed)
+    images = torch.rand(n, common.INPUT_CHANNELS, s, s, generator=g).to(device=device, memory_format=memory_format)
+    labels = torch.randint(0, common.CLASSES, (n, out, out), generator=g)
+    onehot = torch.nn.functional.one_hot(labels, common.CLASSES).permute(0, 3, 1, 2).float().contiguous().to(device)
+
+    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
+
+    def autocast():
+        return torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    def forward_loss(x, t):
+        with autocast():
+            return loss_fn(model(x), t)
+
+    def predict(x):
+        with autocast():
+            return torch.softmax(model(x).float(), dim=1)
+
+    fwd_loss, fwd_predict = forward_loss, predict
+    if args.compile:
+        fwd_loss = torch.compile(forward_loss, mode=args.compile_mode)
+        fwd_predict = torch.compile(predict, mode=args.compile_mode)
+
+    if args.mode == "train":
+        model.train()
+        # L2 weight decay added to the gradient (not decoupled): the reference's loss term's gradient.
+        opt = torch.optim.Adam(model.parameters(), lr=common.LEARNING_RATE, betas=(0.9, 0.999),
+                               eps=common.ADAM_EPSILON, weight_decay=common.WEIGHT_DECAY)
+        scaler = torch.amp.GradScaler(device.type, init_scale=2.0**15, growth_interval=2000) if args.precision == "fp16" else None
+        opt_step = torch.compile(opt.step, mode=args.compile_mode) if args.compile and scaler is None else opt.step
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = fwd_loss(images, onehot)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt_step()
+            return loss.item()  # to the host, as ours reads the loss of every step
+    else:
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                return fwd_predict(images).cpu()
+
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(args.warmup_steps):
+        step()
+    sync()
+    seconds = []
+    for _ in range(args.max_steps - args.warmup_steps):
+        start = time.perf_counter()
+        step()
+        sync()
+        seconds.append(time.perf_counter() - start)
+
+    device_name = torch.cuda.get_device_name(device) if cuda else common.cpu_name()
+    config = common.base_config(args, "pytorch", torch.__version__, device_name, args.compile, args.channels_last, count)
+    config["onednn"] = onednn_version(torch)
+    if cuda:
+        config["cuda"] = torch.version.cuda
+        config["cudnn"] = torch.backends.cudnn.version()
+    peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+    flops = common.flops_per_step(args.mode, s, n)
+    common.finish(args, common.result(seconds, flops, n, peak_device, config))
+
+
+def onednn_version(torch):
+    """The oneDNN version torch was built with ("3.12.0"), from its build config; None if not found."""
+    import re
+
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            m = re.search(r"v(\d+(?:\.\d+)+)", line)
+            if m:
+                return m.group(1)
+    return None
+
+if __name__ == "__main__":
+    main()

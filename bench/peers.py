@@ -51,8 +51,8 @@ DEFAULT_CONTESTANTS = ["ours", "torch", "torch-compile", "tf", "tf-jit"]
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="validation run: tile 188, 1 warm-up + 2 timed steps, 1 round (numbers not comparable to 572)")
-    p.add_argument("--rounds", type=int, help="rounds over all contestants (2; 1 with --quick)")
+                   help="validation run: tile 188, 1 warm-up + 2 timed steps, 2 rounds (numbers not comparable to 572)")
+    p.add_argument("--rounds", type=int, help="rounds over all contestants (2)")
     p.add_argument("--input-size", type=int, help="tile side (572; 188 with --quick)")
     p.add_argument("--train-steps", type=int, help="training steps per run, the warm-up included (4; 3 with --quick)")
     p.add_argument("--train-warmup", type=int, default=1, help="untimed training steps per run (1)")
@@ -71,7 +71,7 @@ def parse():
     p.add_argument("--timeout", type=int, default=3600, help="seconds one run may take before it counts as failed")
     p.add_argument("--write-md", action="store_true", help="rewrite the run's section of BENCHMARKS.md")
     a = p.parse_args()
-    a.rounds = a.rounds or (1 if a.quick else 2)
+    a.rounds = a.rounds or 2
     a.input_size = a.input_size or (188 if a.quick else 572)
     a.train_steps = a.train_steps or (3 if a.quick else 4)
     a.predict_steps = a.predict_steps or (3 if a.quick else 5)

@@ -8,7 +8,7 @@ measures the machine's sgemm ceiling (numpy float32 4096^3) and reports each con
   python3 bench/peers.py [--quick] [--rounds R] [--threads T] [--write-md]
 
 Not part of CI: it makes a virtual environment outside the repository (torch, tensorflow-cpu, numpy;
-several GB) and takes about 25 minutes on a 2-core machine (--quick: a few, at a small tile).
+several GB) and takes 25 to 35 minutes on a quiet 2-core machine (--quick: about 6, at tile 188).
 Raw JSON and logs go to --results (default ~/.cache/unetseg/bench-results/<UTC time>/); --write-md
 rewrites the matching section of BENCHMARKS.md with the table, date, commit, machine and command.
 Standard library only: it runs with any python3 >= 3.9.

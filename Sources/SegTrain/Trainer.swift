@@ -96,7 +96,7 @@ public final class Trainer {
     // unscaling, so that it is never scaled.
     let (penalty, grads) = try withoutGradients {
       (try l2Penalty(weights, weightDecay: options.weightDecay).item(),
-       try zip(dataGradients, weights).map { try $0 * (1 / scale) + $1 * options.weightDecay })
+       try zip(dataGradients, weights).map { g, w in try (scale == 1 ? g : g * (1 / scale)) + w * options.weightDecay })
     }
     try optimizer.update(params, gradients: grads)
     let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()

@@ -33,7 +33,7 @@ struct DoctorCommand: ParsableCommand {
   @Option(help: "With --check: write the whole report as JSON to this file.")
   var output: String?
 
-  @Flag(help: "With --check: judge f32 convolutions by TF32's tolerance (for convolutions on TF32 Tensor Cores).")
+  @Flag(help: "With --check: run f32 convolutions on TF32 Tensor Cores (as --precision tf32) and judge them by TF32's tolerance.")
   var tf32 = false
 
   @Option(help: .hidden)
@@ -85,7 +85,7 @@ struct DoctorCommand: ParsableCommand {
       options.dtypes = [.f32]
     case .cuda(let n):
       guard report.usable else { throw CUDAError(.noDevice, "no usable GPU (see above): nothing to check") }
-      let gpu = try CUDABackend.gpu(ordinal: n)
+      let gpu = try CUDABackend.gpu(ordinal: n, tensorFloat32: tf32)
       (candidate, baseline) = (gpu, CPUBackend.shared)
       context = (gpu.device as? GPUKernelDevice)?.context
     case .reference:

@@ -31,7 +31,10 @@ final class HostBuffer {
 enum BufferPool {
   /// Smaller buffers come cheaply from malloc's own free lists.
   static let minimumBytes = 1 << 20
-  nonisolated(unsafe) private static var limit = 1 << 30
+  /// 1 GiB, or UNET_CPU_BUFFER_POOL_MB: measured on the 572x572 training step (2 cores), 0 keeps
+  /// the peak RSS about 950 MB lower and makes the step about 10% slower.
+  nonisolated(unsafe) private static var limit =
+    (Int(ProcessInfo.processInfo.environment["UNET_CPU_BUFFER_POOL_MB"] ?? "").map { max($0, 0) << 20 }) ?? (1 << 30)
   nonisolated(unsafe) private static var free: [Int: [UnsafeMutableRawPointer]] = [:]
   nonisolated(unsafe) private static var held = 0
   private static let lock = Lock()

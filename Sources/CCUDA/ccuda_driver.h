@@ -144,9 +144,4 @@ typedef ccuda_CUresult (*ccuda_cuMemHostAlloc_fn)(void **pp, size_t bytesize, un
 typedef ccuda_CUresult (*ccuda_cuMemFreeHost_fn)(void *p);
 typedef ccuda_CUresult (*ccuda_cuEventQuery_fn)(ccuda_CUevent hEvent);
 
-/* MARK: - Ceilings (unet doctor --check): page-locking host memory for the copy bandwidth */
-
-typedef ccuda_CUresult (*ccuda_cuMemHostRegister_fn)(void *p, size_t bytesize, unsigned int Flags);
-typedef ccuda_CUresult (*ccuda_cuMemHostUnregister_fn)(void *p);
-
 #endif

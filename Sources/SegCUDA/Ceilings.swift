@@ -78,12 +78,12 @@ public struct Ceilings: Codable, Sendable {
     let ms = try Self.time(context, repeats: repeats) { try context.copy(from: a, to: b, bytes: bytes) }
     copies.append(Copy(direction: "DtoD", bytes: bytes, milliseconds: ms, gigabytesPerSecond: Double(bytes) / ms / 1e6))
 
-    // Page-locked host memory: what the DMA engines run at (pageable memory goes through a bounce buffer).
-    let host = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
-    defer { host.deallocate() }
+    // Page-locked host memory, from the same allocator as the staging buffers: what the DMA
+    // engines run at (pageable memory goes through a bounce buffer).
+    let pinned = context.staging.host
+    let host = try pinned.allocateHost(bytes)
+    defer { pinned.freeHost(host) }
     host.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
-    try context.current { try api.check(api.cuMemHostRegister(host, bytes, 0), "cuMemHostRegister(\(bytes) bytes)") }
-    defer { _ = try? context.current { api.cuMemHostUnregister(host) } }
     let stream = context.stream
     let up = try Self.time(context, repeats: repeats) {
       try api.check(api.cuMemcpyHtoDAsync(a, host, bytes, stream), "cuMemcpyHtoDAsync")

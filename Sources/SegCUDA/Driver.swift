@@ -147,56 +147,63 @@ public final class CUDAContext: @unchecked Sendable {
   /// copy is made from the host bytes and waited for.
   public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws {
     guard bytes.count > 0, let base = bytes.baseAddress else { return }
-    var offset = 0
-    while offset < bytes.count {
-      let n = min(staging.chunkBytes, bytes.count - offset)
-      let destination = pointer + UInt64(offset)
-      guard let buffer = try? staging.acquire(n) else {
-        try current {
-          try api.check(api.cuMemcpyHtoDAsync(destination, base + offset, n, stream), "cuMemcpyHtoDAsync")
-          try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+    try inChunks(
+      bytes.count,
+      direct: { offset, n in
+        try api.check(api.cuMemcpyHtoDAsync(pointer + UInt64(offset), base + offset, n, stream), "cuMemcpyHtoDAsync")
+      },
+      staged: { offset, n, buffer in
+        buffer.pointer.copyMemory(from: base + offset, byteCount: n)
+        do {
+          try current {
+            try api.check(api.cuMemcpyHtoDAsync(pointer + UInt64(offset), buffer.pointer, n, stream), "cuMemcpyHtoDAsync")
+          }
+        } catch {
+          try? staging.release(buffer, copyQueued: false)
+          throw error
         }
-        offset += n
-        continue
-      }
-      buffer.pointer.copyMemory(from: base + offset, byteCount: n)
-      do {
-        try current {
-          try api.check(api.cuMemcpyHtoDAsync(destination, buffer.pointer, n, stream), "cuMemcpyHtoDAsync")
-        }
-      } catch {
-        try? staging.release(buffer, copyQueued: false)
-        throw error
-      }
-      try staging.release(buffer, copyQueued: true)
-      offset += n
-    }
+        try staging.release(buffer, copyQueued: true)
+      })
   }
 
   /// Copies device bytes to the host after the queued work, through a pinned staging buffer, and
   /// waits.
   public func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
     guard bytes.count > 0, let base = bytes.baseAddress else { return }
-    var offset = 0
-    while offset < bytes.count {
-      let n = min(staging.chunkBytes, bytes.count - offset)
-      let source = pointer + UInt64(offset)
-      guard let buffer = try? staging.acquire(n) else {
+    try inChunks(
+      bytes.count,
+      direct: { offset, n in
+        try api.check(api.cuMemcpyDtoHAsync(base + offset, pointer + UInt64(offset), n, stream), "cuMemcpyDtoHAsync")
+      },
+      staged: { offset, n, buffer in
+        var done = false
+        defer { try? staging.release(buffer, copyQueued: !done) }
         try current {
-          try api.check(api.cuMemcpyDtoHAsync(base + offset, source, n, stream), "cuMemcpyDtoHAsync")
+          try api.check(api.cuMemcpyDtoHAsync(buffer.pointer, pointer + UInt64(offset), n, stream), "cuMemcpyDtoHAsync")
           try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
         }
-        offset += n
-        continue
+        done = true
+        (base + offset).copyMemory(from: buffer.pointer, byteCount: n)
+      })
+  }
+
+  /// Splits a host-device copy of `count` bytes into staging-sized chunks: `staged(offset, n,
+  /// buffer)` with a pinned buffer of the pool, or, where page-locked memory cannot be had,
+  /// `direct(offset, n)` with the context current, then waited for.
+  private func inChunks(
+    _ count: Int, direct: (Int, Int) throws -> Void, staged: (Int, Int, PinnedStagingPool.Buffer) throws -> Void
+  ) throws {
+    var offset = 0
+    while offset < count {
+      let n = min(staging.chunkBytes, count - offset)
+      if let buffer = try? staging.acquire(n) {
+        try staged(offset, n, buffer)
+      } else {
+        try current {
+          try direct(offset, n)
+          try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        }
       }
-      var done = false
-      defer { try? staging.release(buffer, copyQueued: !done) }
-      try current {
-        try api.check(api.cuMemcpyDtoHAsync(buffer.pointer, source, n, stream), "cuMemcpyDtoHAsync")
-        try api.check(api.cuStreamSynchronize(stream), "cuStreamSynchronize")
-      }
-      done = true
-      (base + offset).copyMemory(from: buffer.pointer, byteCount: n)
       offset += n
     }
   }

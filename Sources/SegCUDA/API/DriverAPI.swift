@@ -47,9 +47,6 @@ public struct DriverAPI: @unchecked Sendable {
   let cuMemHostAlloc: ccuda_cuMemHostAlloc_fn
   let cuMemFreeHost: ccuda_cuMemFreeHost_fn
   let cuEventQuery: ccuda_cuEventQuery_fn
-  // Ceilings (unet doctor --check): page-locked host memory for the copy bandwidth.
-  let cuMemHostRegister: ccuda_cuMemHostRegister_fn
-  let cuMemHostUnregister: ccuda_cuMemHostUnregister_fn
 
   /// The library the table came from (nil for a recorded table in tests).
   public let library: SharedLibrary?
@@ -98,9 +95,6 @@ public struct DriverAPI: @unchecked Sendable {
     cuMemHostAlloc = try s.load("cuMemHostAlloc")
     cuMemFreeHost = try s.load("cuMemFreeHost")
     cuEventQuery = try s.load("cuEventQuery")
-    // Ceilings (unet doctor --check).
-    cuMemHostRegister = try s.load("cuMemHostRegister", symbols: ["cuMemHostRegister_v2"])
-    cuMemHostUnregister = try s.load("cuMemHostUnregister")
   }
 
   /// The table from libcuda.so.1 found by `loader`.

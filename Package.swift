@@ -23,10 +23,12 @@ let package = Package(
     .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
     // Our own declarations of the CUDA entry points, filled by dlsym: nothing CUDA is needed to build.
     .systemLibrary(name: "CCUDA", path: "Sources/CCUDA"),
+    // mremap(2), which Swift cannot call directly (variadic).
+    .systemLibrary(name: "CHostMemory", path: "Sources/CHostMemory"),
 
     // MARK: - Library
     .target(name: "SegCore"),
-    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL"]),
+    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL", "CHostMemory"]),
     .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),

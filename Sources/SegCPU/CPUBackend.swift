@@ -19,9 +19,19 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// Bytes of freed large buffers the backend keeps for reuse (default 1 GiB): a training step
   /// asks for the same sizes every step, and reusing them avoids faulting in fresh pages.
   public var recycledBufferLimit: Int {
-    get { BufferPool.limitBytes }
-    set { BufferPool.limitBytes = newValue }
+    get { HostMemory.shared.keepLimitBytes }
+    set { HostMemory.shared.keepLimitBytes = newValue }
   }
+
+  /// The most bytes its buffers held at once since `resetPeakMemory()`: tensors, oneDNN
+  /// scratchpads, and freed buffers kept for reuse.
+  public var peakMemoryBytes: Int? { HostMemory.shared.peakBytes }
+
+  /// Bytes in buffers in use now (tensors and scratchpads; not the kept freed ones).
+  public var memoryInUseBytes: Int { HostMemory.shared.liveBytes }
+
+  /// Starts a new peak from what the buffers hold now.
+  public func resetPeakMemory() { HostMemory.shared.resetPeak() }
 
   // MARK: Transfers
 

@@ -9,8 +9,12 @@ public final class Node: @unchecked Sendable {
   public let id: Int
   /// The op that made this node; nil for a leaf (a constant, a parameter, an input).
   public let op: (any Primitive)?
-  /// The inputs, or empty when made while gradients were not being recorded.
-  public let inputs: [Node]
+  /// The inputs, or empty when made while gradients were not being recorded or once a gradient
+  /// walk has consumed the node.
+  public private(set) var inputs: [Node]
+  /// True once `gradients(of:wrt:)` has walked past this node without `keepGraph` and let go of its
+  /// inputs, so that their values could be freed; gradients cannot flow through it again.
+  public private(set) var isConsumed = false
   public let type: TensorType
   public let backend: any Backend
   /// The value, in the backend's own buffer.
@@ -23,6 +27,13 @@ public final class Node: @unchecked Sendable {
     self.type = type
     self.backend = backend
     self.storage = storage
+  }
+
+  /// Lets go of the inputs (the gradient walk is past this node).
+  func consume() {
+    guard !inputs.isEmpty else { return }
+    inputs = []
+    isConsumed = true
   }
 }
 

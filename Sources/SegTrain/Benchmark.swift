@@ -83,7 +83,8 @@ public struct BenchmarkResult: Encodable, Sendable {
   /// FLOPs of one step (2 x MACs of every conv, x3 when training) for the whole batch.
   public let flopsPerStep: Double
   public let peakRSSMB: Double
-  /// Peak device memory of the timed steps in MiB (tensors and workspaces); nil on host backends.
+  /// Peak memory of the backend's buffers over the timed steps in MiB (tensors, workspaces and, on
+  /// the CPU, freed buffers kept for reuse); nil where the backend does not count it.
   public let peakDeviceMB: Double?
   public let config: Environment
 
@@ -147,7 +148,7 @@ public struct BenchmarkResult: Encodable, Sendable {
                                       latencyMS(percentile: 95), latencyMS(percentile: 99))),
       ("compute", String(format: "%.2f GFLOP/s (%.4g GFLOP per step)", gflopsPerSecond, flopsPerStep / 1e9)),
       ("peak RSS", String(format: "%.0f MB", peakRSSMB)),
-    ] + (peakDeviceMB.map { [("peak device memory", String(format: "%.0f MiB", $0))] } ?? [])
+    ] + (peakDeviceMB.map { [("peak tensor memory", String(format: "%.0f MiB", $0))] } ?? [])
     return rows.map { $0.0.padding(toLength: 22, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
   }
 

@@ -30,22 +30,6 @@ import Testing
     expectClose(y, try HostTensor(shape: [1, 4, 4, 8], floats: expected), "1x1 conv")
   }
 
-  /// Freed large buffers come back for the same size, zeroed when asked (oneDNN reads the zero
-  /// padding of blocked layouts).
-  @Test func largeBuffersAreRecycled() {
-    let size = 3 << 20 + 64  // a size no other test uses
-    var first: UnsafeMutableRawPointer?
-    do {
-      let b = HostBuffer(byteCount: size)
-      memset(b.pointer, 0x5A, size)
-      first = b.pointer
-    }
-    let again = HostBuffer(byteCount: size, zeroed: true)
-    #expect(again.pointer == first)
-    let bytes = UnsafeBufferPointer(start: again.pointer.assumingMemoryBound(to: UInt8.self), count: size)
-    #expect(bytes.allSatisfy { $0 == 0 })
-  }
-
   @Test func foreignBuffersAreRejected() throws {
     let ref = try Tensor(shape: [2], floats: [1, 2], on: ReferenceBackend.shared)
     #expect { try CPUBackend.shared.download(ref.node.storage, type: ref.type) } throws: {

@@ -2,14 +2,18 @@
 
 /// Gradients of `output` with respect to each of `targets`, by walking the graph backward and
 /// applying each op's VJP. `seed` is the cotangent of `output` (default: ones, for a scalar loss).
-/// A target that `output` does not depend on gets zeros. With `keepGraph` the gradient nodes record
-/// their inputs, so that gradients of gradients can be taken; otherwise they do not, which saves
-/// memory.
+/// A target that `output` does not depend on gets zeros.
+///
+/// Without `keepGraph` the walk consumes the graph as it goes, as a training step wants: each node
+/// lets go of its inputs once its VJP has run, so every value that no later VJP reads is freed
+/// (unless the caller holds it), and the gradient nodes record nothing. A second call through a
+/// consumed node throws. With `keepGraph` the graph stays whole and the gradient nodes record
+/// their inputs, so that gradients can be taken again, or of the gradients.
 public func gradients(
   of output: Tensor, wrt targets: [Tensor], seed: Tensor? = nil, keepGraph: Bool = false
 ) throws -> [Tensor] {
-  if keepGraph { return try backward(output, targets, seed) }
-  return try withoutGradients { try backward(output, targets, seed) }
+  if keepGraph { return try backward(output, targets, seed, consume: false) }
+  return try withoutGradients { try backward(output, targets, seed, consume: true) }
 }
 
 /// The value of `f` at `xs` and its gradients with respect to each of `xs`; `f` must return a
@@ -23,7 +27,7 @@ public func valueAndGradients(
 
 // MARK: - The walk
 
-private func backward(_ output: Tensor, _ targets: [Tensor], _ seed: Tensor?) throws -> [Tensor] {
+private func backward(_ output: Tensor, _ targets: [Tensor], _ seed: Tensor?, consume: Bool) throws -> [Tensor] {
   let cotangentSeed: Tensor
   if let seed {
     guard seed.type == output.type, seed.backend === output.backend else {
@@ -37,42 +41,53 @@ private func backward(_ output: Tensor, _ targets: [Tensor], _ seed: Tensor?) th
     cotangentSeed = try Tensor(repeating: 1, shape: output.shape, dtype: output.dtype, on: output.backend)
   }
 
-  // Every node the output depends on, consumers before producers (ids are a topological order).
-  var reachable: [ObjectIdentifier: Node] = [:]
-  var stack = [output.node]
-  while let n = stack.popLast() {
-    guard reachable.updateValue(n, forKey: ObjectIdentifier(n)) == nil else { continue }
-    stack.append(contentsOf: n.inputs)
+  // Every node the output depends on, producers first (ids are a topological order).
+  var pending = reachableNodes(from: output.node).sorted { $0.id < $1.id }
+  if let used = pending.first(where: \.isConsumed) {
+    throw TensorError(
+      op: "gradients", operands: [output.type],
+      "the graph through \(used.op?.description ?? "a leaf") was consumed by an earlier gradients(of:wrt:) call; pass keepGraph: true to that call to take gradients through it again")
   }
-  let order = reachable.values.sorted { $0.id > $1.id }
 
   // Only nodes through which some target is reached need cotangents.
-  let targetIDs = Set(targets.map { ObjectIdentifier($0.node) })
-  var leads = Set<ObjectIdentifier>()
-  for n in order.reversed() {
-    let id = ObjectIdentifier(n)
-    if targetIDs.contains(id) || n.inputs.contains(where: { leads.contains(ObjectIdentifier($0)) }) {
-      leads.insert(id)
-    }
+  let targetIDs = Set(targets.map(\.node.id))
+  var leads = Set<Int>()
+  for n in pending where targetIDs.contains(n.id) || n.inputs.contains(where: { leads.contains($0.id) }) {
+    leads.insert(n.id)
   }
 
-  var cotangents: [ObjectIdentifier: Tensor] = [ObjectIdentifier(output.node): cotangentSeed]
-  for n in order {
-    let id = ObjectIdentifier(n)
-    guard leads.contains(id), let op = n.op, !n.inputs.isEmpty, let g = cotangents[id] else { continue }
+  var cotangents: [Int: Tensor] = [output.node.id: cotangentSeed]
+  // Consumers before producers; popping, so that a consumed node is referenced by nothing here
+  // once its turn is over.
+  while let n = pending.popLast() {
+    defer { if consume { n.consume() } }
+    guard leads.contains(n.id), let op = n.op, !n.inputs.isEmpty, let g = cotangents[n.id] else { continue }
     let inputs = n.inputs.map(Tensor.init(node:))
     let inputGrads = try op.vjp(inputs, output: Tensor(node: n), cotangent: g)
     precondition(inputGrads.count == inputs.count, "\(op): vjp returned \(inputGrads.count) cotangents for \(inputs.count) inputs")
     for (input, grad) in zip(inputs, inputGrads) {
-      let inID = ObjectIdentifier(input.node)
+      let inID = input.node.id
       guard let grad, leads.contains(inID) else { continue }
       precondition(grad.type == input.type, "\(op): vjp gave \(grad.type) for an input of \(input.type)")
       cotangents[inID] = try cotangents[inID].map { try $0 + grad } ?? grad
     }
-    if !targetIDs.contains(id) { cotangents[id] = nil }
+    if !targetIDs.contains(n.id) { cotangents[n.id] = nil }
   }
 
   return try targets.map {
-    try cotangents[ObjectIdentifier($0.node)] ?? Tensor(repeating: 0, shape: $0.shape, dtype: $0.dtype, on: $0.backend)
+    try cotangents[$0.node.id] ?? Tensor(repeating: 0, shape: $0.shape, dtype: $0.dtype, on: $0.backend)
   }
+}
+
+/// Every node `root` depends on, itself included.
+private func reachableNodes(from root: Node) -> [Node] {
+  var seen = Set<ObjectIdentifier>()
+  var nodes: [Node] = []
+  var stack = [root]
+  while let n = stack.popLast() {
+    guard seen.insert(ObjectIdentifier(n)).inserted else { continue }
+    nodes.append(n)
+    stack.append(contentsOf: n.inputs)
+  }
+  return nodes
 }

@@ -31,8 +31,8 @@ public protocol Backend: AnyObject {
   func kernel(for kind: OpKind) -> Kernel?
   /// What it runs on, for reports, e.g. "NVIDIA H100 80GB HBM3 (sm_90)"; `name` by default.
   var deviceDescription: String { get }
-  /// The most bytes of device memory its tensors held at once since `resetPeakMemory()`; nil for
-  /// backends in host memory (the process's peak RSS tells theirs).
+  /// The most bytes of memory its tensors held at once since `resetPeakMemory()`; nil for a
+  /// backend that does not count them (the process's peak RSS tells its host memory).
   var peakMemoryBytes: Int? { get }
   /// Starts a new peak of `peakMemoryBytes`.
   func resetPeakMemory()

@@ -45,4 +45,26 @@ import Testing
     #expect(layout(r) == layout(c1), "relu changed its input's layout")
     #expect(layout(c1) != nil, "the conv output is row-major")
   }
+
+  /// A large tensor's copy in another layout serves the op that asked and is not kept (it would
+  /// live as long as the graph); a small tensor's is kept.
+  @Test func onlySmallTensorsKeepTheirConversions() throws {
+    let backend = CPUBackend.shared
+    func blocked(_ channels: Int, _ side: Int) throws -> (Tensor, CPUStorage) {
+      let x = try Tensor(randomHost(TensorType([1, side, side, 16], .f32), seed: 5), on: backend)
+      let w = try Tensor(randomHost(TensorType([1, 1, 16, channels], .f32), seed: 6), on: backend)
+      let y = try conv2d(x, w)
+      return (y, try #require(y.node.storage as? CPUStorage))
+    }
+    let (large, largeStorage) = try blocked(16, 128)  // 1 MiB
+    try #require(largeStorage.blockedLayout(.activation) != nil, "the conv output should be blocked")
+    let first = try large.floats()
+    #expect(!largeStorage.hasRowMajorElements)
+    #expect(try large.floats() == first)
+
+    let (small, smallStorage) = try blocked(16, 8)
+    try #require(smallStorage.blockedLayout(.activation) != nil, "the conv output should be blocked")
+    _ = try small.floats()
+    #expect(smallStorage.hasRowMajorElements)
+  }
 }

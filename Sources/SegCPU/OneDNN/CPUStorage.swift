@@ -57,7 +57,8 @@ final class CPUStorage: DeviceStorage {
     if memory.layout == (try Layout.plain(type.shape, role)) { plain = memory.buffer }
   }
 
-  /// The row-major elements, reordered from a oneDNN layout on first use.
+  /// The row-major elements, reordered from a oneDNN layout if need be (kept when `keepsConversions`;
+  /// otherwise the caller holds the copy while it reads it).
   func plainBuffer() throws -> HostBuffer {
     try DNNLContext.locked {
       if let plain { return plain }
@@ -65,32 +66,46 @@ final class CPUStorage: DeviceStorage {
       let buffer = HostBuffer(byteCount: type.shape.count * type.dtype.byteSize)
       let dst = try DNNLMemory(Layout.plain(type.shape, role), over: buffer)
       try reorder(source, into: dst)
-      plain = buffer
-      views.append((role, dst))
+      if keepsConversions {
+        plain = buffer
+        views.append((role, dst))
+      }
       return buffer
     }
   }
 
-  /// The values as an f32 oneDNN memory of `layout` in `role`, reordered (once) if needed.
+  /// The values as an f32 oneDNN memory of `layout` in `role`, reordered if need be (kept when
+  /// `keepsConversions`).
   func memory(_ layout: Layout, role: TensorRole) throws -> DNNLMemory {
     try DNNLContext.locked {
       if let v = views.first(where: { $0.role == role && $0.memory.layout == layout }) { return v.memory }
       let plainLayout = try Layout.plain(type.shape, role)
-      let made: DNNLMemory
       if layout == plainLayout, let plain {
-        made = try DNNLMemory(layout, over: plain)
-      } else {
-        // Reorder from a memory of the same role when there is one (same logical dims);
-        // otherwise from the row-major elements.
-        let source = try views.first(where: { $0.role == role })?.memory
-          ?? DNNLMemory(plainLayout, over: plainBuffer())
-        made = try DNNLMemory(layout)
-        try reorder(source, into: made)
-        if layout == plainLayout, plain == nil { plain = made.buffer }
+        let made = try DNNLMemory(layout, over: plain)
+        views.append((role, made))
+        return made
       }
-      views.append((role, made))
+      // Reorder from a memory of the same role when there is one (same logical dims);
+      // otherwise from the row-major elements.
+      let source = try views.first(where: { $0.role == role })?.memory
+        ?? DNNLMemory(plainLayout, over: plainBuffer())
+      let made = try DNNLMemory(layout)
+      try reorder(source, into: made)
+      if keepsConversions {
+        if layout == plainLayout, plain == nil { plain = made.buffer }
+        views.append((role, made))
+      }
       return made
     }
+  }
+
+  /// Whether a copy in another layout is kept for the tensor's lifetime: only for small tensors
+  /// (cheap to keep). Large ones are read in another layout by an op or two (a Swift kernel, a
+  /// convolution and its backward pass), and keeping those copies alive with the graph cost the
+  /// 572x572 training step about 480 MiB of peak memory. Reordering again costs little: measured on
+  /// the same step and on inference at batch 1 (weights reordered for every tile), no slower.
+  private var keepsConversions: Bool {
+    type.shape.count * type.dtype.byteSize < HostMemory.minimumPooledBytes
   }
 
   /// Whether a row-major copy exists (diagnostics: a chain of oneDNN ops should not need one).

@@ -145,9 +145,12 @@ enum ConvKernels {
     let buffer = HostBuffer(byteCount: count * 4, zeroed: true)
     if let bias, count > 0 {
       let o = output.shape[3]
-      let b = try bias.plainBuffer().pointer.assumingMemoryBound(to: Float.self)
+      let biasBuffer = try bias.plainBuffer()
+      let b = biasBuffer.pointer.assumingMemoryBound(to: Float.self)
       let out = buffer.pointer.assumingMemoryBound(to: Float.self)
-      for i in 0..<count { out[i] = relu ? max(b[i % o], 0) : b[i % o] }
+      withExtendedLifetime(biasBuffer) {
+        for i in 0..<count { out[i] = relu ? max(b[i % o], 0) : b[i % o] }
+      }
     }
     return CPUStorage(plain: buffer, type: output)
   }

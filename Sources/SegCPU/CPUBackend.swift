@@ -5,8 +5,9 @@ import SegCore
 // MARK: - CPU backend
 
 /// The CPU backend: oneDNN (Debian's libdnnl) for convolutions, max pooling and ReLU, keeping
-/// their tensors in oneDNN's blocked layouts between ops, and Swift kernels over row-major
-/// buffers (`SwiftKernels.table`) for every other op. Tensors go in and out row-major (NHWC).
+/// their tensors in oneDNN's blocked layouts between ops (crops, pads, concats and adds of
+/// blocked tensors too), and Swift kernels over row-major buffers (`SwiftKernels.table`) for
+/// every other op. Tensors go in and out row-major (NHWC).
 public final class CPUBackend: Backend, @unchecked Sendable {
   /// The one CPU backend.
   public static let shared = CPUBackend()
@@ -91,10 +92,29 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return try withDNNLErrors(op: kind.rawValue, types) { try k(op, storages, output) }
       }
     }
+    if let window = windowKernel(kind), let k = SwiftKernels.table[kind] {
+      return { op, inputs, output in
+        let storages = try inputs.map { try self.cpuStorage($0.storage, op: kind.rawValue) }
+        if let s = try withDNNLErrors(op: kind.rawValue, inputs.map(\.type), { try window(op, storages, output) }) { return s }
+        return try self.runPlain(k, op, inputs, output)
+      }
+    }
     if let k = SwiftKernels.table[kind] {
       return { op, inputs, output in try self.runPlain(k, op, inputs, output) }
     }
     return nil
+  }
+
+  /// The blocked-layout kernel for a crop, pad, concat or add (`BlockedKernels`): nil from it means
+  /// the Swift kernel runs instead.
+  private func windowKernel(_ kind: OpKind) -> ((any Primitive, [CPUStorage], TensorType) throws -> CPUStorage?)? {
+    switch kind {
+    case .slice: return { op, s, out in try BlockedKernels.slice(op as! Slice, s[0], out) }
+    case .pad: return { op, s, out in try BlockedKernels.pad(op as! Pad, s[0], out) }
+    case .concat: return { op, s, out in try BlockedKernels.concat(op as! Concat, s, out) }
+    case .add: return { _, s, out in try BlockedKernels.add(s[0], s[1], out) }
+    default: return nil
+    }
   }
 
   /// The oneDNN kernel for `kind`, if oneDNN does this op.

@@ -22,19 +22,43 @@ public final class OpProfiler: @unchecked Sendable {
 
   private let lock = Lock()
   private var entries: [OpKind: Entry] = [:]
+  /// The same by op kind and output type, e.g. "conv2dBackwardFilter f32[3,3,64,64]".
+  private var detailed: [String: Entry] = [:]
 
   public init() {}
 
-  func add(_ kind: OpKind, seconds: Double) {
+  func add(_ kind: OpKind, output: TensorType, seconds: Double) {
     lock.withLock {
       entries[kind, default: Entry()].seconds += seconds
       entries[kind, default: Entry()].calls += 1
+      let key = "\(kind.rawValue) \(output)"
+      detailed[key, default: Entry()].seconds += seconds
+      detailed[key, default: Entry()].calls += 1
     }
   }
 
   /// Entries by op kind, the most expensive first.
   public var ranked: [(kind: OpKind, entry: Entry)] {
     lock.withLock { entries.map { ($0.key, $0.value) }.sorted { $0.1.seconds > $1.1.seconds } }
+  }
+
+  /// Entries by op kind and output type, the most expensive first.
+  public var rankedByOutput: [(op: String, entry: Entry)] {
+    lock.withLock { detailed.map { ($0.key, $0.value) }.sorted { $0.1.seconds > $1.1.seconds } }
+  }
+
+  /// A text table of the `count` most expensive ops by kind and output type, with their share of
+  /// the total.
+  public func detailTable(count: Int = 20) -> String {
+    let rows = rankedByOutput
+    let total = rows.reduce(0) { $0 + $1.entry.seconds }
+    var lines = ["op and output type                             calls     seconds   share"]
+    for (op, e) in rows.prefix(count) {
+      lines.append(
+        op.padding(toLength: 45, withPad: " ", startingAt: 0)
+          + String(format: "%7d  %10.3f  %5.1f%%", e.calls, e.seconds, 100 * e.seconds / max(total, 1e-12)))
+    }
+    return lines.joined(separator: "\n")
   }
 
   /// A text table of the time per op kind and its share of the total.

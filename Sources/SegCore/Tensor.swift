@@ -145,7 +145,7 @@ extension Tensor {
       let start = DispatchTime.now().uptimeNanoseconds
       storage = try kernel(op, operands, outType)
       try backend.synchronize()
-      profiler.add(op.kind, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+      profiler.add(op.kind, output: outType, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     } else {
       storage = try kernel(op, operands, outType)
     }

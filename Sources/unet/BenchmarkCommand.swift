@@ -77,7 +77,7 @@ func runBenchmark(
                                  progress: bar.isTerminal ? bar.update : nil)
   bar.finish()
   print(result.table())
-  if let profiler { print(profiler.table()) }
+  if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable(count: Int(ProcessInfo.processInfo.environment["DETAIL"] ?? "20") ?? 20)) }
   try logger?.log(step: [], data: result.logData)
   if let output {
     let encoder = JSONEncoder()

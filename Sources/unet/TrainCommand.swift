@@ -79,5 +79,5 @@ func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inou
   let profiler = run.profile ? OpProfiler() : nil
   try OpProfiler.record(into: profiler) { _ = try runner.run() }
   bar.finish()
-  if let profiler { print(profiler.table()) }
+  if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
 }

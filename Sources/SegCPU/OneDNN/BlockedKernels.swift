@@ -1,0 +1,131 @@
+import CDNNL
+import Foundation
+import SegCore
+
+// MARK: - Ops on blocked activations
+
+/// slice, zero pad, concat and add of 4-D f32 activations held in a oneDNN channel-blocked layout
+/// (nChw8c or nChw16c), done by oneDNN in that layout: a crop is a reorder from a window
+/// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat oneDNN's
+/// concat, an add (of a like tensor or of a per-channel bias) oneDNN's binary op. Each costs one
+/// pass and no row-major copy, and its output stays blocked for the convolution or the backward
+/// op that reads it. Each returns nil where this does not apply (the Swift kernel then runs on
+/// row-major copies).
+enum BlockedKernels {
+  /// slice: x [N,H,W,C] -> [sizes], when the channel window is whole blocks.
+  static func slice(_ op: Slice, _ x: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
+    guard output.shape.count > 0, let (source, tag) = try blocked(x),
+          let offsets = channelAligned(op.starts, op.sizes, x.type.shape, tag.block) else { return nil }
+    let outLayout = try Layout(Layout.make(nchw(op.sizes), tag.format))
+    let window = try submemory(source, dims: nchw(op.sizes), offsets: offsets)
+    let out = try DNNLMemory(outLayout)
+    try reorder(window, into: out)
+    return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  /// pad with zeros: x [N,H,W,C] -> [N,H+before+after,...], when the channel padding is whole blocks.
+  static func pad(_ op: Pad, _ x: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
+    guard op.mode == .zero, x.type.shape.count > 0, let (source, tag) = try blocked(x),
+          let offsets = channelAligned(op.before, x.type.shape.dims, output.shape, tag.block) else { return nil }
+    let out = try DNNLMemory(Layout(Layout.make(nchw(output.shape.dims), tag.format)))
+    memset(out.buffer.pointer, 0, out.buffer.byteCount)
+    try reorder(source, into: submemory(out, dims: nchw(x.type.shape.dims), offsets: offsets))
+    return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  /// concat along the channels, when some input is blocked and every input's channels but the
+  /// last's are whole blocks. In a channel-blocked layout each image's blocks follow one another,
+  /// so the output is each image's bytes of each input in turn: copies, after reordering any input
+  /// in another layout. (oneDNN's own concat ran 3-4 times slower here.)
+  static func concat(_ op: Concat, _ xs: [CPUStorage], _ output: TensorType) throws -> CPUStorage? {
+    guard op.axis == 3, output.shape.count > 0, xs.allSatisfy({ $0.type.shape.count > 0 && $0.type.dtype == .f32 }),
+          let tag = try xs.lazy.compactMap({ try blocked($0)?.tag }).first,
+          xs.dropLast().allSatisfy({ $0.type.shape[3] % tag.block == 0 }) else { return nil }
+    let sources = try xs.map { x in
+      try x.memory(Layout(Layout.make(nchw(x.type.shape.dims), tag.format)), role: .activation)
+    }
+    let out = try DNNLMemory(Layout(Layout.make(nchw(output.shape.dims), tag.format)))
+    let images = output.shape[0]
+    var destination = out.buffer.pointer
+    for image in 0..<images {
+      for source in sources {
+        let bytes = source.layout.byteCount / images
+        destination.copyMemory(from: source.buffer.pointer + image * bytes, byteCount: bytes)
+        destination += bytes
+      }
+    }
+    return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  /// add: a [N,H,W,C] tensor plus one of the same shape or a per-channel bias [C], either order,
+  /// when some [N,H,W,C] operand is blocked; the output takes its layout.
+  static func add(_ a: CPUStorage, _ b: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
+    guard output.shape.rank == 4, output.shape.count > 0, a.type.dtype == .f32, b.type.dtype == .f32 else { return nil }
+    let full = [a, b].filter { $0.type.shape == output.shape }
+    guard let first = try full.lazy.compactMap({ try blocked($0) }).first else { return nil }
+    let channels = output.shape[3]
+    func memory(_ x: CPUStorage) throws -> DNNLMemory? {
+      if x.type.shape == output.shape {
+        return try blocked(x)?.memory ?? x.memory(Layout.plain(x.type.shape, .activation), role: .activation)
+      }
+      // A bias seen as (1, C, 1, 1) in the blocked format, which is its row-major order when C is
+      // whole blocks (oneDNN's broadcast from a plain (1, C, 1, 1) ran 20 times slower).
+      guard x.type.shape.dims.last == channels, x.type.shape.count == channels, channels % first.tag.block == 0 else { return nil }
+      return try DNNLMemory(Layout(Layout.make([1, channels, 1, 1], first.tag.format)), over: x.plainBuffer())
+    }
+    guard let ma = try memory(a), let mb = try memory(b) else { return nil }
+    // oneDNN broadcasts only its second source; add commutes.
+    let (src0, src1) = a.type.shape == output.shape ? (ma, mb) : (mb, ma)
+    let outLayout = first.memory.layout
+    let prim = try PrimitiveCache.get(PrimitiveKey("add", [], layouts: [src0.layout, src1.layout, outLayout])) {
+      var desc = dnnl_binary_desc_t()
+      var (s0, s1, d) = (src0.layout.md, src1.layout.md, outLayout.md)
+      try check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &s0, &s1, &d), "dnnl_binary_desc_init")
+      return try DNNLPrimitive("binary add", opDesc: &desc)
+    }
+    let out = try DNNLMemory(outLayout)
+    try prim.execute([(DNNL_ARG_SRC_0, src0), (DNNL_ARG_SRC_1, src1), (DNNL_ARG_DST, out)], "binary add")
+    return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  // MARK: Helpers
+
+  /// A channel-blocked format and its block size.
+  struct BlockedFormat {
+    let format: dnnl_format_tag_t
+    let block: Int
+  }
+
+  /// `x`'s memory in its blocked layout and that layout's format, when it has no row-major copy
+  /// and its layout is nChw8c or nChw16c.
+  private static func blocked(_ x: CPUStorage) throws -> (memory: DNNLMemory, tag: BlockedFormat)? {
+    guard x.type.dtype == .f32, x.type.shape.rank == 4, let layout = x.blockedLayout(.activation) else { return nil }
+    let dims = nchw(x.type.shape.dims)
+    for tag in [BlockedFormat(format: dnnl_aBcd8b, block: 8), BlockedFormat(format: dnnl_aBcd16b, block: 16)]
+    where try Layout(Layout.make(dims, tag.format)) == layout {
+      return (try x.memory(layout, role: .activation), tag)
+    }
+    return nil
+  }
+
+  /// The window's offsets in oneDNN's (N,C,H,W) order, when its channel start is a whole number of
+  /// blocks and it ends on a block or at the last channel of `whole` (NHWC dims of the tensor the
+  /// window lies in); nil otherwise.
+  private static func channelAligned(_ starts: [Int], _ sizes: [Int], _ whole: Shape, _ block: Int) -> [Int]? {
+    let (start, size) = (starts[3], sizes[3])
+    guard start % block == 0, size % block == 0 || start + size == whole[3] else { return nil }
+    return nchw(starts)
+  }
+
+  /// A memory over `parent`'s buffer that sees the window of `dims` at `offsets` (N,C,H,W).
+  private static func submemory(_ parent: DNNLMemory, dims: [Int], offsets: [Int]) throws -> DNNLMemory {
+    var md = dnnl_memory_desc_t()
+    var parentMD = parent.layout.md
+    let (d, o) = (dims.map(Int64.init), offsets.map(Int64.init))
+    try check(dnnl_memory_desc_init_submemory(&md, &parentMD, d, o), "dnnl_memory_desc_init_submemory")
+    return try DNNLMemory(Layout(md), over: parent.buffer)
+  }
+
+  /// NHWC values in oneDNN's (N,C,H,W) order.
+  private static func nchw(_ v: [Int]) -> [Int] { [v[0], v[3], v[1], v[2]] }
+}

@@ -1,0 +1,97 @@
+@testable import SegCPU
+import SegCore
+import SegTestSupport
+import Testing
+
+// MARK: - Crops, pads and concats of blocked tensors
+
+/// The inputs come out of a 1x1 convolution, so that they are in oneDNN's blocked layout and the
+/// window kernels (not the row-major Swift kernels) run; values and gradients are checked against
+/// the reference backend.
+@Suite struct BlockedKernelTests {
+  /// conv 1x1: [1,H,W,8] -> [1,H,W,channels], blocked on the CPU.
+  private static func blocked(_ x: Tensor, _ w: Tensor) throws -> Tensor { try conv2d(x, w) }
+
+  private static func inputs(channels: [Int], side: Int = 9) -> [HostTensor] {
+    [random([1, side, side + 1, 8], seed: 71)] + channels.enumerated().map { random([1, 1, 8, $0.element], seed: 72 + UInt64($0.offset)) }
+  }
+
+  @Test(arguments: [16, 12])
+  func spatialCrop(channels: Int) throws {
+    try expectCPUMatchesReference("crop of \(channels) channels", inputs: Self.inputs(channels: [channels])) { t in
+      try slice(Self.blocked(t[0], t[1]), starts: [0, 2, 3, 0], sizes: [1, 5, 6, channels])
+    }
+  }
+
+  @Test func channelSplitOnBlocks() throws {
+    try expectCPUMatchesReference("channel split", inputs: Self.inputs(channels: [32])) { t in
+      let y = try Self.blocked(t[0], t[1])
+      let a = try slice(y, starts: [0, 0, 0, 0], sizes: [1, 9, 10, 16])
+      let b = try slice(y, starts: [0, 1, 0, 16], sizes: [1, 8, 10, 16])
+      return try concat([a, b], axis: 1)
+    }
+  }
+
+  @Test(arguments: [16, 12])
+  func zeroPad(channels: Int) throws {
+    try expectCPUMatchesReference("zero pad of \(channels) channels", inputs: Self.inputs(channels: [channels])) { t in
+      try pad(Self.blocked(t[0], t[1]), before: [0, 1, 2, 0], after: [0, 3, 0, 0], mode: .zero)
+    }
+  }
+
+  @Test(arguments: [[16, 8], [16, 12], [12, 16]])
+  func concatOfBlockedTensors(channels: [Int]) throws {
+    try expectCPUMatchesReference("concat \(channels)", inputs: Self.inputs(channels: channels)) { t in
+      try concat([Self.blocked(t[0], t[1]), Self.blocked(t[0], t[2])], axis: -1)
+    }
+  }
+
+  @Test func concatOfABatch() throws {
+    let inputs = [random([2, 5, 6, 8], seed: 83), random([1, 1, 8, 16], seed: 84), random([1, 1, 8, 12], seed: 85)]
+    try expectCPUMatchesReference("concat of a batch", inputs: inputs) { t in
+      try concat([Self.blocked(t[0], t[1]), Self.blocked(t[0], t[2])], axis: -1)
+    }
+  }
+
+  @Test func concatOfBlockedAndRowMajor() throws {
+    try expectCPUMatchesReference("concat with a row-major tensor", inputs: Self.inputs(channels: [16]) + [random([1, 9, 10, 8], seed: 80)]) { t in
+      try concat([Self.blocked(t[0], t[1]), t[2]], axis: -1)
+    }
+  }
+
+  @Test(arguments: [16, 12])
+  func addOfLikeTensors(channels: Int) throws {
+    try expectCPUMatchesReference("add of \(channels) channels", inputs: Self.inputs(channels: [channels, channels])) { t in
+      try Self.blocked(t[0], t[1]) + Self.blocked(t[0], t[2])
+    }
+  }
+
+  @Test func addOfBlockedAndRowMajor() throws {
+    try expectCPUMatchesReference("add with a row-major tensor", inputs: Self.inputs(channels: [16]) + [random([1, 9, 10, 16], seed: 81)]) { t in
+      try t[2] + Self.blocked(t[0], t[1])
+    }
+  }
+
+  @Test(arguments: [[12], [1, 1, 1, 12]])
+  func addOfAPerChannelBias(biasShape: [Int]) throws {
+    try expectCPUMatchesReference("bias \(biasShape)", inputs: Self.inputs(channels: [12]) + [random(Shape(biasShape), seed: 82)]) { t in
+      try relu(Self.blocked(t[0], t[1]) + t[2]) + relu(t[2] + Self.blocked(t[0], t[1]))
+    }
+  }
+
+  /// The U-Net's crop, concat, pad and bias add keep the blocked layout: no row-major copy is made.
+  @Test func cropAndConcatStayBlocked() throws {
+    let t = try Self.inputs(channels: [16, 16]).map { try Tensor($0, on: CPUBackend.shared) }
+    let skip = try Self.blocked(t[0], t[1])
+    let up = try slice(Self.blocked(t[0], t[2]), starts: [0, 1, 1, 0], sizes: [1, 6, 6, 16])
+    let crop = try slice(skip, starts: [0, 1, 2, 0], sizes: [1, 6, 6, 16])
+    let joined = try concat([up, crop], axis: -1)
+    let padded = try pad(crop, before: [0, 1, 2, 0], after: [0, 2, 2, 0], mode: .zero)
+    let biased = try crop + slice(reshape(t[1], [128]), starts: [0], sizes: [16])
+    for (name, tensor) in [("skip", skip), ("crop", crop), ("concat", joined), ("pad", padded), ("add", biased)] {
+      let s = try #require(tensor.node.storage as? CPUStorage)
+      #expect(!s.hasRowMajorElements, "\(name) was copied to row-major")
+      #expect(s.blockedLayout(.activation) != nil, "\(name) is not blocked")
+    }
+  }
+}

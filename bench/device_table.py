@@ -4,7 +4,11 @@
 contestant's images/s, mean and p50 latency and peak device memory, and our ratio to the best
 PyTorch configuration of the same mode, batch and precision (measured in the same run).
 
-Usage: python3 bench/device_table.py RESULTS_DIR
+With --precision-dice it prints instead the validation Dice of the fp32, fp16 and bf16 training
+runs (precision-dice-<precision>.json, `unet evaluate --output`) and whether fp16 and bf16 come
+within 0.005 of fp32 (issue 7's target).
+
+Usage: python3 bench/device_table.py [--precision-dice] RESULTS_DIR
 """
 import json
 import re
@@ -38,7 +42,28 @@ def cell(result, key, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def precision_dice(folder, tolerance=0.005):
+    """Prints each precision's mean validation Dice and its distance from fp32's."""
+    dice = {}
+    for precision in ["fp32", "fp16", "bf16"]:
+        path = Path(folder) / f"precision-dice-{precision}.json"
+        try:
+            dice[precision] = json.loads(path.read_text())["mean_dice"]
+        except (OSError, json.JSONDecodeError, KeyError) as e:
+            print(f"device_table: no Dice for {precision} ({path.name}: {e})")
+    if "fp32" not in dice:
+        sys.exit("device_table: no fp32 Dice to compare with")
+    print(f"validation Dice: fp32 {dice['fp32']:.4f}")
+    for precision in ["fp16", "bf16"]:
+        if precision in dice:
+            gap = dice[precision] - dice["fp32"]
+            verdict = "met" if gap >= -tolerance else "missed"
+            print(f"validation Dice: {precision} {dice[precision]:.4f} ({gap:+.4f} against fp32; target within {tolerance}: {verdict})")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--precision-dice":
+        return precision_dice(sys.argv[2])
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     table = load(sys.argv[1])

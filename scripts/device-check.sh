@@ -7,9 +7,10 @@
 #   bash scripts/device-check.sh [smoke|full]     (OUT defaults to ./device-out)
 #
 # smoke: doctor, a short training run and one benchmark of each mode (about 1 minute).
-# full:  what fits in about 8 minutes: configurations run in order of importance, and those that
-#        would start after UNET_DEVICE_BUDGET seconds (default 400) are skipped and listed (this
-#        session's last run had 300 s and reached 25 of 43).
+# full:  what fits in about 8 minutes: the conformance check, the commands end to end, fp16 and
+#        bf16 training against fp32's validation Dice, then the benchmarks in order of importance;
+#        those that would start after UNET_DEVICE_BUDGET seconds (default 400) are skipped and
+#        listed (the last run, without the Dice step, had 300 s and reached 25 of 43).
 # What comes back from a lent machine is at most 8 files, so $OUT gets: device-check.log (all
 # output), summary.md (the table), check.json (doctor --check) and results.tar.gz (every JSON).
 set -uo pipefail
@@ -82,6 +83,17 @@ step e2e 150 bash -c "set -e
   '$unet' evaluate --device cuda --data-dir '$data' --model-dir '$model' --fold 0 --output '$results/e2e-evaluate.json'
   '$unet' predict --device cuda --data-dir '$data' --model-dir '$model' --output '$root/predictions'
   ls '$root/predictions' | head -4"
+
+# Issue 7: training in fp16 and in bf16 reaches the fp32 validation Dice within 0.005 (same data,
+# seed and steps; each evaluated in the precision it trained in).
+step precision-dice 240 bash -c "set -e
+  for p in fp32 fp16 bf16; do
+    '$unet' train --device cuda --precision \$p --data-dir '$data' --model-dir '$root/dice-'\$p --depth 3 --base-filters 16 \
+      --padding same --input-size 128 --batch-size 4 --learning-rate 1e-3 --max-steps 400 --log-every 100 --fold 0 --seed 7
+    '$unet' evaluate --device cuda --precision \$p --data-dir '$data' --model-dir '$root/dice-'\$p --fold 0 \
+      --output '$results/precision-dice-'\$p.json
+  done
+  python3 bench/device_table.py --precision-dice '$results'"
 
 # MARK: - Benchmarks, ours beside PyTorch
 

@@ -50,7 +50,7 @@ enum BlockedKernels {
     for image in 0..<images {
       for source in sources {
         let bytes = source.layout.byteCount / images
-        destination.copyMemory(from: source.buffer.pointer + image * bytes, byteCount: bytes)
+        copyBytes(from: source.buffer.pointer + image * bytes, to: destination, count: bytes)
         destination += bytes
       }
     }

@@ -32,6 +32,15 @@ import Testing
     }
   }
 
+  /// Channel windows that end at a last, partial block.
+  @Test func channelWindowsEndingInAPartialBlock() throws {
+    try expectCPUMatchesReference("partial block", inputs: Self.inputs(channels: [12])) { t in
+      let y = try Self.blocked(t[0], t[1])
+      let tail = try slice(y, starts: [0, 0, 1, 8], sizes: [1, 9, 8, 4])
+      return try pad(tail, before: [0, 0, 0, 8], after: [0, 0, 0, 0], mode: .zero) + slice(y, starts: [0, 0, 1, 0], sizes: [1, 9, 8, 12])
+    }
+  }
+
   @Test(arguments: [16, 12])
   func zeroPad(channels: Int) throws {
     try expectCPUMatchesReference("zero pad of \(channels) channels", inputs: Self.inputs(channels: [channels])) { t in

@@ -6,9 +6,9 @@ import SegCore
 
 /// slice, zero pad, concat and add of 4-D f32 activations held in a oneDNN channel-blocked layout
 /// (nChw8c or nChw16c), done by oneDNN in that layout: a crop is a reorder from a window
-/// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat oneDNN's
-/// concat, an add (of a like tensor or of a per-channel bias) oneDNN's binary op. Each costs one
-/// pass and no row-major copy, and its output stays blocked for the convolution or the backward
+/// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat a copy of
+/// each input's blocks in turn, an add (of a like tensor or of a per-channel bias) oneDNN's binary
+/// op. Each costs one pass and no row-major copy, and its output stays blocked for the convolution or the backward
 /// op that reads it. Each returns nil where this does not apply (the Swift kernel then runs on
 /// row-major copies).
 enum BlockedKernels {

@@ -32,10 +32,10 @@ final class DNNLMemory {
 // MARK: - CPU storage
 
 /// One tensor on the CPU backend: a row-major buffer in the tensor's dtype, and/or f32 oneDNN
-/// memories in the layouts oneDNN's primitives chose. Values never change once made, so every
-/// layout is converted at most once and kept for the tensor's lifetime: a chain of oneDNN ops
-/// stays in its blocked layouts, and row-major copies are made only where a Swift kernel or a
-/// download asks for one.
+/// memories in the layouts oneDNN's primitives chose. A chain of oneDNN ops stays in its blocked
+/// layouts, and copies in another layout are made only where an op or a download asks for one;
+/// values never change once made, so a small tensor keeps its copies, and a large one lets each go
+/// after the op that asked (`keepsConversions`).
 final class CPUStorage: DeviceStorage {
   let type: TensorType
   /// Row-major elements, when made.
@@ -57,8 +57,8 @@ final class CPUStorage: DeviceStorage {
     if memory.layout == (try Layout.plain(type.shape, role)) { plain = memory.buffer }
   }
 
-  /// The row-major elements, reordered from a oneDNN layout if need be (kept when `keepsConversions`;
-  /// otherwise the caller holds the copy while it reads it).
+  /// The row-major elements, reordered from a oneDNN layout if need be (kept when
+  /// `keepsConversions`; otherwise the caller holds the copy while it reads it).
   func plainBuffer() throws -> HostBuffer {
     try DNNLContext.locked {
       if let plain { return plain }

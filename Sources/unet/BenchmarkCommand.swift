@@ -29,7 +29,7 @@ struct BenchmarkCommand: ParsableCommand {
   var logDir: String?
   @Option(help: "Seed of the weights and the batch.")
   var seed: UInt64 = 0
-  @Flag(help: "Print the time spent in each op kind over the timed steps.")
+  @Flag(help: "Print the time spent in each op kind, and in each op and output type, over the timed steps.")
   var profile = false
   @OptionGroup var precision: PrecisionOptions
   @OptionGroup var model: ModelOptions
@@ -77,7 +77,7 @@ func runBenchmark(
                                  progress: bar.isTerminal ? bar.update : nil)
   bar.finish()
   print(result.table())
-  if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable(count: Int(ProcessInfo.processInfo.environment["DETAIL"] ?? "20") ?? 20)) }
+  if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
   try logger?.log(step: [], data: result.logData)
   if let output {
     let encoder = JSONEncoder()

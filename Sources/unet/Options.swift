@@ -95,7 +95,7 @@ struct RunOptions: ParsableArguments {
   var blending = SlidingWindow.Blending.mean
   @Flag(help: "Test-time augmentation: average the predictions of the four flips.")
   var tta = false
-  @Flag(help: "Print the time spent in each op kind at the end.")
+  @Flag(help: "Print the time spent in each op kind, and in each op and output type, at the end.")
   var profile = false
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
   var resumeTraining = false

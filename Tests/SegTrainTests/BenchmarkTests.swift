@@ -64,6 +64,11 @@ import Testing
     // predict steps make 21 conv2d calls (28 if the warm-up counted).
     let convCalls = profiler.ranked.first { $0.kind == .conv2d }?.entry.calls ?? 0
     if mode == .predict { #expect(convCalls == 21) } else { #expect(convCalls > 21) }
+    // The same calls, split by output type: one row per conv layer's output.
+    let convRows = profiler.rankedByOutput.filter { $0.op.hasPrefix("conv2d f32[") }
+    #expect(convRows.map(\.entry.calls).reduce(0, +) == convCalls)
+    #expect(convRows.count >= 2, "\(convRows.map(\.op))")
+    #expect(profiler.detailTable(count: 3).split(separator: "\n").count == 4)
   }
 
   @Test func badCountsNameTheFlag() {

@@ -11,7 +11,7 @@ import Testing
     let r = try unet(["benchmark", "--mode", mode, "--batch-size", "2", "--warmup-steps", "1", "--max-steps", "3",
                       "--output", output.path, "--log-dir", log.path, "--profile"] + tinyModel)
     #expect(r.status == 0, "\(r.output)")
-    #expect(r.output.contains("throughput") && r.output.contains("op kind"), "\(r.output)")
+    #expect(r.output.contains("throughput") && r.output.contains("op kind") && r.output.contains("op and output type"), "\(r.output)")
     let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any])
     for key in ["throughput", "throughput_overall", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms",
                 "latency_p99_ms", "gflops_per_s", "peak_rss_mb"] {

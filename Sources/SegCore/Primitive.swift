@@ -41,10 +41,19 @@ public protocol Primitive: Sendable, CustomStringConvertible {
 
   /// The reference kernel: computes the output from host inputs, accumulating in Double.
   func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor
+
+  /// Whether `vjp` reads the value of input `index` (not just its type): the graph keeps the value
+  /// alive for it. Default: true.
+  func vjpReads(input index: Int) -> Bool
+  /// Whether `vjp` reads the output's value. Default: true.
+  var vjpReadsOutput: Bool { get }
 }
 
 extension Primitive {
   public var description: String { kind.rawValue }
+
+  public func vjpReads(input index: Int) -> Bool { true }
+  public var vjpReadsOutput: Bool { true }
 
   /// The shape rule's common first check: exactly `n` operands.
   public func expectOperands(_ inputs: [TensorType], _ n: Int) throws {

@@ -4,6 +4,11 @@ import Foundation
 
 /// One node of the graph: an op applied to input nodes (none for a leaf), with its value.
 /// Eager mode evaluates a node when it is made; the inputs are kept so that gradients can be taken.
+///
+/// A node's value lives as long as something needs it: a `Tensor` held outside the graph, a
+/// consumer whose VJP reads it (`Primitive.vjpReads(input:)`), or the node's own VJP when that
+/// reads its output. A value that only the graph's edges reach, and that no VJP reads, is freed at
+/// once, as PyTorch frees what no backward function saved: an add's inputs, say, or a crop's.
 public final class Node: @unchecked Sendable {
   /// Creation order: every input has a smaller id than its consumers (a topological order).
   public let id: Int
@@ -17,8 +22,9 @@ public final class Node: @unchecked Sendable {
   public private(set) var isConsumed = false
   public let type: TensorType
   public let backend: any Backend
-  /// The value, in the backend's own buffer.
-  public let storage: any DeviceStorage
+  private var value: (any DeviceStorage)?
+  /// Tensors that hold this node, and unconsumed consumers whose VJP reads its value.
+  private var holders = 0, readers = 0
 
   init(op: (any Primitive)?, inputs: [Node], type: TensorType, backend: any Backend, storage: any DeviceStorage) {
     self.id = NodeCounter.next()
@@ -26,14 +32,67 @@ public final class Node: @unchecked Sendable {
     self.inputs = inputs
     self.type = type
     self.backend = backend
-    self.storage = storage
+    self.value = storage
+    Node.lock.withLock {
+      for (i, input) in inputs.enumerated() where op?.vjpReads(input: i) ?? false { input.readers += 1 }
+    }
   }
+
+  deinit {
+    // A consumer dropped before any walk reached it stops needing its inputs' values.
+    Node.lock.withLock { letGoOfInputs() }
+  }
+
+  /// The value, in the backend's own buffer.
+  public var storage: any DeviceStorage {
+    guard let v = Node.lock.withLock({ value }) else {
+      preconditionFailure("the value of a \(op?.description ?? "leaf") node \(type) was freed: a VJP read a value that its op says it does not read")
+    }
+    return v
+  }
+
+  /// Whether the value is still held (diagnostics and tests).
+  public var holdsValue: Bool { Node.lock.withLock { value != nil } }
 
   /// Lets go of the inputs (the gradient walk is past this node).
   func consume() {
-    guard !inputs.isEmpty else { return }
-    inputs = []
-    isConsumed = true
+    // The inputs are released after the lock: a node freed by that deinitialises, and takes it.
+    let dropped: [Node] = Node.lock.withLock {
+      guard !inputs.isEmpty else { return [] }
+      letGoOfInputs()
+      defer { inputs = [] }
+      isConsumed = true
+      return inputs
+    }
+    Node.lock.withLock { freeIfUnneeded() }
+    withExtendedLifetime(dropped) {}
+  }
+
+  // MARK: Value lifetime (under `lock`)
+
+  fileprivate static let lock = Lock()
+
+  fileprivate func hold() { Node.lock.withLock { holders += 1 } }
+
+  fileprivate func release() {
+    Node.lock.withLock {
+      holders -= 1
+      freeIfUnneeded()
+    }
+  }
+
+  private func letGoOfInputs() {
+    for (i, input) in inputs.enumerated() where op?.vjpReads(input: i) ?? false {
+      input.readers -= 1
+      input.freeIfUnneeded()
+    }
+  }
+
+  /// Frees the value when no tensor holds the node, no pending VJP reads it, and its own VJP (still
+  /// to run) does not read its output.
+  private func freeIfUnneeded() {
+    let ownVJPReadsIt = !inputs.isEmpty && (op?.vjpReadsOutput ?? false)
+    if holders == 0, readers == 0, !ownVJPReadsIt { value = nil }
   }
 }
 
@@ -50,22 +109,24 @@ private enum NodeCounter {
 
 // MARK: - Tensor
 
-/// A tensor: a handle on a graph node. Images are NHWC, filters HWIO (kh, kw, in, out).
+/// A tensor: a handle on a graph node, which keeps the node's value alive. Images are NHWC,
+/// filters HWIO (kh, kw, in, out).
 public struct Tensor: @unchecked Sendable, CustomStringConvertible {
-  public let node: Node
+  private let holder: Holder
+  public var node: Node { holder.node }
 
-  public init(node: Node) { self.node = node }
+  public init(node: Node) { holder = Holder(node) }
 
   /// A new leaf tensor over a buffer that `backend` made for `type` (e.g. by a fused kernel that
   /// is not an op, such as `FusedAdamBackend.adamUpdate`).
   public init(storage: any DeviceStorage, type: TensorType, on backend: any Backend) {
-    node = Node(op: nil, inputs: [], type: type, backend: backend, storage: storage)
+    self.init(node: Node(op: nil, inputs: [], type: type, backend: backend, storage: storage))
   }
 
   /// A leaf holding `host`'s values on `backend`.
   public init(_ host: HostTensor, on backend: any Backend = Backends.default) throws {
     let storage = try backend.upload(host)
-    node = Node(op: nil, inputs: [], type: host.type, backend: backend, storage: storage)
+    self.init(node: Node(op: nil, inputs: [], type: host.type, backend: backend, storage: storage))
   }
 
   /// An f32 leaf from values in row-major order.
@@ -116,6 +177,16 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
   public var description: String {
     (try? host().description) ?? "\(type) on \(backend.name)"
   }
+}
+
+/// What a Tensor and its copies share: one hold on the node's value, let go with the last copy.
+private final class Holder {
+  let node: Node
+  init(_ node: Node) {
+    self.node = node
+    node.hold()
+  }
+  deinit { node.release() }
 }
 
 // MARK: - Applying ops

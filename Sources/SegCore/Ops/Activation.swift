@@ -22,6 +22,10 @@ public struct ReLU: Primitive {
     [try reluBackward(cotangent, output)]
   }
 
+  /// The VJP reads only the output (positive where the input was).
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { true }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     HostTensor(type: output, doubles: inputs[0].doubles.map { max($0, 0) })
   }

@@ -56,6 +56,10 @@ public struct Binary: Primitive {
     }
   }
 
+  /// add and sub need only the shapes; mul reads both inputs, div both and its output.
+  public func vjpReads(input index: Int) -> Bool { function == .mul || function == .div }
+  public var vjpReadsOutput: Bool { function == .div }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let a = inputs[0].doubles, b = inputs[1].doubles
     let ia = Broadcast.indices(of: inputs[0].shape, broadcastTo: output.shape)

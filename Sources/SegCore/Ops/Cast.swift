@@ -30,6 +30,10 @@ public struct Cast: Primitive {
     return [try cast(g, to: from)]
   }
 
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     inputs[0].converted(to: dtype)
   }

@@ -105,6 +105,10 @@ public struct Concat: Primitive {
     }
   }
 
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     // Row-major: each input contributes one contiguous run of dims[axis] * inner elements per
     // outer index, so the output interleaves those runs.
@@ -158,6 +162,10 @@ public struct Slice: Primitive {
     let after = (0..<x.shape.rank).map { x.shape.dims[$0] - starts[$0] - sizes[$0] }
     return [try pad(g, before: starts, after: after, mode: .zero)]
   }
+
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let x = inputs[0].doubles

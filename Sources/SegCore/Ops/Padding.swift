@@ -129,6 +129,10 @@ public struct Pad: Primitive {
     }
   }
 
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let x = inputs[0].doubles
     let src = padSourceIndices(interior: inputs[0].shape, before: before, after: after, mode: mode)

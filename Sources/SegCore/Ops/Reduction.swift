@@ -73,6 +73,10 @@ public struct Sum: Primitive {
     return [try broadcast(reshape(g, keptShape(x.shape)), to: x.shape)]
   }
 
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let x = inputs[0]
     let kept = keptShape(x.shape)
@@ -104,6 +108,10 @@ public struct BroadcastTo: Primitive {
   public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
     [try sum(g, to: inputs[0].shape)]
   }
+
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let x = inputs[0].doubles

@@ -35,6 +35,10 @@ public struct Reshape: Primitive {
     [try reshape(g, inputs[0].shape)]
   }
 
+  /// The VJP needs only the input's type.
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
+
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     inputs[0].reshaped(shape)
   }

@@ -60,11 +60,12 @@ public final class Node: @unchecked Sendable {
     let dropped: [Node] = Node.lock.withLock {
       guard !inputs.isEmpty else { return [] }
       letGoOfInputs()
-      defer { inputs = [] }
+      let dropped = inputs
+      inputs = []
       isConsumed = true
-      return inputs
+      freeIfUnneeded()
+      return dropped
     }
-    Node.lock.withLock { freeIfUnneeded() }
     withExtendedLifetime(dropped) {}
   }
 

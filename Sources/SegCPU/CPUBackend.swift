@@ -28,9 +28,6 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// scratchpads, and freed buffers kept for reuse.
   public var peakMemoryBytes: Int? { HostMemory.shared.peakBytes }
 
-  /// Bytes in buffers in use now (tensors and scratchpads; not the kept freed ones).
-  public var memoryInUseBytes: Int { HostMemory.shared.liveBytes }
-
   /// Starts a new peak from what the buffers hold now.
   public func resetPeakMemory() { HostMemory.shared.resetPeak() }
 
@@ -92,22 +89,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return try withDNNLErrors(op: kind.rawValue, types) { try k(op, storages, output) }
       }
     }
-    if let window = windowKernel(kind), let k = SwiftKernels.table[kind] {
-      return { op, inputs, output in
+    guard let k = SwiftKernels.table[kind] else { return nil }
+    let blocked = blockedKernel(kind)
+    return { op, inputs, output in
+      if let blocked {
         let storages = try inputs.map { try self.cpuStorage($0.storage, op: kind.rawValue) }
-        if let s = try withDNNLErrors(op: kind.rawValue, inputs.map(\.type), { try window(op, storages, output) }) { return s }
-        return try self.runPlain(k, op, inputs, output)
+        if let s = try withDNNLErrors(op: kind.rawValue, inputs.map(\.type), { try blocked(op, storages, output) }) { return s }
       }
+      return try self.runPlain(k, op, inputs, output)
     }
-    if let k = SwiftKernels.table[kind] {
-      return { op, inputs, output in try self.runPlain(k, op, inputs, output) }
-    }
-    return nil
   }
 
   /// The blocked-layout kernel for a crop, pad, concat or add (`BlockedKernels`): nil from it means
   /// the Swift kernel runs instead.
-  private func windowKernel(_ kind: OpKind) -> ((any Primitive, [CPUStorage], TensorType) throws -> CPUStorage?)? {
+  private func blockedKernel(_ kind: OpKind) -> ((any Primitive, [CPUStorage], TensorType) throws -> CPUStorage?)? {
     switch kind {
     case .slice: return { op, s, out in try BlockedKernels.slice(op as! Slice, s[0], out) }
     case .pad: return { op, s, out in try BlockedKernels.pad(op as! Pad, s[0], out) }

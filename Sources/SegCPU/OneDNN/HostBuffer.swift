@@ -58,13 +58,15 @@ final class HostMemory: @unchecked Sendable {
   /// A buffer of `byteCount` bytes (64-byte aligned, uninitialised).
   func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer {
     guard byteCount >= Self.minimumPooledBytes else {
-      lock.withLock { count(byteCount) }
+      lock.withLock {
+        count(byteCount)
+        peak = max(peak, live + keptBytes)
+      }
       return UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
     }
     var unmap: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
     let reused: (size: Int, pointer: UnsafeMutableRawPointer)? = lock.withLock {
-      live += byteCount
-      liveHighWater = max(liveHighWater, live)
+      count(byteCount)
       let pick = kept.firstIndex { $0.size == byteCount }
         ?? kept.indices.filter { kept[$0].size > byteCount }.min { kept[$0].size < kept[$1].size }
         ?? kept.indices.max { kept[$0].size < kept[$1].size }
@@ -110,7 +112,6 @@ final class HostMemory: @unchecked Sendable {
   private func count(_ bytes: Int) {
     live += bytes
     liveHighWater = max(liveHighWater, live)
-    peak = max(peak, live + keptBytes)
   }
 
   // MARK: Statistics and limits

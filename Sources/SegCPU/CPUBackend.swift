@@ -15,7 +15,25 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// "cpu".
   public let name = "cpu"
 
-  private init() {}
+  /// The kernel table: per primitive type the blocked-layout kernel, oneDNN's, then the Swift one.
+  public private(set) var kernels = KernelTable(backendName: "cpu")
+
+  private init() {
+    for type in Primitives.all { Self.register(type, self, in: &kernels) }
+    kernels.registerOutputs(AdamUpdate.self, "swift") { [unowned self] op, inputs, _ in
+      try self.adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: inputs[3], op.constants).map { [$0.parameter, $0.m, $0.v] }
+    }
+  }
+
+  private static func register<P: Primitive>(_ type: P.Type, _ backend: CPUBackend, in table: inout KernelTable) {
+    for kind in type.kinds {
+      guard let k = backend.kernel(for: kind) else { continue }
+      table.register(type, "cpu") { op, inputs, output in
+        guard op.kind == kind else { return nil }
+        return try k(op, inputs, output)
+      }
+    }
+  }
 
   /// Bytes of freed large buffers the backend keeps for reuse (default 1 GiB): a training step
   /// asks for the same sizes every step, and reusing them avoids faulting in fresh pages.
@@ -77,7 +95,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   /// oneDNN's kernel for convolutions, max pooling and ReLU (f32 only), the Swift kernel for
   /// other ops, or nil when neither exists.
-  public func kernel(for kind: OpKind) -> Kernel? {
+  private func kernel(for kind: OpKind) -> ((any Primitive, [Operand], TensorType) throws -> any DeviceStorage)? {
     if let k = oneDNNKernel(kind) {
       return { op, inputs, output in
         let storages = try inputs.map { try self.cpuStorage($0.storage, op: kind.rawValue) }

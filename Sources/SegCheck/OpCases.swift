@@ -9,7 +9,7 @@ public enum OpCases {
   /// Convolutions: f32 and the half types (no backend convolves f64 but the reference).
   static let convolutionDTypes: [DType] = [.f32, .f16, .bf16]
 
-  public static let all: [OpCase] = convolutions + pooling + elementwise + reductions + layout + labels
+  public static let all: [OpCase] = convolutions + pooling + elementwise + reductions + layout + labels + optimizers
 
   /// Op kinds without a case (empty: every kind is checked).
   public static var missingKinds: [OpKind] {
@@ -164,4 +164,24 @@ public enum OpCases {
       try oneHot(cast(x[0], to: .u8), classes: 3, dtype: d)
     },
   ]
+
+  // MARK: Fused optimizer updates
+
+  /// p', m' and v' of one Adam step, concatenated into one output; p, m and v are f32 (v made
+  /// non-negative), the gradient is at the case's dtype where the op takes it.
+  static let optimizers: [OpCase] = [
+    OpCase(kind: .adamUpdate, label: "f32 gradient", inputs: [[5, 7], [5, 7], [5, 7], [5, 7]], differentiable: [false, false, false, false]) { x, _, _ in
+      try adamStep(x, gradientType: .f32, stepSize: 1e-3)
+    },
+    OpCase(kind: .adamUpdate, label: "gradient at the dtype, large step", inputs: [[301], [301], [301], [301]], differentiable: [false, false, false, false]) { x, _, d in
+      try adamStep(x, gradientType: d == .f64 ? .f32 : d, stepSize: 0.5)
+    },
+  ]
+
+  private static func adamStep(_ x: [Tensor], gradientType: DType, stepSize: Double) throws -> Tensor {
+    let (p, m, v) = (try cast(x[0], to: .f32), try cast(x[1], to: .f32), try cast(x[2] * x[2], to: .f32))
+    let c = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: stepSize)
+    let r = try adamUpdate(parameter: p, m: m, v: v, gradient: cast(x[3], to: gradientType), c)
+    return try concat([r.parameter, r.m, r.v], axis: 0)
+  }
 }

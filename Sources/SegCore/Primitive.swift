@@ -21,6 +21,8 @@ public enum OpKind: String, CaseIterable, Sendable {
   case reshape, concat, slice, pad, padBackward
   // Random, type and label ops (Ops/Random.swift, Ops/Cast.swift, Ops/Labels.swift).
   case randomMask, cast, argmax, oneHot
+  // Fused optimizer updates (Ops/Optimizer.swift).
+  case adamUpdate
 }
 
 // MARK: - Primitive
@@ -28,12 +30,19 @@ public enum OpKind: String, CaseIterable, Sendable {
 /// A primitive op with its attributes: its shape rule, its gradient (written with other ops) and
 /// its reference kernel (plain Swift, computing in Double).
 public protocol Primitive: Sendable, CustomStringConvertible {
-  /// Which kernel a backend runs for it.
+  /// The op kinds a value of this type can be: one for most types; a family such as `Binary` names
+  /// each of its functions. Backends register kernels per type (`KernelTable`), so these are what
+  /// a registration covers.
+  static var kinds: [OpKind] { get }
+  /// This op's kind, one of `Self.kinds` (messages, profiles, tolerances). Default: the only one.
   var kind: OpKind { get }
 
   /// Shape and dtype rule: the output type for these input types, or an error naming the op,
   /// the operand types and what is wrong.
   func outputType(_ inputs: [TensorType]) throws -> TensorType
+  /// The types of every output, for an op with more than one (a fused update); default
+  /// `[outputType(inputs)]`.
+  func outputTypes(_ inputs: [TensorType]) throws -> [TensorType]
 
   /// Vector-Jacobian product: the cotangent of each input given the output's cotangent, built with
   /// other ops; nil where an input has no gradient (integer inputs, masks).
@@ -41,6 +50,8 @@ public protocol Primitive: Sendable, CustomStringConvertible {
 
   /// The reference kernel: computes the output from host inputs, accumulating in Double.
   func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor
+  /// The reference kernel of every output; default `[reference(inputs, output: outputs[0])]`.
+  func referenceOutputs(_ inputs: [HostTensor], outputs: [TensorType]) throws -> [HostTensor]
 
   /// Whether `vjp` reads the value of input `index` (not just its type): the graph keeps the value
   /// alive for it. Default: true.
@@ -50,7 +61,14 @@ public protocol Primitive: Sendable, CustomStringConvertible {
 }
 
 extension Primitive {
+  public var kind: OpKind { Self.kinds[0] }
   public var description: String { kind.rawValue }
+
+  public func outputTypes(_ inputs: [TensorType]) throws -> [TensorType] { [try outputType(inputs)] }
+
+  public func referenceOutputs(_ inputs: [HostTensor], outputs: [TensorType]) throws -> [HostTensor] {
+    [try reference(inputs, output: outputs[0])]
+  }
 
   public func vjpReads(input index: Int) -> Bool { true }
   public var vjpReadsOutput: Bool { true }
@@ -71,5 +89,23 @@ extension Primitive {
         "operands must share one floating-point dtype; use cast(_:to:)")
     }
     return d
+  }
+}
+
+// MARK: - Every primitive
+
+/// Every primitive type of the core, which together have every `OpKind` exactly once.
+public enum Primitives {
+  public static let all: [any Primitive.Type] = [
+    Conv2D.self, Conv2DBackwardData.self, Conv2DBackwardFilter.self, MaxPool2D.self, MaxPool2DBackward.self,
+    ReLU.self, ReLUBackward.self, Binary.self, Unary.self, Sum.self, BroadcastTo.self, Softmax.self,
+    Reshape.self, Concat.self, Slice.self, Pad.self, PadBackward.self, RandomMask.self, Cast.self,
+    ArgMax.self, OneHot.self, AdamUpdate.self,
+  ]
+
+  /// The primitive type whose ops have `kind`.
+  public static func type(of kind: OpKind) -> any Primitive.Type {
+    guard let t = all.first(where: { $0.kinds.contains(kind) }) else { preconditionFailure("no primitive type has kind \(kind)") }
+    return t
   }
 }

@@ -118,32 +118,27 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
   public init(node: Node) { holder = Holder(node) }
 
-  /// A new leaf tensor over a buffer that `backend` made for `type` (e.g. by a fused kernel that
-  /// is not an op, such as `FusedAdamBackend.adamUpdate`).
-  public init(storage: any DeviceStorage, type: TensorType, on backend: any Backend) {
-    self.init(node: Node(op: nil, inputs: [], type: type, backend: backend, storage: storage))
-  }
-
-  /// A leaf holding `host`'s values on `backend`.
-  public init(_ host: HostTensor, on backend: any Backend = Backends.default) throws {
+  /// A leaf holding `host`'s values on `backend` (every leaf initialiser defaults to the reference
+  /// backend: there is no mutable default, so library code names its backend).
+  public init(_ host: HostTensor, on backend: any Backend = ReferenceBackend.shared) throws {
     let storage = try backend.upload(host)
     self.init(node: Node(op: nil, inputs: [], type: host.type, backend: backend, storage: storage))
   }
 
   /// An f32 leaf from values in row-major order.
-  public init(shape: Shape, floats: [Float], on backend: any Backend = Backends.default) throws {
+  public init(shape: Shape, floats: [Float], on backend: any Backend = ReferenceBackend.shared) throws {
     try self.init(HostTensor(shape: shape, floats: floats), on: backend)
   }
 
   /// A leaf of `shape` and `dtype` with every element `value`.
   public init(
-    repeating value: Double, shape: Shape, dtype: DType = .f32, on backend: any Backend = Backends.default
+    repeating value: Double, shape: Shape, dtype: DType = .f32, on backend: any Backend = ReferenceBackend.shared
   ) throws {
     try self.init(HostTensor(type: TensorType(shape, dtype), repeating: value), on: backend)
   }
 
   /// An f32 scalar (shape []).
-  public init(scalar value: Float, on backend: any Backend = Backends.default) throws {
+  public init(scalar value: Float, on backend: any Backend = ReferenceBackend.shared) throws {
     try self.init(shape: [], floats: [value], on: backend)
   }
 
@@ -196,6 +191,16 @@ extension Tensor {
   /// Runs `op` on `inputs` eagerly on their backend (or `backend` for an op with no inputs) and
   /// returns the output's node. Errors name the op and the operands.
   public static func apply(_ op: any Primitive, _ inputs: [Tensor], on backend: (any Backend)? = nil) throws -> Tensor {
+    let outputs = try applyOutputs(op, inputs, on: backend)
+    guard outputs.count == 1 else {
+      throw TensorError(op: op.kind.rawValue, operands: inputs.map(\.type), "has \(outputs.count) outputs; use Tensor.applyOutputs")
+    }
+    return outputs[0]
+  }
+
+  /// Runs `op` as `apply` does and returns every output (a fused update has several), each its own
+  /// node with the same op and inputs.
+  public static func applyOutputs(_ op: any Primitive, _ inputs: [Tensor], on backend: (any Backend)? = nil) throws -> [Tensor] {
     let types = inputs.map(\.type)
     guard let backend = backend ?? inputs.first?.backend else {
       throw TensorError(op: op.kind.rawValue, "an op without inputs needs a backend")
@@ -205,24 +210,23 @@ extension Tensor {
         op: op.kind.rawValue, operands: types,
         "operands live on different backends (\(backend.name), \(other.backend.name)); move them with .to(_:)")
     }
-    let outType = try op.outputType(types)
-    guard let kernel = backend.kernel(for: op.kind) else {
-      throw TensorError(op: op.kind.rawValue, operands: types, "the \(backend.name) backend has no kernel for this op")
-    }
+    let outTypes = try op.outputTypes(types)
     let operands = inputs.map { Operand(storage: $0.node.storage, type: $0.type) }
-    let storage: any DeviceStorage
+    let storages: [any DeviceStorage]
     if let profiler = OpProfiler.active {
       // A backend that queues work (a GPU) waits before and after, so the op's own time is counted.
       try backend.synchronize()
       let start = DispatchTime.now().uptimeNanoseconds
-      storage = try kernel(op, operands, outType)
+      storages = try backend.kernels.run(op, operands, outputs: outTypes)
       try backend.synchronize()
-      profiler.add(op.kind, output: outType, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+      profiler.add(op.kind, output: outTypes[0], seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     } else {
-      storage = try kernel(op, operands, outType)
+      storages = try backend.kernels.run(op, operands, outputs: outTypes)
     }
     let recorded = GradientRecording.isOn ? inputs.map(\.node) : []
-    return Tensor(node: Node(op: op, inputs: recorded, type: outType, backend: backend, storage: storage))
+    return zip(outTypes, storages).map { type, storage in
+      Tensor(node: Node(op: op, inputs: recorded, type: type, backend: backend, storage: storage))
+    }
   }
 }
 

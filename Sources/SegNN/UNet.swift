@@ -24,7 +24,7 @@ public final class UNet {
 
   /// Builds the layers with Glorot-uniform kernels drawn from `seed`, as `dtype` (f32; f64 for
   /// gradient checks), on `backend`.
-  public init(config: UNetConfig, seed: UInt64 = 0, dtype: DType = .f32, on backend: any Backend = Backends.default) throws {
+  public init(config: UNetConfig, seed: UInt64 = 0, dtype: DType = .f32, on backend: any Backend) throws {
     try config.validate()
     self.config = config
     self.dtype = dtype

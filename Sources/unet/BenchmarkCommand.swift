@@ -59,7 +59,6 @@ func runBenchmark(
 ) throws {
   let config = try model.config(embedded: false)
   let backend = try device.backend(precision: options.precision)
-  Backends.default = backend
   let policy = PrecisionPolicy(options.precision, on: backend)
   if let note = policy.note(training: options.mode == .train) { print("unet: " + note) }
   let logger = try logDir.map {

@@ -72,7 +72,6 @@ func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inou
   var settings = try run.settings(mode: mode, model: model)
   adjust(&settings)
   let backend = try run.device.backend(precision: settings.precision)
-  Backends.default = backend
   let bar = ProgressBar()
   let runner = Runner(settings: settings, backend: backend, say: bar.say)
   if bar.isTerminal { runner.progress = bar.update }

@@ -37,11 +37,26 @@ import Testing
     #expect(fusedAdam.step == 3)
   }
 
-  /// Operands the kernel does not take (an f64 parameter) fall back to ops rather than failing.
-  @Test func otherDtypesAreDeclined() throws {
-    let p = try Tensor(HostTensor(type: TensorType([4], .f64), doubles: [1, 2, 3, 4]), on: CPUBackend.shared)
-    let o = Operand(storage: p.node.storage, type: p.type)
+  /// The CPU's kernel equals the op's reference kernel (the formula in f32) bit for bit.
+  @Test func cpuKernelEqualsTheReference() throws {
+    var rng = SeededRandom(seed: 3)
+    let shape: Shape = [1037]
+    let values = (0..<4).map { i in rng.doubles(shape.count).map { Float(i == 2 ? abs($0) : $0) } }
     let c = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: 1e-3)
-    #expect(try CPUBackend.shared.adamUpdate(parameter: o, m: o, v: o, gradient: o, c) == nil)
+    func update(on backend: any Backend) throws -> [[Float]] {
+      let t = try values.map { try Tensor(shape: shape, floats: $0, on: backend) }
+      let r = try adamUpdate(parameter: t[0], m: t[1], v: t[2], gradient: t[3], c)
+      return try [r.parameter, r.m, r.v].map { try $0.floats() }
+    }
+    #expect(try update(on: CPUBackend.shared) == update(on: ReferenceBackend.shared))
+  }
+
+  /// Operands of the wrong dtype are refused by the op's shape rule, with the op's name.
+  @Test func otherDtypesAreRefused() throws {
+    let p = try Tensor(HostTensor(type: TensorType([4], .f64), doubles: [1, 2, 3, 4]), on: CPUBackend.shared)
+    let c = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: 1e-3)
+    #expect { try adamUpdate(parameter: p, m: p, v: p, gradient: p, c) } throws: {
+      "\($0)".contains("adamUpdate") && "\($0)".contains("f32")
+    }
   }
 }

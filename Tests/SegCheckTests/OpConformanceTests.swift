@@ -14,27 +14,32 @@ final class BrokenBackend: Backend, @unchecked Sendable {
   let fault: Fault
   var name: String { "\(base.name) with a broken \(broken.rawValue)" }
 
+  /// The base's table with a first candidate for the broken kind's type that spoils its output.
+  private(set) var kernels: KernelTable
+
   init(_ broken: OpKind, _ fault: Fault, base: any Backend = ReferenceBackend.shared) {
     (self.broken, self.fault, self.base) = (broken, fault, base)
+    kernels = base.kernels
+    kernels.backendName = "\(base.name) with a broken \(broken.rawValue)"
+    intercept(Primitives.type(of: broken))
+  }
+
+  private func intercept<P: Primitive>(_ type: P.Type) {
+    kernels.registerOutputs(type, "broken", first: true) { [base, broken, fault] op, inputs, outputs in
+      guard op.kind == broken else { return nil }
+      let y = try base.download(try base.kernels.run(op, inputs, outputs: outputs)[0], type: outputs[0])
+      var v = y.doubles
+      switch fault {
+      case .fail: throw TensorError(op: broken.rawValue, "deliberately broken")
+      case .perturb: v[v.count / 2] += 0.01 * max(1, abs(v[v.count / 2]))
+      case .scale(let s): v = v.map { $0 * s }
+      }
+      return [try base.upload(HostTensor(type: outputs[0], doubles: v))]
+    }
   }
 
   func upload(_ host: HostTensor) throws -> any DeviceStorage { try base.upload(host) }
   func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor { try base.download(storage, type: type) }
-
-  func kernel(for kind: OpKind) -> Kernel? {
-    guard let k = base.kernel(for: kind) else { return nil }
-    guard kind == broken else { return k }
-    return { [self] op, inputs, output in
-      let y = try base.download(try k(op, inputs, output), type: output)
-      var v = y.doubles
-      switch fault {
-      case .fail: throw TensorError(op: kind.rawValue, "deliberately broken")
-      case .perturb: v[v.count / 2] += 0.01 * max(1, abs(v[v.count / 2]))
-      case .scale(let s): v = v.map { $0 * s }
-      }
-      return try base.upload(HostTensor(type: output, doubles: v))
-    }
-  }
 }
 
 // MARK: - Tests

@@ -68,10 +68,10 @@ import Testing
   }
 
   @Test func errorsNameTheOpAndOperands() throws {
-    #expect { try randomMask(shape: [2, 2], keepProbability: 0, seed: 1) } throws: {
+    #expect { try randomMask(shape: [2, 2], keepProbability: 0, seed: 1, on: ReferenceBackend.shared) } throws: {
       "\($0)" == "randomMask: f32[2,2]: keepProbability 0.0 must be in (0, 1]"
     }
-    #expect { try randomMask(shape: [2], keepProbability: 0.5, seed: 1, dtype: .i32) } throws: {
+    #expect { try randomMask(shape: [2], keepProbability: 0.5, seed: 1, dtype: .i32, on: ReferenceBackend.shared) } throws: {
       "\($0)" == "randomMask: i32[2]: the mask needs a floating-point dtype"
     }
     let x = try Tensor(repeating: 1, shape: [3])

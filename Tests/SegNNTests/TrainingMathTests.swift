@@ -64,7 +64,7 @@ import Testing
     c.depth = 2
     c.inputSize = padding == .same ? 8 : 44
     c.upconvKernel = 3
-    let model = try UNet(config: c, seed: 1)
+    let model = try UNet(config: c, seed: 1, on: ReferenceBackend.shared)
     #expect(model.parameterCount == c.parameterCount)
     let y = try model(Tensor(repeating: 0.5, shape: [2, c.inputSize, c.inputSize, 1]))
     #expect(y.shape == [2, c.outputSize, c.outputSize, 2])

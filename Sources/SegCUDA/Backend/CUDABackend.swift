@@ -17,11 +17,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   public let device: any KernelDevice
   /// cuDNN's convolutions; nil where there is no cuDNN (the emulator), so convolution kernels are absent.
   let convolutions: CUDNNConvolutions?
+  private var table = KernelTable(backendName: "cuda")
 
   /// A backend over `device`; `convolutions` supplies conv2d and its backward ops.
   init(device: any KernelDevice, convolutions: CUDNNConvolutions?) {
     self.device = device
     self.convolutions = convolutions
+    for type in Primitives.all { Self.register(type, self, in: &table) }
+    table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
+      try self.adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: inputs[3], op.constants).map { [$0.parameter, $0.m, $0.v] }
+    }
   }
 
   /// The backend on GPU `ordinal`: loads the driver, NVRTC and cuDNN (the error names what is
@@ -119,15 +124,20 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
   // MARK: Kernels
 
-  /// The kernel for `kind`: every op kind, the convolutions only with cuDNN.
-  public func kernel(for kind: OpKind) -> Kernel? {
-    guard let k = operation(kind) else { return nil }
-    return { op, inputs, output in
-      let operands = try inputs.map { operand -> DeviceOperand in
-        let s = try self.cudaStorage(operand.storage, op: kind.rawValue)
-        return DeviceOperand(pointer: s.pointer, type: operand.type, storage: s)
+  /// The kernel table: every primitive type, the convolutions only with cuDNN.
+  public var kernels: KernelTable { table }
+
+  private static func register<P: Primitive>(_ type: P.Type, _ backend: CUDABackend, in table: inout KernelTable) {
+    for kind in type.kinds {
+      guard let k = backend.operation(kind) else { continue }
+      table.register(type, "cuda") { [unowned backend] op, inputs, output in
+        guard op.kind == kind else { return nil }
+        let operands = try inputs.map { operand -> DeviceOperand in
+          let s = try backend.cudaStorage(operand.storage, op: kind.rawValue)
+          return DeviceOperand(pointer: s.pointer, type: operand.type, storage: s)
+        }
+        return try k(op, operands, output)
       }
-      return try k(op, operands, output)
     }
   }
 
@@ -150,6 +160,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     case .oneHot: return oneHot
     case .maxPool2d: return maxPool
     case .maxPool2dBackward: return maxPoolBackward
+    case .adamUpdate: return nil
     case .conv2d, .conv2dBackwardData, .conv2dBackwardFilter:
       guard let convolutions else { return nil }
       return { op, inputs, output in try convolutions.run(self, op, inputs, output) }

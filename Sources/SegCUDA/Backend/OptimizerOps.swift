@@ -2,10 +2,10 @@ import SegCore
 
 // MARK: - Fused Adam
 
-extension CUDABackend: FusedAdamBackend {
+extension CUDABackend {
   /// One `adam_<gradient dtype>` kernel over p, m, v and g into three new buffers (f32 master
   /// weights and moments; gradients in f32, f16 or bf16).
-  public func adamUpdate(
+  func adamUpdate(
     parameter: Operand, m: Operand, v: Operand, gradient: Operand, _ c: AdamConstants
   ) throws -> (parameter: any DeviceStorage, m: any DeviceStorage, v: any DeviceStorage)? {
     let type = TensorType(parameter.type.shape, .f32)

@@ -13,11 +13,6 @@ public struct Operand {
   }
 }
 
-/// Runs one primitive op: the op (with its attributes), its inputs, and the output type that the
-/// op's shape rule computed.
-public typealias Kernel = (_ op: any Primitive, _ inputs: [Operand], _ output: TensorType) throws
-  -> any DeviceStorage
-
 /// A place where tensors live and kernels run. Backends only add kernels: shape rules and gradients
 /// belong to the ops.
 public protocol Backend: AnyObject {
@@ -27,8 +22,8 @@ public protocol Backend: AnyObject {
   func upload(_ host: HostTensor) throws -> any DeviceStorage
   /// Copies a buffer back to host memory, row-major.
   func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor
-  /// The kernel for an op kind, or nil when this backend has none.
-  func kernel(for kind: OpKind) -> Kernel?
+  /// Its kernels, registered once per primitive type (`KernelTable`).
+  var kernels: KernelTable { get }
   /// What it runs on, for reports, e.g. "NVIDIA H100 80GB HBM3 (sm_90)"; `name` by default.
   var deviceDescription: String { get }
   /// The most bytes of memory its tensors held at once since `resetPeakMemory()`; nil for a
@@ -56,19 +51,5 @@ extension Backend {
   public var tf32Convolutions: Bool { false }
 
   /// Op kinds this backend has no kernel for.
-  public var missingKernels: [OpKind] { OpKind.allCases.filter { kernel(for: $0) == nil } }
-}
-
-// MARK: - Default backend
-
-/// The backend new tensors are made on when none is named.
-public enum Backends {
-  nonisolated(unsafe) private static var current: any Backend = ReferenceBackend.shared
-  private static let lock = Lock()
-
-  /// The default backend (initially the reference backend).
-  public static var `default`: any Backend {
-    get { lock.withLock { current } }
-    set { lock.withLock { current = newValue } }
-  }
+  public var missingKernels: [OpKind] { OpKind.allCases.filter { !kernels.covers($0) } }
 }

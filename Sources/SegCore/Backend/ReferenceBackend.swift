@@ -21,18 +21,31 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
   public func upload(_ host: HostTensor) throws -> any DeviceStorage { ReferenceStorage(host) }
 
   public func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
+    try Self.host(storage, type: type)
+  }
+
+  /// Every primitive's own `reference`, as the table's only candidate ("reference").
+  public let kernels: KernelTable
+
+  private init() {
+    var table = KernelTable(backendName: "reference")
+    for type in Primitives.all { Self.registerReference(type, in: &table) }
+    kernels = table
+  }
+
+  private static func registerReference<P: Primitive>(_ type: P.Type, in table: inout KernelTable) {
+    table.registerOutputs(type, "reference") { op, inputs, outputs in
+      let hosts = try inputs.map { try ReferenceBackend.host($0.storage, type: $0.type) }
+      let results = try op.referenceOutputs(hosts, outputs: outputs)
+      precondition(results.map(\.type) == outputs, "\(op): reference kernel returned \(results.map(\.type)), shape rule says \(outputs)")
+      return results.map { ReferenceStorage($0) }
+    }
+  }
+
+  private static func host(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
     guard let s = storage as? ReferenceStorage else {
       throw TensorError(op: "download", "buffer of type \(type) does not belong to the reference backend")
     }
     return s.value
-  }
-
-  public func kernel(for kind: OpKind) -> Kernel? {
-    return { op, inputs, output in
-      let hosts = try inputs.map { try self.download($0.storage, type: $0.type) }
-      let result = try op.reference(hosts, output: output)
-      precondition(result.type == output, "\(op): reference kernel returned \(result.type), shape rule says \(output)")
-      return ReferenceStorage(result)
-    }
   }
 }

@@ -11,7 +11,7 @@ public func reluBackward(_ dy: Tensor, _ y: Tensor) throws -> Tensor { try Tenso
 /// Rectified linear unit.
 public struct ReLU: Primitive {
   public init() {}
-  public var kind: OpKind { .relu }
+  public static let kinds: [OpKind] = [.relu]
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {
     try expectOperands(inputs, 1)
@@ -37,7 +37,7 @@ public struct ReLU: Primitive {
 /// has no gradient.
 public struct ReLUBackward: Primitive {
   public init() {}
-  public var kind: OpKind { .reluBackward }
+  public static let kinds: [OpKind] = [.reluBackward]
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {
     try expectOperands(inputs, 2)

@@ -26,6 +26,8 @@ public struct Binary: Primitive {
 
   public init(_ function: Function) { self.function = function }
 
+  public static let kinds: [OpKind] = [.add, .sub, .mul, .div]
+
   public var kind: OpKind {
     switch function {
     case .add: return .add

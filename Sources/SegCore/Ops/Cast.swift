@@ -14,7 +14,7 @@ public func cast(_ x: Tensor, to dtype: DType) throws -> Tensor {
 /// where the gradient is the cotangent cast back; integers carry no gradient.
 public struct Cast: Primitive {
   public let dtype: DType
-  public var kind: OpKind { .cast }
+  public static let kinds: [OpKind] = [.cast]
   public var description: String { "cast(to: \(dtype))" }
 
   public init(dtype: DType) { self.dtype = dtype }

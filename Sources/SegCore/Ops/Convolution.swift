@@ -157,7 +157,7 @@ public func conv2dBackwardFilter(
 public struct Conv2D: Primitive {
   public let geometry: ConvGeometry
   public let activation: FusedActivation
-  public var kind: OpKind { .conv2d }
+  public static let kinds: [OpKind] = [.conv2d]
   public var description: String { "conv2d(\(geometry), activation \(activation))" }
 
   public init(geometry: ConvGeometry, activation: FusedActivation = .none) {
@@ -244,7 +244,7 @@ public struct Conv2D: Primitive {
 public struct Conv2DBackwardData: Primitive {
   public let geometry: ConvGeometry
   public let inputH, inputW: Int
-  public var kind: OpKind { .conv2dBackwardData }
+  public static let kinds: [OpKind] = [.conv2dBackwardData]
   public var description: String { "conv2dBackwardData(\(geometry), input \(inputH)x\(inputW))" }
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {
@@ -323,7 +323,7 @@ public struct Conv2DBackwardData: Primitive {
 public struct Conv2DBackwardFilter: Primitive {
   public let geometry: ConvGeometry
   public let kernelH, kernelW: Int
-  public var kind: OpKind { .conv2dBackwardFilter }
+  public static let kinds: [OpKind] = [.conv2dBackwardFilter]
   public var description: String { "conv2dBackwardFilter(\(geometry), kernel \(kernelH)x\(kernelW))" }
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {

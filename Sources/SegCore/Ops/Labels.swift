@@ -22,7 +22,7 @@ public func oneHot(_ labels: Tensor, classes: Int, dtype: DType = .f32) throws -
 /// Index of the first maximum along a normalised axis.
 public struct ArgMax: Primitive {
   public let axis: Int
-  public var kind: OpKind { .argmax }
+  public static let kinds: [OpKind] = [.argmax]
   public var description: String { "argmax(axis: \(axis))" }
 
   public init(axis: Int) { self.axis = axis }
@@ -72,7 +72,7 @@ public struct ArgMax: Primitive {
 public struct OneHot: Primitive {
   public let classes: Int
   public let dtype: DType
-  public var kind: OpKind { .oneHot }
+  public static let kinds: [OpKind] = [.oneHot]
   public var description: String { "oneHot(classes: \(classes), dtype: \(dtype))" }
 
   public init(classes: Int, dtype: DType) {

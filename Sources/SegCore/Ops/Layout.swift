@@ -67,7 +67,7 @@ func blockIndices(in shape: Shape, starts: [Int], sizes: [Int]) -> [Int] {
 /// Concatenation along a normalised axis of one or more tensors of one dtype.
 public struct Concat: Primitive {
   public let axis: Int
-  public var kind: OpKind { .concat }
+  public static let kinds: [OpKind] = [.concat]
   public var description: String { "concat(axis: \(axis))" }
 
   public init(axis: Int) { self.axis = axis }
@@ -133,7 +133,7 @@ public struct Concat: Primitive {
 public struct Slice: Primitive {
   public let starts: [Int]
   public let sizes: [Int]
-  public var kind: OpKind { .slice }
+  public static let kinds: [OpKind] = [.slice]
   public var description: String { "slice(starts: \(starts), sizes: \(sizes))" }
 
   public init(starts: [Int], sizes: [Int]) {

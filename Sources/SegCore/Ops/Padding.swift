@@ -106,7 +106,7 @@ public struct Pad: Primitive {
   public let before: [Int]
   public let after: [Int]
   public let mode: PadMode
-  public var kind: OpKind { .pad }
+  public static let kinds: [OpKind] = [.pad]
   public var description: String { "pad(before: \(before), after: \(after), mode: \(mode))" }
 
   public init(before: [Int], after: [Int], mode: PadMode) {
@@ -147,7 +147,7 @@ public struct Pad: Primitive {
 public struct PadBackward: Primitive {
   public let before: [Int]
   public let after: [Int]
-  public var kind: OpKind { .padBackward }
+  public static let kinds: [OpKind] = [.padBackward]
   public var description: String { "padBackward(before: \(before), after: \(after))" }
 
   public init(before: [Int], after: [Int]) {

@@ -21,7 +21,7 @@ public func maxPool2dBackward(
 /// Max pooling, valid padding.
 public struct MaxPool2D: Primitive, Hashable {
   public let windowH, windowW, strideH, strideW: Int
-  public var kind: OpKind { .maxPool2d }
+  public static let kinds: [OpKind] = [.maxPool2d]
   public var description: String { "maxPool2d(window \(windowH)x\(windowW), strides \(strideH)x\(strideW))" }
 
   public init(windowH: Int, windowW: Int, strideH: Int, strideW: Int) {
@@ -85,7 +85,7 @@ public struct MaxPool2D: Primitive, Hashable {
 /// Routes dy to the first maximum of each window of x. Inputs x [N,H,W,C], dy [N,OH,OW,C].
 public struct MaxPool2DBackward: Primitive {
   public let pool: MaxPool2D
-  public var kind: OpKind { .maxPool2dBackward }
+  public static let kinds: [OpKind] = [.maxPool2dBackward]
   public var description: String { "maxPool2dBackward(\(pool))" }
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {

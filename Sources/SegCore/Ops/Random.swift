@@ -6,7 +6,7 @@
 /// and a run is reproducible whatever the threads do. keepProbability in (0, 1]; floating dtype.
 public func randomMask(
   shape: Shape, keepProbability: Double, seed: UInt64, offset: UInt64 = 0, dtype: DType = .f32,
-  on backend: any Backend = Backends.default
+  on backend: any Backend
 ) throws -> Tensor {
   let op = RandomMask(shape: shape, keepProbability: keepProbability, seed: seed, offset: offset, dtype: dtype)
   return try Tensor.apply(op, [], on: backend)
@@ -51,7 +51,7 @@ public struct RandomMask: Primitive {
   public let seed: UInt64
   public let offset: UInt64
   public let dtype: DType
-  public var kind: OpKind { .randomMask }
+  public static let kinds: [OpKind] = [.randomMask]
   public var description: String {
     "randomMask(\(TensorType(shape, dtype)), keep: \(keepProbability), seed: \(seed), offset: \(offset))"
   }

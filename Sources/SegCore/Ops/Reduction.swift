@@ -43,7 +43,7 @@ public func broadcast(_ x: Tensor, to shape: Shape) throws -> Tensor {
 public struct Sum: Primitive {
   public let axes: [Int]
   public let keepDims: Bool
-  public var kind: OpKind { .sum }
+  public static let kinds: [OpKind] = [.sum]
 
   /// Sums over `axes`, which must be sorted and distinct.
   public init(axes: [Int], keepDims: Bool) {
@@ -93,7 +93,7 @@ public struct Sum: Primitive {
 /// Repeats a tensor along broadcast axes to a given shape.
 public struct BroadcastTo: Primitive {
   public let shape: Shape
-  public var kind: OpKind { .broadcastTo }
+  public static let kinds: [OpKind] = [.broadcastTo]
   public init(shape: Shape) { self.shape = shape }
   public var description: String { "broadcastTo(\(shape))" }
 

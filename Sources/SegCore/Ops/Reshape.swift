@@ -19,7 +19,7 @@ public func reshape(_ x: Tensor, _ shape: Shape) throws -> Tensor {
 /// Reinterprets the elements with a new shape.
 public struct Reshape: Primitive {
   public let shape: Shape
-  public var kind: OpKind { .reshape }
+  public static let kinds: [OpKind] = [.reshape]
   public init(shape: Shape) { self.shape = shape }
   public var description: String { "reshape(\(shape))" }
 

@@ -19,6 +19,8 @@ public struct Softmax: Primitive {
 
   public init(log: Bool) { self.log = log }
 
+  public static let kinds: [OpKind] = [.softmax, .logSoftmax]
+
   public var kind: OpKind { log ? .logSoftmax : .softmax }
 
   public func outputType(_ inputs: [TensorType]) throws -> TensorType {

@@ -43,6 +43,8 @@ public struct Unary: Primitive {
 
   public init(_ function: Function) { self.function = function }
 
+  public static let kinds: [OpKind] = [.neg, .exp, .log, .sqrt, .addScalar, .mulScalar]
+
   public var kind: OpKind {
     switch function {
     case .neg: return .neg

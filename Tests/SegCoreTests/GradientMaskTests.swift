@@ -45,7 +45,8 @@ import Testing
         for i in inputs.indices where i < some.count {
           if needed[i] {
             #expect(some[i]?.type == all[i]?.type, "\(c) \(needed): input \(i)'s cotangent type")
-            #expect(some[i]?.doubles == all[i]?.doubles, "\(c) \(needed): input \(i)'s cotangent differs from the all-needed one")
+            #expect(
+              some[i]?.doubles == all[i]?.doubles, "\(c) \(needed): input \(i)'s cotangent differs from the all-needed one")
           } else {
             #expect(some[i] == nil, "\(c) \(needed): input \(i) was not needed but got a cotangent")
           }

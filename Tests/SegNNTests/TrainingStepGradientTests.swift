@@ -18,7 +18,9 @@ import Testing
 
   /// The loss's gradients with respect to every parameter (the trainer's backward pass, dropout on),
   /// with the ops it ran (forward and backward) counted by kind.
-  private func step(_ model: UNet, images: Tensor, targets: Tensor) throws -> (gradients: [[Float]], calls: [OpKind: Int]) {
+  private func step(
+    _ model: UNet, images: Tensor, targets: Tensor
+  ) throws -> (gradients: [[Float]], calls: [OpKind: Int]) {
     let profiler = OpProfiler()
     let grads = try OpProfiler.record(into: profiler) {
       let logits = try model(images, dropoutSeed: 7)
@@ -40,7 +42,9 @@ import Testing
     let targets = try Tensor(shape: [2, c.outputSize, c.outputSize, 2], floats: labels, on: backend)
 
     let now = try step(model, images: images, targets: targets)
-    let before = try GradientWalk.$buildsEveryCotangent.withValue(true) { try step(model, images: images, targets: targets) }
+    let before = try GradientWalk.$buildsEveryCotangent.withValue(true) {
+      try step(model, images: images, targets: targets)
+    }
 
     // Forward: one backward-data conv per transposed conv. Backward, with every input cotangent
     // built: one per conv (its input's cotangent). The first conv's input is the image.
@@ -54,7 +58,9 @@ import Testing
       #expect(a == b, "\(model.parameters[i].name): the gradient differs from the all-needed walk's")
     }
     // No kind runs more often; the image's, the dropout mask's and the targets' cotangents are gone.
-    for (kind, n) in now.calls { #expect(n <= before.calls[kind] ?? 0, "\(kind): \(n) calls, \(before.calls[kind] ?? 0) before") }
+    for (kind, n) in now.calls {
+      #expect(n <= before.calls[kind] ?? 0, "\(kind): \(n) calls, \(before.calls[kind] ?? 0) before")
+    }
     #expect(now.calls.values.reduce(0, +) < before.calls.values.reduce(0, +))
   }
 }

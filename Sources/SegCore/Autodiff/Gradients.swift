@@ -2,7 +2,8 @@
 
 /// Gradients of `output` with respect to each of `targets`, by walking the graph backward and
 /// applying each op's VJP. `seed` is the cotangent of `output` (default: ones, for a scalar loss).
-/// A target that `output` does not depend on gets zeros.
+/// A target that `output` does not depend on gets zeros. Only cotangents on a path from a target
+/// to `output` are built: an image's, a label's or a constant's never are.
 ///
 /// Without `keepGraph` the walk consumes the graph as it goes, as a training step wants: each node
 /// lets go of its inputs once its VJP has run, so every value that no later VJP reads is freed

@@ -46,7 +46,7 @@ import Testing
           if needed[i] {
             #expect(some[i]?.type == all[i]?.type, "\(c) \(needed): input \(i)'s cotangent type")
             #expect(
-              some[i]?.doubles == all[i]?.doubles, "\(c) \(needed): input \(i)'s cotangent differs from the all-needed one")
+              some[i]?.doubles == all[i]?.doubles, "\(c) \(needed): input \(i)'s cotangent is not the all-needed one")
           } else {
             #expect(some[i] == nil, "\(c) \(needed): input \(i) was not needed but got a cotangent")
           }

@@ -45,8 +45,11 @@ public protocol Primitive: Sendable, CustomStringConvertible {
   func outputTypes(_ inputs: [TensorType]) throws -> [TensorType]
 
   /// Vector-Jacobian product: the cotangent of each input given the output's cotangent, built with
-  /// other ops; nil where an input has no gradient (integer inputs, masks).
-  func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?]
+  /// other ops; nil where an input has no gradient (integer inputs, masks). `needed` has one flag per
+  /// input: where it is false the cotangent is not built (nil), so that no op runs for a gradient
+  /// nobody reads (an image's, a label's); where it is true the result is the same whatever the
+  /// other flags are.
+  func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?]
 
   /// The reference kernel: computes the output from host inputs, accumulating in Double.
   func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor

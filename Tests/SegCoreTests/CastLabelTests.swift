@@ -43,7 +43,8 @@ import Testing
     // Only the direct path contributes: the path through i32 carries nothing.
     #expect(try g.floats() == [1, 1, 1])
     let ints = try Tensor(HostTensor(shape: [2], data: .i32([1, 2])))
-    let back = try Cast(dtype: .f32).vjp([ints], output: cast(ints, to: .f32), cotangent: Tensor(repeating: 1, shape: [2]))
+    let back = try Cast(dtype: .f32).vjp(
+      [ints], output: cast(ints, to: .f32), cotangent: Tensor(repeating: 1, shape: [2]), needed: [true])
     #expect(back.count == 1 && back[0] == nil)
   }
 
@@ -96,12 +97,13 @@ import Testing
 
   @Test func labelOpsHaveNoGradient() throws {
     let x = try Tensor(shape: [2], floats: [1, 2])
-    let back = try ArgMax(axis: 0).vjp([x], output: argmax(x), cotangent: Tensor(HostTensor(shape: [], data: .i32([1]))))
+    let back = try ArgMax(axis: 0).vjp(
+      [x], output: argmax(x), cotangent: Tensor(HostTensor(shape: [], data: .i32([1]))), needed: [true])
     #expect(back.count == 1 && back[0] == nil)
     let labels = try Tensor(HostTensor(shape: [2], data: .i32([0, 1])))
     let y = try oneHot(labels, classes: 2)
-    #expect(try OneHot(classes: 2, dtype: .f32).vjp([labels], output: y, cotangent: y).count == 1)
-    #expect(try OneHot(classes: 2, dtype: .f32).vjp([labels], output: y, cotangent: y)[0] == nil)
+    #expect(try OneHot(classes: 2, dtype: .f32).vjp([labels], output: y, cotangent: y, needed: [true]).count == 1)
+    #expect(try OneHot(classes: 2, dtype: .f32).vjp([labels], output: y, cotangent: y, needed: [true])[0] == nil)
   }
 
   @Test func badLabelsAreNamed() throws {

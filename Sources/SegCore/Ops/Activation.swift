@@ -18,8 +18,8 @@ public struct ReLU: Primitive {
     return TensorType(inputs[0].shape, try expectSameFloatType(inputs))
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] {
-    [try reluBackward(cotangent, output)]
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    [try needed[0] ? reluBackward(cotangent, output) : nil]
   }
 
   /// The VJP reads only the output (positive where the input was).
@@ -48,8 +48,8 @@ public struct ReLUBackward: Primitive {
     return TensorType(inputs[0].shape, dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] {
-    [try reluBackward(cotangent, inputs[1]), nil]
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    [try needed[0] ? reluBackward(cotangent, inputs[1]) : nil, nil]
   }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {

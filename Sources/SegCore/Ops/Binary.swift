@@ -46,15 +46,17 @@ public struct Binary: Primitive {
     return TensorType(shape, dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
     let (a, b) = (inputs[0], inputs[1])
     switch function {
-    case .add: return [try sum(g, to: a.shape), try sum(g, to: b.shape)]
-    case .sub: return [try sum(g, to: a.shape), try sum(neg(g), to: b.shape)]
-    case .mul: return [try sum(g * b, to: a.shape), try sum(g * a, to: b.shape)]
+    case .add: return [try needed[0] ? sum(g, to: a.shape) : nil, try needed[1] ? sum(g, to: b.shape) : nil]
+    case .sub: return [try needed[0] ? sum(g, to: a.shape) : nil, try needed[1] ? sum(neg(g), to: b.shape) : nil]
+    case .mul: return [try needed[0] ? sum(g * b, to: a.shape) : nil, try needed[1] ? sum(g * a, to: b.shape) : nil]
     case .div:
+      // Both cotangents start from g / b: made once, and only when one of them is needed.
+      guard needed[0] || needed[1] else { return [nil, nil] }
       let ga = try g / b
-      return [try sum(ga, to: a.shape), try sum(neg(ga * output), to: b.shape)]
+      return [try needed[0] ? sum(ga, to: a.shape) : nil, try needed[1] ? sum(neg(ga * output), to: b.shape) : nil]
     }
   }
 

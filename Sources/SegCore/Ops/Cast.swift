@@ -24,9 +24,9 @@ public struct Cast: Primitive {
     return TensorType(inputs[0].shape, dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
     let from = inputs[0].dtype
-    guard from.isFloatingPoint, dtype.isFloatingPoint else { return [nil] }
+    guard needed[0], from.isFloatingPoint, dtype.isFloatingPoint else { return [nil] }
     return [try cast(g, to: from)]
   }
 

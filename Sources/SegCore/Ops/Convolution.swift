@@ -190,12 +190,17 @@ public struct Conv2D: Primitive {
     return TensorType([x[0], oh, ow, f[3]], dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
     let (x, filter) = (inputs[0], inputs[1])
+    let (inputSize, kernelSize) = ((x.shape[1], x.shape[2]), (filter.shape[0], filter.shape[1]))
+    // The fused activation's backward pass feeds all three cotangents: run once, if any is needed.
+    guard needed.contains(true) else { return needed.map { _ in nil } }
     let g = activation == .relu ? try reluBackward(cotangent, output) : cotangent
-    let dx = try conv2dBackwardData(g, filter, inputSize: (x.shape[1], x.shape[2]), geometry: geometry)
-    let dw = try conv2dBackwardFilter(x, g, kernelSize: (filter.shape[0], filter.shape[1]), geometry: geometry)
-    if inputs.count == 3 { return [dx, dw, try sum(g, axes: [0, 1, 2])] }
+    // A network's first conv reads the image: its input cotangent, a full-size backward-data
+    // convolution, is the one most often not needed.
+    let dx: Tensor? = try needed[0] ? conv2dBackwardData(g, filter, inputSize: inputSize, geometry: geometry) : nil
+    let dw: Tensor? = try needed[1] ? conv2dBackwardFilter(x, g, kernelSize: kernelSize, geometry: geometry) : nil
+    if inputs.count == 3 { return [dx, dw, try needed[2] ? sum(g, axes: [0, 1, 2]) : nil] }
     return [dx, dw]
   }
 
@@ -267,10 +272,11 @@ public struct Conv2DBackwardData: Primitive {
     return TensorType([dy[0], inputH, inputW, f[2]], dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
     let (dy, filter) = (inputs[0], inputs[1])
-    let ddy = try Tensor.apply(Conv2D(geometry: geometry), [g, filter])
-    let dw = try conv2dBackwardFilter(g, dy, kernelSize: (filter.shape[0], filter.shape[1]), geometry: geometry)
+    let kernelSize = (filter.shape[0], filter.shape[1])
+    let ddy: Tensor? = try needed[0] ? Tensor.apply(Conv2D(geometry: geometry), [g, filter]) : nil
+    let dw: Tensor? = try needed[1] ? conv2dBackwardFilter(g, dy, kernelSize: kernelSize, geometry: geometry) : nil
     return [ddy, dw]
   }
 
@@ -343,10 +349,11 @@ public struct Conv2DBackwardFilter: Primitive {
     return TensorType([kernelH, kernelW, x[3], dy[3]], dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
     let (x, dy) = (inputs[0], inputs[1])
-    let dx = try conv2dBackwardData(dy, g, inputSize: (x.shape[1], x.shape[2]), geometry: geometry)
-    let ddy = try Tensor.apply(Conv2D(geometry: geometry), [x, g])
+    let inputSize = (x.shape[1], x.shape[2])
+    let dx: Tensor? = try needed[0] ? conv2dBackwardData(dy, g, inputSize: inputSize, geometry: geometry) : nil
+    let ddy: Tensor? = try needed[1] ? Tensor.apply(Conv2D(geometry: geometry), [x, g]) : nil
     return [dx, ddy]
   }
 

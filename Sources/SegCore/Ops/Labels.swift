@@ -41,7 +41,7 @@ public struct ArgMax: Primitive {
     return TensorType(Shape(dims), .i32)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] { [nil] }
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] { [nil] }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let x = inputs[0].doubles
@@ -91,7 +91,7 @@ public struct OneHot: Primitive {
     return TensorType(Shape(inputs[0].shape.dims + [classes]), dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] { [nil] }
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] { [nil] }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     // The shape rule cannot see values, so a bad label is caught here.

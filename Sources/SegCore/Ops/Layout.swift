@@ -95,13 +95,14 @@ public struct Concat: Primitive {
     return TensorType(Shape(dims), first.dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
     var offset = 0
-    return try inputs.map { x in
+    return try inputs.indices.map { i -> Tensor? in
+      let x = inputs[i]
       var starts = [Int](repeating: 0, count: x.shape.rank)
       starts[axis] = offset
       offset += x.shape[axis]
-      return try slice(g, starts: starts, sizes: x.shape.dims)
+      return try needed[i] ? slice(g, starts: starts, sizes: x.shape.dims) : nil
     }
   }
 
@@ -157,7 +158,8 @@ public struct Slice: Primitive {
     return TensorType(Shape(sizes), inputs[0].dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard needed[0] else { return [nil] }
     let x = inputs[0]
     let after = (0..<x.shape.rank).map { x.shape.dims[$0] - starts[$0] - sizes[$0] }
     return [try pad(g, before: starts, after: after, mode: .zero)]

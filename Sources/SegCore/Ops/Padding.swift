@@ -122,7 +122,8 @@ public struct Pad: Primitive {
     return TensorType(Shape((0..<s.rank).map { before[$0] + s.dims[$0] + after[$0] }), inputs[0].dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard needed[0] else { return [nil] }
     switch mode {
     case .zero: return [try slice(g, starts: before, sizes: inputs[0].shape.dims)]
     case .reflect: return [try padBackward(g, before: before, after: after)]
@@ -169,8 +170,8 @@ public struct PadBackward: Primitive {
     return TensorType(dims, dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
-    [try pad(g, before: before, after: after, mode: .reflect)]
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    [try needed[0] ? pad(g, before: before, after: after, mode: .reflect) : nil]
   }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {

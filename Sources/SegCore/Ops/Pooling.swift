@@ -46,8 +46,8 @@ public struct MaxPool2D: Primitive, Hashable {
     return try pooledType(inputs)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] {
-    [try Tensor.apply(MaxPool2DBackward(pool: self), [inputs[0], cotangent])]
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    [try needed[0] ? Tensor.apply(MaxPool2DBackward(pool: self), [inputs[0], cotangent]) : nil]
   }
 
   /// The flat input index of the first maximum of window (b, i, j, ch), scanning (kh, kw) in
@@ -98,7 +98,8 @@ public struct MaxPool2DBackward: Primitive {
     return TensorType(inputs[0].shape, dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard needed.contains(true) else { return [nil, nil] }
     throw TensorError(op: kind.rawValue, "second-order gradients through max pooling are not supported")
   }
 

@@ -94,7 +94,7 @@ public struct RandomMask: Primitive {
     return type
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] { [] }
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] { [] }
 
   public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
     let scale = 1 / keepProbability

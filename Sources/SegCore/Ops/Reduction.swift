@@ -68,7 +68,8 @@ public struct Sum: Primitive {
     return TensorType(keepDims ? kept : Shape(s.dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element)), dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard needed[0] else { return [nil] }
     let x = inputs[0]
     return [try broadcast(reshape(g, keptShape(x.shape)), to: x.shape)]
   }
@@ -105,8 +106,8 @@ public struct BroadcastTo: Primitive {
     return TensorType(shape, inputs[0].dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
-    [try sum(g, to: inputs[0].shape)]
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    [try needed[0] ? sum(g, to: inputs[0].shape) : nil]
   }
 
   /// The VJP needs only the input's type.

@@ -31,8 +31,8 @@ public struct Reshape: Primitive {
     return TensorType(shape, inputs[0].dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
-    [try reshape(g, inputs[0].shape)]
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    [try needed[0] ? reshape(g, inputs[0].shape) : nil]
   }
 
   /// The VJP needs only the input's type.

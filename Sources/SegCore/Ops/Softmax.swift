@@ -32,7 +32,8 @@ public struct Softmax: Primitive {
     return TensorType(inputs[0].shape, dtype)
   }
 
-  public func vjp(_ inputs: [Tensor], output y: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output y: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard needed[0] else { return [nil] }
     if log {
       // d/dx of log-softmax: g - softmax(x) * sum(g), and softmax(x) = exp(y).
       return [try g - exp(y) * sum(g, axes: [-1], keepDims: true)]

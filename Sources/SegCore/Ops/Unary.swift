@@ -81,7 +81,8 @@ public struct Unary: Primitive {
     return TensorType(inputs[0].shape, try expectSameFloatType(inputs))
   }
 
-  public func vjp(_ inputs: [Tensor], output y: Tensor, cotangent g: Tensor) throws -> [Tensor?] {
+  public func vjp(_ inputs: [Tensor], output y: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard needed[0] else { return [nil] }
     let x = inputs[0]
     switch function {
     case .neg: return [try neg(g)]

@@ -61,8 +61,11 @@ public struct AdamUpdate: Primitive {
     return [state, state, state]
   }
 
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor) throws -> [Tensor?] {
-    throw TensorError(op: kind.rawValue, "an optimizer update has no gradient; run it inside withoutGradients")
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard !needed.contains(true) else {
+      throw TensorError(op: kind.rawValue, "an optimizer update has no gradient; run it inside withoutGradients")
+    }
+    return needed.map { _ in nil }
   }
 
   public func vjpReads(input index: Int) -> Bool { false }

@@ -84,7 +84,7 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     guard effective != requested else { return nil }
     let missing = requested == .tf32 ? "TF32" : "half-precision"
     let scaling = training && usesLossScaling ? "; training still applies fp16's dynamic loss scaling" : ""
-    return "the \(backendName) backend has no \(missing) convolutions: --precision \(requested) computes in \(effective)\(scaling)"
+    return "the \(backendName) backend has no \(missing) convolutions: \(requested) computes in \(effective)\(scaling)"
   }
 
   public var description: String {

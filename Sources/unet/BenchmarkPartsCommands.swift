@@ -61,10 +61,13 @@ struct BenchmarkPipelineCommand: ParsableCommand {
     let augment: Bool
   }
 
-  func run() throws {
+  func validate() throws {
     guard workers >= 0, batches >= 1, batchSize >= 1 else {
       throw ValidationError("--workers must be 0 or more, --batches and --batch-size at least 1")
     }
+  }
+
+  func run() throws {
     let r = try PipelineBenchmark.run(
       workers: workers, batches: batches, batchSize: batchSize, augmentation: augment ? AugmentationOptions() : .none)
     try emitJSON(Report(workers: r.workers, batchSize: r.batchSize, images: r.images, seconds: r.seconds,

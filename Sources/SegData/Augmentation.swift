@@ -48,8 +48,8 @@ public enum ImageInterpolation: String, Sendable, CaseIterable {
   case bilinear, bicubic
 }
 
-/// Which augmentations run and how strongly. The defaults are the set `--augment` turns on: the
-/// reference's flips, crop-and-zoom and brightness, plus 90-degree rotations, contrast, noise and
+/// Which augmentations run and how strongly. The defaults are the set a run with augmentation on
+/// uses: the reference's flips, crop-and-zoom and brightness, plus 90-degree rotations, contrast, noise and
 /// the paper's elastic deformation. Magnitudes of intensity changes are in the scaled [-1, 1] space.
 public struct AugmentationOptions: Equatable, Sendable {
   /// Probability of mirroring left-right (the reference: 0.5).

@@ -2,7 +2,7 @@ import SegCore
 
 // MARK: - Requested precision
 
-/// The arithmetic a run asks for (`--precision`). Master weights, Adam's moments, the softmax,
+/// The arithmetic a run asks for (the precision setting). Master weights, Adam's moments, the softmax,
 /// the loss, its reductions and the update are f32 in every case; only the model's convolutions and
 /// the activations between them change type.
 public enum Precision: String, CaseIterable, Sendable, Codable, CustomStringConvertible {

@@ -49,7 +49,7 @@ public struct BenchmarkResult: Encodable, Sendable {
     public var device: String
     /// The backend's `deviceDescription`, e.g. the GPU's name.
     public var deviceName: String
-    /// The precision asked for (--precision).
+    /// The precision asked for.
     public var precision = "fp32"
     /// What the convolutions computed in on this backend (fp32 for fp16/bf16 on a backend without
     /// half-precision convolutions).

@@ -44,7 +44,9 @@ public struct SettingText: ExpressibleByStringInterpolation, Equatable, Sendable
   /// Builds the parts of an interpolated literal.
   public struct Interpolation: StringInterpolationProtocol {
     var parts: [Part] = []
+    /// An empty text; the literal fills it.
     public init(literalCapacity: Int, interpolationCount: Int) {}
+    /// Literal text.
     public mutating func appendLiteral(_ literal: String) { appendText(literal) }
     /// A setting, named by whoever prints the text.
     public mutating func appendInterpolation(_ setting: Setting) { parts.append(.setting(setting)) }

@@ -250,7 +250,8 @@ public final class Runner {
       let masks = try predictMasks(model, images: data.test.map(\.image), batchSize: s.training.batchSize, window: s.window)
       let url = dir.appendingPathComponent("test-masks.tif")
       do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-        throw SettingError(.modelDirectory, value: dir.path, "cannot be created: \(error.localizedDescription)")
+        throw SettingError(s.predictOutput == nil ? .modelDirectory : .predictionOutput, value: dir.path,
+                           "cannot be created: \(error.localizedDescription)")
       }
       try TIFF.write(masks, to: url)
       say("unet: wrote \(masks.count) masks to \(url.path)")

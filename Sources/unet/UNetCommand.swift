@@ -17,15 +17,14 @@ struct UNetCommand: ParsableCommand {
   /// as such, and the libraries' setting errors name their flags.
   static func main() {
     let arguments = Array(CommandLine.arguments.dropFirst())
-    if let message = misplacedFlagMessage(arguments, root: Self.self) {
-      FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
-      Self.exit(withError: ExitCode.validationFailure)
+    var command: ParsableCommand
+    do { command = try parseAsRoot(arguments) } catch {
+      if let message = misplacedFlagMessage(arguments, root: Self.self) {
+        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        Self.exit(withError: ExitCode.validationFailure)
+      }
+      Self.exit(withError: error)
     }
-    do {
-      var command = try parseAsRoot(arguments)
-      try command.run()
-    } catch {
-      Self.exit(withError: commandLineError(error))
-    }
+    do { try command.run() } catch { Self.exit(withError: commandLineError(error)) }
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 // MARK: - Tiles
 
@@ -47,8 +48,8 @@ public enum ImageInterpolation: String, Sendable, CaseIterable {
   case bilinear, bicubic
 }
 
-/// Which augmentations run and how strongly. The defaults are the set `--augment` turns on: the
-/// reference's flips, crop-and-zoom and brightness, plus 90-degree rotations, contrast, noise and
+/// Which augmentations run and how strongly. The defaults are the set a run with augmentation on
+/// uses: the reference's flips, crop-and-zoom and brightness, plus 90-degree rotations, contrast, noise and
 /// the paper's elastic deformation. Magnitudes of intensity changes are in the scaled [-1, 1] space.
 public struct AugmentationOptions: Equatable, Sendable {
   /// Probability of mirroring left-right (the reference: 0.5).
@@ -95,33 +96,33 @@ public struct AugmentationOptions: Equatable, Sendable {
     return o
   }
 
-  /// Throws `AugmentationError` naming the first field out of range.
+  /// Throws `SettingError` naming the first field out of range.
   public func validate() throws {
     let probabilities = [
-      ("flipXProbability", flipXProbability), ("flipYProbability", flipYProbability), ("cropProbability", cropProbability),
-      ("brightnessProbability", brightnessProbability), ("contrastProbability", contrastProbability),
-      ("noiseProbability", noiseProbability), ("elasticProbability", elasticProbability),
+      (Setting.flipXProbability, flipXProbability), (.flipYProbability, flipYProbability), (.cropProbability, cropProbability),
+      (.brightnessProbability, brightnessProbability), (.contrastProbability, contrastProbability),
+      (.noiseProbability, noiseProbability), (.elasticProbability, elasticProbability),
     ]
-    for (name, p) in probabilities where !(0...1).contains(p) {
-      throw AugmentationError(option: name, "\(p) is not a probability; it must be in [0, 1]")
+    for (setting, p) in probabilities where !(0...1).contains(p) {
+      throw SettingError(setting, value: p, "not a probability; it must be in [0, 1]")
     }
     guard (0..<0.5).contains(maxCropFraction) else {
-      throw AugmentationError(option: "maxCropFraction", "\(maxCropFraction) must be in [0, 0.5), so that something is left to zoom into")
+      throw SettingError(.maxCropFraction, value: maxCropFraction, "must be in [0, 0.5), so that something is left to zoom into")
     }
     guard maxBrightnessDelta >= 0, maxBrightnessDelta.isFinite else {
-      throw AugmentationError(option: "maxBrightnessDelta", "\(maxBrightnessDelta) must be finite and at least 0")
+      throw SettingError(.maxBrightnessDelta, value: maxBrightnessDelta, "must be finite and at least 0")
     }
     guard contrastRange.lowerBound >= 0, contrastRange.upperBound.isFinite else {
-      throw AugmentationError(option: "contrastRange", "\(contrastRange) must lie in [0, infinity)")
+      throw SettingError(.contrastRange, value: contrastRange, "must lie in [0, infinity)")
     }
     guard maxNoiseStd >= 0, maxNoiseStd.isFinite else {
-      throw AugmentationError(option: "maxNoiseStd", "\(maxNoiseStd) must be finite and at least 0")
+      throw SettingError(.maxNoiseStd, value: maxNoiseStd, "must be finite and at least 0")
     }
     guard elasticGrid >= 2 else {
-      throw AugmentationError(option: "elasticGrid", "\(elasticGrid) control points per side; at least 2 are needed")
+      throw SettingError(.elasticGrid, value: elasticGrid, "control points per side are too few; at least 2 are needed")
     }
     guard elasticSigma >= 0, elasticSigma.isFinite else {
-      throw AugmentationError(option: "elasticSigma", "\(elasticSigma) must be finite and at least 0")
+      throw SettingError(.elasticSigma, value: elasticSigma, "must be finite and at least 0")
     }
   }
 
@@ -161,23 +162,6 @@ public struct AugmentationOptions: Equatable, Sendable {
     if elasticOn, elasticSigma > 0 { plan.elastic = DisplacementGrid(size: n, dx: dx, dy: dy) }
     return plan
   }
-}
-
-/// An augmentation option out of range; names the field and what would be valid.
-public struct AugmentationError: Error, CustomStringConvertible, Sendable {
-  /// The `AugmentationOptions` field the error is about.
-  public let option: String
-  /// What is wrong, and what would be valid.
-  public let reason: String
-
-  /// An error about `option`.
-  public init(option: String, _ reason: String) {
-    self.option = option
-    self.reason = reason
-  }
-
-  /// "augmentation option: reason".
-  public var description: String { "augmentation \(option): \(reason)" }
 }
 
 // MARK: - Plans

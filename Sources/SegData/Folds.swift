@@ -1,22 +1,4 @@
-// MARK: - Errors
-
-/// A cross-validation option with a value that cannot work: names the flag (`--fold`, `--folds`)
-/// and what would be valid, e.g. "--fold: 5 is out of range; with 5 folds it must be 0...4".
-public struct FoldError: Error, CustomStringConvertible, Sendable {
-  /// The command-line flag the error is about.
-  public let option: String
-  /// What is wrong, and what would be valid.
-  public let reason: String
-
-  /// An error about `option`.
-  public init(option: String, _ reason: String) {
-    self.option = option
-    self.reason = reason
-  }
-
-  /// "option: reason".
-  public var description: String { "\(option): \(reason)" }
-}
+import SegCore
 
 // MARK: - Folds
 
@@ -27,16 +9,16 @@ public enum CrossValidation {
   /// The train and validation indices (each ascending) of `fold` (0..<folds) over items 0..<count:
   /// the items are shuffled by `seed`, the shuffled order is cut into `folds` contiguous parts whose
   /// sizes differ by at most one (the larger parts first), and part `fold` is the validation set.
-  /// Throws `FoldError` when folds < 2, folds > count, or fold is not in 0..<folds.
+  /// Throws `SettingError` naming `folds` or `fold` when folds < 2, folds > count, or fold is not in 0..<folds.
   public static func split(count: Int, folds: Int = 5, fold: Int, seed: UInt64 = 0) throws -> (train: [Int], validation: [Int]) {
     guard folds >= 2 else {
-      throw FoldError(option: "--folds", "\(folds) folds cannot hold out data; use at least 2")
+      throw SettingError(.folds, value: folds, "cannot hold out data; use at least 2")
     }
     guard folds <= count else {
-      throw FoldError(option: "--folds", "\(folds) folds need at least \(folds) items, but there are \(count)")
+      throw SettingError(.folds, value: folds, "needs at least one item per fold, but there are \(count) items")
     }
     guard (0..<folds).contains(fold) else {
-      throw FoldError(option: "--fold", "\(fold) is out of range; with \(folds) folds it must be 0...\(folds - 1)")
+      throw SettingError(.fold, value: fold, "out of range; with \(folds) folds it must be 0...\(folds - 1)")
     }
     let order = shuffled(count: count, seed: seed)
     let bounds = partBounds(count: count, parts: folds)

@@ -2,7 +2,7 @@ import SegCore
 
 // MARK: - Requested precision
 
-/// The arithmetic a run asks for (`--precision`). Master weights, Adam's moments, the softmax,
+/// The arithmetic a run asks for (the precision setting). Master weights, Adam's moments, the softmax,
 /// the loss, its reductions and the update are f32 in every case; only the model's convolutions and
 /// the activations between them change type.
 public enum Precision: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
@@ -84,7 +84,7 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
     guard effective != requested else { return nil }
     let missing = requested == .tf32 ? "TF32" : "half-precision"
     let scaling = training && usesLossScaling ? "; training still applies fp16's dynamic loss scaling" : ""
-    return "the \(backendName) backend has no \(missing) convolutions: --precision \(requested) computes in \(effective)\(scaling)"
+    return "the \(backendName) backend has no \(missing) convolutions: \(requested) computes in \(effective)\(scaling)"
   }
 
   public var description: String {

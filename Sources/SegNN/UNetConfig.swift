@@ -1,3 +1,5 @@
+import SegCore
+
 // MARK: - Configuration
 
 /// The shape of a U-Net: NVIDIA's by default (572 in, 388 out, valid convs, 64..1024 filters).
@@ -66,34 +68,22 @@ public struct UNetConfig: Codable, Equatable, Sendable {
     return [below, above].compactMap { $0 }
   }
 
-  /// Checks every field; the message names the option and what would be valid.
+  /// Checks every field; throws `SettingError` naming the first bad one and what would be valid.
   public func validate() throws {
-    func fail(_ flag: String, _ why: String) -> ModelConfigError { ModelConfigError(option: flag, message: why) }
-    guard inputChannels >= 1 else { throw fail("--input-channels", "must be at least 1") }
-    guard classes >= 2 else { throw fail("--classes", "must be at least 2 (background and one class)") }
-    guard baseFilters >= 1 else { throw fail("--base-filters", "must be at least 1") }
-    guard (1...6).contains(depth) else { throw fail("--depth", "must be between 1 and 6") }
-    guard upconvKernel == 2 || upconvKernel == 3 else { throw fail("--upconv-kernel", "must be 2 or 3") }
-    guard (0..<1).contains(dropout) else { throw fail("--dropout", "must be in [0, 1)") }
+    guard inputChannels >= 1 else { throw SettingError(.inputChannels, value: inputChannels, "must be at least 1") }
+    guard classes >= 2 else { throw SettingError(.classes, value: classes, "must be at least 2 (background and one class)") }
+    guard baseFilters >= 1 else { throw SettingError(.baseFilters, value: baseFilters, "must be at least 1") }
+    guard (1...6).contains(depth) else { throw SettingError(.depth, value: depth, "must be between 1 and 6") }
+    guard upconvKernel == 2 || upconvKernel == 3 else { throw SettingError(.upconvKernel, value: upconvKernel, "must be 2 or 3") }
+    guard (0..<1).contains(dropout) else { throw SettingError(.dropout, value: dropout, "must be in [0, 1)") }
     guard geometry(input: inputSize) != nil else {
       let near = nearestValidInputSizes(to: inputSize).map(String.init).joined(separator: " or ")
-      throw fail("--input-size", "\(inputSize) does not fit a depth-\(depth) \(padding.rawValue) U-Net; nearest valid: \(near)")
+      throw SettingError(.inputSize, value: inputSize, "does not fit a depth-\(depth) \(padding.rawValue) U-Net; nearest valid: \(near)")
     }
   }
 
   /// Side of the logits for the configured input.
   public var outputSize: Int { geometry(input: inputSize)?.output ?? 0 }
-}
-
-/// A model option with a value that cannot work.
-public struct ModelConfigError: Error, CustomStringConvertible {
-  public let option: String
-  public let message: String
-  public init(option: String, message: String) {
-    self.option = option
-    self.message = message
-  }
-  public var description: String { "\(option): \(message)" }
 }
 
 // MARK: - Size

@@ -17,14 +17,14 @@ public struct TileSampler {
   /// Channels C of every slice and of the model's input.
   public let channels: Int
 
-  /// Fails naming `--input-size` when the output tile does not fit in a slice, `--classes` when a
-  /// label is not below the class count, `--input-channels` when a slice has other channels than
-  /// the model takes.
+  /// Throws `SettingError` naming the input size when the output tile does not fit in a slice,
+  /// the classes when a label is not below the class count, the input channels when a slice has
+  /// other channels than the model takes.
   public init(slices: [LabelledSlice], config: UNetConfig) throws {
     if let small = slices.first(where: { $0.width < config.outputSize || $0.height < config.outputSize }) {
-      throw ModelConfigError(
-        option: "--input-size",
-        message: "tile \(config.inputSize) gives \(config.outputSize)x\(config.outputSize) outputs, larger than a \(small.width)x\(small.height) slice")
+      throw SettingError(
+        .inputSize, value: config.inputSize,
+        "gives \(config.outputSize)x\(config.outputSize) outputs, larger than a \(small.width)x\(small.height) slice")
     }
     try TileSampler.checkLabels(slices, classes: config.classes)
     try TileSampler.checkChannels(slices, channels: config.inputChannels)
@@ -58,22 +58,24 @@ public struct TileSampler {
 // MARK: - Cutting
 
 extension TileSampler {
-  /// Throws naming `--classes`, the slice and the pixel of the first label that is no class index.
+  /// Throws `SettingError` naming the classes, the slice and the pixel of the first label that is
+  /// no class index.
   public static func checkLabels(_ slices: [LabelledSlice], classes: Int) throws {
     for (i, sl) in slices.enumerated() {
       guard let k = sl.label.firstIndex(where: { Int($0) >= classes }) else { continue }
-      throw ModelConfigError(
-        option: "--classes",
-        message: "training slice \(i) has label value \(sl.label[k]) at x \(k % sl.width), y \(k / sl.width); with \(classes) classes labels must be 0...\(classes - 1)")
+      throw SettingError(
+        .classes, value: classes,
+        "training slice \(i) has label value \(sl.label[k]) at x \(k % sl.width), y \(k / sl.width); with \(classes) classes labels must be 0...\(classes - 1)")
     }
   }
 
-  /// Throws naming `--input-channels` and the first slice whose channel count is not the model's.
+  /// Throws `SettingError` naming the input channels and the first slice whose channel count is
+  /// not the model's.
   public static func checkChannels(_ slices: [LabelledSlice], channels: Int) throws {
     guard let i = slices.firstIndex(where: { $0.channels != channels }) else { return }
-    throw ModelConfigError(
-      option: "--input-channels",
-      message: "training slice \(i) has \(slices[i].channels) channel(s), the model expects \(channels)")
+    throw SettingError(
+      .inputChannels, value: channels,
+      "training slice \(i) has \(slices[i].channels) channel(s), the model expects \(channels)")
   }
 
   /// The `size` x `size` x C image tile centred on the `window` x `window` output window whose

@@ -25,13 +25,15 @@ public struct BenchmarkOptions: Sendable {
   public var precision = Precision.fp32
   public init() {}
 
-  /// Checks the counts; the message names the flag.
+  /// Checks the counts; throws `SettingError` naming the first bad one.
   public func validate() throws {
-    if batchSize < 1 { throw RunError("--batch-size: must be at least 1, got \(batchSize)") }
-    if warmupSteps < 0 { throw RunError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
-    if steps < 1 { throw RunError("--max-steps: must be at least 1, got \(steps)") }
+    if batchSize < 1 { throw SettingError(.batchSize, value: batchSize, "must be at least 1") }
+    if warmupSteps < 0 { throw SettingError(.warmupSteps, value: warmupSteps, "must be 0 or more") }
+    if steps < 1 { throw SettingError(.maxSteps, value: steps, "must be at least 1") }
     if steps <= warmupSteps {
-      throw RunError("--max-steps: \(steps) leaves no timed step after --warmup-steps \(warmupSteps); the warm-up counts within --max-steps, as the reference's")
+      throw SettingError(
+        .maxSteps, value: steps,
+        "leaves no timed step after \(Setting.warmupSteps) \(warmupSteps); the warm-up counts within \(Setting.maxSteps), as the reference's")
     }
   }
 }
@@ -47,7 +49,7 @@ public struct BenchmarkResult: Encodable, Sendable {
     public var device: String
     /// The backend's `deviceDescription`, e.g. the GPU's name.
     public var deviceName: String
-    /// The precision asked for (--precision).
+    /// The precision asked for.
     public var precision = "fp32"
     /// What the convolutions computed in on this backend (fp32 for fp16/bf16 on a backend without
     /// half-precision convolutions).
@@ -175,7 +177,7 @@ public enum Benchmark {
     progress: ((Int, Int) -> Void)? = nil
   ) throws -> BenchmarkResult {
     try options.validate()
-    do { try config.validate() } catch let e as ModelConfigError { throw RunError(e.description) }
+    try config.validate()
     let n = options.batchSize, s = config.inputSize, o = config.outputSize, c = config.inputChannels, k = config.classes
     let policy = PrecisionPolicy(options.precision, on: backend)
     let model = try UNet(config: config, seed: options.seed, on: backend)

@@ -47,7 +47,7 @@ public struct EvaluationReport: Sendable {
 
 // MARK: - JSON
 
-/// The report as written to `--output FILE`: snake_case keys, per-class lists indexed by class.
+/// The report as written to a file (evaluate's output): snake_case keys, per-class lists indexed by class.
 public struct EvaluationJSON: Codable, Equatable, Sendable {
   /// Scores of one image.
   public struct Image: Codable, Equatable, Sendable {

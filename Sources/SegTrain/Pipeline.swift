@@ -38,13 +38,19 @@ public struct PipelineOptions: Sendable {
   public init() {}
 }
 
-/// A pipeline setting that cannot work; names the option and what would be valid.
-public struct PipelineError: Error, CustomStringConvertible, Sendable {
-  public let option: String
-  public let reason: String
-  public init(option: String, _ reason: String) { (self.option, self.reason) = (option, reason) }
-  /// "option: reason".
-  public var description: String { "\(option): \(reason)" }
+/// A pipeline that cannot give a batch (its settings throw `SettingError` instead).
+public enum PipelineError: Error, CustomStringConvertible, Sendable {
+  /// `next()` after `stop()`.
+  case stopped
+  /// The pipeline was given no slices to cut tiles from.
+  case noTrainingSlices
+
+  public var description: String {
+    switch self {
+    case .stopped: return "pipeline: stopped"
+    case .noTrainingSlices: return "pipeline: no training slices"
+    }
+  }
 }
 
 // MARK: - Samples and batches
@@ -111,7 +117,7 @@ public final class TrainingPipeline {
   /// The next batch, waiting for a worker if none is ready. Throws once stopped.
   public func next() throws -> HostBatch {
     if options.workers == 0 { return maker.batch(queue.takeIndex()) }
-    guard let b = queue.take() else { throw PipelineError(option: "pipeline", "stopped") }
+    guard let b = queue.take() else { throw PipelineError.stopped }
     return b
   }
 
@@ -136,12 +142,12 @@ final class BatchMaker: @unchecked Sendable {
   private var orders: [Int: [Int]] = [:]
 
   init(slices: [LabelledSlice], config: UNetConfig, options o: PipelineOptions) throws {
-    guard !slices.isEmpty else { throw PipelineError(option: "data", "no training slices") }
-    guard o.batchSize >= 1 else { throw PipelineError(option: "--batch-size", "\(o.batchSize) must be at least 1") }
-    guard o.workers >= 0 else { throw PipelineError(option: "--workers", "\(o.workers) must be 0 (no threads) or more") }
-    guard o.prefetch >= 1 else { throw PipelineError(option: "prefetch", "\(o.prefetch) must be at least 1 batch") }
+    guard !slices.isEmpty else { throw PipelineError.noTrainingSlices }
+    guard o.batchSize >= 1 else { throw SettingError(.batchSize, value: o.batchSize, "must be at least 1") }
+    guard o.workers >= 0 else { throw SettingError(.workers, value: o.workers, "must be 0 (no threads) or more") }
+    guard o.prefetch >= 1 else { throw SettingError(.prefetch, value: o.prefetch, "must be at least 1 batch") }
     guard o.worldSize >= 1, (0..<o.worldSize).contains(o.rank) else {
-      throw PipelineError(option: "rank", "\(o.rank) of \(o.worldSize) processes; it must be in 0..<worldSize")
+      throw SettingError(.rank, value: o.rank, "must be in 0..<\(o.worldSize) (the number of processes)")
     }
     try o.augmentation?.validate()
     let o2 = config.outputSize
@@ -159,7 +165,7 @@ final class BatchMaker: @unchecked Sendable {
     }
     perRank = cells.count / o.worldSize
     guard perRank >= 1 else {
-      throw PipelineError(option: "rank", "\(cells.count) samples per epoch cannot be shared by \(o.worldSize) processes")
+      throw SettingError(.rank, value: o.rank, "\(cells.count) samples per epoch cannot be shared by \(o.worldSize) processes")
     }
     (self.slices, options, self.cells) = (slices, o, cells.map { (slice: $0.0, cx: $0.1, cy: $0.2, nx: $0.3, ny: $0.4) })
     (inputSize, outputSize, classes, channels) = (config.inputSize, o2, config.classes, config.inputChannels)

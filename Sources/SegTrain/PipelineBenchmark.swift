@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 import SegData
 import SegNN
 
@@ -28,7 +29,7 @@ public enum PipelineBenchmark {
     config: UNetConfig = UNetConfig(), augmentation: AugmentationOptions = AugmentationOptions(),
     inputMode: InputMode = .overlapTile, seed: UInt64 = 0
   ) throws -> Result {
-    guard batches >= 1 else { throw PipelineError(option: "batches", "\(batches) must be at least 1") }
+    guard batches >= 1 else { throw SettingError(.batches, value: batches, "must be at least 1") }
     let data = SyntheticEM.generate(count: max(slices, 1), size: sliceSize, seed: seed)
     var options = PipelineOptions()
     options.batchSize = batchSize

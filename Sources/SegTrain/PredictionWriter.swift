@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 import SegData
 import SegNN
 
@@ -19,13 +20,14 @@ public struct PredictionWriter {
   }
 
   /// The image files named by `paths`: files as given, folders by their PNG and TIFF files in name
-  /// order. Errors name the path that is missing or holds no image.
+  /// order. Throws `SettingError` naming the prediction inputs and the path that is missing or
+  /// holds no image.
   public static func inputFiles(_ paths: [String]) throws -> [URL] {
     var files: [URL] = []
     for path in paths {
       var isDirectory: ObjCBool = false
       guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw DataError(path: path, "no such file or folder (--input)")
+        throw SettingError(.predictionInputs, value: path, "no such file or folder")
       }
       guard isDirectory.boolValue else {
         files.append(URL(fileURLWithPath: path))
@@ -33,7 +35,7 @@ public struct PredictionWriter {
       }
       let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
       let images = names.filter { ["png", "tif", "tiff"].contains(($0 as NSString).pathExtension.lowercased()) && !$0.hasPrefix(".") }
-      guard !images.isEmpty else { throw DataError(path: path, "the folder holds no .png, .tif or .tiff file (--input)") }
+      guard !images.isEmpty else { throw SettingError(.predictionInputs, value: path, "the folder holds no .png, .tif or .tiff file") }
       files += images.sorted().map { URL(fileURLWithPath: path).appendingPathComponent($0) }
     }
     return files

@@ -110,19 +110,21 @@ public final class Runner {
     let url = s.checkpointURL
     let exists = url.map { FileManager.default.fileExists(atPath: $0.path) } ?? false
     if s.mode.trains, exists, !s.resume, let url {
-      throw RunError("--model-dir: \(url.deletingLastPathComponent().path) already holds a checkpoint; pass --resume-training to continue it, or choose another --model-dir")
+      throw SettingError(
+        .modelDirectory, value: url.deletingLastPathComponent().path,
+        "already holds a checkpoint; pass \(Setting.resume) to continue it, or choose another \(Setting.modelDirectory)")
     }
     guard !s.mode.trains || s.resume else { return nil }
-    guard let url else { throw RunError("--model-dir: needed to \(s.mode.trains ? "resume training" : s.mode.rawValue)") }
+    guard let url else { throw SettingError(.modelDirectory, "needed to \(s.mode.trains ? "resume training" : s.mode.rawValue)") }
     guard exists else {
       if s.mode.trains { return nil }
-      throw RunError("--model-dir: no checkpoint at \(url.path); train first (unet train --model-dir \(url.deletingLastPathComponent().path))")
+      throw SettingError(.modelDirectory, value: url.deletingLastPathComponent().path, "no checkpoint at \(url.path); train into it first")
     }
     let checkpoint = try Checkpoint.load(from: url)
     var given = s.model
     if !s.inputChannelsGiven { given.inputChannels = checkpoint.config.inputChannels }
     if s.modelGiven, checkpoint.config != given {
-      throw RunError("\(url.path): the checkpoint's model differs from the model options given; drop them to use the checkpoint's")
+      throw FileError(file: url.path, "the checkpoint's model differs from the model options given; drop them to use the checkpoint's")
     }
     return checkpoint
   }
@@ -148,7 +150,7 @@ public final class Runner {
     do {
       try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     } catch {
-      throw RunError("--model-dir: cannot create \(url.deletingLastPathComponent().path): \(error.localizedDescription)")
+      throw SettingError(.modelDirectory, value: url.deletingLastPathComponent().path, "cannot be created: \(error.localizedDescription)")
     }
     try Checkpoint(model: model, optimizer: optimizer, precision: settings.precision.rawValue, lossScale: lossScale).save(to: url)
   }
@@ -215,7 +217,7 @@ public final class Runner {
     say(r.table())
     if let url = settings.evaluationJSON {
       do { try r.jsonData().write(to: url, options: .atomic) } catch {
-        throw RunError("--output \(url.path): cannot write the evaluation report: \(error.localizedDescription)")
+        throw SettingError(.evaluationOutput, value: url.path, "cannot write the evaluation report: \(error.localizedDescription)")
       }
     }
     try logger?.log(step: [step], data: [
@@ -230,19 +232,26 @@ public final class Runner {
     let s = settings
     let writer = try PredictionWriter(model: model, batchSize: s.training.batchSize, window: s.window, probabilities: s.predictProbabilities)
     if !s.predictInputs.isEmpty {
-      guard let output = s.predictOutput else { throw RunError("--output: needed with --input (the folder for masks and overlays)") }
+      guard let output = s.predictOutput else {
+        throw SettingError(.predictionOutput, "needed with \(Setting.predictionInputs) (the folder for masks and overlays)")
+      }
       let files = try PredictionWriter.inputFiles(s.predictInputs)
       let written = try writer.write(files, to: output)
       say("unet: predicted \(files.count) images; wrote \(written.count) files to \(output.path)")
       return
     }
-    guard let dir = s.predictionsDirectory else { throw RunError("--model-dir: needed to write predictions (or give --input and --output)") }
-    guard !data.test.isEmpty else { throw RunError("predict: the data set has no test images; give --input FILE... --output DIR") }
+    guard let dir = s.predictionsDirectory else {
+      throw SettingError(.modelDirectory, "needed to write predictions (or give \(Setting.predictionInputs) and \(Setting.predictionOutput))")
+    }
+    guard !data.test.isEmpty else {
+      throw SettingError(.predictionInputs, "the data set has no test images; give \(Setting.predictionInputs) FILE... \(Setting.predictionOutput) DIR")
+    }
     if data.isStack {
       let masks = try predictMasks(model, images: data.test.map(\.image), batchSize: s.training.batchSize, window: s.window)
       let url = dir.appendingPathComponent("test-masks.tif")
       do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-        throw RunError("--model-dir: cannot create \(dir.path): \(error.localizedDescription)")
+        throw SettingError(s.predictOutput == nil ? .modelDirectory : .predictionOutput, value: dir.path,
+                           "cannot be created: \(error.localizedDescription)")
       }
       try TIFF.write(masks, to: url)
       say("unet: wrote \(masks.count) masks to \(url.path)")
@@ -269,12 +278,4 @@ public final class Runner {
       "compute_precision": .string(precision.effective.rawValue),
     ]
   }
-}
-
-// MARK: - Errors
-
-/// A run that cannot go on: the message names the flag or file and what to do.
-public struct RunError: Error, CustomStringConvertible {
-  public let description: String
-  public init(_ description: String) { self.description = description }
 }

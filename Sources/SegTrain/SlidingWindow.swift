@@ -33,10 +33,10 @@ public struct SlidingWindow: Equatable, Sendable {
     (self.overlap, self.blending, self.tta) = (overlap, blending, tta)
   }
 
-  /// Throws naming `--overlap` unless 0 <= overlap < 1.
+  /// Throws `SettingError` naming the overlap unless 0 <= overlap < 1.
   public func validate() throws {
     guard overlap.isFinite, overlap >= 0, overlap < 1 else {
-      throw ModelConfigError(option: "--overlap", message: "\(overlap) is not a fraction in [0, 1) of the tile that neighbouring tiles share")
+      throw SettingError(.overlap, value: overlap, "not a fraction in [0, 1) of the tile that neighbouring tiles share")
     }
   }
 

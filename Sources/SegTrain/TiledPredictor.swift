@@ -174,7 +174,7 @@ public struct TiledPredictor {
     inputTile: Int, outputTile: Int, inputChannels: Int, classes: Int, batchSize: Int = 1,
     window: SlidingWindow = SlidingWindow(), tileFunction: @escaping TileFunction
   ) throws {
-    guard batchSize > 0 else { throw ModelConfigError(option: "--batch-size", message: "must be at least 1") }
+    guard batchSize > 0 else { throw SettingError(.batchSize, value: batchSize, "must be at least 1") }
     try window.validate()
     guard inputChannels > 0, classes > 0 else {
       throw TensorError(op: "TiledPredictor", "\(inputChannels) input channels and \(classes) classes; both must be positive")

@@ -81,7 +81,9 @@ public final class Trainer {
     if var scaler = lossScaler {
       let finite = try LossScaler.allFinite(dataGradients)
       if !finite, scaler.scale <= LossScaler.minimumScale {
-        throw RunError("step \(optimizer.step + 1): the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try --precision bf16 or fp32)")
+        throw SettingError(
+          .precision,
+          "at step \(optimizer.step + 1) the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
       }
       let apply = scaler.update(gradientsFinite: finite)
       lossScaler = scaler

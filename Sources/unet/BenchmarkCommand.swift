@@ -6,51 +6,66 @@ import SegTrain
 
 extension BenchmarkMode: ExpressibleByArgument {}
 
-/// `unet benchmark`: training or inference throughput and latency of the U-Net, as the reference's
-/// `--benchmark` runs measure them.
+// MARK: - unet benchmark
+
+/// `unet benchmark`: the U-Net's training or inference steps (the default, as the reference's
+/// `--benchmark` runs measure them), the CPU backend's convolutions, or the data pipeline alone.
 struct BenchmarkCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "benchmark",
+    abstract: "Measure the U-Net's steps (step, the default), the CPU backend's convolutions (kernels) or the training data pipeline (pipeline).",
+    subcommands: [BenchmarkStepCommand.self, BenchmarkKernelsCommand.self, BenchmarkPipelineCommand.self],
+    defaultSubcommand: BenchmarkStepCommand.self)
+}
+
+// MARK: - unet benchmark step
+
+/// `unet benchmark [step]`: training or inference throughput and latency of the U-Net.
+struct BenchmarkStepCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "step",
     abstract: "Time training steps or inference steps of a randomly initialised U-Net on a synthetic batch: throughput (img/s), latency percentiles (ms), GFLOP/s, peak memory.")
 
-  @Option(help: "train (forward, loss, gradients, Adam) or predict (forward + softmax).")
-  var mode = BenchmarkMode.train
-  @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Images per step.")
-  var batchSize = 1
-  @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], help: "Untimed steps first.")
-  var warmupSteps = 200
-  @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Timed steps after the warm-up (1000 train, 600 predict).")
-  var maxSteps: Int?
-  @Option(help: "cpu (oneDNN), reference (plain Swift, slow) or cuda.")
-  var device = DeviceChoice(.cpu)
-  @Option(help: "Also write the result as one JSON object to this file.")
-  var output: String?
-  @Option(name: [.customLong("log-dir"), .customLong("log_dir")], help: "DLLogger JSON-lines file to append the result to.")
-  var logDir: String?
-  @Option(help: "Seed of the weights and the batch.")
-  var seed: UInt64 = 0
-  @Flag(help: "Print the time spent in each op kind, and in each op and output type, over the timed steps.")
-  var profile = false
-  @OptionGroup var precision: PrecisionOptions
-  @OptionGroup var model: ModelOptions
+  @OptionGroup(title: "Benchmark") var steps: StepOptions
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @OptionGroup(title: "Precision and device") var device: DeviceOptions
+  @OptionGroup(title: "Logging") var logging: LoggingOptions
 
-  func validate() throws {
-    if batchSize < 1 { throw ValidationError("--batch-size: must be at least 1, got \(batchSize)") }
-    if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
-    if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps: must be at least 1, got \(maxSteps)") }
+  /// What is timed and how long.
+  struct StepOptions: ParsableArguments {
+    @Option(help: "train (forward, loss, gradients, Adam) or predict (forward + softmax).")
+    var mode = BenchmarkMode.train
+    @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Images per step.")
+    var batchSize = 1
+    @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], help: "Untimed steps first.")
+    var warmupSteps = 200
+    @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Steps in all, the warm-up included (1000 train, 600 predict).")
+    var maxSteps: Int?
+    @Option(help: "Seed of the weights and the batch.")
+    var seed: UInt64 = 0
+    @Option(help: "Also write the result as one JSON object to this file.")
+    var output: String?
+
+    func validate() throws {
+      if batchSize < 1 { throw ValidationError("--batch-size: must be at least 1, got \(batchSize)") }
+      if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
+      if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps: must be at least 1, got \(maxSteps)") }
+    }
   }
 
   func run() throws {
     var options = BenchmarkOptions()
-    options.mode = mode
-    options.batchSize = batchSize
-    options.warmupSteps = warmupSteps
-    options.steps = maxSteps ?? mode.defaultSteps
-    options.seed = seed
-    options.precision = try precision.resolved()
-    try runBenchmark(options, model: model, device: device, output: output, logDir: logDir, profile: profile)
+    options.mode = steps.mode
+    options.batchSize = steps.batchSize
+    options.warmupSteps = steps.warmupSteps
+    options.steps = steps.maxSteps ?? steps.mode.defaultSteps
+    options.seed = steps.seed
+    options.precision = try device.precision.resolved()
+    try runBenchmark(options, model: model, device: device.device, output: steps.output, logDir: logging.logDir, profile: logging.profile)
   }
 }
+
+// MARK: - Running
 
 /// Runs a benchmark with the reference's model for unset model options; prints the table and the
 /// JSON, writes the JSON to `output` and the DLLogger record to `logDir` when given.

@@ -3,79 +3,164 @@ import Foundation
 import SegCore
 import SegTrain
 
-/// `unet train`: the reference's main.py. With no --data-dir, trains a small U-Net on generated
-/// EM-like data for a few minutes on 2 cores and prints its validation Dice.
+// MARK: - unet train
+
+/// `unet train`: the reference's main.py, with its flags (each also in its snake_case spelling).
+/// With no --data-dir, trains a small U-Net on generated EM-like data for a few minutes on 2
+/// cores and prints its validation Dice.
 struct TrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "train",
     abstract: "Train, evaluate and predict as the reference's main.py (with no --data-dir: a small model on generated EM-like data).")
 
-  @Option(name: [.customLong("exec-mode"), .customLong("exec_mode")], help: "train, evaluate, predict, train_and_evaluate or train_and_predict.")
-  var execMode = ExecMode.trainAndEvaluate
-  @OptionGroup var options: RunOptions
-  @OptionGroup var model: ModelOptions
+  @OptionGroup(title: "Mode") var mode: ModeOptions
+  @OptionGroup(title: "Data") var data: DataOptions
+  @OptionGroup(title: "Data") var folds: FoldOptions
+  @OptionGroup(title: "Data") var trainingData: TrainingDataOptions
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @OptionGroup(title: "Model") var checkpoint: CheckpointOptions
+  @OptionGroup(title: "Training") var batch: BatchOptions
+  @OptionGroup(title: "Training") var training: TrainingOptions
+  @OptionGroup(title: "Precision and device") var device: DeviceOptions
+  @OptionGroup(title: "Evaluation and prediction") var window: WindowOptions
+  @OptionGroup(title: "Logging") var logging: LoggingOptions
+  @OptionGroup(title: "Logging") var trainingLog: TrainingLogOptions
+
+  /// What the run does, as the reference's --exec_mode.
+  struct ModeOptions: ParsableArguments {
+    @Option(name: [.customLong("exec-mode"), .customLong("exec_mode")], help: "train, evaluate, predict, train_and_evaluate or train_and_predict.")
+    var execMode = ExecMode.trainAndEvaluate
+  }
 
   func run() throws {
-    guard options.benchmark else { return try execute(mode: execMode, run: options, model: model) }
+    let execMode = mode.execMode
+    guard training.benchmark else {
+      let embedded = data.embedded
+      var s = RunSettings()
+      s.mode = execMode
+      data.apply(to: &s)
+      folds.apply(to: &s, embedded: embedded)
+      trainingData.apply(to: &s)
+      try model.apply(to: &s, embedded: embedded)
+      checkpoint.apply(to: &s)
+      batch.apply(to: &s, embedded: embedded)
+      training.apply(to: &s, embedded: embedded)
+      window.apply(to: &s)
+      logging.apply(to: &s)
+      trainingLog.apply(to: &s, embedded: embedded)
+      s.precision = try device.precision.resolved()
+      return try execute(s, device: device.device, profile: logging.profile)
+    }
     var b = BenchmarkOptions()
     b.mode = execMode == .predict ? .predict : .train
-    b.batchSize = options.batchSize ?? 1
-    b.warmupSteps = options.warmupSteps
-    b.steps = options.maxSteps ?? b.mode.defaultSteps
-    b.seed = options.seed
-    b.learningRate = options.learningRate ?? b.learningRate
-    b.precision = try options.precision.resolved()
-    try runBenchmark(b, model: model, device: options.device, output: nil, logDir: options.logDir, profile: options.profile)
+    b.batchSize = batch.batchSize ?? 1
+    b.warmupSteps = training.warmupSteps
+    b.steps = training.maxSteps ?? b.mode.defaultSteps
+    b.seed = data.seed
+    b.learningRate = training.learningRate ?? b.learningRate
+    b.precision = try device.precision.resolved()
+    try runBenchmark(b, model: model, device: device.device, output: nil, logDir: logging.logDir, profile: logging.profile)
   }
 }
+
+// MARK: - unet evaluate
 
 /// `unet evaluate`: scores the checkpoint in --model-dir.
 struct EvaluateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "evaluate", abstract: "Evaluate the checkpoint in --model-dir on the validation fold (or every labelled slice).")
-  @OptionGroup var options: RunOptions
-  @OptionGroup var model: ModelOptions
-  @Option(help: "Also write the report as JSON (mean_dice, mean_iou, soft_dice, per_image, per_class) to this file.")
-  var output: String?
+
+  @OptionGroup(title: "Data") var data: DataOptions
+  @OptionGroup(title: "Data") var folds: FoldOptions
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @OptionGroup(title: "Model") var checkpoint: CheckpointOptions
+  @OptionGroup(title: "Precision and device") var device: DeviceOptions
+  @OptionGroup(title: "Evaluation and prediction") var batch: BatchOptions
+  @OptionGroup(title: "Evaluation and prediction") var window: WindowOptions
+  @OptionGroup(title: "Evaluation and prediction") var report: ReportOptions
+  @OptionGroup(title: "Logging") var logging: LoggingOptions
+
+  /// Where evaluate writes its scores.
+  struct ReportOptions: ParsableArguments {
+    @Option(help: "Also write the report as JSON (mean_dice, mean_iou, soft_dice, per_image, per_class) to this file.")
+    var output: String?
+  }
+
   func run() throws {
-    try execute(mode: .evaluate, run: options, model: model) { $0.evaluationJSON = output.map { URL(fileURLWithPath: $0) } }
+    let embedded = data.embedded
+    var s = RunSettings()
+    s.mode = .evaluate
+    data.apply(to: &s)
+    folds.apply(to: &s, embedded: embedded)
+    try model.apply(to: &s, embedded: embedded)
+    checkpoint.apply(to: &s)
+    batch.apply(to: &s, embedded: embedded)
+    window.apply(to: &s)
+    logging.apply(to: &s)
+    s.precision = try device.precision.resolved()
+    s.evaluationJSON = report.output.map { URL(fileURLWithPath: $0) }
+    try execute(s, device: device.device, profile: logging.profile)
   }
 }
 
-/// `unet predict`: writes masks of the test images with the checkpoint in --model-dir.
+// MARK: - unet predict
+
+/// `unet predict`: writes masks of the test images or of image files with the checkpoint in --model-dir.
 struct PredictCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "predict",
     abstract: "Predict masks: of image files (--input ... --output DIR: a mask and an overlay PNG each), or of the data set's test images (into --output, else <model-dir>/predictions; an ISBI set gives test-masks.tif).")
-  @OptionGroup var options: RunOptions
-  @OptionGroup var model: ModelOptions
-  @Option(parsing: .upToNextOption, help: "Image files (PNG or TIFF, any size) or folders of them.")
-  var input: [String] = []
-  @Option(help: "Folder for the masks (and overlays and probabilities of --input); default <model-dir>/predictions.")
-  var output: String?
-  @Flag(help: "Also write the class probabilities (<name>-probabilities.tif, 16-bit, one page per class).")
-  var probabilities = false
-  func validate() throws {
-    if !input.isEmpty, output == nil { throw ValidationError("--output: needed with --input (a folder for masks and overlays)") }
-  }
-  func run() throws {
-    try execute(mode: .predict, run: options, model: model) { s in
-      s.predictInputs = input
-      s.predictOutput = output.map { URL(fileURLWithPath: $0) }
-      s.predictProbabilities = probabilities
+
+  @OptionGroup(title: "Data") var data: DataOptions
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @OptionGroup(title: "Model") var checkpoint: CheckpointOptions
+  @OptionGroup(title: "Precision and device") var device: DeviceOptions
+  @OptionGroup(title: "Evaluation and prediction") var batch: BatchOptions
+  @OptionGroup(title: "Evaluation and prediction") var window: WindowOptions
+  @OptionGroup(title: "Evaluation and prediction") var files: FileOptions
+  @OptionGroup(title: "Logging") var logging: LoggingOptions
+
+  /// What predict reads and writes besides the data set.
+  struct FileOptions: ParsableArguments {
+    @Option(parsing: .upToNextOption, help: "Image files (PNG or TIFF, any size) or folders of them.")
+    var input: [String] = []
+    @Option(help: "Folder for the masks (and overlays and probabilities of --input); default <model-dir>/predictions.")
+    var output: String?
+    @Flag(help: "Also write the class probabilities (<name>-probabilities.tif, 16-bit, one page per class).")
+    var probabilities = false
+
+    func validate() throws {
+      if !input.isEmpty, output == nil { throw ValidationError("--output: needed with --input (a folder for masks and overlays)") }
     }
+  }
+
+  func run() throws {
+    let embedded = data.embedded
+    var s = RunSettings()
+    s.mode = .predict
+    data.apply(to: &s)
+    try model.apply(to: &s, embedded: embedded)
+    checkpoint.apply(to: &s)
+    batch.apply(to: &s, embedded: embedded)
+    window.apply(to: &s)
+    logging.apply(to: &s)
+    s.precision = try device.precision.resolved()
+    s.predictInputs = files.input
+    s.predictOutput = files.output.map { URL(fileURLWithPath: $0) }
+    s.predictProbabilities = files.probabilities
+    try execute(s, device: device.device, profile: logging.profile)
   }
 }
 
-/// Runs a mode with the given flags, printing to stdout (a progress bar on a terminal).
-func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inout RunSettings) -> Void = { _ in }) throws {
-  var settings = try run.settings(mode: mode, model: model)
-  adjust(&settings)
-  let backend = try run.device.backend(precision: settings.precision)
+// MARK: - Running
+
+/// Runs `settings` on `device`, printing to stdout (a progress bar on a terminal).
+func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool) throws {
+  let backend = try device.backend(precision: settings.precision)
   let bar = ProgressBar()
   let runner = Runner(settings: settings, backend: backend, say: bar.say)
   if bar.isTerminal { runner.progress = bar.update }
-  let profiler = run.profile ? OpProfiler() : nil
+  let profiler = profile ? OpProfiler() : nil
   try OpProfiler.record(into: profiler) { _ = try runner.run() }
   bar.finish()
   if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }

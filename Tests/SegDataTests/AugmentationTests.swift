@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 @testable import SegData
 import Testing
 
@@ -213,12 +214,12 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
   @Test func badOptionsNameTheirField() {
     var o = AugmentationOptions()
     o.elasticProbability = 1.5
-    #expect { try o.validate() } throws: { "\($0)".contains("elasticProbability") }
+    #expect { try o.validate() } throws: { ($0 as? SettingError)?.setting == .elasticProbability }
     o = AugmentationOptions()
     o.maxCropFraction = 0.5
-    #expect { try o.validate() } throws: { "\($0)".contains("maxCropFraction") }
+    #expect { try o.validate() } throws: { ($0 as? SettingError)?.setting == .maxCropFraction }
     o = AugmentationOptions()
     o.elasticGrid = 1
-    #expect { try o.validate() } throws: { "\($0)".contains("elasticGrid") }
+    #expect { try o.validate() } throws: { ($0 as? SettingError)?.setting == .elasticGrid }
   }
 }

@@ -1,3 +1,4 @@
+import SegCore
 import SegData
 import Testing
 
@@ -37,11 +38,11 @@ import Testing
     #expect(CrossValidation.shuffled(count: 30, seed: 0) != Array(0..<30), "the items are shuffled")
   }
 
-  @Test func badOptionsNameTheirFlag() {
-    #expect { try CrossValidation.split(count: 30, folds: 5, fold: 5) } throws: { "\($0)".hasPrefix("--fold: ") }
-    #expect { try CrossValidation.split(count: 30, folds: 5, fold: -1) } throws: { "\($0)".hasPrefix("--fold: ") }
-    #expect { try CrossValidation.split(count: 30, folds: 1, fold: 0) } throws: { "\($0)".hasPrefix("--folds: ") }
-    #expect { try CrossValidation.split(count: 4, folds: 5, fold: 0) } throws: { "\($0)".hasPrefix("--folds: ") }
-    #expect { try CrossValidation.split(count: 0, folds: 2, fold: 0) } throws: { "\($0)".hasPrefix("--folds: ") }
+  @Test func badOptionsNameTheirSetting() {
+    #expect { try CrossValidation.split(count: 30, folds: 5, fold: 5) } throws: { $0 as? SettingError == SettingError(.fold, value: 5, "out of range; with 5 folds it must be 0...4") }
+    #expect { try CrossValidation.split(count: 30, folds: 5, fold: -1) } throws: { ($0 as? SettingError)?.setting == .fold }
+    #expect { try CrossValidation.split(count: 30, folds: 1, fold: 0) } throws: { ($0 as? SettingError)?.setting == .folds }
+    #expect { try CrossValidation.split(count: 4, folds: 5, fold: 0) } throws: { ($0 as? SettingError)?.setting == .folds }
+    #expect { try CrossValidation.split(count: 0, folds: 2, fold: 0) } throws: { ($0 as? SettingError)?.setting == .folds }
   }
 }

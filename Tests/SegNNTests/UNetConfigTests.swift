@@ -1,3 +1,4 @@
+import SegCore
 import SegNN
 import Testing
 
@@ -11,10 +12,10 @@ import Testing
     #expect(c.parameterCount == 34_512_258)
   }
 
-  @Test func invalidInputSizeNamesTheFlagAndNearestSizes() {
+  @Test func invalidInputSizeNamesTheSettingAndNearestSizes() {
     var c = UNetConfig()
     c.inputSize = 570
-    #expect { try c.validate() } throws: { "\($0)".contains("--input-size: 570") && "\($0)".contains("572") }
+    #expect { try c.validate() } throws: { ($0 as? SettingError) .map { $0.setting == .inputSize && $0.value == "570" } == true && "\($0)".contains("572") }
   }
 
   @Test func samePaddingKeepsTheSize() {

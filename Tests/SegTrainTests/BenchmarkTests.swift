@@ -71,13 +71,15 @@ import Testing
     #expect(profiler.detailTable(count: 3).split(separator: "\n").count == 4)
   }
 
-  @Test func badCountsNameTheFlag() {
+  @Test func badCountsNameTheSetting() {
     var options = BenchmarkOptions()
     options.steps = 0
-    #expect(throws: RunError.self) { try options.validate() }
-    do { try options.validate() } catch { #expect("\(error)".contains("--max-steps")) }
+    #expect(throws: SettingError.self) { try options.validate() }
+    do { try options.validate() } catch { #expect((error as? SettingError)?.setting == .maxSteps) }
     options.steps = options.warmupSteps
-    do { try options.validate() } catch { #expect("\(error)".contains("--max-steps") && "\(error)".contains("--warmup-steps")) }
-    #expect(throws: RunError.self) { try options.validate() }
+    do { try options.validate() } catch {
+      #expect((error as? SettingError).map { $0.setting == .maxSteps && $0.reason.settings == [.warmupSteps, .maxSteps] } == true)
+    }
+    #expect(throws: SettingError.self) { try options.validate() }
   }
 }

@@ -104,7 +104,7 @@ import Testing
     var gray = MultiClassTileTests.config()
     gray.inputChannels = 1
     #expect { try TileSampler(slices: [MultiClassTileTests.slice()], config: gray) } throws: {
-      "\($0)".contains("--input-channels") && "\($0)".contains("3 channel(s), the model expects 1")
+      ($0 as? SettingError)?.setting == .inputChannels && "\($0)".contains("3 channel(s), the model expects 1")
     }
     // Converting a slice to gray keeps its labels and takes the luma.
     let s = MultiClassTileTests.slice().converted(channels: 1)

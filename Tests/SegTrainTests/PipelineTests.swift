@@ -115,7 +115,7 @@ import Testing
     _ = try p.next()
     p.stop()
     #expect(p.monitor.runningWorkers == 0)
-    #expect(throws: PipelineError.self) { try p.next() }
+    #expect(throws: PipelineError.stopped) { try p.next() }
   }
 
   // MARK: Geometry
@@ -178,27 +178,27 @@ import Testing
     let slices = PipelineTests.slices, config = PipelineTests.config()
     var o = PipelineOptions()
     (o.rank, o.worldSize) = (3, 3)
-    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { "\($0)".contains("rank") }
+    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { ($0 as? SettingError)?.setting == .rank }
     o = PipelineOptions()
     o.workers = -1
-    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { "\($0)".contains("--workers") }
+    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { ($0 as? SettingError)?.setting == .workers }
     o = PipelineOptions()
     o.worldSize = 13
-    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { "\($0)".contains("12 samples") }
+    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { ($0 as? SettingError)?.setting == .rank && "\($0)".contains("12 samples") }
     var rgb = config
     rgb.inputChannels = 3
-    #expect { try TrainingPipeline(slices: slices, config: rgb, options: PipelineOptions()) } throws: { "\($0)".contains("--input-channels") }
+    #expect { try TrainingPipeline(slices: slices, config: rgb, options: PipelineOptions()) } throws: { ($0 as? SettingError)?.setting == .inputChannels }
     // Class 3 is no class of a 3-class model.
     var multi = config
     multi.classes = 3
     let s0 = slices[0]
     let bad = [LabelledSlice(width: s0.width, height: s0.height, image: s0.image, label: s0.label.map { $0 == 1 ? 3 : 0 })]
     #expect { try TrainingPipeline(slices: bad, config: multi, options: PipelineOptions()) } throws: {
-      "\($0)".contains("--classes") && "\($0)".contains("label value 3")
+      ($0 as? SettingError)?.setting == .classes && "\($0)".contains("label value 3")
     }
     o = PipelineOptions()
     o.augmentation = AugmentationOptions()
     o.augmentation!.maxCropFraction = 0.7
-    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { "\($0)".contains("maxCropFraction") }
+    #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { ($0 as? SettingError)?.setting == .maxCropFraction }
   }
 }

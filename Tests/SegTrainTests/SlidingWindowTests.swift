@@ -23,7 +23,7 @@ import Testing
       #expect { try TileGrid(height: 8, width: 8, inputTile: 4, outputTile: 4, overlap: bad) } throws: { "\($0)".contains("[0, 1)") }
     }
     #expect { try TiledPredictor(inputTile: 4, outputTile: 4, inputChannels: 1, classes: 2, window: SlidingWindow(overlap: 1)) { $0 } }
-      throws: { "\($0)".contains("--overlap") }
+      throws: { ($0 as? SettingError)?.setting == .overlap }
   }
 
   // MARK: - Blending weights

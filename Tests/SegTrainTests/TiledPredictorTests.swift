@@ -143,6 +143,6 @@ import Testing
     let predictor = try TiledPredictor(model: Self.model(.same))
     #expect { try predictor.predict(scaled: [0, 0, 0], height: 2, width: 2) } throws: { "\($0)".contains("4 were expected") }
     #expect { try predictor.predict(GrayImage(width: 2, height: 2, pixels: [1])) } throws: { "\($0)".contains("1 pixels for a 2x2") }
-    #expect { try TiledPredictor(model: Self.model(.same), batchSize: 0) } throws: { "\($0)".contains("--batch-size") }
+    #expect { try TiledPredictor(model: Self.model(.same), batchSize: 0) } throws: { ($0 as? SettingError)?.setting == .batchSize }
   }
 }

@@ -64,6 +64,6 @@ import Testing
     config.depth = 2
     config.inputSize = 64
     let slices = SyntheticEM.generate(count: 1, size: 32, seed: 2)  // 64x64 outputs do not fit
-    #expect { try TileSampler(slices: slices, config: config) } throws: { "\($0)".contains("--input-size") }
+    #expect { try TileSampler(slices: slices, config: config) } throws: { ($0 as? SettingError)?.setting == .inputSize }
   }
 }

@@ -42,5 +42,22 @@ import Testing
     #expect(warmup.status != 0 && warmup.output.contains("--warmup-steps"), "\(warmup.output)")
     let xla = try unet(["train", "--benchmark", "--xla"] + tinyModel)
     #expect(xla.status != 0 && xla.output.contains("--xla") && xla.output.contains("not yet available"), "\(xla.output)")
+    let batches = try unet(["benchmark", "pipeline", "--batches", "0"])
+    #expect(batches.status != 0 && batches.output.contains("--batches"), "\(batches.output)")
+  }
+
+  @Test func theStepIsTheDefaultAndKernelsAndPipelineAreModes() throws {
+    let help = try unet(["benchmark", "--help"]).output
+    #expect(help.contains("step (default)") && help.contains("kernels") && help.contains("pipeline"), "\(help)")
+    let explicit = try unet(["benchmark", "step", "--mode", "predict", "--warmup-steps", "1", "--max-steps", "2"] + tinyModel)
+    #expect(explicit.status == 0 && explicit.output.contains("benchmark predict"), "\(explicit.output)")
+    #expect(try unet(["benchmark", "kernels", "--help"]).output.contains("--repeats"))
+    #expect(try unet(["benchmark", "pipeline", "--help"]).output.contains("--workers"))
+    // Each mode takes its own flags.
+    let repeats = try unet(["benchmark", "--repeats", "2"])
+    #expect(repeats.status != 0 && repeats.output.contains("--repeats does not apply to unet benchmark step")
+      && repeats.output.contains("unet benchmark kernels"), "\(repeats.output)")
+    let mode = try unet(["benchmark", "kernels", "--mode", "train"])
+    #expect(mode.status != 0 && mode.output.contains("--mode does not apply to unet benchmark kernels"), "\(mode.output)")
   }
 }

@@ -4,14 +4,7 @@ import SegCPU
 import SegData
 import SegTrain
 
-/// `unet bench`: measurements of parts of the system, as JSON.
-struct BenchCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "bench",
-    abstract: "Measure the CPU backend's convolutions (kernels) or the training data pipeline (pipeline).",
-    subcommands: [KernelBenchCommand.self, PipelineBenchCommand.self],
-    defaultSubcommand: KernelBenchCommand.self)
-}
+// MARK: - JSON
 
 /// Prints `value` as JSON and writes it to `output` when given.
 private func emitJSON<T: Encodable>(_ value: T, to output: String?) throws {
@@ -26,8 +19,10 @@ private func emitJSON<T: Encodable>(_ value: T, to output: String?) throws {
   }
 }
 
-/// `unet bench kernels`: the CPU backend's convolutions against a 4096^3 sgemm.
-struct KernelBenchCommand: ParsableCommand {
+// MARK: - unet benchmark kernels
+
+/// `unet benchmark kernels`: the CPU backend's convolutions against a 4096^3 sgemm.
+struct BenchmarkKernelsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "kernels",
     abstract: "Time a 4096^3 sgemm (the ceiling) and conv forward, backward-data and backward-weights at three U-Net layer shapes.")
@@ -40,8 +35,10 @@ struct KernelBenchCommand: ParsableCommand {
   func run() throws { try emitJSON(try KernelBenchmark.run(repeats: repeats), to: output) }
 }
 
-/// `unet bench pipeline`: training batches per second of the data pipeline alone.
-struct PipelineBenchCommand: ParsableCommand {
+// MARK: - unet benchmark pipeline
+
+/// `unet benchmark pipeline`: training batches per second of the data pipeline alone.
+struct BenchmarkPipelineCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pipeline",
     abstract: "Time the training pipeline alone on ISBI-sized synthetic slices (512x512, 572->388 tiles).")
@@ -64,10 +61,13 @@ struct PipelineBenchCommand: ParsableCommand {
     let augment: Bool
   }
 
-  func run() throws {
+  func validate() throws {
     guard workers >= 0, batches >= 1, batchSize >= 1 else {
       throw ValidationError("--workers must be 0 or more, --batches and --batch-size at least 1")
     }
+  }
+
+  func run() throws {
     let r = try PipelineBenchmark.run(
       workers: workers, batches: batches, batchSize: batchSize, augmentation: augment ? AugmentationOptions() : .none)
     try emitJSON(Report(workers: r.workers, batchSize: r.batchSize, images: r.images, seconds: r.seconds,

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import SegCore
+import SegNN
+import SegTrain
+
+// MARK: - Model
+
+/// The U-Net's shape. Unset options take the reference's values with --data-dir, and the small
+/// embedded model's without.
+struct ModelOptions: ParsableArguments {
+  @Option(name: [.customLong("input-channels"), .customLong("input_channels")], help: "Image channels: 1 (gray) or 3 (RGB); detected from a folder data set's images when not given.")
+  var inputChannels: Int?
+  @Option(help: "Classes, background included (2).")
+  var classes: Int?
+  @Option(name: [.customLong("base-filters"), .customLong("base_filters")], help: "Filters of the top level (64; 16 without --data-dir).")
+  var baseFilters: Int?
+  @Option(help: "Number of 2x2 poolings (4; 3 without --data-dir).")
+  var depth: Int?
+  @Option(help: "valid: unpadded convs, output smaller than input, as NVIDIA (default); same: output = input (default without --data-dir).")
+  var padding: UNetConfig.Padding?
+  @Option(name: [.customLong("upconv-kernel"), .customLong("upconv_kernel")], help: "Kernel of the stride-2 transposed convs: 3 (NVIDIA) or 2 (the paper).")
+  var upconvKernel: Int?
+  @Option(name: [.customLong("input-size"), .customLong("input_size")], help: "Side of the input tile (572; 96 without --data-dir).")
+  var inputSize: Int?
+
+  /// True when any option was given.
+  var given: Bool {
+    [inputChannels, classes, baseFilters, depth, upconvKernel, inputSize].contains { $0 != nil } || padding != nil
+  }
+
+  /// The configuration, with the embedded model's defaults when `embedded`; a bad value throws
+  /// the model's `SettingError` (the tool's main names its flag).
+  func config(embedded: Bool) throws -> UNetConfig {
+    var c = UNetConfig()
+    if embedded {
+      (c.baseFilters, c.depth, c.padding, c.inputSize) = (16, 3, .same, 96)
+    }
+    c.inputChannels = inputChannels ?? c.inputChannels
+    c.classes = classes ?? c.classes
+    c.baseFilters = baseFilters ?? c.baseFilters
+    c.depth = depth ?? c.depth
+    c.padding = padding ?? c.padding
+    c.upconvKernel = upconvKernel ?? c.upconvKernel
+    c.inputSize = inputSize ?? c.inputSize
+    try c.validate()
+    return c
+  }
+
+  func apply(to s: inout RunSettings, embedded: Bool) throws {
+    s.model = try config(embedded: embedded)
+    s.modelGiven = given
+    s.inputChannelsGiven = inputChannels != nil
+  }
+}
+
+/// Where the checkpoint lives (train, evaluate, predict).
+struct CheckpointOptions: ParsableArguments {
+  @Option(name: [.customLong("model-dir"), .customLong("model_dir")], help: "Checkpoint and predictions directory.")
+  var modelDir: String?
+
+  func apply(to s: inout RunSettings) { s.modelDir = modelDir.map { URL(fileURLWithPath: $0) } }
+}
+
+extension UNetConfig.Padding: ExpressibleByArgument {}

@@ -150,7 +150,7 @@ struct HeaderCheck {
   static let cudnnRoots = CUDAHeaders.roots(with: ["cudnn.h"])
   static let hasCompiler = CUDAHeaders.compiler != nil
 
-  @Test(.enabled(if: hasCompiler && !driverRoots.isEmpty, "cuda.h not found: `pip install nvidia-cuda-runtime`"))
+  @Test(.enabled(if: hasCompiler && !driverRoots.isEmpty, "cuda.h not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cuda-runtime)"))
   func driverDeclarationsMatchCudaH() throws {
     try HeaderCheck(
       includes: ["cuda.h"], define: "CCUDA_CHECK_DRIVER", ourHeader: "ccuda_driver.h",
@@ -158,7 +158,7 @@ struct HeaderCheck {
     ).run(roots: Self.driverRoots)
   }
 
-  @Test(.enabled(if: hasCompiler && !nvrtcRoots.isEmpty, "nvrtc.h not found: `pip install nvidia-cuda-nvrtc`"))
+  @Test(.enabled(if: hasCompiler && !nvrtcRoots.isEmpty, "nvrtc.h not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cuda-nvrtc)"))
   func nvrtcDeclarationsMatchNvrtcH() throws {
     try HeaderCheck(
       includes: ["nvrtc.h"], define: "CCUDA_CHECK_NVRTC", ourHeader: "ccuda_nvrtc.h",
@@ -166,7 +166,7 @@ struct HeaderCheck {
     ).run(roots: Self.nvrtcRoots)
   }
 
-  @Test(.enabled(if: hasCompiler && !cublasRoots.isEmpty, "cublas_v2.h not found: `pip install nvidia-cublas`"))
+  @Test(.enabled(if: hasCompiler && !cublasRoots.isEmpty, "cublas_v2.h not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cublas)"))
   func cublasDeclarationsMatchCublasH() throws {
     try HeaderCheck(
       includes: ["cublas_v2.h", "cublasLt.h"], define: "CCUDA_CHECK_CUBLAS", ourHeader: "ccuda_cublas.h",
@@ -174,7 +174,7 @@ struct HeaderCheck {
     ).run(roots: Self.cublasRoots)
   }
 
-  @Test(.enabled(if: hasCompiler && !cudnnRoots.isEmpty, "cudnn.h not found: `pip install nvidia-cudnn-cu13`"))
+  @Test(.enabled(if: hasCompiler && !cudnnRoots.isEmpty, "cudnn.h not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cudnn-jit-cu13)"))
   func cudnnDeclarationsMatchCudnnH() throws {
     try HeaderCheck(
       includes: ["cudnn.h"], define: "CCUDA_CHECK_CUDNN", ourHeader: "ccuda_cudnn.h",
@@ -183,7 +183,7 @@ struct HeaderCheck {
   }
 
   /// The check can fail: a declaration with one wrong parameter type is rejected.
-  @Test(.enabled(if: hasCompiler && !driverRoots.isEmpty, "cuda.h not found: `pip install nvidia-cuda-runtime`"))
+  @Test(.enabled(if: hasCompiler && !driverRoots.isEmpty, "cuda.h not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cuda-runtime)"))
   func aWrongDeclarationIsCaught() throws {
     let includeFlags = Self.driverRoots[0].map { "-I\($0)" }
     let wrong = """

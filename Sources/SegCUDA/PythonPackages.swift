@@ -17,9 +17,12 @@ public enum PythonPackages {
   /// cuDNN's legacy convolution API that our backend calls.
   static let headerOnlyForUs: Set<String> = ["cudnn_jit"]
 
-  private static let cached: [String] = {
+  private static let cached: [String] = libraryFolders(in: sitePackages())
+
+  /// The nvidia/*/lib folders under each of `sites`, in order, leaving out `headerOnlyForUs`.
+  static func libraryFolders(in sites: [String]) -> [String] {
     var folders: [String] = []
-    for site in sitePackages() {
+    for site in sites {
       let nvidia = "\(site)/nvidia"
       let entries = ((try? FileManager.default.contentsOfDirectory(atPath: nvidia)) ?? []).sorted()
       for e in entries where !headerOnlyForUs.contains(e) {
@@ -31,7 +34,7 @@ public enum PythonPackages {
       }
     }
     return folders
-  }()
+  }
 
   // MARK: - Which Pythons
 

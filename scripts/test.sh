@@ -15,12 +15,13 @@ status=${PIPESTATUS[0]}
 
 # Swift Testing prints "✔ Test x() passed after ...", "✘ Test x() failed after ...",
 # "➜ Test x() skipped: "why"" (or "➜ Suite X skipped: ...": its tests are not listed one by one)
-# and closes with "Test run with N tests ..."; XCTest prints "Test Case 'x' passed|failed|skipped (...)"
+# (a parameterized test's "Test case ..." lines are not counted) and closes with "Test run with N
+# tests ..."; XCTest prints "Test Case 'x' passed|failed|skipped (...)"
 # after a line "... Test skipped - why". ANSI colours are removed first.
 awk '
   { gsub(/\033\[[0-9;]*m/, "") }
-  /^✔ Test / && / passed after / && !/^✔ Test run with / { passed++ }
-  /^✘ Test / && / failed after / && !/^✘ Test run with / { failed++ }
+  /^✔ Test / && / passed after / && !/^✔ Test (run with|case) / { passed++ }
+  /^✘ Test / && / failed after / && !/^✘ Test (run with|case) / { failed++ }
   /^[^ ]+ (Test|Suite) .* skipped(: |\.$)/ {
     line = $0
     sub(/^[^ ]+ /, "", line)

@@ -14,10 +14,10 @@ status=${PIPESTATUS[0]}
 # MARK: - What was skipped, and the counts
 
 # Swift Testing prints "✔ Test x() passed after ...", "✘ Test x() failed after ...",
-# "➜ Test x() skipped: "why"" (or "➜ Suite X skipped: ...": its tests are not listed one by one)
-# (a parameterized test's "Test case ..." lines are not counted) and closes with "Test run with N
-# tests ..."; XCTest prints "Test Case 'x' passed|failed|skipped (...)"
-# after a line "... Test skipped - why". ANSI colours are removed first.
+# "➜ Test x() skipped: "why"" or "➜ Suite X skipped: "why"", and closes with "Test run with N
+# tests ..."; a parameterized test's "Test case ..." lines are not counted. XCTest prints
+# "Test Case 'x' passed|failed|skipped (...)", a skip after a line "... Test skipped - why".
+# ANSI colours are removed first.
 awk '
   { gsub(/\033\[[0-9;]*m/, "") }
   /^✔ Test / && / passed after / && !/^✔ Test (run with|case) / { passed++ }

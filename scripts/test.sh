@@ -14,8 +14,9 @@ status=${PIPESTATUS[0]}
 # MARK: - What was skipped, and the counts
 
 # Swift Testing prints "✔ Test x() passed after ...", "✘ Test x() failed after ...",
-# "➜ Test x() skipped: "why"" or "➜ Suite X skipped: "why"", and closes with "Test run with N
-# tests ..."; a parameterized test's "Test case ..." lines are not counted. XCTest prints
+# "➜ Test x() skipped: "why"" or "➜ Suite X skipped: "why"" (then each of its tests is reported
+# skipped too), and closes with "Test run with N tests ..."; a parameterized test's "Test case ..."
+# lines are not counted. XCTest prints
 # "Test Case 'x' passed|failed|skipped (...)", a skip after a line "... Test skipped - why".
 # ANSI colours are removed first.
 awk '
@@ -28,7 +29,8 @@ awk '
     what = line; sub(/ skipped(: .*|\.)$/, "", what)
     why = line; if (!sub(/^.* skipped: /, "", why)) why = "(no reason given)"
     gsub(/^"|"$/, "", why)
-    skipped[++nskipped] = what ": " why
+    if (what ~ /^Suite /) suites[++nsuites] = what ": " why
+    else skipped[++nskipped] = what ": " why
   }
   /Test skipped - / { xreason = $0; sub(/^.*Test skipped - /, "", xreason) }
   /^Test Case .* passed \(/ { passed++ }
@@ -43,6 +45,10 @@ awk '
     print ""
     print "Skipped: " nskipped + 0
     for (i = 1; i <= nskipped; i++) print "  " skipped[i]
+    if (nsuites > 0) {
+      print "Skipped suites (their tests are among the above): " nsuites
+      for (i = 1; i <= nsuites; i++) print "  " suites[i]
+    }
     if (!finished) print "The test runner printed no closing summary: the run did not finish."
     else printf "%d passed, %d failed, %d skipped\n", passed, failed, nskipped
   }

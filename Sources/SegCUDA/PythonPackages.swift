@@ -81,6 +81,7 @@ public enum PythonPackages {
     return nil
   }
 
+  /// Whether `folder` is the root of a Swift package.
   static func isPackage(_ folder: String) -> Bool {
     FileManager.default.fileExists(atPath: "\(folder)/Package.swift")
   }

@@ -6,7 +6,7 @@ PyTorch configuration of the same mode, batch and precision (measured in the sam
 
 With --precision-dice it prints instead the validation Dice of the fp32, fp16 and bf16 training
 runs (precision-dice-<precision>.json, `unet evaluate --output`) and whether fp16 and bf16 come
-within 0.005 of fp32 (issue 7's target).
+within 0.005 of fp32 (the mixed-precision target).
 
 Usage: python3 bench/device_table.py [--precision-dice] RESULTS_DIR
 """

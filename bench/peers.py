@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ours and the peers side by side on the CPU (issue 5): the reference U-Net's training step at batch
+"""Ours and the peers side by side on the CPU: the reference U-Net's training step at batch
 1 and inference at batch 1 and 2, 572x572, in `unet benchmark`, PyTorch (eager and torch.compile)
 and TensorFlow/Keras (tf.function and XLA), with the same thread count, each run a separate process,
 the contestants alternated round-robin over the rounds so that machine noise hits all alike. Also
@@ -306,7 +306,7 @@ def table(a, pools, ceiling):
 
 
 def verdicts(pools, ceiling):
-    """Issue 5's targets, each met or missed and by how much: inference >= 1.0x the best peer at >= 70%
+    """The CPU targets, each met or missed and by how much: inference >= 1.0x the best peer at >= 70%
     of sgemm, training >= 1.0x the best peer with a peak RSS <= the lowest peer's."""
     out = []
     for (mode, batch), rows in pools.items():
@@ -412,7 +412,7 @@ def main():
     check_flops(runs, a)
     pools = pooled(a, runs)
     scope = f" (judged at tile {a.input_size}: a validation of the runner, not the targets' 572)" if a.input_size != 572 else ""
-    report = table(a, pools, ceiling) + f"\n\nTargets of issue 5{scope}:\n" + verdicts(pools, ceiling)
+    report = table(a, pools, ceiling) + f"\n\nTargets of the CPU comparison{scope}:\n" + verdicts(pools, ceiling)
     info = machine(a, runs)
     section = markdown_section(a, report, ceilings, info, argv, failures, started)
     with open(os.path.join(results, "summary.md"), "w") as f:

@@ -84,7 +84,7 @@ step e2e 150 bash -c "set -e
   '$unet' predict --device cuda --data-dir '$data' --model-dir '$model' --output '$root/predictions'
   ls '$root/predictions' | head -4"
 
-# Issue 7: training in fp16 and in bf16 reaches the fp32 validation Dice within 0.005 (same data,
+# The mixed-precision target: training in fp16 and in bf16 reaches the fp32 validation Dice within 0.005 (same data,
 # seed and steps; each evaluated in the precision it trained in).
 step precision-dice 240 bash -c "set -e
   for p in fp32 fp16 bf16; do

@@ -128,7 +128,7 @@ typedef ccuda_CUresult (*ccuda_cuLaunchKernel_fn)(
     unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes,
     ccuda_CUstream hStream, void **kernelParams, void **extra);
 
-/* MARK: - Caching allocator: pinned host memory, event queries (issue 6, device memory) */
+/* MARK: - Caching allocator: pinned host memory, event queries (device memory) */
 
 #define CCUDA_ERROR_OUT_OF_MEMORY 2
 #define CCUDA_ERROR_NOT_READY 600

@@ -135,7 +135,7 @@ extension SharedLibrary: SymbolSource {
 
 /// Where libraries are looked for, in order: UNET_CUDA_PATH (a folder, or folders separated by
 /// ':', each also with lib64/ and lib/), the dynamic loader's default path, /usr/local/cuda*/lib64,
-/// the system's library folders, then site-packages/nvidia/*/lib of every python3 on PATH.
+/// the system's library folders, then site-packages/nvidia/*/lib of each `PythonPackages.interpreters()`.
 public struct LibrarySearch: Sendable {
   /// The value of UNET_CUDA_PATH, if set.
   public var cudaPath: String?
@@ -248,7 +248,7 @@ public final class CUDALoader: @unchecked Sendable {
     }
     looked.append(
       python.isEmpty
-        ? "site-packages/nvidia/*/lib of python3 on PATH (none found)"
+        ? "site-packages/nvidia/*/lib of UNET_PYTHON, the package's .venv and python3 on PATH (none found)"
         : python.joined(separator: ", "))
     var message = "\(library.title) was not found. Looked in: \(looked.joined(separator: "; "))."
     if !failures.isEmpty { message += " Found but could not load: \(failures.joined(separator: "; "))." }

@@ -7,17 +7,25 @@ import Foundation
 // MARK: - pip's nvidia packages
 
 /// The lib folders of pip's nvidia-* wheels (nvidia/cu13/lib, nvidia/cudnn/lib, ...) in the
-/// site-packages of every python3 on PATH.
+/// site-packages of each Python `interpreters()` names, in that order.
 public enum PythonPackages {
-  /// Each python3 is asked for its site-packages with a time limit, once per process.
+  /// Each interpreter is asked for its site-packages with a time limit, once per process.
   public static func nvidiaLibraryFolders() -> [String] { cached }
 
-  private static let cached: [String] = {
+  /// Packages whose lib folder the loader must not use. The JIT-only cuDNN wheel ships cudnn.h
+  /// (scripts/setup.sh --tests installs it for the header check) but not the sub-libraries of
+  /// cuDNN's legacy convolution API that our backend calls.
+  static let headerOnlyForUs: Set<String> = ["cudnn_jit"]
+
+  private static let cached: [String] = libraryFolders(in: sitePackages())
+
+  /// The nvidia/*/lib folders under each of `sites`, in order, leaving out `headerOnlyForUs`.
+  static func libraryFolders(in sites: [String]) -> [String] {
     var folders: [String] = []
-    for site in sitePackages() {
+    for site in sites {
       let nvidia = "\(site)/nvidia"
       let entries = ((try? FileManager.default.contentsOfDirectory(atPath: nvidia)) ?? []).sorted()
-      for e in entries {
+      for e in entries where !headerOnlyForUs.contains(e) {
         let lib = "\(nvidia)/\(e)/lib"
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: lib, isDirectory: &isDir), isDir.boolValue, !folders.contains(lib) {
@@ -26,18 +34,64 @@ public enum PythonPackages {
       }
     }
     return folders
-  }()
+  }
 
-  /// site-packages folders of every distinct python3 on PATH.
-  public static func sitePackages(timeout: TimeInterval = 5) -> [String] {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+  // MARK: - Which Pythons
+
+  /// The python3 programs asked, first to last: UNET_PYTHON when set; the `.venv` of the Swift
+  /// package that built the running program, or of the package in the current directory (what
+  /// `scripts/setup.sh --tests` makes, so `swift test` and `swift run` find it); then every python3
+  /// on PATH. Only ones that exist and are executable are returned, each once.
+  public static func interpreters(
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    executable: String? = runningExecutable(),
+    currentDirectory: String = FileManager.default.currentDirectoryPath
+  ) -> [String] {
+    var candidates: [String] = []
+    if let chosen = environment["UNET_PYTHON"], !chosen.isEmpty { candidates.append(chosen) }
+    if let executable, let package = enclosingPackage(of: (executable as NSString).deletingLastPathComponent) {
+      candidates.append("\(package)/.venv/bin/python3")
+    }
+    if isPackage(currentDirectory) { candidates.append("\(currentDirectory)/.venv/bin/python3") }
+    let path = environment["PATH"] ?? "/usr/bin:/bin"
+    // /bin and /usr/bin are often one folder: compare folders with their links resolved, but not
+    // python3 itself (a venv's python3 links to its base interpreter and must stay the venv's).
+    candidates += path.split(separator: ":").map { "\((String($0) as NSString).resolvingSymlinksInPath)/python3" }
+
     var seen: Set<String> = []
+    return candidates.filter { exe in
+      FileManager.default.isExecutableFile(atPath: exe) && seen.insert((exe as NSString).standardizingPath).inserted
+    }
+  }
+
+  /// This process's executable, resolved (/proc/self/exe), or nil where there is none.
+  public static func runningExecutable() -> String? {
+    try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+  }
+
+  /// The nearest folder at or above `folder` that holds a Package.swift.
+  static func enclosingPackage(of folder: String) -> String? {
+    var dir = (folder as NSString).standardizingPath
+    while !dir.isEmpty {
+      if isPackage(dir) { return dir }
+      let parent = (dir as NSString).deletingLastPathComponent
+      if parent == dir { return nil }
+      dir = parent
+    }
+    return nil
+  }
+
+  /// Whether `folder` is the root of a Swift package.
+  static func isPackage(_ folder: String) -> Bool {
+    FileManager.default.fileExists(atPath: "\(folder)/Package.swift")
+  }
+
+  // MARK: - site-packages
+
+  /// site-packages folders of each of `interpreters()`, in that order, each once.
+  public static func sitePackages(timeout: TimeInterval = 5) -> [String] {
     var result: [String] = []
-    for dir in path.split(separator: ":") {
-      let exe = "\(dir)/python3"
-      guard FileManager.default.isExecutableFile(atPath: exe) else { continue }
-      let real = (exe as NSString).resolvingSymlinksInPath
-      guard seen.insert(real).inserted else { continue }
+    for exe in interpreters() {
       let script = "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))"
       for line in run(exe, ["-c", script], timeout: timeout) where !result.contains(line) { result.append(line) }
     }

@@ -12,7 +12,7 @@ enum CUDATestEnvironment {
   static let nvrtc: NVRTCAPI? = try? NVRTCAPI.load()
 
   /// Why NVRTC tests are skipped, for the test's comment.
-  static let nvrtcMissing = "libnvrtc not found: `pip install nvidia-cuda-nvrtc` to run the NVRTC tests"
+  static let nvrtcMissing = "libnvrtc not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cuda-nvrtc) to run the NVRTC tests"
 
   /// A compiler with a private cache folder.
   static func compiler(cache: URL? = nil) throws -> NVRTCCompiler? {

@@ -23,15 +23,24 @@ enum DataFixture {
 
   static func remove(_ url: URL) { try? FileManager.default.removeItem(at: url) }
 
-  /// Runs `python3` with `arguments`; status -1 when it cannot start.
+  /// The python3 the interop tests run, in the order of SegTestSupport's `TestPython` (this
+  /// target does not link it): UNET_PYTHON, the repository's `.venv`, python3 on PATH.
+  static let pythonCommand: [String] = {
+    if let chosen = ProcessInfo.processInfo.environment["UNET_PYTHON"], !chosen.isEmpty { return [chosen] }
+    let venv = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent(".venv/bin/python3").path
+    return FileManager.default.isExecutableFile(atPath: venv) ? [venv] : ["/usr/bin/env", "python3"]
+  }()
+
+  /// Runs `pythonCommand` with `arguments`; status -1 when it cannot start.
   static func python(_ arguments: [String]) -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3"] + arguments
+    process.executableURL = URL(fileURLWithPath: pythonCommand[0])
+    process.arguments = Array(pythonCommand.dropFirst()) + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
-    do { try process.run() } catch { return (-1, "\(error)") }
+    do { try process.run() } catch { return (-1, "\(pythonCommand[0]): \(error)") }
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))

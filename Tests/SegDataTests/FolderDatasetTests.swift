@@ -191,7 +191,7 @@ struct FolderFixture {
 
 // MARK: - Palette masks
 
-@Suite(.enabled(if: DataFixture.hasPillow, "needs python3 with numpy and Pillow (pip install pillow)"))
+@Suite(.enabled(if: DataFixture.hasPillow, "needs Python with numpy and Pillow: run `bash scripts/setup.sh --tests`"))
 struct FolderPaletteMaskTests {
   @Test func paletteMasksAreReadAsIndices() throws {
     let f = try FolderFixture()

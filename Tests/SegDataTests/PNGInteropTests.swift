@@ -20,7 +20,7 @@ private let pythonPNGWriter = """
 
   """
 
-@Suite(.enabled(if: DataFixture.hasPillow, "needs python3 with numpy and Pillow (pip install pillow)"))
+@Suite(.enabled(if: DataFixture.hasPillow, "needs Python with numpy and Pillow: run `bash scripts/setup.sh --tests`"))
 struct PNGInteropTests {
   @Test func filesWrittenByPillowReadBackIdentically() throws {
     let dir = try DataFixture.scratchDirectory()

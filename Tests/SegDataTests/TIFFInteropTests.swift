@@ -29,7 +29,7 @@ let pythonRamps = """
 
   """
 
-@Suite(.enabled(if: DataFixture.hasTifffile, "needs python3 with numpy and tifffile (pip install tifffile)"))
+@Suite(.enabled(if: DataFixture.hasTifffile, "needs Python with numpy and tifffile: run `bash scripts/setup.sh --tests`"))
 struct TIFFInteropTests {
   @Test func filesWrittenByTifffileReadBackIdentically() throws {
     let dir = try DataFixture.scratchDirectory()

@@ -2,6 +2,7 @@ import Foundation
 import SegCore
 import SegData
 import SegNN
+import SegTestSupport
 import SegTrain
 import Testing
 
@@ -238,18 +239,10 @@ func rawFile(_ header: String, data: [UInt8], length: UInt64? = nil) -> Data {
 
 // MARK: - Python's safetensors
 
-/// Runs python3 with `arguments`; nil if it cannot start or fails.
+/// Runs the tests' python3 (`TestPython`) with `arguments`; nil if it cannot start or fails.
 func python(_ arguments: [String]) -> Data? {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  process.arguments = ["python3"] + arguments
-  let out = Pipe()
-  process.standardOutput = out
-  process.standardError = FileHandle.nullDevice
-  guard (try? process.run()) != nil else { return nil }
-  let data = out.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return process.terminationStatus == 0 ? data : nil
+  let run = TestPython.run(arguments)
+  return run.status == 0 ? run.output : nil
 }
 
 let pythonHasSafetensors = python(["-c", "import numpy, safetensors.numpy; safetensors.deserialize"]) != nil
@@ -276,7 +269,7 @@ let interopScript = """
   """
 
 @Suite struct SafeTensorsPythonTests {
-  @Test(.enabled(if: pythonHasSafetensors, "needs python3 with numpy and safetensors (pip install safetensors)"))
+  @Test(.enabled(if: pythonHasSafetensors, "needs Python with numpy and safetensors: run `bash scripts/setup.sh --tests`"))
   func pythonReadsOurFilesAndWeReadItsFiles() throws {
     let dir = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }

@@ -11,6 +11,7 @@ import Foundation
 ///   the fastest (bit-identical reruns, at some cost in speed); 0 or unset, the fastest.
 /// - `UNET_CUBIN_CACHE`: where compiled kernels are kept between runs, or `off` for memory only;
 ///   unset, `$XDG_CACHE_HOME/unetseg/cubin`, else `$HOME/.cache/unetseg/cubin`.
+/// - `PATH`: where python3 is looked for, whose pip nvidia-* packages may hold the libraries.
 public struct CUDAOptions: Sendable, Equatable {
   /// The value of UNET_CUDA_PATH: folders searched before the usual places; nil for none.
   public var cudaPath: String?
@@ -18,13 +19,19 @@ public struct CUDAOptions: Sendable, Equatable {
   public var deterministicConvolutions: Bool
   /// Where NVRTC's compiled kernels are kept between runs; nil keeps them in memory only.
   public var kernelCacheDirectory: URL?
+  /// The folders (':'-separated) whose python3 site-packages are searched for pip's nvidia-* libraries.
+  public var searchPath: String
 
   /// Settings given directly; the defaults search only the usual places, pick the fastest
   /// algorithms and keep compiled kernels in memory.
-  public init(cudaPath: String? = nil, deterministicConvolutions: Bool = false, kernelCacheDirectory: URL? = nil) {
+  public init(
+    cudaPath: String? = nil, deterministicConvolutions: Bool = false, kernelCacheDirectory: URL? = nil,
+    searchPath: String = PythonPackages.defaultSearchPath
+  ) {
     self.cudaPath = cudaPath
     self.deterministicConvolutions = deterministicConvolutions
     self.kernelCacheDirectory = kernelCacheDirectory
+    self.searchPath = searchPath
   }
 
   /// The settings `environment` asks for (an empty variable counts as unset); an invalid value is
@@ -32,6 +39,7 @@ public struct CUDAOptions: Sendable, Equatable {
   public init(environment: [String: String]) throws {
     func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
     cudaPath = value("UNET_CUDA_PATH")
+    searchPath = value("PATH") ?? PythonPackages.defaultSearchPath
     switch value("UNET_CUDNN_DETERMINISTIC") {
     case nil, "0": deterministicConvolutions = false
     case "1": deterministicConvolutions = true
@@ -51,5 +59,8 @@ public struct CUDAOptions: Sendable, Equatable {
   }
 
   /// Where the loader looks for the libraries: UNET_CUDA_PATH first, then the usual places.
-  public var librarySearch: LibrarySearch { LibrarySearch(cudaPath: cudaPath) }
+  public var librarySearch: LibrarySearch {
+    let path = searchPath
+    return LibrarySearch(cudaPath: cudaPath, pythonFolders: { PythonPackages.nvidiaLibraryFolders(path: path) })
+  }
 }

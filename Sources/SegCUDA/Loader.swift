@@ -135,7 +135,8 @@ extension SharedLibrary: SymbolSource {
 
 /// Where libraries are looked for, in order: UNET_CUDA_PATH (a folder, or folders separated by
 /// ':', each also with lib64/ and lib/), the dynamic loader's default path, /usr/local/cuda*/lib64,
-/// the system's library folders, then site-packages/nvidia/*/lib of every python3 on PATH.
+/// the system's library folders, then site-packages/nvidia/*/lib of every python3 on PATH
+/// (`CUDAOptions.searchPath`).
 public struct LibrarySearch: Sendable {
   /// The value of UNET_CUDA_PATH (`CUDAOptions.cudaPath`), if set.
   public var cudaPath: String?
@@ -148,7 +149,9 @@ public struct LibrarySearch: Sendable {
 
   public init(
     cudaPath: String?, useLoaderPath: Bool = true, systemFolders: [String] = LibrarySearch.defaultSystemFolders(),
-    pythonFolders: @escaping @Sendable () -> [String] = { PythonPackages.nvidiaLibraryFolders() }
+    pythonFolders: @escaping @Sendable () -> [String] = {
+      PythonPackages.nvidiaLibraryFolders(path: PythonPackages.defaultSearchPath)
+    }
   ) {
     self.cudaPath = cudaPath
     self.useLoaderPath = useLoaderPath

@@ -7,14 +7,28 @@ import Foundation
 // MARK: - pip's nvidia packages
 
 /// The lib folders of pip's nvidia-* wheels (nvidia/cu13/lib, nvidia/cudnn/lib, ...) in the
-/// site-packages of every python3 on PATH.
+/// site-packages of every python3 on a search path (the process's PATH, given by `CUDAOptions`).
 public enum PythonPackages {
-  /// Each python3 is asked for its site-packages with a time limit, once per process.
-  public static func nvidiaLibraryFolders() -> [String] { cached }
+  /// The folders searched for python3 when no PATH is given.
+  public static let defaultSearchPath = "/usr/local/bin:/usr/bin:/bin"
 
-  private static let cached: [String] = {
+  /// Each python3 on `path` is asked for its site-packages with a time limit, once per process
+  /// and path.
+  public static func nvidiaLibraryFolders(path: String) -> [String] {
+    lock.lock()
+    defer { lock.unlock() }
+    if let folders = cache[path] { return folders }
+    let folders = findFolders(path: path)
+    cache[path] = folders
+    return folders
+  }
+
+  nonisolated(unsafe) private static var cache: [String: [String]] = [:]
+  private static let lock = NSLock()
+
+  private static func findFolders(path: String) -> [String] {
     var folders: [String] = []
-    for site in sitePackages() {
+    for site in sitePackages(path: path) {
       let nvidia = "\(site)/nvidia"
       let entries = ((try? FileManager.default.contentsOfDirectory(atPath: nvidia)) ?? []).sorted()
       for e in entries {
@@ -26,11 +40,10 @@ public enum PythonPackages {
       }
     }
     return folders
-  }()
+  }
 
-  /// site-packages folders of every distinct python3 on PATH.
-  public static func sitePackages(timeout: TimeInterval = 5) -> [String] {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+  /// site-packages folders of every distinct python3 in the folders of `path` (':'-separated).
+  public static func sitePackages(path: String, timeout: TimeInterval = 5) -> [String] {
     var seen: Set<String> = []
     var result: [String] = []
     for dir in path.split(separator: ":") {

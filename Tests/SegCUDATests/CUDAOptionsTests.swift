@@ -11,15 +11,18 @@ import Testing
     let o = try CUDAOptions(environment: ["HOME": "/home/u"])
     #expect(o.cudaPath == nil && !o.deterministicConvolutions)
     #expect(o.kernelCacheDirectory?.path == "/home/u/.cache/unetseg/cubin")
-    #expect(o.librarySearch.cudaPath == nil)
+    #expect(o.librarySearch.cudaPath == nil && o.searchPath == PythonPackages.defaultSearchPath)
   }
 
   @Test func everyVariableIsRead() throws {
     let o = try CUDAOptions(environment: [
       "UNET_CUDA_PATH": "/opt/a:/opt/b", "UNET_CUDNN_DETERMINISTIC": "1", "UNET_CUBIN_CACHE": "/tmp/cubins",
-      "HOME": "/home/u",
+      "HOME": "/home/u", "PATH": "/opt/py/bin:/usr/bin",
     ])
-    #expect(o == CUDAOptions(cudaPath: "/opt/a:/opt/b", deterministicConvolutions: true, kernelCacheDirectory: URL(fileURLWithPath: "/tmp/cubins")))
+    #expect(
+      o == CUDAOptions(
+        cudaPath: "/opt/a:/opt/b", deterministicConvolutions: true, kernelCacheDirectory: URL(fileURLWithPath: "/tmp/cubins"),
+        searchPath: "/opt/py/bin:/usr/bin"))
     #expect(o.librarySearch.cudaPathFolders.prefix(3) == ["/opt/a", "/opt/a/lib64", "/opt/a/lib"])
   }
 

@@ -51,7 +51,7 @@ final class CUDNNConvolutions: @unchecked Sendable {
     return try lock.withLock { try forward(b, p, x, out, dt) }
   }
 
-  /// conv2dBackwardData (dy, filter[, bias]), which is also the transposed convolution; nil as for conv2d.
+  /// conv2dBackwardData (dy, filter), which is also the transposed convolution; nil as for conv2d.
   func conv2dBackwardData(_ b: CUDABackend, _ p: Conv2DBackwardData, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dt = dataType(b, x, out) else { return nil }
     return try lock.withLock { try backwardData(b, p, x, out, dt) }

@@ -6,6 +6,8 @@ public struct CUDAError: Error, CustomStringConvertible, Sendable {
   /// What went wrong, for callers that react differently (e.g. `unet doctor`).
   public enum Kind: Sendable, Equatable {
     case libraryNotFound, symbolNotFound, callFailed, compileFailed, noDevice, unsupported
+    /// An environment variable with a value it does not take (`CUDAOptions`).
+    case invalidSetting
   }
 
   public let kind: Kind

@@ -52,9 +52,10 @@ public struct Ceilings: Codable, Sendable {
   // MARK: Measuring
 
   /// Measures on `context`: copies of `copyBytes`, products of `matrixSize`^3 (halved while the
-  /// free memory does not hold three fp32 matrices), each the mean of `repeats` after a warm-up.
+  /// free memory does not hold three fp32 matrices), each the mean of `repeats` after a warm-up;
+  /// cuBLAS comes from `loader`, by default the one that loaded the context's driver.
   public static func measure(
-    context: CUDAContext, loader: CUDALoader = .shared, copyBytes: Int = 256 << 20, matrixSize: Int = 8192, repeats: Int = 10
+    context: CUDAContext, loader: CUDALoader? = nil, copyBytes: Int = 256 << 20, matrixSize: Int = 8192, repeats: Int = 10
   ) -> Ceilings {
     var c = Ceilings(device: "\(context.device.name) (\(context.device.architecture))")
     do {
@@ -63,7 +64,7 @@ public struct Ceilings: Codable, Sendable {
       c.errors.append("copy bandwidth: \(error)")
     }
     do {
-      try c.measureMatmuls(context, api: try CUBLASAPI.load(loader), size: matrixSize, repeats: repeats)
+      try c.measureMatmuls(context, api: try CUBLASAPI.load(loader ?? context.driver.loader), size: matrixSize, repeats: repeats)
     } catch {
       c.errors.append("matrix product: \(error)")
     }

@@ -42,9 +42,11 @@ public struct DoctorReport: Sendable {
 
   // MARK: - Collecting
 
-  /// Looks for each component through `loader`; with a GPU, compiles the kernels for it and runs
-  /// one, checking the result.
-  public static func collect(loader: CUDALoader = .shared) -> DoctorReport {
+  /// Looks for each component where `options` says (UNET_CUDA_PATH first), through `loader` if
+  /// given; with a GPU, compiles the kernels for it (cached where `options` says) and runs one,
+  /// checking the result.
+  public static func collect(options: CUDAOptions, loader: CUDALoader? = nil) -> DoctorReport {
+    let loader = loader ?? CUDALoader(options: options)
     var r = DoctorReport()
     var driver: CUDADriver? = nil
     do {
@@ -78,7 +80,7 @@ public struct DoctorReport: Sendable {
     var compiler: NVRTCCompiler? = nil
     do {
       let api = try NVRTCAPI.load(loader)
-      let c = try NVRTCCompiler(api: api)
+      let c = try NVRTCCompiler(api: api, options: options)
       compiler = c
       let archs = c.supportedArchitectures
       r.add(

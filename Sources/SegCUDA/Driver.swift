@@ -8,9 +8,12 @@ public final class CUDADriver: @unchecked Sendable {
   public let api: DriverAPI
   /// The CUDA version the driver supports, e.g. 13000 for 13.0.
   public let version: Int
+  /// The loader it came from, which finds the other libraries (cuBLAS for the ceilings) in the same places.
+  public let loader: CUDALoader
 
   /// Loads libcuda.so.1 through `loader` and initialises it; the error says what is missing.
-  public init(loader: CUDALoader = .shared) throws {
+  public init(loader: CUDALoader) throws {
+    self.loader = loader
     api = try DriverAPI.load(loader)
     try api.check(api.cuInit(0), "cuInit")
     var v: Int32 = 0

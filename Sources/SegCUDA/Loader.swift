@@ -135,9 +135,9 @@ extension SharedLibrary: SymbolSource {
 
 /// Where libraries are looked for, in order: UNET_CUDA_PATH (a folder, or folders separated by
 /// ':', each also with lib64/ and lib/), the dynamic loader's default path, /usr/local/cuda*/lib64,
-/// the system's library folders, then site-packages/nvidia/*/lib of each `PythonPackages.interpreters()`.
+/// the system's library folders, then site-packages/nvidia/*/lib of each of `CUDAOptions.pythons`.
 public struct LibrarySearch: Sendable {
-  /// The value of UNET_CUDA_PATH, if set.
+  /// The value of UNET_CUDA_PATH (`CUDAOptions.cudaPath`), if set.
   public var cudaPath: String?
   /// Whether to try dlopen with the bare soname (LD_LIBRARY_PATH, ldconfig's cache).
   public var useLoaderPath: Bool
@@ -148,18 +148,14 @@ public struct LibrarySearch: Sendable {
 
   public init(
     cudaPath: String?, useLoaderPath: Bool = true, systemFolders: [String] = LibrarySearch.defaultSystemFolders(),
-    pythonFolders: @escaping @Sendable () -> [String] = { PythonPackages.nvidiaLibraryFolders() }
+    pythonFolders: @escaping @Sendable () -> [String] = {
+      PythonPackages.nvidiaLibraryFolders(interpreters: CUDAOptions().pythons)
+    }
   ) {
     self.cudaPath = cudaPath
     self.useLoaderPath = useLoaderPath
     self.systemFolders = systemFolders
     self.pythonFolders = pythonFolders
-  }
-
-  /// The search this process's environment asks for.
-  public static func fromEnvironment() -> LibrarySearch {
-    let value = ProcessInfo.processInfo.environment["UNET_CUDA_PATH"]
-    return LibrarySearch(cudaPath: value?.isEmpty == false ? value : nil)
   }
 
   /// /usr/local/cuda/lib64, then other /usr/local/cuda-*/lib64 newest first, the system folders
@@ -183,14 +179,15 @@ public struct LibrarySearch: Sendable {
 /// Finds and opens each CUDA library once; a failure is remembered too, so every later use gives
 /// the same clear error without searching again.
 public final class CUDALoader: @unchecked Sendable {
-  /// The loader for this process, searching as its environment says.
-  public static let shared = CUDALoader(search: .fromEnvironment())
-
   public let search: LibrarySearch
   private var results: [CUDALibrary: Result<SharedLibrary, CUDAError>] = [:]
   private let lock = NSLock()
 
+  /// A loader that looks where `search` says.
   public init(search: LibrarySearch) { self.search = search }
+
+  /// A loader that looks in `options.cudaPath` first, then the usual places.
+  public convenience init(options: CUDAOptions) { self.init(search: options.librarySearch) }
 
   /// The library, loaded on first use, or an error naming it, where it was looked for and how to
   /// install it.

@@ -35,23 +35,17 @@ public final class NVRTCCompiler: @unchecked Sendable {
   private var memory: [String: CompiledModule] = [:]
   private let lock = NSLock()
 
-  /// ~/.cache/unetseg/cubin, or $XDG_CACHE_HOME/unetseg/cubin; UNET_CUBIN_CACHE overrides it, and
-  /// UNET_CUBIN_CACHE=off keeps compiled code in memory only.
-  public static var defaultCacheDirectory: URL? {
-    let env = ProcessInfo.processInfo.environment
-    if let dir = env["UNET_CUBIN_CACHE"], !dir.isEmpty {
-      return dir == "off" ? nil : URL(fileURLWithPath: dir)
-    }
-    let base = env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-      ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-    return base.appendingPathComponent("unetseg/cubin")
-  }
-
-  public init(api: NVRTCAPI, cacheDirectory: URL? = NVRTCCompiler.defaultCacheDirectory) throws {
+  /// A compiler that keeps compiled code in `cacheDirectory` (nil: in memory only).
+  public init(api: NVRTCAPI, cacheDirectory: URL?) throws {
     self.api = api
     self.version = try api.version()
     self.supportedArchitectures = try api.supportedArchitectures()
     self.cacheDirectory = cacheDirectory
+  }
+
+  /// A compiler with the cache folder `options` names (UNET_CUBIN_CACHE and its defaults).
+  public convenience init(api: NVRTCAPI, options: CUDAOptions) throws {
+    try self.init(api: api, cacheDirectory: options.kernelCacheDirectory)
   }
 
   /// The compilation target for a device of compute capability `major`.`minor`: a CUBIN for sm_XY

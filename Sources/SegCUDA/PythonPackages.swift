@@ -7,17 +7,30 @@ import Foundation
 // MARK: - pip's nvidia packages
 
 /// The lib folders of pip's nvidia-* wheels (nvidia/cu13/lib, nvidia/cudnn/lib, ...) in the
-/// site-packages of each Python `interpreters()` names, in that order.
+/// site-packages of the Pythons `interpreters(environment:)` names (`CUDAOptions.pythons`), in that
+/// order.
 public enum PythonPackages {
-  /// Each interpreter is asked for its site-packages with a time limit, once per process.
-  public static func nvidiaLibraryFolders() -> [String] { cached }
+  /// The lib folders in the site-packages of `interpreters`; each list of interpreters is asked for
+  /// its site-packages (with a time limit) once per process.
+  public static func nvidiaLibraryFolders(interpreters: [String]) -> [String] {
+    lock.lock()
+    defer { lock.unlock() }
+    if let folders = cache[interpreters] { return folders }
+    let folders = libraryFolders(in: sitePackages(interpreters: interpreters))
+    cache[interpreters] = folders
+    return folders
+  }
+
+  /// The folders used when no environment is given (tests, a backend built directly).
+  public static let defaultSearchPath = "/usr/local/bin:/usr/bin:/bin"
+
+  nonisolated(unsafe) private static var cache: [[String]: [String]] = [:]
+  private static let lock = NSLock()
 
   /// Packages whose lib folder the loader must not use. The JIT-only cuDNN wheel ships cudnn.h
   /// (scripts/setup.sh --tests installs it for the header check) but not the sub-libraries of
   /// cuDNN's legacy convolution API that our backend calls.
   static let headerOnlyForUs: Set<String> = ["cudnn_jit"]
-
-  private static let cached: [String] = libraryFolders(in: sitePackages())
 
   /// The nvidia/*/lib folders under each of `sites`, in order, leaving out `headerOnlyForUs`.
   static func libraryFolders(in sites: [String]) -> [String] {
@@ -43,7 +56,7 @@ public enum PythonPackages {
   /// `scripts/setup.sh --tests` makes, so `swift test` and `swift run` find it); then every python3
   /// on PATH. Only ones that exist and are executable are returned, each once.
   public static func interpreters(
-    environment: [String: String] = ProcessInfo.processInfo.environment,
+    environment: [String: String],
     executable: String? = runningExecutable(),
     currentDirectory: String = FileManager.default.currentDirectoryPath
   ) -> [String] {
@@ -53,7 +66,7 @@ public enum PythonPackages {
       candidates.append("\(package)/.venv/bin/python3")
     }
     if isPackage(currentDirectory) { candidates.append("\(currentDirectory)/.venv/bin/python3") }
-    let path = environment["PATH"] ?? "/usr/bin:/bin"
+    let path = environment["PATH"] ?? defaultSearchPath
     // /bin and /usr/bin are often one folder: compare folders with their links resolved, but not
     // python3 itself (a venv's python3 links to its base interpreter and must stay the venv's).
     candidates += path.split(separator: ":").map { "\((String($0) as NSString).resolvingSymlinksInPath)/python3" }
@@ -88,10 +101,10 @@ public enum PythonPackages {
 
   // MARK: - site-packages
 
-  /// site-packages folders of each of `interpreters()`, in that order, each once.
-  public static func sitePackages(timeout: TimeInterval = 5) -> [String] {
+  /// site-packages folders of each of `interpreters`, in that order, each once.
+  public static func sitePackages(interpreters: [String], timeout: TimeInterval = 5) -> [String] {
     var result: [String] = []
-    for exe in interpreters() {
+    for exe in interpreters {
       let script = "import site; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()]))"
       for line in run(exe, ["-c", script], timeout: timeout) where !result.contains(line) { result.append(line) }
     }

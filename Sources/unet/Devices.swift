@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SegCPU
 import SegCUDA
 import SegCore
@@ -40,7 +41,10 @@ struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
     case .cpu: return CPUBackend.shared
     case .reference: return ReferenceBackend.shared
     case .cuda(let n):
-      do { return try CUDABackend.gpu(ordinal: n, tensorFloat32: precision.allowsTF32) } catch {
+      do {
+        let options = try CUDAOptions(environment: ProcessInfo.processInfo.environment)
+        return try CUDABackend.gpu(ordinal: n, tensorFloat32: precision.allowsTF32, options: options)
+      } catch {
         throw ValidationError("--device \(description): \(error); run `unet doctor` for what was found")
       }
     }

@@ -51,7 +51,8 @@ struct DoctorCommand: ParsableCommand {
   }
 
   func run() throws {
-    let report = DoctorReport.collect()
+    let options = try CUDAOptions(environment: ProcessInfo.processInfo.environment)
+    let report = DoctorReport.collect(options: options)
     print(report.text)
     guard check else {
       if !report.usable { throw ExitCode.failure }
@@ -61,7 +62,7 @@ struct DoctorCommand: ParsableCommand {
     var result = CheckResult(doctor: report, device: device.description)
     defer { write(result) }
     do {
-      try runChecks(report, &result)
+      try runChecks(report, options, &result)
     } catch {
       result.errors.append("\(error)")
       print("unet doctor --check: \(error)")
@@ -71,7 +72,7 @@ struct DoctorCommand: ParsableCommand {
   }
 
   /// The conformance, the training comparison and (on a GPU) the ceilings, printed as they finish.
-  func runChecks(_ report: DoctorReport, _ result: inout CheckResult) throws {
+  func runChecks(_ report: DoctorReport, _ cudaOptions: CUDAOptions, _ result: inout CheckResult) throws {
     var options = OpConformance.Options()
     var training = tf32 ? TrainingComparison.Options.tf32() : TrainingComparison.Options()
     training.steps = trainingSteps
@@ -85,7 +86,7 @@ struct DoctorCommand: ParsableCommand {
       options.dtypes = [.f32]
     case .cuda(let n):
       guard report.usable else { throw CUDAError(.noDevice, "no usable GPU (see above): nothing to check") }
-      let gpu = try CUDABackend.gpu(ordinal: n, tensorFloat32: tf32)
+      let gpu = try CUDABackend.gpu(ordinal: n, tensorFloat32: tf32, options: cudaOptions)
       (candidate, baseline) = (gpu, CPUBackend.shared)
       context = (gpu.device as? GPUKernelDevice)?.context
     case .reference:

@@ -49,7 +49,7 @@ enum CUDAHeaders {
     if let env = ProcessInfo.processInfo.environment["UNET_CUDA_INCLUDE"] {
       roots += env.split(separator: ":").map { [String($0)] }
     }
-    for site in PythonPackages.sitePackages() {
+    for site in PythonPackages.sitePackages(interpreters: PythonPackages.interpreters(environment: ProcessInfo.processInfo.environment)) {
       let nvidia = "\(site)/nvidia"
       let dirs = ((try? FileManager.default.contentsOfDirectory(atPath: nvidia)) ?? []).sorted()
         .map { "\(nvidia)/\($0)/include" }.filter { FileManager.default.fileExists(atPath: $0) }

@@ -30,13 +30,12 @@ import Testing
     #expect(throws: CUDAError.self) { try CUDADriver(loader: loader) }
   }
 
-  /// The process's own search (UNET_CUDA_PATH at an empty folder, then the loader's path, the
+  /// The search UNET_CUDA_PATH asks for (an empty folder, then the loader's path, the
   /// system folders and pip's packages): on a machine without a driver, a clear error.
   @Test func environmentSearchWithoutDriver() throws {
     let empty = try temporaryFolder()
     defer { try? FileManager.default.removeItem(at: empty) }
-    var search = LibrarySearch.fromEnvironment()
-    search.cudaPath = empty.path
+    let search = try CUDAOptions(environment: ["UNET_CUDA_PATH": empty.path]).librarySearch
     do {
       let lib = try CUDALoader(search: search).library(.driver)
       #expect(lib.path.hasSuffix("libcuda.so.1") || lib.path.contains("libcuda"), "a real driver: \(lib.path)")

@@ -8,8 +8,12 @@ import Testing
 /// The CUDA pieces a test may use, found once: NVRTC (from pip's nvidia-cuda-nvrtc, a toolkit or
 /// UNET_CUDA_PATH) and the folder of our C header.
 enum CUDATestEnvironment {
+  /// The settings the test process's environment asks for (UNET_CUDA_PATH and the others), or why
+  /// they are invalid.
+  static let options = Result { try CUDAOptions(environment: ProcessInfo.processInfo.environment) }
+
   /// NVRTC's table, or nil when no libnvrtc is found (tests that need it are skipped).
-  static let nvrtc: NVRTCAPI? = try? NVRTCAPI.load()
+  static let nvrtc: NVRTCAPI? = try? NVRTCAPI.load(CUDALoader(options: options.get()))
 
   /// Why NVRTC tests are skipped, for the test's comment.
   static let nvrtcMissing = "libnvrtc not found: run `bash scripts/setup.sh --tests` (pip package nvidia-cuda-nvrtc) to run the NVRTC tests"

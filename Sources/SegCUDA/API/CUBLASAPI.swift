@@ -38,7 +38,7 @@ public struct CUBLASAPI: @unchecked Sendable {
   }
 
   /// The table from the cuBLAS and cuBLASLt found by `loader`.
-  public static func load(_ loader: CUDALoader = .shared) throws -> CUBLASAPI {
+  public static func load(_ loader: CUDALoader) throws -> CUBLASAPI {
     let lt = try loader.library(.cublasLt)
     let lib = try loader.library(.cublas)
     return try CUBLASAPI(lib, lt: lt, library: lib, ltLibrary: lt)

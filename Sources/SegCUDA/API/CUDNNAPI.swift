@@ -71,7 +71,7 @@ public struct CUDNNAPI: @unchecked Sendable {
   }
 
   /// The table from the cuDNN found by `loader`, which must be cuDNN 9.
-  public static func load(_ loader: CUDALoader = .shared) throws -> CUDNNAPI {
+  public static func load(_ loader: CUDALoader) throws -> CUDNNAPI {
     let lib = try loader.library(.cudnn)
     let api = try CUDNNAPI(lib, library: lib)
     try checkMajorVersion(api.version(), path: lib.path)

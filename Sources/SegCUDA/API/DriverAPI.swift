@@ -98,7 +98,7 @@ public struct DriverAPI: @unchecked Sendable {
   }
 
   /// The table from libcuda.so.1 found by `loader`.
-  public static func load(_ loader: CUDALoader = .shared) throws -> DriverAPI {
+  public static func load(_ loader: CUDALoader) throws -> DriverAPI {
     let lib = try loader.library(.driver)
     return try DriverAPI(lib, library: lib)
   }

@@ -39,7 +39,7 @@ public struct NVRTCAPI: @unchecked Sendable {
   }
 
   /// The table from the NVRTC found by `loader`.
-  public static func load(_ loader: CUDALoader = .shared) throws -> NVRTCAPI {
+  public static func load(_ loader: CUDALoader) throws -> NVRTCAPI {
     let lib = try loader.library(.nvrtc)
     return try NVRTCAPI(lib, library: lib)
   }

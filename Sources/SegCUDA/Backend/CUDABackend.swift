@@ -17,22 +17,22 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   public let device: any KernelDevice
   /// cuDNN's convolutions; nil where there is no cuDNN (the emulator), so convolution kernels are absent.
   let convolutions: CUDNNConvolutions?
-  private var table = KernelTable(backendName: "cuda")
+  /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
+  public private(set) var kernels = KernelTable(backendName: "cuda")
 
   /// A backend over `device`; `convolutions` supplies conv2d and its backward ops.
   init(device: any KernelDevice, convolutions: CUDNNConvolutions?) {
     self.device = device
     self.convolutions = convolutions
-    for type in Primitives.all { Self.register(type, self, in: &table) }
-    table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
-      try self.adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: inputs[3], op.constants).map { [$0.parameter, $0.m, $0.v] }
-    }
+    kernels = makeKernelTable()
   }
 
-  /// The backend on GPU `ordinal`: loads the driver, NVRTC and cuDNN (the error names what is
-  /// missing and how to install it), retains the device's primary context. With `tensorFloat32`,
-  /// f32 convolutions may use TF32 Tensor Cores (10-bit mantissa products, f32 accumulation).
-  public static func gpu(ordinal: Int = 0, tensorFloat32: Bool = false, loader: CUDALoader = .shared) throws -> CUDABackend {
+  /// The backend on GPU `ordinal`: loads the driver, NVRTC and cuDNN where `options` says (the
+  /// error names what is missing and how to install it), retains the device's primary context.
+  /// With `tensorFloat32`, f32 convolutions may use TF32 Tensor Cores (10-bit mantissa products,
+  /// f32 accumulation). The CLI reads `options` from the environment (`CUDAOptions(environment:)`).
+  public static func gpu(ordinal: Int = 0, tensorFloat32: Bool = false, options: CUDAOptions = CUDAOptions()) throws -> CUDABackend {
+    let loader = CUDALoader(options: options)
     let driver = try CUDADriver(loader: loader)
     let count = try driver.deviceCount()
     guard ordinal < count else {
@@ -43,10 +43,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
           : "there is no GPU \(ordinal): the driver sees \(count)")
     }
     let context = try CUDAContext(driver: driver, ordinal: ordinal)
-    let compiler = try NVRTCCompiler(api: try NVRTCAPI.load(loader))
+    let compiler = try NVRTCCompiler(api: try NVRTCAPI.load(loader), options: options)
     let device = try GPUKernelDevice(context: context, compiler: compiler)
     let convolutions = try CUDNNConvolutions(
-      api: try CUDNNAPI.load(loader), context: context, tensorFloat32: tensorFloat32)
+      api: try CUDNNAPI.load(loader), context: context, tensorFloat32: tensorFloat32,
+      deterministic: options.deterministicConvolutions)
     return CUDABackend(device: device, convolutions: convolutions)
   }
 
@@ -122,51 +123,6 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   @discardableResult
   public func emptyCache() throws -> Int { try (device as? GPUKernelDevice)?.context.memory.emptyCache() ?? 0 }
 
-  // MARK: Kernels
-
-  /// The kernel table: every primitive type, the convolutions only with cuDNN.
-  public var kernels: KernelTable { table }
-
-  private static func register<P: Primitive>(_ type: P.Type, _ backend: CUDABackend, in table: inout KernelTable) {
-    for kind in type.kinds {
-      guard let k = backend.operation(kind) else { continue }
-      table.register(type, "cuda") { [unowned backend] op, inputs, output in
-        guard op.kind == kind else { return nil }
-        let operands = try inputs.map { operand -> DeviceOperand in
-          let s = try backend.cudaStorage(operand.storage, op: kind.rawValue)
-          return DeviceOperand(pointer: s.pointer, type: operand.type, storage: s)
-        }
-        return try k(op, operands, output)
-      }
-    }
-  }
-
-  /// The implementation of each op kind.
-  private func operation(_ kind: OpKind) -> ((any Primitive, [DeviceOperand], TensorType) throws -> CUDAStorage)? {
-    switch kind {
-    case .add, .sub, .mul, .div, .reluBackward: return binary
-    case .neg, .exp, .log, .sqrt, .addScalar, .mulScalar, .relu: return unary
-    case .sum: return sum
-    case .broadcastTo: return broadcastTo
-    case .softmax, .logSoftmax: return softmax
-    case .reshape: return reshape
-    case .concat: return concat
-    case .slice: return slice
-    case .pad: return pad
-    case .padBackward: return padBackward
-    case .cast: return cast
-    case .randomMask: return randomMask
-    case .argmax: return argmax
-    case .oneHot: return oneHot
-    case .maxPool2d: return maxPool
-    case .maxPool2dBackward: return maxPoolBackward
-    case .adamUpdate: return nil
-    case .conv2d, .conv2dBackwardData, .conv2dBackwardFilter:
-      guard let convolutions else { return nil }
-      return { op, inputs, output in try convolutions.run(self, op, inputs, output) }
-    }
-  }
-
   // MARK: Helpers
 
   func cudaStorage(_ storage: any DeviceStorage, op: String) throws -> CUDAStorage {
@@ -179,15 +135,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   /// A fresh (uninitialised) buffer for `type`.
   func output(_ type: TensorType) throws -> CUDAStorage { try CUDAStorage(device: device, type: type) }
 
-  /// Checks that every operand and the output share one floating dtype, which the kernels are
-  /// instantiated for.
-  func floatType(_ op: any Primitive, _ inputs: [DeviceOperand], _ output: TensorType) throws -> DType {
+  /// The output's dtype when it is floating and every operand has it (what the arithmetic kernels
+  /// are instantiated for); nil otherwise, so that the kernel declines.
+  func floatType(_ inputs: [DeviceOperand], _ output: TensorType) -> DType? {
     let d = output.dtype
-    guard d.isFloatingPoint, inputs.allSatisfy({ $0.type.dtype == d }) else {
-      throw TensorError(
-        op: op.kind.rawValue, operands: inputs.map(\.type),
-        "the CUDA kernel needs operands of one floating dtype, the output's \(d)")
-    }
+    guard KernelNames.floats.contains(d), inputs.allSatisfy({ $0.type.dtype == d }) else { return nil }
     return d
   }
 }

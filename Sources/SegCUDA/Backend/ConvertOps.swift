@@ -4,7 +4,7 @@ import SegCore
 
 extension CUDABackend {
   /// cast between any two dtypes (a copy for the same dtype).
-  func cast(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+  func cast(_ op: Cast, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let y = try output(out)
     let from = x[0].type.dtype
     if from == out.dtype {
@@ -18,11 +18,10 @@ extension CUDABackend {
     return y
   }
 
-  /// randomMask: element i kept when RandomMask.bits(seed, offset + i) < keepProbability * 2^24.
-  func randomMask(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    guard let p = op as? RandomMask else {
-      throw TensorError(op: "randomMask", "the CUDA kernel was given \(type(of: op))")
-    }
+  /// randomMask: element i kept when RandomMask.bits(seed, offset + i) < keepProbability * 2^24;
+  /// nil for a dtype that is not floating.
+  func randomMask(_ p: RandomMask, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard KernelNames.floats.contains(out.dtype) else { return nil }
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
@@ -35,8 +34,7 @@ extension CUDABackend {
   }
 
   /// argmax along an axis of any dtype, to i32.
-  func argmax(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    guard let p = op as? ArgMax else { throw TensorError(op: "argmax", "the CUDA kernel was given \(type(of: op))") }
+  func argmax(_ p: ArgMax, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let dims = x[0].type.shape.dims
     let n = dims[p.axis], inner = dims[(p.axis + 1)...].reduce(1, *), outer = dims[..<p.axis].reduce(1, *)
     let y = try output(out)
@@ -47,13 +45,11 @@ extension CUDABackend {
   }
 
   /// oneHot of i32 or u8 labels; a label outside 0..<classes fails as the reference, naming the
-  /// first one and its index (the kernel records the smallest bad index).
-  func oneHot(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    guard let p = op as? OneHot else { throw TensorError(op: "oneHot", "the CUDA kernel was given \(type(of: op))") }
+  /// first one and its index (the kernel records the smallest bad index). Nil for labels that are
+  /// neither i32 nor u8.
+  func oneHot(_ p: OneHot, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     let labels = x[0]
-    guard labels.type.dtype == .i32 || labels.type.dtype == .u8 else {
-      throw TensorError(op: "oneHot", operands: [labels.type], "labels must be i32 or u8; use cast(_:to:)")
-    }
+    guard labels.type.dtype == .i32 || labels.type.dtype == .u8 else { return nil }
     let count = labels.type.shape.count
     let y = try output(out)
     let firstBad = try output(TensorType([1], .f64))  // 8 bytes: a UInt64 index
@@ -88,10 +84,10 @@ extension CUDABackend {
 // MARK: - Pooling
 
 extension CUDABackend {
-  /// maxPool2d on NHWC: one thread per output element.
-  func maxPool(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
-    guard let p = op as? MaxPool2D else { throw TensorError(op: "maxPool2d", "the CUDA kernel was given \(type(of: op))") }
+  /// maxPool2d on NHWC: one thread per output element; nil for operands that are not of the
+  /// output's floating dtype.
+  func maxPool(_ p: MaxPool2D, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     try device.launch(
       KernelNames.name("maxPool2d", dtype), count: out.shape.count,
@@ -99,12 +95,10 @@ extension CUDABackend {
     return y
   }
 
-  /// maxPool2dBackward (x, dy): one thread per input element, gathering from its windows.
-  func maxPoolBackward(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
-    guard let p = op as? MaxPool2DBackward else {
-      throw TensorError(op: "maxPool2dBackward", "the CUDA kernel was given \(type(of: op))")
-    }
+  /// maxPool2dBackward (x, dy): one thread per input element, gathering from its windows; nil for
+  /// operands that are not of the output's floating dtype.
+  func maxPoolBackward(_ p: MaxPool2DBackward, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     try device.launch(
       KernelNames.name("maxPool2dBackward", dtype), count: out.shape.count,

@@ -9,8 +9,8 @@ import SegCore
 /// filters are OHWI, so filters are reordered on the way in and the filter gradient on the way
 /// out. cuDNN pads symmetrically: an asymmetric padding (TensorFlow's 'same' with an even excess)
 /// is applied with the pad kernel instead. Algorithms are searched once per shape (the fastest,
-/// or the fastest deterministic with UNET_CUDNN_DETERMINISTIC=1); bias and ReLU run as one kernel of ours,
-/// in place.
+/// or the fastest deterministic with `CUDAOptions.deterministicConvolutions`, UNET_CUDNN_DETERMINISTIC=1);
+/// bias and ReLU run as one kernel of ours, in place.
 ///
 /// Checked on an H100 (cuDNN 9.14) by `unet doctor --check`; CI compiles it against our
 /// declarations, which the header test checks against the real cudnn.h.
@@ -21,14 +21,18 @@ final class CUDNNConvolutions: @unchecked Sendable {
   /// Whether f32 convolutions may use TF32 Tensor Cores (`--precision tf32`); otherwise they run in
   /// full f32 (FMA math), so that fp32 means fp32.
   let tensorFloat32: Bool
+  /// Whether to take the fastest deterministic algorithm rather than the fastest: bit-identical
+  /// reruns at some cost in speed. Off by default, as PyTorch's cudnn.benchmark and TensorFlow choose.
+  let deterministic: Bool
   private var algorithms: [String: Int32] = [:]
   /// One convolution at a time: the handle and the algorithm cache are not shared between threads.
   private let lock = NSLock()
 
-  init(api: CUDNNAPI, context: CUDAContext, tensorFloat32: Bool) throws {
+  init(api: CUDNNAPI, context: CUDAContext, tensorFloat32: Bool, deterministic: Bool) throws {
     self.api = api
     self.context = context
     self.tensorFloat32 = tensorFloat32
+    self.deterministic = deterministic
     var h: ccuda_cudnnHandle? = nil
     try context.current { try api.check(api.cudnnCreate(&h), "cudnnCreate") }
     guard let h else { throw CUDAError(.callFailed, "cudnnCreate returned no handle") }
@@ -38,24 +42,31 @@ final class CUDNNConvolutions: @unchecked Sendable {
 
   deinit { _ = api.cudnnDestroy(handle) }
 
-  /// Runs one convolution op of the backend.
-  func run(_ backend: CUDABackend, _ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    lock.lock()
-    defer { lock.unlock() }
-    let dtype = try backend.floatType(op, Array(x.prefix(2)), out)
-    guard let dataType = Self.dataType(dtype) else {
-      throw TensorError(
-        op: op.kind.rawValue, operands: x.map(\.type), "the CUDA backend convolves f32, f16 or bf16, not \(dtype)")
-    }
-    switch op {
-    case let p as Conv2D: return try forward(backend, p, x, out, dataType)
-    case let p as Conv2DBackwardData: return try backwardData(backend, p, x, out, dataType)
-    case let p as Conv2DBackwardFilter: return try backwardFilter(backend, p, x, out, dataType)
-    default: throw TensorError(op: op.kind.rawValue, "the cuDNN kernel was given \(type(of: op))")
-    }
+  // MARK: Ops
+
+  /// conv2d (x, filter[, bias]); nil unless the input, the filter and the output share one dtype
+  /// cuDNN convolves (f32, f16, bf16).
+  func conv2d(_ b: CUDABackend, _ p: Conv2D, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dt = dataType(b, x, out) else { return nil }
+    return try lock.withLock { try forward(b, p, x, out, dt) }
   }
 
-  // MARK: Ops
+  /// conv2dBackwardData (dy, filter), which is also the transposed convolution; nil as for conv2d.
+  func conv2dBackwardData(_ b: CUDABackend, _ p: Conv2DBackwardData, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dt = dataType(b, x, out) else { return nil }
+    return try lock.withLock { try backwardData(b, p, x, out, dt) }
+  }
+
+  /// conv2dBackwardFilter (x, dy); nil as for conv2d.
+  func conv2dBackwardFilter(_ b: CUDABackend, _ p: Conv2DBackwardFilter, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dt = dataType(b, x, out) else { return nil }
+    return try lock.withLock { try backwardFilter(b, p, x, out, dt) }
+  }
+
+  /// cuDNN's data type for the first two operands and the output, when they share one it convolves.
+  private func dataType(_ b: CUDABackend, _ x: [DeviceOperand], _ out: TensorType) -> Int32? {
+    b.floatType(Array(x.prefix(2)), out).flatMap(Self.dataType)
+  }
 
   private func forward(
     _ b: CUDABackend, _ p: Conv2D, _ x: [DeviceOperand], _ out: TensorType, _ dt: Int32
@@ -199,17 +210,12 @@ final class CUDNNConvolutions: @unchecked Sendable {
     return y
   }
 
-  /// Whether to take the fastest deterministic algorithm rather than the fastest
-  /// (UNET_CUDNN_DETERMINISTIC=1): bit-identical reruns at some cost in speed. Off by default, as
-  /// PyTorch's cudnn.benchmark and TensorFlow choose.
-  static let deterministic = ProcessInfo.processInfo.environment["UNET_CUDNN_DETERMINISTIC"] == "1"
-
   /// The algorithm for `key`, searched once by timing every candidate (cuDNN's Find): the
   /// fastest that works, or with `deterministic` the fastest deterministic one if any.
   private func algorithm(_ key: String, _ search: () throws -> [ccuda_cudnnAlgoPerf]) throws -> Int32 {
     if let a = algorithms[key] { return a }
     let results = try context.current(search).filter { $0.status == CCUDA_CUDNN_STATUS_SUCCESS }
-    let preferred = Self.deterministic ? results.first(where: { $0.determinism == CCUDA_CUDNN_DETERMINISTIC }) : nil
+    let preferred = deterministic ? results.first(where: { $0.determinism == CCUDA_CUDNN_DETERMINISTIC }) : nil
     guard let best = preferred ?? results.first else {
       throw CUDAError(.unsupported, "cuDNN has no algorithm for \(key)")
     }

@@ -3,10 +3,27 @@ import SegCore
 // MARK: - Elementwise ops
 
 extension CUDABackend {
-  /// add, sub, mul, div (NumPy broadcasting) and reluBackward (dy, y): `<kind>_<dtype>` over the
-  /// merged output space, each input read through its broadcast strides.
-  func binary(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
+  /// add, sub, mul, div (NumPy broadcasting): `<function>_<dtype>`; nil for operands that are not
+  /// of the output's floating dtype.
+  func binary(_ op: Binary, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    let base: String
+    switch op.function {
+    case .add: base = "add"
+    case .sub: base = "sub"
+    case .mul: base = "mul"
+    case .div: base = "div"
+    }
+    return try broadcastBinary(base, x, out)
+  }
+
+  /// reluBackward (dy, y): `reluBackward_<dtype>`, the binary kernel with broadcasting.
+  func reluBackward(_ op: ReLUBackward, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    try broadcastBinary(op.kind.rawValue, x, out)
+  }
+
+  /// `<base>_<dtype>` over the merged output space, each input read through its broadcast strides.
+  private func broadcastBinary(_ base: String, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let shape = out.shape
     let space = try StridedSpace(
@@ -15,10 +32,10 @@ extension CUDABackend {
         Broadcast.strides(of: x[0].type.shape, broadcastTo: shape),
         Broadcast.strides(of: x[1].type.shape, broadcastTo: shape), shape.strides,
       ]
-    ).forKernel(op.kind.rawValue, x.map(\.type))
+    ).forKernel(base, x.map(\.type))
     let n = shape.count
     try device.launch(
-      KernelNames.name(op.kind.rawValue, dtype), count: n,
+      KernelNames.name(base, dtype), count: n,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(space.dims),
         .vec(space.strides[0]), .vec(space.strides[1]),
@@ -26,20 +43,32 @@ extension CUDABackend {
     return y
   }
 
-  /// neg, exp, log, sqrt, relu, addScalar and mulScalar: `<kind>_<dtype>(x, out, n, c)`.
-  func unary(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
-    var c = 0.0
-    if let u = op as? Unary {
-      switch u.function {
-      case .addScalar(let v), .mulScalar(let v): c = v
-      default: break
-      }
+  /// neg, exp, log, sqrt, addScalar and mulScalar: `<function>_<dtype>(x, out, n, c)`, c the
+  /// scalar of addScalar and mulScalar (0 for the others).
+  func unary(_ op: Unary, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    let (base, c): (String, Double)
+    switch op.function {
+    case .neg: (base, c) = ("neg", 0)
+    case .exp: (base, c) = ("exp", 0)
+    case .log: (base, c) = ("log", 0)
+    case .sqrt: (base, c) = ("sqrt", 0)
+    case .addScalar(let v): (base, c) = ("addScalar", v)
+    case .mulScalar(let v): (base, c) = ("mulScalar", v)
     }
+    return try unaryKernel(base, c, x, out)
+  }
+
+  /// relu: `relu_<dtype>(x, out, n, 0)`.
+  func relu(_ op: ReLU, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    try unaryKernel(op.kind.rawValue, 0, x, out)
+  }
+
+  private func unaryKernel(_ base: String, _ c: Double, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.name(op.kind.rawValue, dtype), count: n,
+      KernelNames.name(base, dtype), count: n,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .double(c)])
     return y
   }

@@ -5,15 +5,14 @@ import SegCore
 extension CUDABackend {
   /// reshape: the same bytes in a new buffer (buffers are never shared, so none is changed under
   /// another tensor).
-  func reshape(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+  func reshape(_ op: Reshape, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let y = try output(out)
     try device.copy(from: x[0].pointer, to: y.pointer, bytes: y.bytes)
     return y
   }
 
   /// concat: each input is copied into its block of the output (one strided copy per input).
-  func concat(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    guard let p = op as? Concat else { throw TensorError(op: "concat", "the CUDA kernel was given \(type(of: op))") }
+  func concat(_ p: Concat, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let y = try output(out)
     let outStrides = out.shape.strides
     var offset = 0
@@ -32,8 +31,7 @@ extension CUDABackend {
   }
 
   /// slice: a strided copy of the block, starting at the block's first element.
-  func slice(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    guard let p = op as? Slice else { throw TensorError(op: "slice", "the CUDA kernel was given \(type(of: op))") }
+  func slice(_ p: Slice, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let inStrides = x[0].type.shape.strides
     let space = try StridedSpace(dims: p.sizes, strides: [inStrides, out.shape.strides]).forKernel("slice", x.map(\.type))
     let y = try output(out)
@@ -43,8 +41,7 @@ extension CUDABackend {
   }
 
   /// pad (any dtype), zeros or reflection: `pad_b<size>`, one thread per output element.
-  func pad(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    guard let p = op as? Pad else { throw TensorError(op: "pad", "the CUDA kernel was given \(type(of: op))") }
+  func pad(_ p: Pad, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     try checkRank("pad", x.map(\.type), out.shape.rank)
     let y = try output(out)
     let n = out.shape.count
@@ -57,12 +54,10 @@ extension CUDABackend {
     return y
   }
 
-  /// padBackward (the adjoint of reflect padding): a gather per interior element.
-  func padBackward(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
-    guard let p = op as? PadBackward else {
-      throw TensorError(op: "padBackward", "the CUDA kernel was given \(type(of: op))")
-    }
+  /// padBackward (the adjoint of reflect padding): a gather per interior element; nil for
+  /// operands that are not of the output's floating dtype.
+  func padBackward(_ p: PadBackward, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     try checkRank("padBackward", x.map(\.type), out.shape.rank)
     let y = try output(out)
     let n = out.shape.count

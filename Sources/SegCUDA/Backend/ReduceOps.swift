@@ -5,10 +5,10 @@ import SegCore
 extension CUDABackend {
   /// sum over axes: chunks of the reduced elements are summed by separate threads into a scratch
   /// buffer (f32, f64 for f64), the chunks' sums again in chunks while many remain, then added in
-  /// order. The order never depends on timing, so results are the same run after run.
-  func sum(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
-    guard let p = op as? Sum else { throw TensorError(op: "sum", "the CUDA kernel was given \(type(of: op))") }
+  /// order. The order never depends on timing, so results are the same run after run. Nil for an
+  /// operand that is not of the output's floating dtype.
+  func sum(_ p: Sum, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     let input = x[0].type.shape
     let strides = input.strides
     let keptAxes = input.dims.indices.filter { !p.axes.contains($0) }
@@ -61,7 +61,7 @@ extension CUDABackend {
   }
 
   /// broadcastTo (any dtype): a strided copy that reads the input with stride 0 along broadcast axes.
-  func broadcastTo(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
+  func broadcastTo(_ op: BroadcastTo, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
     let shape = out.shape
     let space = try StridedSpace(
       dims: shape.dims, strides: [Broadcast.strides(of: x[0].type.shape, broadcastTo: shape), shape.strides]
@@ -71,15 +71,16 @@ extension CUDABackend {
     return y
   }
 
-  /// softmax and logSoftmax over the last axis: one thread per row.
-  func softmax(_ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage {
-    let dtype = try floatType(op, x, out)
+  /// softmax and logSoftmax over the last axis: one thread per row; nil for an operand that is not
+  /// of the output's floating dtype.
+  func softmax(_ op: Softmax, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let n = out.shape.dims.last ?? 1
     guard n > 0, out.shape.count > 0 else { return y }
     let rows = out.shape.count / n
     try device.launch(
-      KernelNames.name(op.kind.rawValue, dtype), count: rows,
+      KernelNames.name(op.log ? "logSoftmax" : "softmax", dtype), count: rows,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(rows)), .int64(Int64(n))])
     return y
   }

@@ -1,0 +1,60 @@
+import SegCore
+
+// MARK: - The kernel table
+
+extension CUDABackend {
+  /// Every kernel of the backend, registered once per primitive type: "cuda" for the NVRTC
+  /// kernels (the fused Adam update included), "cudnn" for the convolutions when cuDNN is there.
+  /// Each kernel function takes its op with its own type; one that declines (nil) leaves the table
+  /// to name every candidate and the operands in its error.
+  func makeKernelTable() -> KernelTable {
+    var table = KernelTable(backendName: name)
+
+    /// Registers `kernel`, a method of the backend, as candidate `candidate` for ops of type `P`.
+    func add<P: Primitive>(
+      _ type: P.Type, as candidate: String = "cuda",
+      _ kernel: @escaping (CUDABackend) -> (P, [DeviceOperand], TensorType) throws -> CUDAStorage?
+    ) {
+      table.register(type, candidate) { [unowned self] op, inputs, output in
+        try kernel(self)(op, try self.deviceOperands(inputs, op.kind), output)
+      }
+    }
+
+    add(Binary.self, CUDABackend.binary)
+    add(Unary.self, CUDABackend.unary)
+    add(ReLU.self, CUDABackend.relu)
+    add(ReLUBackward.self, CUDABackend.reluBackward)
+    add(Sum.self, CUDABackend.sum)
+    add(BroadcastTo.self, CUDABackend.broadcastTo)
+    add(Softmax.self, CUDABackend.softmax)
+    add(Reshape.self, CUDABackend.reshape)
+    add(Concat.self, CUDABackend.concat)
+    add(Slice.self, CUDABackend.slice)
+    add(Pad.self, CUDABackend.pad)
+    add(PadBackward.self, CUDABackend.padBackward)
+    add(Cast.self, CUDABackend.cast)
+    add(RandomMask.self, CUDABackend.randomMask)
+    add(ArgMax.self, CUDABackend.argmax)
+    add(OneHot.self, CUDABackend.oneHot)
+    add(MaxPool2D.self, CUDABackend.maxPool)
+    add(MaxPool2DBackward.self, CUDABackend.maxPoolBackward)
+    table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
+      try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind))
+    }
+
+    if let convolutions {
+      add(Conv2D.self, as: "cudnn") { b in { try convolutions.conv2d(b, $0, $1, $2) } }
+      add(Conv2DBackwardData.self, as: "cudnn") { b in { try convolutions.conv2dBackwardData(b, $0, $1, $2) } }
+      add(Conv2DBackwardFilter.self, as: "cudnn") { b in { try convolutions.conv2dBackwardFilter(b, $0, $1, $2) } }
+    }
+    return table
+  }
+
+  /// The operands' device buffers; an error for a buffer of another backend or device.
+  private func deviceOperands(_ inputs: [Operand], _ kind: OpKind) throws -> [DeviceOperand] {
+    try inputs.map { operand in
+      let s = try cudaStorage(operand.storage, op: kind.rawValue)
+      return DeviceOperand(pointer: s.pointer, type: operand.type, storage: s)
+    }
+  }
+}

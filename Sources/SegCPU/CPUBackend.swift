@@ -20,9 +20,6 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// and "swift" (row-major Swift kernels).
   public let kernels: KernelTable
 
-  /// The settings last applied with `configure(_:)` (the defaults until then).
-  public private(set) var options = CPUBackendOptions()
-
   private init() {
     var table = KernelTable(backendName: "cpu")
     Self.registerBlockedKernels(in: &table)
@@ -33,9 +30,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   /// Applies `options` (a program does this once, with the options read from its environment).
   public func configure(_ options: CPUBackendOptions) {
-    self.options = options
     recycledBufferLimit = options.recycledBufferLimit
   }
+
+  /// The settings in force: the defaults until `configure(_:)`.
+  public var options: CPUBackendOptions { CPUBackendOptions(recycledBufferLimit: recycledBufferLimit) }
 
   /// Bytes of freed large buffers the backend keeps for reuse (default 1 GiB): a training step
   /// asks for the same sizes every step, and reusing them avoids faulting in fresh pages.

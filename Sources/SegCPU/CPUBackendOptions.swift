@@ -22,7 +22,8 @@ public struct CPUBackendOptions: Equatable, Sendable {
     if let text = environment[Self.bufferPoolVariable], !text.isEmpty {
       guard let mb = Int(text), mb >= 0, mb <= Int.max >> 20 else {
         throw CPUBackendOptionsError(
-          "\(Self.bufferPoolVariable)=\(text): expected a whole number of MiB, 0 or more (0 keeps no freed buffers; the default is \(CPUBackendOptions().recycledBufferLimit >> 20))")
+          "\(Self.bufferPoolVariable)=\(text): expected a whole number of MiB, 0 or more "
+            + "(0 keeps no freed buffers; the default is \(CPUBackendOptions().recycledBufferLimit >> 20))")
       }
       recycledBufferLimit = mb << 20
     }
@@ -32,6 +33,7 @@ public struct CPUBackendOptions: Equatable, Sendable {
 /// A CPU backend setting in the environment that cannot be used: names the variable and what it
 /// expects.
 public struct CPUBackendOptionsError: Error, CustomStringConvertible, Sendable {
+  /// The variable, its value, and what it expects.
   public let description: String
   init(_ description: String) { self.description = description }
 }

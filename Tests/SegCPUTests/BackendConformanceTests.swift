@@ -32,7 +32,8 @@ import Testing
     switch candidate.name {
     case "blocked":
       expectCandidateConforms(
-        candidate, of: cpu, dtypes: [.f32], extraCases: Self.blockedCases, mayDecline: true, wrap: { BlockedUploads($0) })
+        candidate, of: cpu, dtypes: [.f32], extraCases: Self.blockedCases, mayDecline: true,
+        wrap: { BlockedUploads($0) })
     case "onednn":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32])
     case "swift":
@@ -45,11 +46,15 @@ import Testing
   /// Cases the blocked kernels take (channels on whole blocks of 8), beside the list's, whose
   /// concat and adds have channel counts no block divides.
   static let blockedCases: [OpCase] = [
-    OpCase(kind: .concat, label: "channels on whole blocks", inputs: [[2, 3, 3, 8], [2, 3, 3, 5]], dtypes: [.f32]) { x, _, _ in
-      try concat([x[0], x[1]])
+    OpCase(kind: .concat, label: "channels on whole blocks", inputs: [[2, 3, 3, 8], [2, 3, 3, 5]], dtypes: [.f32]) {
+      x, _, _ in try concat([x[0], x[1]])
     },
-    OpCase(kind: .add, label: "like rank-4 tensors", inputs: [[2, 3, 4, 5], [2, 3, 4, 5]], dtypes: [.f32]) { x, _, _ in try x[0] + x[1] },
-    OpCase(kind: .add, label: "bias on whole blocks", inputs: [[2, 3, 4, 8], [8]], dtypes: [.f32]) { x, _, _ in try x[0] + x[1] },
+    OpCase(kind: .add, label: "like rank-4 tensors", inputs: [[2, 3, 4, 5], [2, 3, 4, 5]], dtypes: [.f32]) {
+      x, _, _ in try x[0] + x[1]
+    },
+    OpCase(kind: .add, label: "bias on whole blocks", inputs: [[2, 3, 4, 8], [8]], dtypes: [.f32]) { x, _, _ in
+      try x[0] + x[1]
+    },
     OpCase(kind: .slice, label: "channel window on whole blocks", inputs: [[1, 5, 4, 16]], dtypes: [.f32]) { x, _, _ in
       try slice(x[0], starts: [0, 1, 0, 8], sizes: [1, 3, 4, 8])
     },
@@ -70,5 +75,7 @@ final class BlockedUploads: Backend, @unchecked Sendable {
     return try CPUBackend.shared.uploadBlocked(host)
   }
 
-  func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor { try base.download(storage, type: type) }
+  func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
+    try base.download(storage, type: type)
+  }
 }

@@ -98,8 +98,12 @@ import Testing
       let text = "\(error)"
       return text.hasPrefix("conv2d: f16[1,4,4,3], f16[3,3,3,2]:") && text.contains("(onednn) declined these operands")
     }
-    #expect { try maxPool2d(x) } throws: { "\($0)".hasPrefix("maxPool2d: f16[1,4,4,3]:") && "\($0)".contains("(onednn) declined") }
-    #expect { try relu(x) } throws: { "\($0)".hasPrefix("relu: f16[1,4,4,3]:") && "\($0)".contains("cast the operands first") }
+    #expect { try maxPool2d(x) } throws: {
+      "\($0)".hasPrefix("maxPool2d: f16[1,4,4,3]:") && "\($0)".contains("(onednn) declined")
+    }
+    #expect { try relu(x) } throws: {
+      "\($0)".hasPrefix("relu: f16[1,4,4,3]:") && "\($0)".contains("cast the operands first")
+    }
   }
 }
 

@@ -55,7 +55,9 @@ import Testing
   /// oneDNN declines f64, and the Swift kernels compute ReLU and its gradient instead.
   @Test func reluInF64FallsBackToSwift() throws {
     let x = randomHost(TensorType([2, 3, 4, 5], .f64), seed: 34)
-    try expectMatchesReference(on: CPUBackend.shared, "relu f64", inputs: [x], atol: 1e-14, rtol: 1e-14) { t, _ in try relu(t[0]) }
+    try expectMatchesReference(on: CPUBackend.shared, "relu f64", inputs: [x], atol: 1e-14, rtol: 1e-14) { t, _ in
+      try relu(t[0])
+    }
   }
 
   @Test func emptyTensors() throws {

@@ -14,7 +14,8 @@ func runSwiftKernel(_ op: any Primitive, _ inputs: [HostTensor]) throws -> HostT
   let outType = try op.outputType(inputs.map(\.type))
   let operands = try inputs.map { Operand(storage: try cpu.upload($0), type: $0.type) }
   let outputs = try #require(
-    try cpu.kernels.run(candidate: "swift", op, operands, outputs: [outType]), "the Swift kernel for \(op.kind) declined \(inputs.map(\.type))")
+    try cpu.kernels.run(candidate: "swift", op, operands, outputs: [outType]),
+    "the Swift kernel for \(op.kind) declined \(inputs.map(\.type))")
   return try cpu.download(outputs[0], type: outType)
 }
 

@@ -20,7 +20,8 @@ public func expectCandidateConforms(
   for c in cases {
     for dtype in dtypes where c.dtypes.contains(dtype) {
       let declinedBefore = forced.declined
-      let rows = OpConformance.check(c, dtype: dtype, candidate: backend, baseline: ReferenceBackend.shared, options: options)
+      let rows = OpConformance.check(
+        c, dtype: dtype, candidate: backend, baseline: ReferenceBackend.shared, options: options)
       if forced.declined > declinedBefore {
         if !mayDecline { Issue.record("\(candidate) declined \(c) at \(dtype)", sourceLocation: sourceLocation) }
         continue

@@ -192,7 +192,8 @@ func reluBackwardKernel(_ op: ReLUBackward, _ inputs: [PlainOperand], _ output: 
   let kind = try floatKind(op, inputs, output)
   let plan = StridedPlan(broadcasting: inputs.map(\.type.shape), to: output.type.shape)
   func run<T: KernelFloat>(_: T.Type) {
-    runBinary(ReLUBackwardFunction<T>(), plan, inputs[0].elements(T.self), inputs[1].elements(T.self), output.elements(T.self))
+    let dy = inputs[0].elements(T.self), y = inputs[1].elements(T.self)
+    runBinary(ReLUBackwardFunction<T>(), plan, dy, y, output.elements(T.self))
   }
   switch kind {
   case .f32: run(Float.self)

@@ -31,7 +31,8 @@ extension CPUBackend {
     table.register(OneHot.self, "swift", plain(oneHotKernel))
     // The fused Adam update (Adam.swift), three outputs; it declines gradients other than f32.
     table.registerOutputs(AdamUpdate.self, "swift") { op, inputs, _ in
-      try adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: inputs[3], op.constants).map { [$0.parameter, $0.m, $0.v] }
+      try adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: inputs[3], op.constants)
+        .map { [$0.parameter, $0.m, $0.v] }
     }
   }
 
@@ -45,7 +46,9 @@ extension CPUBackend {
     { op, inputs, output in
       let types = inputs.map(\.type)
       let buffers = try inputs.map { operand in
-        try withDNNLErrors(op: op.kind.rawValue, types) { try cpuStorage(operand.storage, op: op.kind.rawValue).plainBuffer() }
+        try withDNNLErrors(op: op.kind.rawValue, types) {
+          try cpuStorage(operand.storage, op: op.kind.rawValue).plainBuffer()
+        }
       }
       let out = HostBuffer(byteCount: output.shape.count * output.dtype.byteSize)
       try withExtendedLifetime(buffers) {

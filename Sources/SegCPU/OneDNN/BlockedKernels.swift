@@ -138,7 +138,8 @@ extension CPUBackend {
   /// without running a convolution first.
   func uploadBlocked(_ host: HostTensor) throws -> any DeviceStorage {
     guard host.dtype == .f32, host.shape.rank == 4, host.shape.count > 0 else {
-      throw TensorError(op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 tensor")
+      throw TensorError(
+        op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 tensor")
     }
     let plain = try Self.cpuStorage(upload(host), op: "uploadBlocked")
     return try withDNNLErrors(op: "uploadBlocked", [host.type]) {

@@ -27,7 +27,9 @@ extension CPUBackend {
     table.register(Conv2DBackwardData.self, "onednn", oneDNN(ConvKernels.backwardData))
     table.register(Conv2DBackwardFilter.self, "onednn", oneDNN(ConvKernels.backwardFilter))
     table.register(MaxPool2D.self, "onednn", oneDNN { op, s, out in try PoolingKernels.forward(op, s[0], out) })
-    table.register(MaxPool2DBackward.self, "onednn", oneDNN { op, s, out in try PoolingKernels.backward(op, s[0], s[1], out) })
+    table.register(MaxPool2DBackward.self, "onednn", oneDNN { op, s, out in
+      try PoolingKernels.backward(op, s[0], s[1], out)
+    })
     table.register(ReLU.self, "onednn", oneDNN { _, s, out in try ReLUKernels.forward(s[0], out) })
     table.register(ReLUBackward.self, "onednn", oneDNN { _, s, out in try ReLUKernels.backward(s[0], s[1], out) })
   }

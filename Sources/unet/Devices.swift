@@ -31,6 +31,11 @@ struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
     }
   }
 
+  /// The CPU backend configured once from the environment (UNET_CPU_BUFFER_POOL_MB), or why not.
+  private static let cpuConfigured = Result<Void, Error> {
+    CPUBackend.shared.configure(try CPUBackendOptions(environment: ProcessInfo.processInfo.environment))
+  }
+
   static var allValueStrings: [String] { ["cpu", "reference", "cuda", "cuda:N"] }
 
   /// The backend, or an error that says what is missing (`unet doctor` says more). `precision`
@@ -38,7 +43,9 @@ struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
   /// IEEE f32 (half-precision work is cast by the model, not chosen here).
   func backend(precision: Precision = .fp32) throws -> any Backend {
     switch kind {
-    case .cpu: return CPUBackend.shared
+    case .cpu:
+      try Self.cpuConfigured.get()
+      return CPUBackend.shared
     case .reference: return ReferenceBackend.shared
     case .cuda(let n):
       do {

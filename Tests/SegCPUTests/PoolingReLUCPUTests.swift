@@ -52,6 +52,14 @@ import Testing
     ) { try reluBackward($0[0], $0[1]) }
   }
 
+  /// oneDNN declines f64, and the Swift kernels compute ReLU and its gradient instead.
+  @Test func reluInF64FallsBackToSwift() throws {
+    let x = randomHost(TensorType([2, 3, 4, 5], .f64), seed: 34)
+    try expectMatchesReference(on: CPUBackend.shared, "relu f64", inputs: [x], atol: 1e-14, rtol: 1e-14) { t, _ in
+      try relu(t[0])
+    }
+  }
+
   @Test func emptyTensors() throws {
     let x = try Tensor(shape: [0, 3], floats: [], on: CPUBackend.shared)
     #expect(try relu(x).shape == [0, 3])

@@ -7,51 +7,16 @@ import Testing
 
 // MARK: - Running a Swift kernel on host tensors
 
-/// Runs `SwiftKernels.table[op.kind]` on copies of `inputs` in fresh buffers and returns its output.
+/// Runs the CPU table's "swift" candidate for `op` (its Swift kernel) on `inputs` uploaded
+/// row-major and returns its output.
 func runSwiftKernel(_ op: any Primitive, _ inputs: [HostTensor]) throws -> HostTensor {
+  let cpu = CPUBackend.shared
   let outType = try op.outputType(inputs.map(\.type))
-  let kernel = try #require(SwiftKernels.table[op.kind], "no Swift kernel for \(op.kind)")
-  let buffers = inputs.map { hostBytes($0) }
-  defer { buffers.forEach { $0.deallocate() } }
-  let operands = zip(inputs, buffers).map { PlainOperand(type: $0.type, pointer: UnsafeRawPointer($1)) }
-  let bytes = outType.shape.count * outType.dtype.byteSize
-  let out = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-  defer { out.deallocate() }
-  try kernel(op, operands, PlainOutput(type: outType, pointer: out))
-  return try hostTensor(outType, from: UnsafeRawPointer(out))
-}
-
-/// A fresh buffer holding the tensor's elements in its own dtype.
-func hostBytes(_ t: HostTensor) -> UnsafeMutableRawPointer {
-  let bytes = t.shape.count * t.dtype.byteSize
-  let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-  func put<E>(_ a: [E]) { a.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes) } }
-  guard bytes > 0 else { return p }
-  switch t.data {
-  case .f64(let a): put(a)
-  case .f32(let a): put(a)
-  case .f16(let a): put(a)
-  case .bf16(let a): put(a)
-  case .i32(let a): put(a)
-  case .u8(let a): put(a)
-  }
-  return p
-}
-
-/// A host tensor of `type` read from row-major memory.
-func hostTensor(_ type: TensorType, from p: UnsafeRawPointer) throws -> HostTensor {
-  let n = type.shape.count
-  func get<E>(_: E.Type) -> [E] { Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: E.self), count: n)) }
-  let data: HostData
-  switch type.dtype {
-  case .f64: data = .f64(get(Double.self))
-  case .f32: data = .f32(get(Float.self))
-  case .f16: data = .f16(get(Float16.self))
-  case .bf16: data = .bf16(get(UInt16.self))
-  case .i32: data = .i32(get(Int32.self))
-  case .u8: data = .u8(get(UInt8.self))
-  }
-  return try HostTensor(shape: type.shape, data: data)
+  let operands = try inputs.map { Operand(storage: try cpu.upload($0), type: $0.type) }
+  let outputs = try #require(
+    try cpu.kernels.run(candidate: "swift", op, operands, outputs: [outType]),
+    "the Swift kernel for \(op.kind) declined \(inputs.map(\.type))")
+  return try cpu.download(outputs[0], type: outType)
 }
 
 /// Expects the Swift kernel to match the op's reference kernel on `inputs`.
@@ -376,11 +341,14 @@ func bits(_ t: HostTensor) -> [UInt32] { t.floats.map(\.bitPattern) }
 // MARK: - Coverage
 
 @Suite struct SwiftKernelCoverageTests {
-  /// Every op without a oneDNN kernel has a Swift kernel (and relu/reluBackward as a fallback).
-  @Test func everyNonConvolutionOpHasASwiftKernel() {
-    // adamUpdate's Swift kernel is registered in the table directly (Kernels/Adam.swift).
-    let dnnlOnly: Set<OpKind> = [.conv2d, .conv2dBackwardData, .conv2dBackwardFilter, .maxPool2d, .maxPool2dBackward, .adamUpdate]
-    let missing = OpKind.allCases.filter { !dnnlOnly.contains($0) && SwiftKernels.table[$0] == nil }
-    #expect(missing.isEmpty, "no Swift kernel for \(missing)")
+  /// Every primitive type without a oneDNN kernel has a Swift kernel, and so do ReLU and
+  /// ReLUBackward (for the dtypes oneDNN declines); it is always the last candidate.
+  @Test func everyNonConvolutionTypeHasASwiftKernel() {
+    let oneDNNOnly: [any Primitive.Type] = [
+      Conv2D.self, Conv2DBackwardData.self, Conv2DBackwardFilter.self, MaxPool2D.self, MaxPool2DBackward.self,
+    ]
+    for type in Primitives.all where !oneDNNOnly.contains(where: { $0 == type }) {
+      #expect(CPUBackend.shared.kernels.candidates(for: type).last == "swift", "no Swift kernel for \(type)")
+    }
   }
 }

@@ -6,7 +6,7 @@ extension CPUBackend {
   /// One pass over p, m, v and g (all f32) into three new buffers, SIMD and multi-threaded; the
   /// arithmetic is in the order of `FusedAdamBackend`'s formula, as SegNN's Adam with ops.
   /// Gradients of other dtypes return nil (the CPU computes in f32; they do not occur).
-  func adamUpdate(
+  static func adamUpdate(
     parameter: Operand, m: Operand, v: Operand, gradient: Operand, _ c: AdamConstants
   ) throws -> (parameter: any DeviceStorage, m: any DeviceStorage, v: any DeviceStorage)? {
     let operands = [parameter, m, v, gradient]

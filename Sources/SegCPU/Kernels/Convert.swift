@@ -80,7 +80,7 @@ func visitStorage<V: StorageVisitor>(_ dtype: DType, _ visitor: V) -> V.Result {
 // MARK: - Cast
 
 /// cast between any two dtypes, elementwise in parallel.
-func castKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+func castKernel(_ op: Cast, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   let n = output.type.shape.count
   guard inputs[0].type.dtype != output.type.dtype else {
@@ -114,17 +114,16 @@ private struct CastLoop<S: StoredElement>: StorageVisitor {
 
 /// randomMask in any floating dtype, bit for bit the reference's counter-based hash: element i
 /// depends only on (seed, offset + i), so threads may take any share.
-func randomMaskKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let p = try primitive(op, as: RandomMask.self)
+func randomMaskKernel(_ op: RandomMask, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 0)
   // The kept value as the reference rounds it: dtype.round(1 / keepProbability).
-  let scale = 1 / p.keepProbability
-  let threshold = p.keepProbability * 16_777_216.0
+  let scale = 1 / op.keepProbability
+  let threshold = op.keepProbability * 16_777_216.0
   func run<D: StoredElement>(_: D.Type) {
     let out = output.elements(D.self), kept = D.converted(scale), dropped = D.converted(0.0)
     Parallel.forEach(output.type.shape.count, grain: Parallel.defaultGrain / 4) { r in
       for i in r {
-        out[i] = Double(maskBits(seed: p.seed, counter: p.offset &+ UInt64(i))) < threshold ? kept : dropped
+        out[i] = Double(maskBits(seed: op.seed, counter: op.offset &+ UInt64(i))) < threshold ? kept : dropped
       }
     }
   }
@@ -150,8 +149,8 @@ func randomMaskKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: P
 // MARK: - Labels
 
 /// argmax along any axis of any dtype, to i32: the first maximum, and the first NaN if any.
-func argmaxKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let axis = try primitive(op, as: ArgMax.self).axis
+func argmaxKernel(_ op: ArgMax, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+  let axis = op.axis
   try expectInputs(op, inputs, 1)
   let dims = inputs[0].type.shape.dims
   guard output.type.dtype == .i32, (0..<dims.count).contains(axis), dims[axis] > 0 else {
@@ -187,8 +186,8 @@ private struct ArgmaxLoop: StorageVisitor {
 
 /// oneHot of i32 or u8 labels into any dtype; a label outside 0..<classes fails as the reference,
 /// naming the first such label and its index.
-func oneHotKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let classes = try primitive(op, as: OneHot.self).classes
+func oneHotKernel(_ op: OneHot, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+  let classes = op.classes
   try expectInputs(op, inputs, 1)
   switch inputs[0].type.dtype {
   case .i32: try oneHot(inputs[0], Int32.self, classes, output)

@@ -4,7 +4,7 @@ import SegCore
 // MARK: - Copies of any dtype
 
 /// reshape: the same row-major bytes under another shape, copied (any dtype).
-func reshapeKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+func reshapeKernel(_ op: Reshape, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   guard inputs[0].type.dtype == output.type.dtype, inputs[0].type.shape.count == output.type.shape.count else {
     throw TensorError(op: "reshape", operands: [inputs[0].type, output.type], "the CPU kernel needs equal counts and dtypes")
@@ -13,7 +13,7 @@ func reshapeKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: Plai
 }
 
 /// broadcastTo: repeats the input along broadcast axes (any dtype; elements are moved as bits).
-func broadcastToKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+func broadcastToKernel(_ op: BroadcastTo, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   guard inputs[0].type.dtype == output.type.dtype else {
     throw TensorError(op: "broadcastTo", operands: [inputs[0].type, output.type], "the CPU kernel needs one dtype")

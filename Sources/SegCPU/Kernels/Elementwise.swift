@@ -166,36 +166,48 @@ func runBinary<F: BinaryFunction>(
 
 // MARK: - Kernels
 
-/// add, sub, mul, div with NumPy broadcasting, and reluBackward (same shapes), in f32 or f64.
-func binaryKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+/// add, sub, mul, div with NumPy broadcasting, in f32 or f64.
+func binaryKernel(_ op: Binary, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 2)
   let kind = try floatKind(op, inputs, output)
   let plan = StridedPlan(broadcasting: inputs.map(\.type.shape), to: output.type.shape)
-  func run<T: KernelFloat>(_: T.Type) throws {
+  func run<T: KernelFloat>(_: T.Type) {
     let a = inputs[0].elements(T.self), b = inputs[1].elements(T.self), o = output.elements(T.self)
-    switch op.kind {
+    switch op.function {
     case .add: runBinary(AddFunction<T>(), plan, a, b, o)
     case .sub: runBinary(SubFunction<T>(), plan, a, b, o)
     case .mul: runBinary(MulFunction<T>(), plan, a, b, o)
     case .div: runBinary(DivFunction<T>(), plan, a, b, o)
-    case .reluBackward: runBinary(ReLUBackwardFunction<T>(), plan, a, b, o)
-    default: throw TensorError(op: op.kind.rawValue, "is not an elementwise binary op")
     }
   }
   switch kind {
-  case .f32: try run(Float.self)
-  case .f64: try run(Double.self)
+  case .f32: run(Float.self)
+  case .f64: run(Double.self)
   }
 }
 
-/// neg, exp, log, sqrt, addScalar, mulScalar and relu, in f32 or f64.
-func unaryKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+/// reluBackward(dy, y) (one shape), in f32 or f64: the fallback for dtypes oneDNN does not take.
+func reluBackwardKernel(_ op: ReLUBackward, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+  try expectInputs(op, inputs, 2)
+  let kind = try floatKind(op, inputs, output)
+  let plan = StridedPlan(broadcasting: inputs.map(\.type.shape), to: output.type.shape)
+  func run<T: KernelFloat>(_: T.Type) {
+    let dy = inputs[0].elements(T.self), y = inputs[1].elements(T.self)
+    runBinary(ReLUBackwardFunction<T>(), plan, dy, y, output.elements(T.self))
+  }
+  switch kind {
+  case .f32: run(Float.self)
+  case .f64: run(Double.self)
+  }
+}
+
+/// neg, exp, log, sqrt, addScalar and mulScalar, in f32 or f64.
+func unaryKernel(_ op: Unary, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   let kind = try floatKind(op, inputs, output)
-  func run<T: KernelFloat>(_: T.Type) throws {
+  func run<T: KernelFloat>(_: T.Type) {
     let x = inputs[0].elements(T.self), o = output.elements(T.self), n = output.type.shape.count
-    if op.kind == .relu { return runUnary(ReLUFunction<T>(), x, o, count: n) }
-    switch try primitive(op, as: Unary.self).function {
+    switch op.function {
     case .neg: runUnary(NegFunction<T>(), x, o, count: n)
     case .exp: runUnary(ExpFunction<T>(), x, o, count: n)
     case .log: runUnary(LogFunction<T>(), x, o, count: n)
@@ -205,7 +217,20 @@ func unaryKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainO
     }
   }
   switch kind {
-  case .f32: try run(Float.self)
-  case .f64: try run(Double.self)
+  case .f32: run(Float.self)
+  case .f64: run(Double.self)
+  }
+}
+
+/// relu, in f32 or f64: the fallback for dtypes oneDNN does not take.
+func reluKernel(_ op: ReLU, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+  try expectInputs(op, inputs, 1)
+  let kind = try floatKind(op, inputs, output)
+  func run<T: KernelFloat>(_: T.Type) {
+    runUnary(ReLUFunction<T>(), inputs[0].elements(T.self), output.elements(T.self), count: output.type.shape.count)
+  }
+  switch kind {
+  case .f32: run(Float.self)
+  case .f64: run(Double.self)
   }
 }

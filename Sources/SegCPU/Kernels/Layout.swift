@@ -43,8 +43,8 @@ func addBlock<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ shape: Shape, size
 // MARK: - Concat and slice
 
 /// concat along any axis, any dtype: each input is a block of the output.
-func concatKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let axis = try primitive(op, as: Concat.self).axis
+func concatKernel(_ op: Concat, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+  let axis = op.axis
   let out = output.type.shape
   try expectLayoutDType(op, inputs, output)
   let zeros = [Int](repeating: 0, count: out.rank)
@@ -58,18 +58,17 @@ func concatKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: Plain
 }
 
 /// slice, any dtype: the block of the input at `starts`.
-func sliceKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let p = try primitive(op, as: Slice.self)
+func sliceKernel(_ op: Slice, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   try expectLayoutDType(op, inputs, output)
   let out = output.type.shape
   copyBlock(
-    output.type.dtype.byteSize, sizes: p.sizes, src: inputs[0].pointer, inputs[0].type.shape, at: p.starts,
+    output.type.dtype.byteSize, sizes: op.sizes, src: inputs[0].pointer, inputs[0].type.shape, at: op.starts,
     dst: output.pointer, out, at: [Int](repeating: 0, count: out.rank))
 }
 
 /// The layout kernels move any dtype, but never convert: inputs and output share one.
-func expectLayoutDType(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+func expectLayoutDType<P: Primitive>(_ op: P, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   guard inputs.allSatisfy({ $0.type.dtype == output.type.dtype }) else {
     throw TensorError(
       op: op.kind.rawValue, operands: inputs.map(\.type), "the CPU kernel needs operands of the output's dtype")
@@ -109,17 +108,16 @@ func borderSlabs(interior: Shape, before: [Int], after: [Int])
 
 /// pad with zeros or by reflection, any dtype: the interior is copied, then the border slabs are
 /// zeroed or copied from the slabs they mirror, axis by axis.
-func padKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let p = try primitive(op, as: Pad.self)
+func padKernel(_ op: Pad, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   try expectLayoutDType(op, inputs, output)
   let x = inputs[0].type.shape, out = output.type.shape, size = output.type.dtype.byteSize
   guard out.count > 0 else { return }
   copyBlock(
     size, sizes: x.dims, src: inputs[0].pointer, x, at: [Int](repeating: 0, count: x.rank),
-    dst: output.pointer, out, at: p.before)
-  for slab in borderSlabs(interior: x, before: p.before, after: p.after) {
-    if p.mode == .zero || x.dims[slab.axis] == 0 {
+    dst: output.pointer, out, at: op.before)
+  for slab in borderSlabs(interior: x, before: op.before, after: op.after) {
+    if op.mode == .zero || x.dims[slab.axis] == 0 {
       zeroBlock(size, sizes: slab.sizes, dst: output.pointer, out, at: slab.starts)
     } else {
       var from = slab.starts
@@ -134,8 +132,7 @@ func padKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOut
 /// padBackward (the adjoint of reflect padding), f32 or f64: in a copy of the gradient, the slabs
 /// are folded back onto the slabs they mirror in the reverse of pad's order; the interior is the
 /// result.
-func padBackwardKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let p = try primitive(op, as: PadBackward.self)
+func padBackwardKernel(_ op: PadBackward, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   let kind = try floatKind(op, inputs, output)
   let g = inputs[0].type.shape, interior = output.type.shape
@@ -143,13 +140,13 @@ func padBackwardKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: 
     let scratch = UnsafeMutablePointer<T>.allocate(capacity: max(g.count, 1))
     defer { scratch.deallocate() }
     copyBytes(from: inputs[0].pointer, to: UnsafeMutableRawPointer(scratch), count: g.count * MemoryLayout<T>.stride)
-    for slab in borderSlabs(interior: interior, before: p.before, after: p.after).reversed() {
+    for slab in borderSlabs(interior: interior, before: op.before, after: op.after).reversed() {
       var to = slab.starts
       to[slab.axis] = slab.mirror
       addBlock(scratch, g, sizes: slab.sizes, from: slab.starts, to: to)
     }
     copyBlock(
-      MemoryLayout<T>.stride, sizes: interior.dims, src: UnsafeRawPointer(scratch), g, at: p.before,
+      MemoryLayout<T>.stride, sizes: interior.dims, src: UnsafeRawPointer(scratch), g, at: op.before,
       dst: output.pointer, interior, at: [Int](repeating: 0, count: g.rank))
   }
   switch kind {

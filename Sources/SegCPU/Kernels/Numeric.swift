@@ -49,7 +49,7 @@ enum FloatKind { case f32, f64 }
 /// The arithmetic type of the operands and output (all f32 or all f64, as the shape rules
 /// promise), or an error naming the op and the operand types: the Swift kernels compute f16 and
 /// bf16 only through a cast.
-func floatKind(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws -> FloatKind {
+func floatKind<P: Primitive>(_ op: P, _ inputs: [PlainOperand], _ output: PlainOutput) throws -> FloatKind {
   let types = inputs.map(\.type)
   let dtype = output.type.dtype
   guard types.allSatisfy({ $0.dtype == dtype }) else {
@@ -67,19 +67,11 @@ func floatKind(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOut
 }
 
 /// Checks that the backend passed `n` inputs, as the shape rule demands.
-func expectInputs(_ op: any Primitive, _ inputs: [PlainOperand], _ n: Int) throws {
+func expectInputs<P: Primitive>(_ op: P, _ inputs: [PlainOperand], _ n: Int) throws {
   guard inputs.count == n else {
     throw TensorError(
       op: op.kind.rawValue, operands: inputs.map(\.type), "the CPU kernel expects \(n) operands, got \(inputs.count)")
   }
-}
-
-/// Casts the op to the primitive struct its kind promises.
-func primitive<P: Primitive>(_ op: any Primitive, as _: P.Type) throws -> P {
-  guard let p = op as? P else {
-    throw TensorError(op: op.kind.rawValue, "the CPU kernel for \(op.kind) was given \(type(of: op))")
-  }
-  return p
 }
 
 extension PlainOperand {

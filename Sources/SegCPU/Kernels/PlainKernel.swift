@@ -15,6 +15,7 @@ public struct PlainOutput {
   public let pointer: UnsafeMutableRawPointer
 }
 
-/// A CPU kernel written in Swift over row-major buffers. The backend hands it row-major views of
-/// the inputs (reordering from oneDNN's blocked layouts where needed) and a fresh output.
-public typealias PlainKernel = (_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws -> Void
+/// A CPU kernel written in Swift over row-major buffers, for ops of type `P` (received typed). The
+/// backend hands it row-major views of the inputs (reordering from oneDNN's blocked layouts where
+/// needed) and a fresh output.
+public typealias PlainKernel<P: Primitive> = (_ op: P, _ inputs: [PlainOperand], _ output: PlainOutput) throws -> Void

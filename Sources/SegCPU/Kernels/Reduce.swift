@@ -10,10 +10,10 @@ import SegCore
 /// Determinism: R is cut into blocks whose size depends only on the shape; each block is summed in
 /// `T` with a fixed order, and the blocks' sums are added in Double in block order. Threads only
 /// decide which block runs where, so the bits do not depend on the thread count.
-func sumKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
+func sumKernel(_ op: Sum, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   let kind = try floatKind(op, inputs, output)
-  let axes = Set(try primitive(op, as: Sum.self).axes)
+  let axes = Set(op.axes)
   let shape = inputs[0].type.shape
   switch kind {
   case .f32: sum(inputs[0].elements(Float.self), shape, axes, output.elements(Float.self))

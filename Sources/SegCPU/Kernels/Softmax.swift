@@ -5,8 +5,7 @@ import SegCore
 
 /// softmax and logSoftmax over the last axis, f32 or f64, stably: each row's maximum is subtracted
 /// before exponentiating, and the row's sum of exponentials is accumulated in Double.
-func softmaxKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
-  let p = try primitive(op, as: Softmax.self)
+func softmaxKernel(_ op: Softmax, _ inputs: [PlainOperand], _ output: PlainOutput) throws {
   try expectInputs(op, inputs, 1)
   let kind = try floatKind(op, inputs, output)
   let shape = output.type.shape
@@ -20,7 +19,7 @@ func softmaxKernel(_ op: any Primitive, _ inputs: [PlainOperand], _ output: Plai
     let x = inputs[0].elements(T.self), out = output.elements(T.self)
     // Each row costs n exponentials, ~20 adds each.
     Parallel.forEach(rows, grain: max(1, Parallel.defaultGrain / (n * 16)), align: 1) { range in
-      for r in range { softmaxRow(x + r * n, out + r * n, n, log: p.log) }
+      for r in range { softmaxRow(x + r * n, out + r * n, n, log: op.log) }
     }
   }
   switch kind {

@@ -129,3 +129,22 @@ enum BlockedKernels {
   /// NHWC values in oneDNN's (N,C,H,W) order.
   private static func nchw(_ v: [Int]) -> [Int] { [v[0], v[3], v[1], v[2]] }
 }
+
+// MARK: - Blocked tensors for tests
+
+extension CPUBackend {
+  /// `host` (a non-empty rank-4 f32 tensor) held only in oneDNN's channel-blocked layout nChw8c,
+  /// as a convolution leaves its output: how a test gives the blocked kernels their operands
+  /// without running a convolution first.
+  func uploadBlocked(_ host: HostTensor) throws -> any DeviceStorage {
+    guard host.dtype == .f32, host.shape.rank == 4, host.shape.count > 0 else {
+      throw TensorError(
+        op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 tensor")
+    }
+    let plain = try Self.cpuStorage(upload(host), op: "uploadBlocked")
+    return try withDNNLErrors(op: "uploadBlocked", [host.type]) {
+      let layout = try Layout(Layout.make(Layout.oneDNNDims(host.shape, .activation), dnnl_aBcd8b))
+      return try CPUStorage(plain.memory(layout, role: .activation), role: .activation, type: host.type)
+    }
+  }
+}

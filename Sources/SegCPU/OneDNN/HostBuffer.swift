@@ -33,13 +33,13 @@ final class HostBuffer {
 /// buffers are unmapped. So the backend's peak is that of its tensors, and the process's resident
 /// memory follows it.
 final class HostMemory: @unchecked Sendable {
-  /// The memory of every HostBuffer.
-  static let shared = HostMemory(
-    keepLimit: (Int(ProcessInfo.processInfo.environment["UNET_CPU_BUFFER_POOL_MB"] ?? "").map { max($0, 0) << 20 }) ?? (1 << 30))
+  /// The memory of every HostBuffer, keeping the default limit (`CPUBackendOptions`) until the
+  /// backend is configured otherwise (`CPUBackend.configure(_:)`).
+  static let shared = HostMemory(keepLimit: CPUBackendOptions().recycledBufferLimit)
 
   /// Smaller buffers come cheaply from malloc's own free lists.
   static let minimumPooledBytes = 1 << 20
-  /// Bytes kept at most (shared: 1 GiB, or UNET_CPU_BUFFER_POOL_MB; 0 keeps nothing).
+  /// Bytes kept at most (0 keeps nothing).
   private var keepLimit: Int
   /// Freed large buffers, oldest first.
   private var kept: [(size: Int, pointer: UnsafeMutableRawPointer)] = []

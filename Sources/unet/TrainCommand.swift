@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegCore
+import SegNN
 import SegTrain
 
 /// `unet train`: the reference's main.py. With no --data-dir, trains a small U-Net on generated
@@ -74,10 +75,7 @@ func execute(mode: ExecMode, run: RunOptions, model: ModelOptions, adjust: (inou
   let backend = try run.device.backend(precision: settings.precision)
   Backends.default = backend
   let bar = ProgressBar()
-  let runner = Runner(settings: settings, backend: backend, say: bar.say)
-  if bar.isTerminal { runner.progress = bar.update }
-  let profiler = run.profile ? OpProfiler() : nil
-  try OpProfiler.record(into: profiler) { _ = try runner.run() }
-  bar.finish()
-  if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
+  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (run.profile ? [ProfilerCallback { print($0) }] : [])
+  let precision = PrecisionPolicy(settings.precision, on: backend)
+  try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks).run()
 }

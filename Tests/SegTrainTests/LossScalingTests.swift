@@ -96,8 +96,7 @@ import Testing
   }
 
   static func batch(_ step: Int) throws -> (Tensor, Tensor) {
-    let sampler = try TileSampler(slices: SyntheticEM.generate(count: 2, size: 16, seed: 3), config: config())
-    return try sampler.randomBatch(size: 2, seed: 5, step: step, augment: false, on: ReferenceBackend.shared)
+    try pipelineBatch(SyntheticEM.generate(count: 2, size: 16, seed: 3), config: config(), size: 2, seed: 5, step: step)
   }
 
   /// Weights, Adam's moments (as "m/<name>", "v/<name>") and Adam's step.

@@ -98,25 +98,25 @@ public struct AugmentationOptions: Equatable, Sendable {
       ("noiseProbability", noiseProbability), ("elasticProbability", elasticProbability),
     ]
     for (name, p) in probabilities where !(0...1).contains(p) {
-      throw AugmentationError(option: name, "\(p) is not a probability; it must be in [0, 1]")
+      throw OptionError.augmentation(name, "\(p) is not a probability; it must be in [0, 1]")
     }
     guard (0..<0.5).contains(maxCropFraction) else {
-      throw AugmentationError(option: "maxCropFraction", "\(maxCropFraction) must be in [0, 0.5), so that something is left to zoom into")
+      throw OptionError.augmentation("maxCropFraction", "\(maxCropFraction) must be in [0, 0.5), so that something is left to zoom into")
     }
     guard maxBrightnessDelta >= 0, maxBrightnessDelta.isFinite else {
-      throw AugmentationError(option: "maxBrightnessDelta", "\(maxBrightnessDelta) must be finite and at least 0")
+      throw OptionError.augmentation("maxBrightnessDelta", "\(maxBrightnessDelta) must be finite and at least 0")
     }
     guard contrastRange.lowerBound >= 0, contrastRange.upperBound.isFinite else {
-      throw AugmentationError(option: "contrastRange", "\(contrastRange) must lie in [0, infinity)")
+      throw OptionError.augmentation("contrastRange", "\(contrastRange) must lie in [0, infinity)")
     }
     guard maxNoiseStd >= 0, maxNoiseStd.isFinite else {
-      throw AugmentationError(option: "maxNoiseStd", "\(maxNoiseStd) must be finite and at least 0")
+      throw OptionError.augmentation("maxNoiseStd", "\(maxNoiseStd) must be finite and at least 0")
     }
     guard elasticGrid >= 2 else {
-      throw AugmentationError(option: "elasticGrid", "\(elasticGrid) control points per side; at least 2 are needed")
+      throw OptionError.augmentation("elasticGrid", "\(elasticGrid) control points per side; at least 2 are needed")
     }
     guard elasticSigma >= 0, elasticSigma.isFinite else {
-      throw AugmentationError(option: "elasticSigma", "\(elasticSigma) must be finite and at least 0")
+      throw OptionError.augmentation("elasticSigma", "\(elasticSigma) must be finite and at least 0")
     }
   }
 
@@ -158,21 +158,12 @@ public struct AugmentationOptions: Equatable, Sendable {
   }
 }
 
-/// An augmentation option out of range; names the field and what would be valid.
-public struct AugmentationError: Error, CustomStringConvertible, Sendable {
-  /// The `AugmentationOptions` field the error is about.
-  public let option: String
-  /// What is wrong, and what would be valid.
-  public let reason: String
+/// An augmentation option out of range: "augmentation <field>" and what would be valid.
+public typealias AugmentationError = OptionError
 
-  /// An error about `option`.
-  public init(option: String, _ reason: String) {
-    self.option = option
-    self.reason = reason
-  }
-
-  /// "augmentation option: reason".
-  public var description: String { "augmentation \(option): \(reason)" }
+extension OptionError {
+  /// An error about the `AugmentationOptions` field `field`: "augmentation field: reason".
+  static func augmentation(_ field: String, _ reason: String) -> OptionError { OptionError(option: "augmentation " + field, reason) }
 }
 
 // MARK: - Plans

@@ -4,21 +4,7 @@ import SegCore
 
 /// A cross-validation option with a value that cannot work: names the flag (`--fold`, `--folds`)
 /// and what would be valid, e.g. "--fold: 5 is out of range; with 5 folds it must be 0...4".
-public struct FoldError: Error, CustomStringConvertible, Sendable {
-  /// The command-line flag the error is about.
-  public let option: String
-  /// What is wrong, and what would be valid.
-  public let reason: String
-
-  /// An error about `option`.
-  public init(option: String, _ reason: String) {
-    self.option = option
-    self.reason = reason
-  }
-
-  /// "option: reason".
-  public var description: String { "\(option): \(reason)" }
-}
+public typealias FoldError = OptionError
 
 // MARK: - Folds
 

@@ -36,14 +36,8 @@ public struct PipelineOptions: Sendable {
   public init() {}
 }
 
-/// A pipeline setting that cannot work; names the option and what would be valid.
-public struct PipelineError: Error, CustomStringConvertible, Sendable {
-  public let option: String
-  public let reason: String
-  public init(option: String, _ reason: String) { (self.option, self.reason) = (option, reason) }
-  /// "option: reason".
-  public var description: String { "\(option): \(reason)" }
-}
+/// A pipeline setting that cannot work: "option: reason", naming what would be valid.
+public typealias PipelineError = OptionError
 
 // MARK: - Samples and batches
 

@@ -10,6 +10,7 @@ import SegNN
 /// the model options given. Saves are atomic (`Checkpoint.save`): after every periodic evaluation
 /// and at the end of training.
 public struct CheckpointPolicy {
+  /// The run's settings: mode, model directory, --resume-training, model options, --evaluate-every.
   public let settings: RunSettings
 
   /// The policy of `settings`.

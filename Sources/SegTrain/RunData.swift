@@ -23,6 +23,7 @@ public struct RunData {
 /// The run's data set as the settings name it (`dataDir`, `dataset`, the synthetic set's size and
 /// seed) and its cross-validation split (`fold`, `folds`).
 public struct RunDataSource {
+  /// The run's settings: data directory and layout, synthetic set, seed, fold.
   public let settings: RunSettings
 
   /// The data of `settings`.

@@ -11,7 +11,9 @@ import SegNN
 /// file, the DLLogger lines, the caller's callbacks (a progress bar, a profiler), the periodic
 /// evaluator and the checkpointer, in that order. Messages for people go to `say`.
 public final class Runner {
+  /// What to run, as the command line gives it.
   public let settings: RunSettings
+  /// Where the model computes.
   public let backend: any Backend
   /// The precision resolved once for `backend`: what the model computes in and whether training
   /// scales the loss.

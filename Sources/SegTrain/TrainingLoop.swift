@@ -34,6 +34,7 @@ public struct StepEvent: Sendable {
 
 /// What a callback is told when a run has its data and is about to build its model.
 public struct RunContext {
+  /// Everything the run was asked to do.
   public let settings: RunSettings
   /// The backend's name, as `Backend.name`.
   public let backendName: String
@@ -70,6 +71,7 @@ public protocol TrainingCallback: AnyObject {
   func runEnded() throws
 }
 
+/// Empty defaults: a hook a callback does not implement does nothing (and `scope` just runs the body).
 extension TrainingCallback {
   public func scope<T>(_ body: () throws -> T) throws -> T { try body() }
   public func runStarted(_ run: RunContext) throws {}
@@ -82,6 +84,7 @@ extension TrainingCallback {
 
 /// Callbacks in order, told of each event one after another.
 public struct TrainingCallbacks {
+  /// The callbacks, in the order they are told.
   public let all: [any TrainingCallback]
 
   /// `callbacks`, told in this order.
@@ -111,9 +114,11 @@ public struct TrainingCallbacks {
 /// precision and the batches; everything else (logs, evaluations, checkpoints, progress) is a
 /// callback.
 public final class TrainingLoop {
+  /// The step, and the model, optimizer, options and loss scale it updates.
   public let trainer: Trainer
   /// The precision the model computes in and whether the loss is scaled.
   public let precision: PrecisionPolicy
+  /// Told of every update; a callback that evaluates tells them of the report through this too.
   public let callbacks: TrainingCallbacks
   /// The update count the loop started at (a resumed checkpoint's step).
   public let firstStep: Int
@@ -136,8 +141,11 @@ public final class TrainingLoop {
     firstStep = optimizer.step
   }
 
+  /// The model trained.
   public var model: UNet { trainer.model }
+  /// Adam, whose update count is the step.
   public var optimizer: Adam { trainer.optimizer }
+  /// The hyper-parameters, `maxSteps` and `logEvery` among them.
   public var options: TrainingOptions { trainer.options }
 
   /// Seconds since `run` started (0 before).

@@ -5,6 +5,7 @@ import Foundation
 /// Writes each evaluation's report as JSON (mean_dice, mean_iou, soft_dice, per_image, ...) to one
 /// file, atomically, replacing the previous one: `unet evaluate --output`.
 public final class EvaluationJSONWriter: TrainingCallback {
+  /// The report's file.
   public let url: URL
 
   /// A writer to `url`.

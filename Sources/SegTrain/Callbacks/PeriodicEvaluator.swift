@@ -9,7 +9,9 @@ import SegNN
 public final class PeriodicEvaluator: TrainingCallback {
   /// Updates between evaluations; 0 evaluates only when the run asks.
   public let every: Int
+  /// Tiles predicted at a time.
   public let batchSize: Int
+  /// How whole images are tiled.
   public let window: SlidingWindow
   /// The slices scored, set when the run starts.
   public private(set) var validation: [LabelledSlice] = []

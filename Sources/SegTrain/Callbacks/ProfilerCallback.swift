@@ -5,6 +5,7 @@ import SegCore
 /// Records the time of every op the run executes (`OpProfiler`) and, when the run ends, hands the
 /// table by op kind and the table by op and output type to `report`.
 public final class ProfilerCallback: TrainingCallback {
+  /// The times recorded so far.
   public let profiler = OpProfiler()
   private let report: (String) -> Void
 

@@ -2,18 +2,11 @@ import SegCore
 
 // MARK: - Seeded random inputs
 
-/// A small deterministic generator (SplitMix64) so that every check's inputs are reproducible.
-public struct SeededRandom: RandomNumberGenerator {
-  private var state: UInt64
-  public init(seed: UInt64) { state = seed }
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+/// The checks' deterministic generator, SegCore's SplitMix64, so that every check's inputs are
+/// reproducible.
+public typealias SeededRandom = SplitMix64
 
+extension SplitMix64 {
   /// Uniform values in [lo, hi).
   public mutating func doubles(_ n: Int, in range: Range<Double> = -1..<1) -> [Double] {
     (0..<n).map { _ in Double.random(in: range, using: &self) }

@@ -6,7 +6,8 @@ import SegTrain
 // MARK: - A small training run on two backends
 
 /// A tiny U-Net trained for a few steps on the candidate and on the baseline from the same seed,
-/// on the same synthetic tiles; the per-step losses must track.
+/// on the same synthetic tiles, by the training's own loop and batch source (`TrainingLoop` on a
+/// `TrainingPipeline`); the per-step losses must track.
 ///
 /// Tolerance: step 1 differs only by the forward pass's rounding (~1e-6 relative in f32). Later
 /// steps also carry the weights' drift: Adam divides each gradient by its own running magnitude,
@@ -65,16 +66,24 @@ public enum TrainingComparison {
     training.learningRate = options.learningRate
     training.maxSteps = options.steps
     training.seed = options.seed
-    let trainer = Trainer(model: model, optimizer: Adam(learningRate: options.learningRate), options: training)
     let slices = SyntheticEM.generate(count: 2, size: max(64, config.outputSize), seed: options.seed)
-    let sampler = try TileSampler(slices: slices, config: config)
-    var losses: [Double] = []
-    for step in 0..<options.steps {
-      let (x, y) = try sampler.randomBatch(size: options.batchSize, seed: options.seed, step: step, augment: false, on: backend)
-      losses.append(try trainer.step(images: x, targets: y).total)
-    }
-    return losses
+    var batching = PipelineOptions()
+    // On the calling thread: both backends see the same batches, whatever the machine.
+    (batching.batchSize, batching.seed, batching.workers) = (options.batchSize, options.seed, 0)
+    let pipeline = try TrainingPipeline(slices: slices, config: config, options: batching)
+    let recorder = LossRecorder()
+    let loop = TrainingLoop(
+      model: model, optimizer: Adam(learningRate: options.learningRate), options: training, precision: .fp32, batches: pipeline,
+      on: backend, callbacks: TrainingCallbacks([recorder]))
+    try loop.run()
+    return recorder.losses
   }
+}
+
+/// The total loss of every update.
+private final class LossRecorder: TrainingCallback {
+  var losses: [Double] = []
+  func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws { losses.append(event.metrics.total) }
 }
 
 // MARK: - Report

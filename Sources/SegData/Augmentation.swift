@@ -30,16 +30,10 @@ public struct LabelTile: Equatable, Sendable {
 
 // MARK: - Randomness
 
-/// The random source augmentation draws from. SegTrain passes SegNN's `CounterRandom` seeded from
-/// (seed, epoch, sample), so every choice is reproducible whatever the thread timing.
-public protocol AugmentationRandom {
-  /// The next 64 random bits.
-  mutating func next() -> UInt64
-  /// A uniform Double in [0, 1).
-  mutating func nextUnit() -> Double
-  /// A standard normal Double.
-  mutating func nextNormal() -> Double
-}
+/// The random source augmentation draws from: any of SegCore's generators. SegTrain passes SegNN's
+/// `CounterRandom` seeded from (seed, epoch, sample), so every choice is reproducible whatever the
+/// thread timing.
+public typealias AugmentationRandom = RandomBits
 
 // MARK: - Options
 

@@ -31,7 +31,7 @@ public enum CrossValidation {
   /// taken from the standard library's shuffle, so a seed gives the same folds on every toolchain.
   public static func shuffled(count: Int, seed: UInt64) -> [Int] {
     var order = Array(0..<max(count, 0))
-    var rng = Mixer(seed: seed ^ 0xF01D_5EED_0000_0000)
+    var rng = SplitMix64(seed: seed ^ 0xF01D_5EED_0000_0000)
     for i in stride(from: order.count - 1, to: 0, by: -1) {
       order.swapAt(i, Int(uniform(below: UInt64(i + 1), &rng)))
     }
@@ -49,7 +49,7 @@ public enum CrossValidation {
 
   /// A uniform integer in 0..<n (n > 0) by multiply-high with rejection (Lemire), so no value is
   /// favoured.
-  private static func uniform(below n: UInt64, _ rng: inout Mixer) -> UInt64 {
+  private static func uniform(below n: UInt64, _ rng: inout SplitMix64) -> UInt64 {
     let threshold = (0 &- n) % n
     while true {
       let (high, low) = rng.next().multipliedFullWidth(by: n)

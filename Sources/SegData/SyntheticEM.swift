@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 // MARK: - Synthetic EM slices
 
@@ -54,7 +55,7 @@ public enum SyntheticEM {
 
   /// One slice.
   public static func slice(size n: Int, seed: UInt64, index: UInt64) -> LabelledSlice {
-    var rng = Mixer(seed: seed &+ index &* 0x9E37_79B9_7F4A_7C15)
+    var rng = SplitMix64(seed: seed &+ index &* SplitMix64.increment)
     let cell = Double(n) / Double.random(in: 5.5..<8.5, using: &rng)  // mean cell diameter
     // Jittered grid of cell centres, with a brightness and membrane width per cell.
     var centres: [(x: Double, y: Double, tone: Double, width: Double)] = []
@@ -145,7 +146,7 @@ public enum SyntheticEM {
 struct SmoothField {
   let waves: [(kx: Double, ky: Double, phase: Double, amp: Double)]
 
-  init(rng: inout Mixer, waves count: Int, wavelength: Double, amplitude: Double) {
+  init(rng: inout SplitMix64, waves count: Int, wavelength: Double, amplitude: Double) {
     waves = (0..<count).map { _ in
       let angle = Double.random(in: 0..<(2 * .pi), using: &rng)
       let k = 2 * Double.pi / (wavelength * Double.random(in: 0.7..<1.4, using: &rng))
@@ -159,18 +160,9 @@ struct SmoothField {
   }
 }
 
-/// SplitMix64: a small seeded generator for data synthesis.
-struct Mixer: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  /// A standard normal value (Box-Muller).
+extension SplitMix64 {
+  /// A standard normal value (Box-Muller) from the standard library's uniform draws, as the
+  /// synthetic slices have always been drawn (`RandomBits.nextNormal` draws its uniforms otherwise).
   mutating func normal() -> Double {
     let u = Double.random(in: Double.ulpOfOne..<1, using: &self), v = Double.random(in: 0..<1, using: &self)
     return (-2 * Foundation.log(u)).squareRoot() * cos(2 * .pi * v)

@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 // MARK: - Applying a plan
 
@@ -163,24 +164,16 @@ public enum Augmentation {
 
 /// Standard normal Floats from a seed: SplitMix64 bits through Box-Muller, both outputs used.
 struct GaussianStream {
-  private var state: UInt64
+  private var bits: SplitMix64
   private var spare: Float?
 
-  init(seed: UInt64) { state = seed }
+  init(seed: UInt64) { bits = SplitMix64(seed: seed) }
 
   mutating func next() -> Float {
     if let s = spare { spare = nil; return s }
-    let u = max(unit(), 1e-300), v = unit()
+    let u = max(bits.nextUnit(), 1e-300), v = bits.nextUnit()
     let r = (-2 * Foundation.log(u)).squareRoot(), t = 2 * Double.pi * v
     spare = Float(r * Foundation.sin(t))
     return Float(r * Foundation.cos(t))
-  }
-
-  private mutating func unit() -> Double {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return Double((z ^ (z >> 31)) >> 11) / 9_007_199_254_740_992
   }
 }

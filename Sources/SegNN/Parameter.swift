@@ -27,8 +27,9 @@ public func glorotUniform(shape: Shape, fanIn: Int, fanOut: Int, seed: UInt64, s
 }
 
 /// A counter-based generator: the i-th value of a stream depends only on (seed, stream, i), so
-/// every random choice is reproducible whatever the order of work.
-public struct CounterRandom {
+/// every random choice is reproducible whatever the order of work. Its draws (`nextUnit`,
+/// `nextInt`, `nextNormal`) are `RandomBits`'s.
+public struct CounterRandom: RandomBits {
   private let key: UInt64
   private var counter: UInt64 = 0
 
@@ -36,29 +37,14 @@ public struct CounterRandom {
     key = CounterRandom.mix(seed ^ CounterRandom.mix(stream &+ 0x632B_E59B_D9B4_E019))
   }
 
-  /// SplitMix64's finaliser: a bijective 64-bit mix.
+  /// SplitMix64's first output for state `x`: a bijective 64-bit mix.
   @inline(__always) public static func mix(_ x: UInt64) -> UInt64 {
-    var z = x &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
+    SplitMix64.finalize(x &+ SplitMix64.increment)
   }
 
   /// The next 64 random bits.
   public mutating func next() -> UInt64 {
     counter &+= 1
     return CounterRandom.mix(key ^ (counter &* 0xD1B5_4A32_D192_ED03))
-  }
-
-  /// A uniform Double in [0, 1) with 53 random bits.
-  public mutating func nextUnit() -> Double { Double(next() >> 11) / 9_007_199_254_740_992 }
-
-  /// A uniform integer in 0..<n.
-  public mutating func nextInt(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-
-  /// A standard normal value (Box-Muller).
-  public mutating func nextNormal() -> Double {
-    let u = max(nextUnit(), 1e-300), v = nextUnit()
-    return (-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Double.pi * v)
   }
 }

@@ -8,7 +8,7 @@ import SegNN
 /// of the model's output size inside the slice, and the input tile around it (larger by the valid
 /// convolutions' margin), mirrored where it crosses the border. Images are scaled as the reference
 /// (x / 127.5 - 1), every channel alike; targets are one-hot from the slices' class indices.
-/// `TrainingPipeline` cuts its tiles here too.
+/// `TrainingPipeline`, the one source of training batches, cuts its tiles here.
 public struct TileSampler {
   public let slices: [LabelledSlice]
   public let inputSize: Int
@@ -33,25 +33,6 @@ public struct TileSampler {
     inputSize = config.inputSize
     outputSize = config.outputSize
     classes = config.classes
-  }
-
-  /// A batch of tiles at positions and flips drawn from (seed, step, index in batch): images
-  /// [N,S,S,C] and one-hot targets [N,S',S',classes].
-  public func randomBatch(size n: Int, seed: UInt64, step: Int, augment: Bool, on backend: any Backend) throws -> (Tensor, Tensor) {
-    var batch = BatchAssembler(count: n, inputSize: inputSize, channels: channels, outputSize: outputSize, classes: classes)
-    for i in 0..<n {
-      var rng = CounterRandom(seed: seed, stream: UInt64(step) << 16 | UInt64(i))
-      let sl = slices[rng.nextInt(slices.count)]
-      let x = rng.nextInt(sl.width - outputSize + 1), y = rng.nextInt(sl.height - outputSize + 1)
-      var plan = AugmentationPlan()
-      plan.flipX = augment && rng.nextInt(2) == 1
-      plan.flipY = augment && rng.nextInt(2) == 1
-      let image = TileSampler.imageTile(sl, x: x, y: y, window: outputSize, size: inputSize)
-      let label = TileSampler.labelTile(sl, x: x, y: y, window: outputSize, size: outputSize)
-      let (a, b) = Augmentation.apply(plan, image: image, label: label)
-      batch.put(i, image: a, label: b)
-    }
-    return try batch.tensors(on: backend)
   }
 }
 
@@ -176,10 +157,5 @@ struct BatchAssembler {
       precondition(k < classes, "label \(k) with \(classes) classes")
       targets[(b * m + i) * classes + k] = 1
     }
-  }
-
-  func tensors(on backend: any Backend) throws -> (Tensor, Tensor) {
-    (try Tensor(shape: Shape(imageShape), floats: images, on: backend),
-     try Tensor(shape: Shape(targetShape), floats: targets, on: backend))
   }
 }

@@ -182,8 +182,9 @@ public enum Benchmark {
     let policy = PrecisionPolicy(options.precision, on: backend)
     let model = try UNet(config: config, seed: options.seed, on: backend)
     model.computeType = policy.computeType
-    var random = SplitMix(state: options.seed)
-    let images = try Tensor(shape: [n, s, s, c], floats: (0..<n * s * s * c).map { _ in random.unit() }, on: backend)
+    // The batch only needs to be reproducible, not of any distribution.
+    var random = SplitMix64(seed: options.seed)
+    let images = try Tensor(shape: [n, s, s, c], floats: (0..<n * s * s * c).map { _ in random.nextUnitFloat() }, on: backend)
     var oneHot = [Float](repeating: 0, count: n * o * o * k)
     for p in 0..<n * o * o { oneHot[p * k + Int(random.next() % UInt64(k))] = 1 }
     let targets = try Tensor(shape: [n, o, o, k], floats: oneHot, on: backend)
@@ -323,20 +324,4 @@ extension UNetConfig {
     }
     return macs + side * side * baseFilters * classes
   }
-}
-
-// MARK: - Random batch
-
-/// SplitMix64: the benchmark's batch only needs to be reproducible, not of any distribution.
-private struct SplitMix {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  /// Uniform in [0, 1).
-  mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }

@@ -3,8 +3,6 @@ import SegCore
 import SegData
 import SegNN
 
-extension CounterRandom: AugmentationRandom {}
-
 // MARK: - Options
 
 /// How training tiles are cut from the slices.

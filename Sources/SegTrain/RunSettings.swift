@@ -36,7 +36,8 @@ public struct RunSettings {
   /// image is RGB), or the checkpoint's model.
   public var inputChannelsGiven = false
   public var training = TrainingOptions()
-  /// The arithmetic asked for; `Runner.precision` resolves it against the backend.
+  /// The arithmetic asked for; the caller resolves it once against the backend into the
+  /// `PrecisionPolicy` the `Runner` takes.
   public var precision = Precision.fp32
   /// Cross-validation fold; nil trains and evaluates on every labelled slice, as the reference.
   public var fold: Int?

@@ -106,14 +106,13 @@ public final class Trainer {
   }
 
   /// Runs steps until the optimizer has made `options.maxSteps` (continuing a resumed count), on
-  /// batches from `nextBatch(step)`; calls `afterStep(step)` after each and `log(step, means)` every
-  /// `logEvery` steps and at the last, with the metrics averaged over the steps since the last log.
-  /// A step skipped by the loss scaler is retried on the same batch at the halved scale (so the
-  /// run still makes `maxSteps` updates, and batch i is still the i-th update's); it is counted in
-  /// `lossScaler.skippedSteps`, not in the means.
+  /// batches from `nextBatch(step)`; calls `stepEnded(step, metrics, window)` after each update with
+  /// its metrics and, every `logEvery` steps and at the last, the metrics averaged over the steps
+  /// since the previous window (nil between). A step skipped by the loss scaler is retried on the
+  /// same batch at the halved scale (so the run still makes `maxSteps` updates, and batch i is still
+  /// the i-th update's); it is counted in `lossScaler.skippedSteps`, not in the means.
   public func train(
-    nextBatch: (Int) throws -> (Tensor, Tensor), afterStep: (Int) throws -> Void = { _ in },
-    log: (Int, StepMetrics) throws -> Void
+    nextBatch: (Int) throws -> (Tensor, Tensor), stepEnded: (Int, StepMetrics, StepMetrics?) throws -> Void
   ) throws {
     var window: StepMetrics?
     var retry: (Tensor, Tensor)?
@@ -127,11 +126,24 @@ public final class Trainer {
       retry = nil
       window = window.map { $0 + m } ?? m
       let done = optimizer.step
+      var means: StepMetrics?
       if let w = window, done % max(options.logEvery, 1) == 0 || done == options.maxSteps {
-        try log(done, w.mean)
+        means = w.mean
         window = nil
       }
-      try afterStep(done)
+      try stepEnded(done, m, means)
+    }
+  }
+
+  /// `train(nextBatch:stepEnded:)` with the window's means to `log(step, means)`, then
+  /// `afterStep(step)` after every update.
+  public func train(
+    nextBatch: (Int) throws -> (Tensor, Tensor), afterStep: (Int) throws -> Void = { _ in },
+    log: (Int, StepMetrics) throws -> Void
+  ) throws {
+    try train(nextBatch: nextBatch) { step, _, means in
+      if let means { try log(step, means) }
+      try afterStep(step)
     }
   }
 }

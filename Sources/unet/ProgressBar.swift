@@ -45,3 +45,10 @@ final class ProgressBar {
     drawn = false
   }
 }
+
+// MARK: - Following a run
+
+extension ProgressBar: TrainingCallback {
+  func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws { update(event.step, event.maxSteps) }
+  func runEnded() throws { finish() }
+}

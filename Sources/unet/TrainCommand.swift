@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegCore
+import SegNN
 import SegTrain
 
 // MARK: - unet train
@@ -158,10 +159,7 @@ struct PredictCommand: ParsableCommand {
 func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool) throws {
   let backend = try device.backend(precision: settings.precision)
   let bar = ProgressBar()
-  let runner = Runner(settings: settings, backend: backend, say: bar.say)
-  if bar.isTerminal { runner.progress = bar.update }
-  let profiler = profile ? OpProfiler() : nil
-  try OpProfiler.record(into: profiler) { _ = try runner.run() }
-  bar.finish()
-  if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
+  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : [])
+  let precision = PrecisionPolicy(settings.precision, on: backend)
+  try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks).run()
 }

@@ -3,23 +3,6 @@ import SegCore
 @testable import SegData
 import Testing
 
-/// SplitMix64, standing in for SegNN's CounterRandom (SegData does not depend on SegNN).
-struct TestRandom: AugmentationRandom {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  mutating func nextUnit() -> Double { Double(next() >> 11) / 9_007_199_254_740_992 }
-  mutating func nextNormal() -> Double {
-    let u = max(nextUnit(), 1e-300), v = nextUnit()
-    return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
-  }
-}
-
 /// A grayscale tile from rows of values.
 func image(_ rows: [[Float]]) -> ImageTile {
   ImageTile(height: rows.count, width: rows[0].count, channels: 1, values: rows.flatMap { $0 })
@@ -32,7 +15,7 @@ func label(_ rows: [[UInt8]]) -> LabelTile {
 
 /// An h x w x c tile of distinct values in [-1, 1] and an h x w label of classes 0..<classes.
 func randomTiles(_ h: Int, _ w: Int, channels c: Int = 1, classes: Int = 3, seed: UInt64) -> (ImageTile, LabelTile) {
-  var rng = TestRandom(state: seed)
+  var rng = SplitMix64(seed: seed)
   let values = (0..<h * w * c).map { _ in Float(rng.nextUnit() * 2 - 1) }
   let labels = (0..<h * w).map { _ in UInt8(rng.next() % UInt64(classes)) }
   return (ImageTile(height: h, width: w, channels: c, values: values), LabelTile(height: h, width: w, classes: labels))
@@ -133,7 +116,7 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
       #expect((0..<3).map { w[p * 3 + $0] } == (0..<3).map { $0 == k ? 1.0 : 0.0 }, "pixel \(p)")
     }
     for p in 0..<21 { #expect(abs((0..<3).reduce(0) { $0 + w[p * 3 + $1] } - 1) < 1e-12) }
-    var rng = TestRandom(state: 3)
+    var rng = SplitMix64(seed: 3)
     let grid = DisplacementGrid(size: 3, dx: (0..<9).map { _ in rng.nextNormal() * 10 }, dy: (0..<9).map { _ in rng.nextNormal() * 10 })
     let field = ElasticField(grid, frameHeight: 21, frameWidth: 21)
     var dx = [Double](repeating: 0, count: 21), dy = dx
@@ -150,7 +133,7 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
     (options.flipXProbability, options.flipYProbability, options.cropProbability, options.elasticProbability) = (0.5, 0.5, 1, 1)
     options.elasticSigma = 6
     options.interpolation = .bicubic
-    var rng = TestRandom(state: 4)
+    var rng = SplitMix64(seed: 4)
     var (img, lab) = randomTiles(16, 16, classes: 3, seed: 5)
     lab.classes = lab.classes.map { [0, 3, 7][Int($0)] }
     for _ in 0..<20 {
@@ -187,11 +170,11 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
   // MARK: Drawing
 
   @Test func drawsAreSeededAndOptionsGate() throws {
-    var a = TestRandom(state: 6), b = TestRandom(state: 6)
+    var a = SplitMix64(seed: 6), b = SplitMix64(seed: 6)
     let options = AugmentationOptions()
     try options.validate()
     #expect(options.draw(&a) == options.draw(&b))
-    var c = TestRandom(state: 6)
+    var c = SplitMix64(seed: 6)
     #expect(AugmentationOptions.none.draw(&c) == AugmentationPlan(), "all off draws the identity")
     var seen = Set<Int>(), flips = 0
     for _ in 0..<200 {
@@ -205,7 +188,7 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
     // Turning one augmentation off leaves the others' choices as they were.
     var noFlip = options
     noFlip.flipXProbability = 0
-    var d = TestRandom(state: 7), e = TestRandom(state: 7)
+    var d = SplitMix64(seed: 7), e = SplitMix64(seed: 7)
     var p = options.draw(&d)
     p.flipX = false
     #expect(noFlip.draw(&e) == p)

@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 import Testing
 
 @testable import SegData
@@ -107,7 +108,7 @@ import Testing
     // The simplified API stops after the image data: a file cut only in IEND still has all its pixels.
     #expect(try PNG.decode(Data(bytes.dropLast(12))) == image)
     #expect(throws: DataError.self) { try PNG.decode(Data(bytes.dropLast(30))) }
-    var rng = Mixer(seed: 2)
+    var rng = SplitMix64(seed: 2)
     for _ in 0..<2000 {
       var copy = bytes
       for _ in 0..<Int.random(in: 1...4, using: &rng) {

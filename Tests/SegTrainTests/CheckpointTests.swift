@@ -161,8 +161,7 @@ func rawFile(_ header: String, data: [UInt8], length: UInt64? = nil) -> Data {
   }
 
   static func batch(_ step: Int) throws -> (Tensor, Tensor) {
-    let sampler = try TileSampler(slices: SyntheticEM.generate(count: 1, size: 16, seed: 3), config: tinyConfig())
-    return try sampler.randomBatch(size: 1, seed: 5, step: step, augment: false, on: ReferenceBackend.shared)
+    try pipelineBatch(SyntheticEM.generate(count: 1, size: 16, seed: 3), config: tinyConfig(), size: 1, seed: 5, step: step)
   }
 
   static func hosts(_ model: UNet) throws -> [String: HostTensor] {

@@ -96,8 +96,7 @@ import Testing
   }
 
   static func batch(_ step: Int) throws -> (Tensor, Tensor) {
-    let sampler = try TileSampler(slices: SyntheticEM.generate(count: 2, size: 16, seed: 3), config: config())
-    return try sampler.randomBatch(size: 2, seed: 5, step: step, augment: false, on: ReferenceBackend.shared)
+    try pipelineBatch(SyntheticEM.generate(count: 2, size: 16, seed: 3), config: config(), size: 2, seed: 5, step: step)
   }
 
   /// Weights, Adam's moments (as "m/<name>", "v/<name>") and Adam's step.
@@ -225,6 +224,9 @@ import Testing
     return s
   }
 
+  /// The settings' precision resolved for the reference backend.
+  static func policy(_ s: RunSettings) -> PrecisionPolicy { PrecisionPolicy(s.precision, on: ReferenceBackend.shared) }
+
   @Test func anFP16RunSavesTheScaleAndResumesFromIt() throws {
     let dir = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -232,7 +234,7 @@ import Testing
     var s = Self.settings(dir, steps: 2, precision: .fp16)
     s.logFile = log
     var said: [String] = []
-    try Runner(settings: s, backend: ReferenceBackend.shared, say: { said.append($0) }).run()
+    try Runner(settings: s, backend: ReferenceBackend.shared, precision: Self.policy(s), say: { said.append($0) }).run()
     let first = try Checkpoint.load(from: try #require(s.checkpointURL))
     #expect(first.precision == "fp16" && first.lossScale == LossScaler.State(scale: 32768, goodSteps: 2, skippedSteps: 0))
     #expect(said.contains { $0.hasPrefix("step 2:") && $0.contains("loss_scale 32768, skipped_steps 0") }, "\(said)")
@@ -242,13 +244,14 @@ import Testing
 
     s.training.maxSteps = 3
     s.resume = true
-    try Runner(settings: s, backend: ReferenceBackend.shared, say: { _ in }).run()
+    try Runner(settings: s, backend: ReferenceBackend.shared, precision: Self.policy(s), say: { _ in }).run()
     #expect(try Checkpoint.load(from: s.checkpointURL!).lossScale == LossScaler.State(scale: 32768, goodSteps: 3, skippedSteps: 0))
 
     // An fp32 run keeps no scale and logs none.
     let plain = dir.appendingPathComponent("fp32")
     said = []
-    try Runner(settings: Self.settings(plain, steps: 1, precision: .fp32), backend: ReferenceBackend.shared, say: { said.append($0) }).run()
+    let fp32 = Self.settings(plain, steps: 1, precision: .fp32)
+    try Runner(settings: fp32, backend: ReferenceBackend.shared, precision: Self.policy(fp32), say: { said.append($0) }).run()
     #expect(try Checkpoint.load(from: plain.appendingPathComponent("checkpoint.safetensors")).lossScale == nil)
     #expect(!said.contains { $0.contains("loss_scale") })
   }
@@ -257,7 +260,8 @@ import Testing
     let dir = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     var said: [String] = []
-    let runner = Runner(settings: Self.settings(dir, steps: 1, precision: .bf16), backend: NoHalfBackend(), say: { said.append($0) })
+    let settings = Self.settings(dir, steps: 1, precision: .bf16), backend = NoHalfBackend()
+    let runner = Runner(settings: settings, backend: backend, precision: PrecisionPolicy(.bf16, on: backend), say: { said.append($0) })
     #expect(runner.precision.computeType == .f32 && !runner.precision.usesLossScaling)
     try runner.run()
     #expect(said.filter { $0.contains("no half-precision convolutions") }.count == 1, "\(said)")

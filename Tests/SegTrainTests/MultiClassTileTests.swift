@@ -65,9 +65,8 @@ import Testing
       let image = TileSampler.imageTile(slices[0], x: s.x, y: s.y, window: 12, size: 28)
       #expect(Array(b.images[i * 2352..<(i + 1) * 2352]) == image.values)
     }
-    // The sampler's random batches are one-hot over the three classes too.
-    let sampler = try TileSampler(slices: slices, config: MultiClassTileTests.config())
-    let (_, targets) = try sampler.randomBatch(size: 2, seed: 1, step: 0, augment: true, on: ReferenceBackend.shared)
+    // Augmented batches are one-hot over the three classes too.
+    let (_, targets) = try pipelineBatch(slices, config: MultiClassTileTests.config(), size: 2, seed: 1, step: 0, augment: true)
     let t = try targets.floats()
     #expect(targets.shape == Shape([2, 12, 12, 3]))
     let sums: [Float] = stride(from: 0, to: t.count, by: 3).map { (j: Int) -> Float in t[j] + t[j + 1] + t[j + 2] }

@@ -13,7 +13,6 @@ import Testing
     config.padding = .same
     config.inputSize = 16
     let slices = SyntheticEM.generate(count: 4, size: 32, seed: 2)
-    let sampler = try TileSampler(slices: slices, config: config)
     var options = TrainingOptions()
     options.maxSteps = 20
     options.learningRate = 3e-3
@@ -23,7 +22,7 @@ import Testing
       options: options)
     var logged: [Double] = []
     try trainer.train(
-      nextBatch: { step in try sampler.randomBatch(size: 2, seed: 9, step: step, augment: true, on: ReferenceBackend.shared) },
+      nextBatch: { step in try pipelineBatch(slices, config: config, size: 2, seed: 9, step: step, augment: true) },
       log: { _, m in logged.append(m.total) })
     #expect(logged.count == 4)
     #expect(logged.last! < logged.first!, "window means of the total loss: \(logged)")

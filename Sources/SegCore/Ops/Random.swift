@@ -67,11 +67,7 @@ public struct RandomMask: Primitive {
   /// The 24 random bits for `counter` under `seed`: SplitMix64's finaliser of
   /// seed ^ (counter * 0x9E3779B97F4A7C15), shifted right by 40.
   @inline(__always) public static func bits(seed: UInt64, counter: UInt64) -> UInt64 {
-    var z = seed ^ (counter &* 0x9E37_79B9_7F4A_7C15)
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    z = z ^ (z >> 31)
-    return z >> 40
+    SplitMix64.finalize(seed ^ (counter &* SplitMix64.increment)) >> 40
   }
 
   /// Whether the element at `counter` is kept: bits / 2^24 < keepProbability.

@@ -1,0 +1,39 @@
+import SegData
+import SegNN
+
+// MARK: - Evaluation during training
+
+/// Scores the model on the run's validation slices every `every` updates while training (not at
+/// the last, which the run's own evaluation scores) and tells the loop's callbacks; the run's
+/// evaluate mode scores through `evaluate` too.
+public final class PeriodicEvaluator: TrainingCallback {
+  /// Updates between evaluations; 0 evaluates only when the run asks.
+  public let every: Int
+  /// Tiles predicted at a time.
+  public let batchSize: Int
+  /// How whole images are tiled.
+  public let window: SlidingWindow
+  /// The slices scored, set when the run starts.
+  public private(set) var validation: [LabelledSlice] = []
+  /// The last report made.
+  public private(set) var lastReport: EvaluationReport?
+
+  /// An evaluator every `every` updates, predicting `batchSize` tiles at a time through `window`.
+  public init(every: Int, batchSize: Int, window: SlidingWindow) {
+    (self.every, self.batchSize, self.window) = (every, batchSize, window)
+  }
+
+  public func runStarted(_ run: RunContext) throws { validation = run.validation }
+
+  public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
+    guard every > 0, event.step % every == 0, event.step < event.maxSteps else { return }
+    try loop.callbacks.evaluated(evaluate(loop.model), at: event.step)
+  }
+
+  /// The scores of `model` on the validation slices.
+  public func evaluate(_ model: UNet) throws -> EvaluationReport {
+    let report = try SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window)
+    lastReport = report
+    return report
+  }
+}

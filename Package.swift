@@ -1,9 +1,6 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Swift 5 language mode: the CPU kernels hand raw buffer pointers to worker threads
-// (DispatchQueue.concurrentPerform), which Swift 6's strict Sendable checking rejects
-// without adding real safety; each such place partitions the output by index.
 let package = Package(
   name: "UNetSeg",
   products: [
@@ -55,5 +52,5 @@ let package = Package(
     .testTarget(name: "SegCheckTests", dependencies: ["SegCore", "SegCPU", "SegCheck", "SegTestSupport"]),
     .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
   ],
-  swiftLanguageModes: [.v5]
+  swiftLanguageModes: [.v6]
 )

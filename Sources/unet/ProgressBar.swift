@@ -17,7 +17,7 @@ final class ProgressBar {
     if drawn { print("\r\u{1B}[K", terminator: "") }
     drawn = false
     print(line)
-    fflush(stdout)
+    fflush(nil)  // every C stream: `stdout` itself is a mutable global to Swift 6
   }
 
   /// Redraws the bar at `step` of `total`.
@@ -35,7 +35,7 @@ final class ProgressBar {
     let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
     print(String(format: "\r\u{1B}[K[%@] %d/%d  %.2f steps/s  ETA %02d:%02d", bar, step, total, rate, Int(left) / 60, Int(left) % 60),
           terminator: "")
-    fflush(stdout)
+    fflush(nil)  // every C stream: `stdout` itself is a mutable global to Swift 6
     drawn = true
   }
 

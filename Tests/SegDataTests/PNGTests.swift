@@ -128,7 +128,8 @@ import Testing
     let image = DataFixture.ramp(33, 17, channels: 3, bitDepth: 16, k: 977)
     let tiff = try TIFF.encode([image], compression: .lzw), png = try PNG.encode(image)
     let badTIFF = tiff.prefix(tiff.count / 2), badPNG = png.prefix(png.count / 2)
-    let results = UnsafeMutableBufferPointer<String>.allocate(capacity: 64)
+    // Each iteration writes only its own element.
+    nonisolated(unsafe) let results = UnsafeMutableBufferPointer<String>.allocate(capacity: 64)
     defer { results.deallocate() }
     _ = results.initialize(from: repeatElement("", count: 64))
     DispatchQueue.concurrentPerform(iterations: 64) { i in

@@ -22,11 +22,14 @@ enum Parallel {
     let pieces = min(threads, (count + max(grain, 1) - 1) / max(grain, 1))
     guard pieces > 1 else { return body(0..<count) }
     // Round the piece length up to the alignment so that only the last piece is ragged.
-    var length = (count + pieces - 1) / pieces
-    length = (length + align - 1) / align * align
+    let length = ((count + pieces - 1) / pieces + align - 1) / align * align
     let used = (count + length - 1) / length
-    DispatchQueue.concurrentPerform(iterations: used) { p in
-      body((p * length)..<min(count, (p + 1) * length))
+    withoutActuallyEscaping(body) { body in
+      // Each piece writes only its own subrange of the output: sharing `body` is safe.
+      let shared = UncheckedSendable(body)
+      DispatchQueue.concurrentPerform(iterations: used) { p in
+        shared.value((p * length)..<min(count, (p + 1) * length))
+      }
     }
   }
 
@@ -41,4 +44,10 @@ enum Parallel {
 
   /// Elements below which a loop stays on one thread: starting threads costs a few microseconds.
   static let defaultGrain = 1 << 15
+}
+
+/// A value handed to worker threads that each touch a disjoint part of what it points to.
+struct UncheckedSendable<T>: @unchecked Sendable {
+  let value: T
+  init(_ value: T) { self.value = value }
 }

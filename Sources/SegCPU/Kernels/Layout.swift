@@ -26,17 +26,7 @@ func zeroBlock(_ elementSize: Int, sizes: [Int], dst: UnsafeMutableRawPointer, _
 /// (the blocks must not overlap).
 func addBlock<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ shape: Shape, sizes: [Int], from srcStarts: [Int], to dstStarts: [Int]) {
   Runs.forEachBlockRun(sizes: sizes, dst: shape, dstStarts: dstStarts, src: shape, srcStarts: srcStarts) {
-    d, s, n in
-    let a = x + d, b = UnsafePointer(x + s)
-    var i = 0
-    while i + 8 <= n {
-      a.store(UnsafePointer(a).vector(at: i) + b.vector(at: i), at: i)
-      i += 8
-    }
-    while i < n {
-      a[i] += b[i]
-      i += 1
-    }
+    d, s, n in (x + d).add(UnsafePointer(x + s), count: n)
   }
 }
 

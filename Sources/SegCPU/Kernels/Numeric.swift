@@ -39,6 +39,19 @@ extension UnsafeMutablePointer where Pointee: KernelFloat {
   @inline(__always) func store(_ v: Vec<Pointee>, at i: Int) {
     UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: Vec<Pointee>.self)
   }
+
+  /// Adds `count` elements of `other` into these, eight at a time.
+  @inline(__always) func add(_ other: UnsafePointer<Pointee>, count: Int) {
+    var i = 0
+    while i + Vec<Pointee>.scalarCount <= count {
+      store(UnsafePointer(self).vector(at: i) + other.vector(at: i), at: i)
+      i += Vec<Pointee>.scalarCount
+    }
+    while i < count {
+      self[i] += other[i]
+      i += 1
+    }
+  }
 }
 
 // MARK: - Operand checks

@@ -87,18 +87,7 @@ func reduceMiddle<T: KernelFloat>(_ x: UnsafePointer<T>, _ k1: Int, _ r: Int, _ 
     let acc = partial + (i * blocks + b) * k2 + c0
     let src = x + i * r * k2 + c0
     acc.update(from: src + j0 * k2, count: w)
-    for j in (j0 + 1)..<max(j0 + 1, j1) {
-      let row = src + j * k2
-      var c = 0
-      while c + 8 <= w {
-        acc.store(UnsafePointer(acc).vector(at: c) + row.vector(at: c), at: c)
-        c += 8
-      }
-      while c < w {
-        acc[c] += row[c]
-        c += 1
-      }
-    }
+    for j in (j0 + 1)..<max(j0 + 1, j1) { acc.add(src + j * k2, count: w) }
   }
   guard blocks > 1 else { return }
   Parallel.forEach(k1 * k2, grain: max(1, Parallel.defaultGrain / blocks)) { range in

@@ -28,23 +28,6 @@ public enum Broadcast {
   /// For each element of `output` in row-major order, the flat index into an input of shape
   /// `input` broadcast to it (the reference kernels' gather).
   public static func indices(of input: Shape, broadcastTo output: Shape) -> [Int] {
-    let st = strides(of: input, broadcastTo: output)
-    var result = [Int](repeating: 0, count: output.count)
-    var idx = [Int](repeating: 0, count: output.rank)
-    var flat = 0
-    for o in 0..<output.count {
-      result[o] = flat
-      // Advance the multi-index like an odometer, keeping the input offset in step.
-      var d = output.rank - 1
-      while d >= 0 {
-        idx[d] += 1
-        flat += st[d]
-        if idx[d] < output.dims[d] { break }
-        flat -= st[d] * idx[d]
-        idx[d] = 0
-        d -= 1
-      }
-    }
-    return result
+    stridedIndices(dims: output.dims, strides: strides(of: input, broadcastTo: output), start: 0)
   }
 }

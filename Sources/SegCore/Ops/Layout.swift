@@ -40,21 +40,27 @@ public func centerCrop(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
 /// For each element of a block of `sizes` at `starts` inside `shape`, in row-major order, its flat
 /// index in `shape` (the gather of slice; the scatter of its adjoint).
 func blockIndices(in shape: Shape, starts: [Int], sizes: [Int]) -> [Int] {
-  let block = Shape(sizes)
-  guard block.count > 0 else { return [] }
   let st = shape.strides
-  var result = [Int](repeating: 0, count: block.count)
-  var idx = [Int](repeating: 0, count: block.rank)
-  var flat = zip(starts, st).reduce(0) { $0 + $1.0 * $1.1 }
-  for o in 0..<block.count {
+  return stridedIndices(dims: sizes, strides: st, start: zip(starts, st).reduce(0) { $0 + $1.0 * $1.1 })
+}
+
+/// For each element of an index space of `dims`, in row-major order, `start` plus the dot product
+/// of its multi-index with `strides`.
+func stridedIndices(dims: [Int], strides: [Int], start: Int) -> [Int] {
+  let count = dims.reduce(1, *)
+  guard count > 0 else { return [] }
+  var result = [Int](repeating: 0, count: count)
+  var idx = [Int](repeating: 0, count: dims.count)
+  var flat = start
+  for o in 0..<count {
     result[o] = flat
-    // Odometer over the block, keeping the flat offset in step.
-    var d = block.rank - 1
+    // Advance the multi-index like an odometer, keeping the flat offset in step.
+    var d = dims.count - 1
     while d >= 0 {
       idx[d] += 1
-      flat += st[d]
-      if idx[d] < sizes[d] { break }
-      flat -= st[d] * idx[d]
+      flat += strides[d]
+      if idx[d] < dims[d] { break }
+      flat -= strides[d] * idx[d]
       idx[d] = 0
       d -= 1
     }

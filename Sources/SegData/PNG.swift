@@ -65,7 +65,7 @@ extension PNG {
   /// 1032:1, times 32 for a 1-bit palette image read as RGBA.
   static let maxBytes = 1 << 30, maxExpansion = 1032 * 32
 
-  static func decode(_ bytes: [UInt8], path: String, palette mode: PaletteMode) throws -> DecodedImage {
+  package static func decode(_ bytes: [UInt8], path: String, palette mode: PaletteMode) throws -> DecodedImage {
     guard !bytes.isEmpty else { throw DataError(path: path, "empty file; expected a PNG file") }
     let stream = withoutColourChunks(bytes)
     return try stream.withUnsafeBytes { buffer in

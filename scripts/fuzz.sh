@@ -11,9 +11,10 @@
 # that made it fail; 0 when none did, and 0 too (with a loud SKIPPED) where this Swift toolchain
 # has no libFuzzer runtime, the only case that is skipped.
 #
-# Everything goes under .build-fuzz/ (ignored by git): the fuzzing build, the growing corpus of
-# each reader (corpus/<reader>, seeded from Fuzz/corpus/<reader>, kept between runs so that a
-# longer run goes on where the last stopped), crashing inputs (crashes/<reader>/) and the logs.
+# Each reader starts from the seeds in Fuzz/corpus/<reader>, with the dictionary Fuzz/dict/<reader>.dict.
+# Everything it writes goes under .build-fuzz/ (ignored by git): the fuzzing build, the corpus it
+# grows (corpus/<reader>, kept between runs so that a longer run goes on where the last stopped),
+# crashing inputs (crashes/<reader>/) and the logs.
 # Replay a crash with:  .build-fuzz/debug/FuzzTIFF .build-fuzz/crashes/tiff/crash-...
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -96,11 +97,13 @@ for r in "${readers[@]}"; do
   mkdir -p "$corpus" "$crashes" "$(dirname "$log")"
   before=$(find "$crashes" -type f | sort)
   echo "fuzz.sh: fuzzing the $r reader for ${seconds} s (inputs up to $(max_len "$r") bytes, log $log)"
-  # New inputs go to the first folder (outside git); the seeds in Fuzz/corpus are only read.
+  # New inputs go to the first folder (outside git); the seeds in Fuzz/corpus are only read. The
+  # dictionary gives the tags, chunk names and keys that libtiff and libpng (not instrumented,
+  # so libFuzzer cannot learn them) compare against.
   # LeakSanitizer is off: the Swift runtime's and Foundation's one-time caches read as leaks.
   ASAN_OPTIONS=detect_leaks=0 "$bin" "$corpus" "Fuzz/corpus/$r" \
     -max_total_time="$seconds" -max_len="$(max_len "$r")" -timeout="$timeout_s" -rss_limit_mb="$rss_mb" \
-    -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1
+    -dict="Fuzz/dict/$r.dict" -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1
   status=$?
   grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done )" "$log" | sed 's/^/  /'
   if [ $status -ne 0 ]; then

@@ -115,6 +115,8 @@ put("png", "gray8-gamma-srgb.png", gray8_png(g8, extra=chunk(b"gAMA", struct.pac
 whole = png(Image.fromarray(rgb))
 put("png", "truncated-half.png", whole[: len(whole) // 2])
 put("png", "signature-only.png", whole[:8])
+# A length field that claims 1.4 GB before the image data (found by fuzzing; libpng allocated it).
+put("png", "chunk-length-past-end.png", whole[:33] + struct.pack(">I", 1481205308) + b"zTXt" + bytes(range(40)))
 
 # MARK: - safetensors
 

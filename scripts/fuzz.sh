@@ -112,7 +112,7 @@ for r in "${readers[@]}"; do
     grep -E "ERROR|SUMMARY|Fatal error|panic|==[0-9]+==|#[0-9]+ 0x" "$log" | head -30 | sed 's/^/  /' >&2
     tail -5 "$log" | sed 's/^/  /' >&2
     if [ -n "$found" ]; then
-      echo "$found" | while read -r f; do echo "fuzz.sh: $r reader: crashing input: $f (replay: $bin $f)" >&2; done
+      echo "$found" | while read -r f; do echo "fuzz.sh: $r reader: failing input: $f (replay: $bin $f)" >&2; done
     else
       echo "fuzz.sh: $r reader: no input was saved; see $log" >&2
     fi

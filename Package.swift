@@ -41,6 +41,15 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
+    // MARK: - Fuzzing
+    // The readers of files users hand the tool, under libFuzzer (scripts/fuzz.sh builds them with
+    // -sanitize=fuzzer -D FUZZING); an ordinary build makes plain programs that run the corpus once.
+    .systemLibrary(name: "CFuzzer", path: "Fuzz/CFuzzer"),
+    .target(name: "FuzzSupport", dependencies: ["CFuzzer"], path: "Fuzz/FuzzSupport"),
+    .executableTarget(name: "FuzzTIFF", dependencies: ["SegData", "FuzzSupport"], path: "Fuzz/FuzzTIFF"),
+    .executableTarget(name: "FuzzPNG", dependencies: ["SegData", "FuzzSupport"], path: "Fuzz/FuzzPNG"),
+    .executableTarget(name: "FuzzSafeTensors", dependencies: ["SegTrain", "FuzzSupport"], path: "Fuzz/FuzzSafeTensors"),
+
     // MARK: - Tests
     .target(name: "SegTestSupport", dependencies: ["SegCore", "SegCheck"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),

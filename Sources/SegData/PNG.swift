@@ -65,8 +65,9 @@ extension PNG {
   /// 1032:1, times 32 for a 1-bit palette image read as RGBA.
   static let maxBytes = 1 << 30, maxExpansion = 1032 * 32
 
-  static func decode(_ bytes: [UInt8], path: String, palette mode: PaletteMode) throws -> DecodedImage {
+  package static func decode(_ bytes: [UInt8], path: String, palette mode: PaletteMode) throws -> DecodedImage {
     guard !bytes.isEmpty else { throw DataError(path: path, "empty file; expected a PNG file") }
+    if let overrun = chunkOverrun(bytes) { throw DataError(path: path, overrun) }
     let stream = withoutColourChunks(bytes)
     return try stream.withUnsafeBytes { buffer in
       var png = png_image()
@@ -156,6 +157,36 @@ extension PNG {
       if type == "IDAT" { break }  // colour chunks must precede the image data
     }
     return out + bytes[at...]
+  }
+}
+
+// MARK: - Chunk lengths
+
+extension PNG {
+  /// Why `bytes` cannot be read, when a chunk before the image data claims more bytes than the
+  /// file has left; nil otherwise. libpng reads each such chunk whole, into a buffer of the
+  /// claimed size (zeroed first), before it finds the data missing: a damaged length field would
+  /// make a 100-byte file cost 2 GB and seconds. Such a file fails in libpng anyway, so refusing
+  /// it here changes nothing but the message and the cost. Chunks from the first IDAT on are
+  /// libpng's to check: it reads image data piecemeal and never reads past it.
+  static func chunkOverrun(_ bytes: [UInt8]) -> String? {
+    let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    guard bytes.count > 8, Array(bytes[0..<8]) == signature else { return nil }
+    var at = 8
+    while at + 8 <= bytes.count {
+      let type = bytes[at + 4..<at + 8]
+      if Array(type) == Array("IDAT".utf8) { return nil }
+      let length = bytes[at..<at + 4].reduce(0) { $0 << 8 | Int($1) }
+      let left = bytes.count - at - 8  // after the chunk's length and type: its data, then a 4-byte CRC
+      if length + 4 > left {
+        let name = type.allSatisfy { (65...90).contains($0) || (97...122).contains($0) }
+          ? "\"\(String(decoding: type, as: UTF8.self))\"" : "of type 0x" + type.map { String(format: "%02X", $0) }.joined()
+        return "damaged or truncated PNG file: chunk \(name) at byte \(at) claims \(length) bytes of data and a "
+          + "4-byte CRC, but only \(left) bytes follow its header"
+      }
+      at += 12 + length
+    }
+    return nil
   }
 }
 

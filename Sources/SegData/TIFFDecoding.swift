@@ -5,12 +5,12 @@ import Foundation
 
 /// How colour-mapped (palette) pages are read: as the colours (images) or as the palette
 /// indices (masks, whose indices are class numbers).
-enum PaletteMode {
+package enum PaletteMode {
   case expand, indices
 }
 
 /// An image read from a file; `paletteIndices` when its samples are palette indices, not colours.
-struct DecodedImage {
+package struct DecodedImage {
   var image: Image
   var paletteIndices = false
 }
@@ -19,7 +19,7 @@ struct DecodedImage {
 
 extension TIFF {
   /// The full-resolution pages of a TIFF file in memory, through libtiff; `path` names it in errors.
-  static func decodePages(_ bytes: [UInt8], path: String, palette: PaletteMode) throws -> [DecodedImage] {
+  package static func decodePages(_ bytes: [UInt8], path: String, palette: PaletteMode) throws -> [DecodedImage] {
     guard !bytes.isEmpty else { throw DataError(path: path, "empty file; expected a TIFF file") }
     let file = TIFFMemoryFile(bytes: bytes, name: URL(fileURLWithPath: path).lastPathComponent)
     guard let tif = LibTIFF.open(file, mode: "r") else {

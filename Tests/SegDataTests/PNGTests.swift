@@ -96,6 +96,30 @@ import Testing
     try expectPNGError(bytes, "libpng")
   }
 
+  /// A chunk before the image data whose length field claims more than the file holds (found by
+  /// fuzzing: 183 bytes with a zTXt of 1.4 GB) is refused by name before libpng allocates and
+  /// zeroes a buffer of that size; one after the image data is never read, as before.
+  @Test func chunkLengthPastTheEndIsRefusedBeforeLibpngAllocatesIt() throws {
+    let image = DataFixture.ramp(4, 4)
+    let bytes = [UInt8](try PNG.encode(image))
+    let idat = (8..<bytes.count - 4).first { bytes[$0 + 4..<$0 + 8] == [73, 68, 65, 84] }!  // "IDAT"
+    let huge: [UInt8] = [0x77, 0x35, 0x94, 0x00]  // 2000000000
+    for type in ["zTXt", "tEXt", "iCCP", "abCd"] {
+      let forged = Array(bytes[..<idat]) + huge + Array(type.utf8) + Array(repeating: 7, count: 20)
+      try expectPNGError(forged, "damaged or truncated PNG file: chunk \"\(type)\" at byte \(idat) claims 2000000000 bytes")
+    }
+    let binaryType = Array(bytes[..<33]) + huge + [0, 1, 2, 3] + [9, 9, 9, 9]
+    try expectPNGError(binaryType, "chunk of type 0x00010203 at byte 33 claims 2000000000 bytes of data and a 4-byte CRC, but only 4 bytes")
+    // Data that fits but leaves no room for the CRC is cut too.
+    let ihdrWithoutCRC = Array(bytes[..<29])
+    #expect(PNG.chunkOverrun(ihdrWithoutCRC) == "damaged or truncated PNG file: chunk \"IHDR\" at byte 8 claims 13 bytes of data "
+      + "and a 4-byte CRC, but only 13 bytes follow its header")
+    // After the image data the simplified API reads nothing more: such a file still reads.
+    let end = bytes.count - 12  // IEND
+    #expect(try PNG.decode(Data(Array(bytes[..<end]) + huge + Array("tEXt".utf8) + [1, 2, 3])) == image)
+    #expect(PNG.chunkOverrun(bytes) == nil)
+  }
+
   /// Every prefix either throws a DataError or reads the whole image, and random corruption never traps.
   @Test func truncationAndCorruptionNeverTrap() throws {
     let image = DataFixture.ramp(9, 7, channels: 3, bitDepth: 16, k: 977)

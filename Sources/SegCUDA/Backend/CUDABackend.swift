@@ -52,7 +52,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let cudnn = try CUDNNAPI.load(loader)
     let convolutions = try CUDNNConvolutions(
       api: cudnn, context: context, tensorFloat32: tensorFloat32, deterministic: options.deterministicConvolutions)
-    let graph = options.cudnnGraph ? try graphConvolutions(cudnn, convolutions, ordinal: ordinal, options: options) : nil
+    var graph: CUDNNGraphConvolutions? = nil
+    if options.cudnnGraph {
+      do { graph = try graphConvolutions(cudnn, convolutions, ordinal: ordinal, options: options) } catch {
+        FileHandle.standardError.write(Data("cudnn-graph: off (\(error)); the legacy cuDNN API runs every convolution\n".utf8))
+      }
+    }
     return CUDABackend(device: device, convolutions: convolutions, graphConvolutions: graph)
   }
 
@@ -64,10 +69,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let api = try CUDNNGraphAPI.load(cudnn)
     let info = legacy.context.device
     let cc = info.computeCapability
-    let name = (try? CuDNNDeviceDescription.current(ordinal: ordinal, api: api).cacheName)
+    let description = try? legacy.context.current { try CuDNNDeviceDescription.current(ordinal: ordinal, api: api) }
+    let name = description?.cacheName
       ?? CuDNNDeviceDescription.cacheName(deviceName: info.name, deviceVersion: cc.major * 100 + cc.minor * 10)
     let store = PlanStore(folder: options.cudnnPlanCacheDirectory, cudnnVersion: api.version, device: name)
-    return CUDNNGraphConvolutions(api: api, legacy: legacy, store: store)
+    return CUDNNGraphConvolutions(api: api, legacy: legacy, store: store, device: try? description?.descriptor(api))
   }
 
   // MARK: Transfers

@@ -92,8 +92,8 @@ enum ConvTensorID {
 struct ConvGraphBuilder {
   let api: CUDNNGraphAPI
 
-  /// The finalized operation graph of `key`.
-  func graph(_ key: ConvGraphKey) throws -> BackendDescriptor {
+  /// The finalized operation graph of `key`, bound to `handle`'s GPU when there is one.
+  func graph(_ key: ConvGraphKey, handle: ccuda_cudnnHandle? = nil) throws -> BackendDescriptor {
     let dt = key.dataType
     let x = try tensor(ConvTensorID.input, n: key.batch, c: key.channels, h: key.height, w: key.width, dt, key)
     let w = try tensor(ConvTensorID.filter, n: key.outputChannels, c: key.channels, h: key.kernelHeight, w: key.kernelWidth, dt, key)
@@ -118,6 +118,7 @@ struct ConvGraphBuilder {
                                alpha: .filterAlpha, beta: .filterBeta))
     }
     let graph = try BackendDescriptor(.operationGraph, api: api)
+    if let handle { try graph.set(.graphHandle, handle: handle) }
     try graph.set(.graphOperations, descriptors: ops)
     try graph.finalize()
     return graph

@@ -17,6 +17,8 @@ final class CUDNNGraphConvolutions: @unchecked Sendable {
   let legacy: CUDNNConvolutions
   let filter: PlanFilter
   let store: PlanStore
+  /// cuDNN's description of the GPU, which the heuristics get (nil: they ask the handle's GPU).
+  let device: BackendDescriptor?
   /// Where one-line notes go (a declined shape, a timing); stderr by default.
   let log: @Sendable (String) -> Void
   /// The chosen plan of each key, or nil for a key with none (declined).
@@ -26,12 +28,14 @@ final class CUDNNGraphConvolutions: @unchecked Sendable {
   static let defaultMaxWorkspaceBytes = 1 << 30
 
   init(
-    api: CUDNNGraphAPI, legacy: CUDNNConvolutions, store: PlanStore, maxWorkspaceBytes: Int = defaultMaxWorkspaceBytes,
+    api: CUDNNGraphAPI, legacy: CUDNNConvolutions, store: PlanStore, device: BackendDescriptor?,
+    maxWorkspaceBytes: Int = defaultMaxWorkspaceBytes,
     log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
   ) {
     self.api = api
     self.legacy = legacy
     self.store = store
+    self.device = device
     self.log = log
     filter = PlanFilter(
       tensorFloat32: legacy.tensorFloat32, deterministic: legacy.deterministic, maxWorkspaceBytes: maxWorkspaceBytes)
@@ -105,8 +109,8 @@ final class CUDNNGraphConvolutions: @unchecked Sendable {
         chosen[key] = plan
         return plan
       }
-      let graph = try ConvGraphBuilder(api: api).graph(key)
-      let found = try finder.plans(key, graph: graph, target: target, device: nil)
+      let graph = try ConvGraphBuilder(api: api).graph(key, handle: legacy.handle)
+      let found = try finder.plans(key, graph: graph, target: target, device: device)
       guard !found.plans.isEmpty else {
         chosen[key] = .some(nil)
         log(

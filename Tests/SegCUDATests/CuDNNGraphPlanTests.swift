@@ -48,12 +48,19 @@ import Testing
   /// Every graph of the reference's model at batch 8 and of a small model, in fp32, TF32, fp16 and
   /// bf16, forward (alone and fused with bias and ReLU), backward-data and backward-filter,
   /// finalizes at least one plan for sm_80 and sm_90 (the device fixtures), and a plan saved as
-  /// JSON loads again. Prints the configurations found per graph.
+  /// JSON loads again. Prints the configurations found per graph. (The probe also checks how a
+  /// refused attribute is reported.)
   @Test(.enabled(if: CuDNNGraphProbe.missing == nil, Comment(rawValue: CuDNNGraphProbe.missing ?? "")))
   func everyUNetConvolutionFinalizesAPlan() throws {
     let keys = try Self.keys(UNetConvolutions.reference, batch: 8) + Self.keys(UNetConvolutions.small, batch: 4)
-    let results = try CuDNNGraphProbe.run(PlanProbeRequest(devices: CuDNNDeviceFixtures.all, keys: keys))
+    let answer = try CuDNNGraphProbe.run(PlanProbeRequest(devices: CuDNNDeviceFixtures.all, keys: keys))
+    let results = answer.results
     #expect(results.count == keys.count * 2)
+    // A refused attribute is reported with the call, the attribute, the descriptor and cuDNN's status.
+    let wrong = answer.wrongAttributeError ?? "no error"
+    #expect(
+      wrong.contains("cudnnBackendSetAttribute(CUDNN_ATTR_TENSOR_DIMENSIONS on TENSOR)") && wrong.contains("CUDNN_STATUS_BAD_PARAM"),
+      "\(wrong)")
     var lines = ["cuDNN graph plans per U-Net convolution (configurations offered / plans finalized, per device):"]
     for r in results {
       lines.append("  \(r.device) \(r.key): \(r.configurations) / \(r.plans)\(r.error.map { " ERROR \($0)" } ?? "")")

@@ -11,6 +11,13 @@ struct PlanProbeRequest: Codable {
   var keys: [ConvGraphKey]
 }
 
+/// What the probe process answers: each graph's plans, and the message of a deliberate mistake.
+struct PlanProbeAnswer: Codable {
+  var results: [PlanProbeResult]
+  /// The error of setting a tensor's dimensions as a float (which cuDNN refuses).
+  var wrongAttributeError: String?
+}
+
 /// What the probe process found for one graph on one device.
 struct PlanProbeResult: Codable {
   var device: String
@@ -85,16 +92,33 @@ enum CuDNNGraphProbe {
     for name in stubSymbols { source += "int \(name)(void) { return 100; }\n" }
     let c = folder.appendingPathComponent("stub.c")
     try source.write(to: c, atomically: true, encoding: .utf8)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: CUDAHeaders.compiler!)
-    p.arguments = ["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", folder.appendingPathComponent("libcuda.so.1").path, c.path]
-    try p.run()
+    let p = try start {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: CUDAHeaders.compiler!)
+      p.arguments = ["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", folder.appendingPathComponent("libcuda.so.1").path, c.path]
+      return p
+    }
     p.waitUntilExit()
     guard p.terminationStatus == 0 else { throw CUDAError(.compileFailed, "the C compiler could not build the stub libcuda.so.1") }
   }
 
+  /// Starts the process `make` sets up, again (a new one) after a pause when the system is briefly
+  /// out of processes (EAGAIN), as a machine shared by parallel builds sometimes is.
+  static func start(_ make: () -> Process) throws -> Process {
+    for attempt in 1... {
+      let p = make()
+      do {
+        try p.run()
+        return p
+      } catch let e as NSError where attempt < 4 && (e.userInfo[NSUnderlyingErrorKey] as? NSError)?.code == Int(EAGAIN) {
+        Thread.sleep(forTimeInterval: Double(attempt))
+      }
+    }
+    fatalError("unreachable: the last attempt's error is thrown")
+  }
+
   /// Runs `request` in a child process and returns its results; an error carries the child's output.
-  static func run(_ request: PlanProbeRequest) throws -> [PlanProbeResult] {
+  static func run(_ request: PlanProbeRequest) throws -> PlanProbeAnswer {
     let dir = try temporaryFolder("cudnn-probe")
     defer { try? FileManager.default.removeItem(at: dir) }
     try buildStub(in: dir)
@@ -106,16 +130,19 @@ enum CuDNNGraphProbe {
     env[resultVariable] = resultFile.path
     env["UNET_CUDA_PATH"] = cudnnFolder!
     env["LD_LIBRARY_PATH"] = ([dir.path, cudnnFolder!, cublasFolder!] + (env["LD_LIBRARY_PATH"].map { [$0] } ?? [])).joined(separator: ":")
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-    p.arguments = ["--testing-library", "swift-testing", "--filter", "CuDNNGraphProbeChild"]
-    p.environment = env
+    let exe = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
     let log = dir.appendingPathComponent("child.log")
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     let handle = try FileHandle(forWritingTo: log)
-    p.standardOutput = handle
-    p.standardError = handle
-    try p.run()
+    let p = try start {
+      let p = Process()
+      p.executableURL = exe
+      p.arguments = ["--testing-library", "swift-testing", "--filter", "CuDNNGraphProbeChild"]
+      p.environment = env
+      p.standardOutput = handle
+      p.standardError = handle
+      return p
+    }
     p.waitUntilExit()
     try handle.close()
     let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
@@ -125,7 +152,7 @@ enum CuDNNGraphProbe {
         "the cuDNN probe process ended with \(p.terminationReason == .exit ? "status" : "signal") \(p.terminationStatus):\n"
           + output.suffix(4000))
     }
-    return try JSONDecoder().decode([PlanProbeResult].self, from: data)
+    return try JSONDecoder().decode(PlanProbeAnswer.self, from: data)
   }
 }
 
@@ -164,6 +191,8 @@ enum CuDNNGraphProbe {
         results.append(r)
       }
     }
-    try JSONEncoder().encode(results).write(to: URL(fileURLWithPath: ProcessInfo.processInfo.environment[CuDNNGraphProbe.resultVariable]!))
+    var wrong: String? = nil
+    do { try BackendDescriptor(.tensor, api: api).set(.tensorDimensions, float: 1) } catch { wrong = "\(error)" }
+    try JSONEncoder().encode(PlanProbeAnswer(results: results, wrongAttributeError: wrong)).write(to: URL(fileURLWithPath: ProcessInfo.processInfo.environment[CuDNNGraphProbe.resultVariable]!))
   }
 }

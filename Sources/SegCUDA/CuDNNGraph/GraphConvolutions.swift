@@ -105,12 +105,24 @@ final class CUDNNGraphConvolutions: @unchecked Sendable {
     let finder = PlanFinder(api: api, filter: filter)
     let target = PlanTarget.handle(legacy.handle)
     return try legacy.context.current { () -> ExecutionPlan? in
-      if let json = store.plan(key), let plan = try finder.load(json: json, target) {
+      // A stored plan this cuDNN or GPU no longer takes is found and timed again.
+      if let json = store.plan(key), let plan = try? finder.load(json: json, target) {
         chosen[key] = plan
         return plan
       }
-      let graph = try ConvGraphBuilder(api: api).graph(key, handle: legacy.handle)
-      let found = try finder.plans(key, graph: graph, target: target, device: device)
+      let found: PlanFinder.Result
+      do {
+        let graph = try ConvGraphBuilder(api: api).graph(key, handle: legacy.handle)
+        // The heuristics are asked about cuDNN's description of the GPU, and again about the
+        // handle's GPU alone if that gives nothing.
+        let described = device.flatMap { try? finder.plans(key, graph: graph, target: target, device: $0) }
+        found = try described.flatMap { $0.plans.isEmpty ? nil : $0 } ?? finder.plans(key, graph: graph, target: target, device: nil)
+      } catch {
+        // A graph or a heuristics query cuDNN refuses is a shape this path does not take.
+        chosen[key] = .some(nil)
+        log("cudnn-graph: no execution plan for \(key) (\(error)); the legacy cudnn candidate runs it")
+        return nil
+      }
       guard !found.plans.isEmpty else {
         chosen[key] = .some(nil)
         log(

@@ -58,8 +58,15 @@ struct PlanFinder {
   func plans(_ key: ConvGraphKey, graph: BackendDescriptor, target: PlanTarget, device: BackendDescriptor?) throws -> Result {
     var result = Result()
     var seen: Set<String> = []
+    var failure: Error? = nil
     for mode in [CCUDA_CUDNN_HEUR_MODE_A, CCUDA_CUDNN_HEUR_MODE_FALLBACK] {
-      for config in try configurations(graph, mode: mode, device: device) {
+      // One mode refusing the graph leaves the other's configurations.
+      let configs: [BackendDescriptor]
+      do { configs = try configurations(graph, mode: mode, device: device) } catch {
+        failure = failure ?? error
+        continue
+      }
+      for config in configs {
         result.configurations += 1
         let engine = try config.descriptors(.engineConfigEngine, of: .engine).first
         let notes = try engine?.enumValues(.engineNotes, type: BackendValueType.numericalNote) ?? []
@@ -78,6 +85,7 @@ struct PlanFinder {
         if seen.insert(plan.json).inserted { result.plans.append(plan) }
       }
     }
+    if result.plans.isEmpty, let failure { throw failure }
     return result
   }
 

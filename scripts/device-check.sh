@@ -11,6 +11,9 @@
 #        bf16 training against fp32's validation Dice, then the benchmarks in order of importance;
 #        those that would start after UNET_DEVICE_BUDGET seconds (default 400) are skipped and
 #        listed (the last run, without the Dice step, had 300 s and reached 25 of 43).
+# Convolutions: ours runs cuDNN's graph API first (each shape's plans timed once, the fastest kept
+# in $UNET_CUDNN_PLAN_CACHE, here results/cudnn-plans), "ours-legacy" the legacy API alone
+# (UNET_CUDNN_GRAPH=0); UNET_CONV_PATHS="graph legacy" (the default), "graph" or "legacy" picks them.
 # What comes back from a lent machine is at most 8 files, so $OUT gets: device-check.log (all
 # output), summary.md (the table), check.json (doctor --check) and results.tar.gz (every JSON).
 set -uo pipefail
@@ -111,9 +114,29 @@ bench() {
     --input-size 572 --warmup-steps "$warmup" --max-steps "$steps" --output "$file"
 }
 
+# The convolution paths to measure, and where the graph API keeps its timed plans (shared by every
+# run of ours, so that only the first run of a shape times its plans; they come back in results).
+conv_paths="${UNET_CONV_PATHS:-graph legacy}"
+export UNET_CUDNN_PLAN_CACHE="$results/cudnn-plans"
+
 ours() {
-  bench ours "$@" "$unet" benchmark --device cuda
+  case " $conv_paths " in *" graph "*) bench ours "$@" env UNET_CUDNN_GRAPH=1 "$unet" benchmark --device cuda ;; esac
 }
+
+ours_legacy() {
+  case " $conv_paths " in *" legacy "*) bench ours-legacy "$@" env UNET_CUDNN_GRAPH=0 "$unet" benchmark --device cuda ;; esac
+}
+
+# Times the graph API's plans for the training step's shapes once, before the timed runs (one
+# untimed step per precision; what it finishes is kept even if it runs out of time).
+case " $conv_paths " in
+  *" graph "*)
+    step cudnn-plans 240 bash -c "for p in $precisions; do
+      '$unet' benchmark --device cuda --mode train --batch-size 8 --precision \$p --input-size 572 --warmup-steps 0 \
+        --max-steps 1 2>&1 | grep -E 'cudnn-graph: no|plans timed' | tail -3
+    done; ls '$UNET_CUDNN_PLAN_CACHE'"
+    ;;
+esac
 
 # PyTorch in its fastest layout per precision: channels-last (NHWC, as ours) for Tensor Core
 # math; NCHW for strict fp32, where channels-last ran over two minutes per configuration on an
@@ -129,8 +152,8 @@ torch_compiled() {
 }
 
 # In order of importance: training at batch 8 and inference at batch 16 and 1 carry the targets.
-for p in $precisions; do ours train 8 "$p" 3 10; torch_eager train 8 "$p" 3 10; done
-for p in $precisions; do ours predict 16 "$p" 3 12; torch_eager predict 16 "$p" 3 12; done
+for p in $precisions; do ours train 8 "$p" 3 10; ours_legacy train 8 "$p" 3 10; torch_eager train 8 "$p" 3 10; done
+for p in $precisions; do ours predict 16 "$p" 3 12; ours_legacy predict 16 "$p" 3 12; torch_eager predict 16 "$p" 3 12; done
 for p in $precisions; do ours predict 1 "$p" 5 30; torch_eager predict 1 "$p" 5 30; done
 for p in $precisions; do ours train 1 "$p" 3 15; torch_eager train 1 "$p" 3 15; done
 torch_compiled train 8 fp16 3 10
@@ -142,5 +165,28 @@ torch_compiled predict 1 fp16 5 30
 
 [ ${#skipped[@]} -eq 0 ] || printf 'skipped (over the %s s budget): %s\n' "$budget" "$(IFS=,; echo "${skipped[*]}")"
 python3 bench/device_table.py "$results" | tee "$OUT/summary.md"
+# The two convolution paths side by side (images/s), with PyTorch's eager run for reference.
+python3 - "$results" <<'PY' | tee -a "$OUT/summary.md"
+import json, re, sys
+from pathlib import Path
+rows = {}
+for path in Path(sys.argv[1]).glob("*.json"):
+    m = re.match(r"^(ours|ours-legacy|torch-eager)-(train|predict)-b(\d+)-(\w+)\.json$", path.name)
+    if m:
+        try:
+            rows.setdefault((m[2], int(m[3]), m[4]), {})[m[1]] = json.loads(path.read_text()).get("throughput")
+        except (OSError, ValueError):
+            pass
+keys = sorted(k for k, v in rows.items() if "ours-legacy" in v)
+if keys:
+    print("\n### convolution paths: cuDNN graph API (ours) against the legacy API (ours-legacy), images/s\n")
+    print("| mode | batch | precision | graph | legacy | graph / legacy | torch-eager |")
+    print("|---|---|---|---|---|---|---|")
+    for k in keys:
+        v = rows[k]
+        g, l, t = v.get("ours"), v.get("ours-legacy"), v.get("torch-eager")
+        f = lambda x: "-" if x is None else f"{x:.1f}"
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {f(g)} | {f(l)} | {f'{g / l:.2f}x' if g and l else '-'} | {f(t)} |")
+PY
 tar -C "$root" -czf "$OUT/results.tar.gz" results
 echo "device-check: done in $(($(date +%s) - started)) s"

@@ -50,17 +50,18 @@ fi
 # MARK: - Test-only Python packages
 
 # safetensors reads our checkpoints, tifffile and Pillow read and write images beside ours;
-# NVIDIA's NVRTC compiles every CUDA kernel, and the CUDA runtime, cuBLAS and the JIT-only cuDNN
-# (the smallest wheel with cudnn.h) bring cuda.h, nvrtc.h, cublas_v2.h and cudnn.h, against which
-# our own CUDA declarations are checked; crt and cccl hold crt/host_defines.h and nv/target, which
-# those headers include. No GPU is needed for any of it.
+# NVIDIA's NVRTC compiles every CUDA kernel, and the CUDA runtime, cuBLAS and cuDNN bring cuda.h,
+# nvrtc.h, cublas_v2.h and cudnn.h, against which our own CUDA declarations are checked; crt and
+# cccl hold crt/host_defines.h and nv/target, which those headers include. cuDNN is the full wheel
+# (its engines and heuristics; the JIT-only wheel offers no plan), so that the graph API's plans
+# for the U-Net are built in the tests; it needs cuBLAS beside it. No GPU is needed for any of it.
 python_packages=(numpy safetensors tifffile pillow nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cuda-crt
-  nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-jit-cu13)
+  nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13)
 # The imports and header files that show they are all there.
 venv_check='
 import glob, os, site, sys
 import numpy, safetensors.numpy, tifffile, PIL.Image
-need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h"]
+need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h", "lib/libcudnn_engines_precompiled.so.9"]
 roots = [p for s in site.getsitepackages() for p in glob.glob(os.path.join(s, "nvidia", "*"))]
 missing = [n for n in need if not any(glob.glob(os.path.join(r, n)) for r in roots)]
 sys.exit("missing: " + " ".join(missing) if missing else 0)
@@ -83,7 +84,7 @@ if $with_tests; then
       echo "setup: creating $venv with $(command -v python3) ($(python3 --version 2>&1))"
       python3 -m venv "$venv" || fail "python3 -m venv $venv did not succeed"
     fi
-    echo "setup: installing ${python_packages[*]} into $venv (pip; about 550 MB to download, 1.1 GB installed, most of it cuBLAS)"
+    echo "setup: installing ${python_packages[*]} into $venv (pip; about 1.1 GB to download, 2 GB installed, most of it cuBLAS and cuDNN)"
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" \
       || fail "pip could not install the test-only packages into $venv (see pip's message above)"
     "$venv/bin/python3" -c "$venv_check" || fail "the packages installed into $venv are incomplete"

@@ -1,11 +1,13 @@
 /* cuDNN 9 (libcudnn.so.9): the legacy convolution API (forward, backward data, backward filter,
- * algorithm search), which cuDNN 9 still ships, with the exact C signatures of cudnn.h. Defining
+ * algorithm search), which cuDNN 9 still ships, and the backend (graph) API's six entry points,
+ * with the exact C signatures of cudnn.h. Defining
  * CCUDA_CHECK_CUDNN after including the real cudnn.h turns the aliases into the real types and
  * checks the constants and the layout of the algorithm-performance record (see ccuda_driver.h). */
 #ifndef CCUDA_CUDNN_H
 #define CCUDA_CUDNN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* MARK: - Types */
 
@@ -187,5 +189,40 @@ typedef ccuda_cudnnStatus (*ccuda_cudnnConvolutionBackwardFilter_fn)(
     ccuda_cudnnTensorDescriptor dyDesc, const void *dy, ccuda_cudnnConvolutionDescriptor convDesc,
     ccuda_cudnnConvolutionBwdFilterAlgo algo, void *workSpace, size_t workSpaceSizeInBytes, const void *beta,
     ccuda_cudnnFilterDescriptor dwDesc, void *dw);
+
+/* MARK: - Backend (graph) API
+ * Every object is an opaque descriptor whose attributes are set by name and type, then finalized.
+ * The enum values the graph code uses (descriptor types, attribute names and types, heuristic and
+ * pointwise modes, numerical notes) are in ccuda_cudnn_graph.h, checked the same way. */
+
+#ifdef CCUDA_CHECK_CUDNN
+typedef cudnnBackendDescriptor_t ccuda_cudnnBackendDescriptor;
+typedef cudnnBackendDescriptorType_t ccuda_cudnnBackendDescriptorType;
+typedef cudnnBackendAttributeName_t ccuda_cudnnBackendAttributeName;
+typedef cudnnBackendAttributeType_t ccuda_cudnnBackendAttributeType;
+_Static_assert(sizeof(cudnnBackendDescriptorType_t) == sizeof(int) && sizeof(cudnnBackendAttributeName_t) == sizeof(int)
+    && sizeof(cudnnBackendAttributeType_t) == sizeof(int), "backend enums are int-sized");
+#else
+typedef void *ccuda_cudnnBackendDescriptor;       /* cudnnBackendDescriptor_t */
+typedef int ccuda_cudnnBackendDescriptorType;     /* cudnnBackendDescriptorType_t */
+typedef int ccuda_cudnnBackendAttributeName;      /* cudnnBackendAttributeName_t */
+typedef int ccuda_cudnnBackendAttributeType;      /* cudnnBackendAttributeType_t */
+#endif
+
+typedef ccuda_cudnnStatus (*ccuda_cudnnBackendCreateDescriptor_fn)(
+    ccuda_cudnnBackendDescriptorType descriptorType, ccuda_cudnnBackendDescriptor *descriptor);
+typedef ccuda_cudnnStatus (*ccuda_cudnnBackendDestroyDescriptor_fn)(ccuda_cudnnBackendDescriptor descriptor);
+typedef ccuda_cudnnStatus (*ccuda_cudnnBackendFinalize_fn)(ccuda_cudnnBackendDescriptor descriptor);
+typedef ccuda_cudnnStatus (*ccuda_cudnnBackendSetAttribute_fn)(
+    ccuda_cudnnBackendDescriptor descriptor, ccuda_cudnnBackendAttributeName attributeName,
+    ccuda_cudnnBackendAttributeType attributeType, int64_t elementCount, const void *arrayOfElements);
+typedef ccuda_cudnnStatus (*ccuda_cudnnBackendGetAttribute_fn)(
+    ccuda_cudnnBackendDescriptor const descriptor, ccuda_cudnnBackendAttributeName attributeName,
+    ccuda_cudnnBackendAttributeType attributeType, int64_t requestedElementCount, int64_t *elementCount,
+    void *arrayOfElements);
+typedef ccuda_cudnnStatus (*ccuda_cudnnBackendExecute_fn)(
+    ccuda_cudnnHandle handle, ccuda_cudnnBackendDescriptor executionPlan, ccuda_cudnnBackendDescriptor variantPack);
+
+#include "ccuda_cudnn_graph.h"
 
 #endif

@@ -9,6 +9,12 @@ import Foundation
 /// - `UNET_CUDA_PATH`: folders (separated by ':') searched first for the CUDA libraries.
 /// - `UNET_CUDNN_DETERMINISTIC`: 1 takes the fastest deterministic cuDNN algorithm rather than
 ///   the fastest (bit-identical reruns, at some cost in speed); 0 or unset, the fastest.
+/// - `UNET_CUDNN_GRAPH`: 1 or unset runs convolutions through cuDNN's graph API first (plans timed
+///   once per shape, the fastest kept), with the legacy API for shapes it has no plan for; 0 only
+///   the legacy API.
+/// - `UNET_CUDNN_PLAN_CACHE`: where the graph API's chosen plans are kept between runs (one file
+///   per cuDNN version and GPU), or `off`; unset, `$XDG_CACHE_HOME/unetseg/cudnn-plans`, else
+///   `$HOME/.cache/unetseg/cudnn-plans`.
 /// - `UNET_CUBIN_CACHE`: where compiled kernels are kept between runs, or `off` for memory only;
 ///   unset, `$XDG_CACHE_HOME/unetseg/cubin`, else `$HOME/.cache/unetseg/cubin`.
 /// - `UNET_PYTHON`, then the package's `.venv`, then `PATH`: the Pythons whose pip nvidia-*
@@ -20,18 +26,25 @@ public struct CUDAOptions: Sendable, Equatable {
   public var deterministicConvolutions: Bool
   /// Where NVRTC's compiled kernels are kept between runs; nil keeps them in memory only.
   public var kernelCacheDirectory: URL?
+  /// Whether convolutions try cuDNN's graph API before the legacy API (UNET_CUDNN_GRAPH, default on).
+  public var cudnnGraph: Bool
+  /// Where the graph API's timed plans are kept between runs; nil keeps them in memory only.
+  public var cudnnPlanCacheDirectory: URL?
   /// The python3 programs whose site-packages are searched for pip's nvidia-* libraries, in order.
   public var pythons: [String]
 
   /// Settings given directly; the defaults search only the usual places, pick the fastest
-  /// algorithms and keep compiled kernels in memory.
+  /// algorithms (the graph API first) and keep compiled kernels and plans in memory.
   public init(
     cudaPath: String? = nil, deterministicConvolutions: Bool = false, kernelCacheDirectory: URL? = nil,
+    cudnnGraph: Bool = true, cudnnPlanCacheDirectory: URL? = nil,
     pythons: [String] = PythonPackages.interpreters(environment: ["PATH": PythonPackages.defaultSearchPath])
   ) {
     self.cudaPath = cudaPath
     self.deterministicConvolutions = deterministicConvolutions
     self.kernelCacheDirectory = kernelCacheDirectory
+    self.cudnnGraph = cudnnGraph
+    self.cudnnPlanCacheDirectory = cudnnPlanCacheDirectory
     self.pythons = pythons
   }
 
@@ -49,14 +62,24 @@ public struct CUDAOptions: Sendable, Equatable {
         .invalidSetting,
         "UNET_CUDNN_DETERMINISTIC is '\(other)': set it to 1 for deterministic cuDNN convolutions, or 0 (or leave it unset) for the fastest")
     }
-    if let cache = value("UNET_CUBIN_CACHE") {
-      kernelCacheDirectory = cache == "off" ? nil : URL(fileURLWithPath: cache)
-    } else {
-      let base = value("XDG_CACHE_HOME").map { URL(fileURLWithPath: $0) }
-        ?? value("HOME").map { URL(fileURLWithPath: $0).appendingPathComponent(".cache") }
-        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-      kernelCacheDirectory = base.appendingPathComponent("unetseg/cubin")
+    switch value("UNET_CUDNN_GRAPH") {
+    case nil, "1": cudnnGraph = true
+    case "0": cudnnGraph = false
+    case let other?:
+      throw CUDAError(
+        .invalidSetting,
+        "UNET_CUDNN_GRAPH is '\(other)': set it to 1 (or leave it unset) for cuDNN's graph API with the legacy API as fallback, or 0 for the legacy API only")
     }
+    let base = value("XDG_CACHE_HOME").map { URL(fileURLWithPath: $0) }
+      ?? value("HOME").map { URL(fileURLWithPath: $0).appendingPathComponent(".cache") }
+      ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+    /// A folder setting: `off` for none, a path, or the default under the cache folder.
+    func folder(_ name: String, default leaf: String) -> URL? {
+      guard let v = value(name) else { return base.appendingPathComponent(leaf) }
+      return v == "off" ? nil : URL(fileURLWithPath: v)
+    }
+    kernelCacheDirectory = folder("UNET_CUBIN_CACHE", default: "unetseg/cubin")
+    cudnnPlanCacheDirectory = folder("UNET_CUDNN_PLAN_CACHE", default: "unetseg/cudnn-plans")
   }
 
   /// Where the loader looks for the libraries: UNET_CUDA_PATH first, then the usual places.

@@ -18,6 +18,9 @@ public struct DoctorReport: Sendable {
   public private(set) var devices: [CUDADeviceInfo] = []
   /// True when a GPU, the driver, NVRTC and cuDNN work together and a kernel ran correctly.
   public private(set) var usable = false
+  /// cuDNN's JSON description of the first GPU (`CuDNNDeviceDescription`), from which plans for
+  /// that GPU can be built on a machine without one; nil without a GPU or a cuDNN that makes one.
+  public private(set) var cudnnDevice: String?
 
   mutating func add(_ component: String, _ state: Item.State, _ detail: String) {
     items.append(Item(component: component, state: state, detail: detail))
@@ -173,10 +176,24 @@ public struct DoctorReport: Sendable {
       try context.current { try cudnn.check(cudnn.cudnnCreate(&handle), "cudnnCreate") }
       _ = cudnn.cudnnDestroy(handle)
       self.add("cuDNN run", .ok, "a cuDNN handle opens on \(device.architecture)")
+      describeForGraphs(cudnn, ordinal: device.ordinal, context: context)
       return true
     } catch {
       add("run", .failed, "\(error)")
       return false
+    }
+  }
+
+  /// Records cuDNN's description of the GPU for the graph API's plans (a warning when this cuDNN
+  /// cannot give one: only the graph API's plan cache names the device less precisely then).
+  mutating func describeForGraphs(_ cudnn: CUDNNAPI, ordinal: Int, context: CUDAContext) {
+    do {
+      let graph = try CUDNNGraphAPI.load(cudnn)
+      let d = try context.current { try CuDNNDeviceDescription.current(ordinal: ordinal, api: graph) }
+      cudnnDevice = d.json
+      add("cuDNN graph", .ok, "cuDNN describes the GPU as \(d.cacheName) for its graph API's plans")
+    } catch {
+      add("cuDNN graph", .warning, "cuDNN gives no device description for its graph API: \(error)")
     }
   }
 

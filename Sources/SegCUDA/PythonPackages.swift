@@ -27,9 +27,9 @@ public enum PythonPackages {
   nonisolated(unsafe) private static var cache: [[String]: [String]] = [:]
   private static let lock = NSLock()
 
-  /// Packages whose lib folder the loader must not use. The JIT-only cuDNN wheel ships cudnn.h
-  /// (scripts/setup.sh --tests installs it for the header check) but not the sub-libraries of
-  /// cuDNN's legacy convolution API that our backend calls.
+  /// Packages whose lib folder the loader must not use. The JIT-only cuDNN wheel (which older
+  /// set-ups installed for its cudnn.h) has neither the sub-libraries of cuDNN's legacy convolution
+  /// API nor the engines and heuristics its graph API needs; the full wheel beside it is used.
   static let headerOnlyForUs: Set<String> = ["cudnn_jit"]
 
   /// The nvidia/*/lib folders under each of `sites`, in order, leaving out `headerOnlyForUs`.

@@ -155,6 +155,8 @@ struct CheckResult: Encodable {
   var ceilings: Ceilings?
   /// The device memory check's summary (GPU only).
   var memory: String?
+  /// cuDNN's JSON description of the GPU, the fixture for building its plans without it (GPU only).
+  let cudnnDevice: String?
   /// What stopped the checks early, or failed outside the tables.
   var errors: [String] = []
 
@@ -162,6 +164,7 @@ struct CheckResult: Encodable {
     doctor = report.items.map { Item(component: $0.component, state: $0.state.rawValue, detail: $0.detail) }
     usable = report.usable
     self.device = device
+    cudnnDevice = report.cudnnDevice
   }
 
   /// Every part that ran passed, and the conformance and training ran.
@@ -169,13 +172,14 @@ struct CheckResult: Encodable {
     errors.isEmpty && (conformance?.passed ?? false) && (training?.passed ?? false) && (ceilings?.errors.isEmpty ?? true)
   }
 
-  enum CodingKeys: String, CodingKey { case doctor, usable, device, conformance, training, memory, ceilings, errors, passed }
+  enum CodingKeys: String, CodingKey { case doctor, usable, device, cudnnDevice, conformance, training, memory, ceilings, errors, passed }
 
   func encode(to encoder: Encoder) throws {
     var c = encoder.container(keyedBy: CodingKeys.self)
     try c.encode(doctor, forKey: .doctor)
     try c.encode(usable, forKey: .usable)
     try c.encode(device, forKey: .device)
+    try c.encodeIfPresent(cudnnDevice, forKey: .cudnnDevice)
     try c.encodeIfPresent(conformance, forKey: .conformance)
     try c.encodeIfPresent(training, forKey: .training)
     try c.encodeIfPresent(memory, forKey: .memory)

@@ -22,6 +22,7 @@ import Testing
     #expect(
       o == CUDAOptions(
         cudaPath: "/opt/a:/opt/b", deterministicConvolutions: true, kernelCacheDirectory: URL(fileURLWithPath: "/tmp/cubins"),
+        cudnnPlanCacheDirectory: URL(fileURLWithPath: "/home/u/.cache/unetseg/cudnn-plans"),
         pythons: PythonPackages.interpreters(environment: ["PATH": "/opt/py/bin:/usr/bin"])))
     #expect(o.librarySearch.cudaPathFolders.prefix(3) == ["/opt/a", "/opt/a/lib64", "/opt/a/lib"])
   }
@@ -32,7 +33,11 @@ import Testing
     #expect(xdg.kernelCacheDirectory?.path == "/var/cache/u/unetseg/cubin")
     #expect(try CUDAOptions(environment: ["UNET_CUBIN_CACHE": "off"]).kernelCacheDirectory == nil)
     let empty = try CUDAOptions(environment: ["UNET_CUBIN_CACHE": "", "UNET_CUDA_PATH": "", "UNET_CUDNN_DETERMINISTIC": "", "HOME": "/h"])
-    #expect(empty == CUDAOptions(kernelCacheDirectory: URL(fileURLWithPath: "/h/.cache/unetseg/cubin")))
+    #expect(
+      empty
+        == CUDAOptions(
+          kernelCacheDirectory: URL(fileURLWithPath: "/h/.cache/unetseg/cubin"),
+          cudnnPlanCacheDirectory: URL(fileURLWithPath: "/h/.cache/unetseg/cudnn-plans")))
     #expect(try CUDAOptions(environment: ["UNET_CUDNN_DETERMINISTIC": "0"]).deterministicConvolutions == false)
   }
 

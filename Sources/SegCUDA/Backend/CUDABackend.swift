@@ -17,13 +17,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   public let device: any KernelDevice
   /// cuDNN's convolutions; nil where there is no cuDNN (the emulator), so convolution kernels are absent.
   let convolutions: CUDNNConvolutions?
+  /// The same through cuDNN's graph API, tried first; nil with UNET_CUDNN_GRAPH=0 or a cuDNN without it.
+  let graphConvolutions: CUDNNGraphConvolutions?
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
   public private(set) var kernels = KernelTable(backendName: "cuda")
 
-  /// A backend over `device`; `convolutions` supplies conv2d and its backward ops.
-  init(device: any KernelDevice, convolutions: CUDNNConvolutions?) {
+  /// A backend over `device`; `convolutions` supplies conv2d and its backward ops, after
+  /// `graphConvolutions` where there is one.
+  init(device: any KernelDevice, convolutions: CUDNNConvolutions?, graphConvolutions: CUDNNGraphConvolutions? = nil) {
     self.device = device
     self.convolutions = convolutions
+    self.graphConvolutions = graphConvolutions
     kernels = makeKernelTable()
   }
 
@@ -45,10 +49,31 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let context = try CUDAContext(driver: driver, ordinal: ordinal)
     let compiler = try NVRTCCompiler(api: try NVRTCAPI.load(loader), options: options)
     let device = try GPUKernelDevice(context: context, compiler: compiler)
+    let cudnn = try CUDNNAPI.load(loader)
     let convolutions = try CUDNNConvolutions(
-      api: try CUDNNAPI.load(loader), context: context, tensorFloat32: tensorFloat32,
-      deterministic: options.deterministicConvolutions)
-    return CUDABackend(device: device, convolutions: convolutions)
+      api: cudnn, context: context, tensorFloat32: tensorFloat32, deterministic: options.deterministicConvolutions)
+    var graph: CUDNNGraphConvolutions? = nil
+    if options.cudnnGraph {
+      do { graph = try graphConvolutions(cudnn, convolutions, ordinal: ordinal, options: options) } catch {
+        FileHandle.standardError.write(Data("cudnn-graph: off (\(error)); the legacy cuDNN API runs every convolution\n".utf8))
+      }
+    }
+    return CUDABackend(device: device, convolutions: convolutions, graphConvolutions: graph)
+  }
+
+  /// The graph API's convolutions, with their plans stored per cuDNN version and GPU (named from
+  /// cuDNN's own description of the device, or the driver's name and architecture).
+  private static func graphConvolutions(
+    _ cudnn: CUDNNAPI, _ legacy: CUDNNConvolutions, ordinal: Int, options: CUDAOptions
+  ) throws -> CUDNNGraphConvolutions {
+    let api = try CUDNNGraphAPI.load(cudnn)
+    let info = legacy.context.device
+    let cc = info.computeCapability
+    let description = try? legacy.context.current { try CuDNNDeviceDescription.current(ordinal: ordinal, api: api) }
+    let name = description?.cacheName
+      ?? CuDNNDeviceDescription.cacheName(deviceName: info.name, deviceVersion: cc.major * 100 + cc.minor * 10)
+    let store = PlanStore(folder: options.cudnnPlanCacheDirectory, cudnnVersion: api.version, device: name)
+    return CUDNNGraphConvolutions(api: api, legacy: legacy, store: store, device: try? description?.descriptor(api))
   }
 
   // MARK: Transfers

@@ -4,7 +4,8 @@ import SegCore
 
 extension CUDABackend {
   /// Every kernel of the backend, registered once per primitive type: "cuda" for the NVRTC
-  /// kernels (the fused Adam update included), "cudnn" for the convolutions when cuDNN is there.
+  /// kernels (the fused Adam update included), "cudnn-graph" (cuDNN's graph API, which declines
+  /// shapes it has no plan for) then "cudnn" (the legacy API) for the convolutions when cuDNN is there.
   /// Each kernel function takes its op with its own type; one that declines (nil) leaves the table
   /// to name every candidate and the operands in its error.
   func makeKernelTable() -> KernelTable {
@@ -42,6 +43,11 @@ extension CUDABackend {
       try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind))
     }
 
+    if let graph = graphConvolutions {
+      add(Conv2D.self, as: "cudnn-graph") { b in { try graph.conv2d(b, $0, $1, $2) } }
+      add(Conv2DBackwardData.self, as: "cudnn-graph") { b in { try graph.conv2dBackwardData(b, $0, $1, $2) } }
+      add(Conv2DBackwardFilter.self, as: "cudnn-graph") { b in { try graph.conv2dBackwardFilter(b, $0, $1, $2) } }
+    }
     if let convolutions {
       add(Conv2D.self, as: "cudnn") { b in { try convolutions.conv2d(b, $0, $1, $2) } }
       add(Conv2DBackwardData.self, as: "cudnn") { b in { try convolutions.conv2dBackwardData(b, $0, $1, $2) } }

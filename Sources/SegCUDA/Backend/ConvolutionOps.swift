@@ -25,8 +25,9 @@ final class CUDNNConvolutions: @unchecked Sendable {
   /// reruns at some cost in speed. Off by default, as PyTorch's cudnn.benchmark and TensorFlow choose.
   let deterministic: Bool
   private var algorithms: [String: Int32] = [:]
-  /// One convolution at a time: the handle and the algorithm cache are not shared between threads.
-  private let lock = NSLock()
+  /// One convolution at a time: the handle and the algorithm cache are not shared between threads
+  /// (the graph API's convolutions, which use the same handle, take it too).
+  let lock = NSLock()
 
   init(api: CUDNNAPI, context: CUDAContext, tensorFloat32: Bool, deterministic: Bool) throws {
     self.api = api
@@ -64,7 +65,7 @@ final class CUDNNConvolutions: @unchecked Sendable {
   }
 
   /// cuDNN's data type for the first two operands and the output, when they share one it convolves.
-  private func dataType(_ b: CUDABackend, _ x: [DeviceOperand], _ out: TensorType) -> Int32? {
+  func dataType(_ b: CUDABackend, _ x: [DeviceOperand], _ out: TensorType) -> Int32? {
     b.floatType(Array(x.prefix(2)), out).flatMap(Self.dataType)
   }
 
@@ -96,13 +97,19 @@ final class CUDNNConvolutions: @unchecked Sendable {
           address(workspace.pointer), bytes, &beta, yd, address(y.pointer)),
         "cudnnConvolutionForward")
     }
+    try epilogue(b, p, x, y, out)
+    return y
+  }
+
+  /// The bias and activation of conv2d, applied to its output `y` in place.
+  func epilogue(_ b: CUDABackend, _ p: Conv2D, _ x: [DeviceOperand], _ y: CUDAStorage, _ out: TensorType) throws {
     let n = out.shape.count
     if x.count == 3 {
       // y = act(y + bias), one pass in place (each thread reads and writes its own element).
       try b.device.launch(
         KernelNames.name("biasActivation", out.dtype), count: n,
         arguments: [
-          .pointer(y.pointer), .pointer(x[2].pointer), .int64(Int64(n)), .int64(Int64(fs[3])),
+          .pointer(y.pointer), .pointer(x[2].pointer), .int64(Int64(n)), .int64(Int64(out.shape[3])),
           .int32(p.activation == .relu ? 1 : 0),
         ])
     } else if p.activation == .relu {
@@ -110,7 +117,6 @@ final class CUDNNConvolutions: @unchecked Sendable {
         KernelNames.name("relu", out.dtype), count: n,
         arguments: [.pointer(y.pointer), .pointer(y.pointer), .int64(Int64(n)), .double(0)])
     }
-    return y
   }
 
   private func backwardData(
@@ -180,7 +186,12 @@ final class CUDNNConvolutions: @unchecked Sendable {
           address(workspace.pointer), bytes, &beta, wd, address(ohwi.pointer)),
         "cudnnConvolutionBackwardFilter")
     }
-    // OHWI -> HWIO.
+    return try reorderFromOHWI(b, ohwi, out)
+  }
+
+  /// OHWI [O,KH,KW,C] -> HWIO `out` [KH,KW,C,O], our filter layout.
+  func reorderFromOHWI(_ b: CUDABackend, _ ohwi: CUDAStorage, _ out: TensorType) throws -> CUDAStorage {
+    let (kh, kw, c, o) = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
     let dw = try b.output(out)
     let space = StridedSpace(dims: [kh, kw, c, o], strides: [[kw * c, c, 1, kh * kw * c], out.shape.strides]).merged()
     try b.copy(from: ohwi.pointer, to: dw.pointer, space: space, dtype: out.dtype)
@@ -201,7 +212,7 @@ final class CUDNNConvolutions: @unchecked Sendable {
   }
 
   /// HWIO [KH,KW,C,O] -> OHWI [O,KH,KW,C], cuDNN's NHWC filter layout.
-  private func reorderToOHWI(_ b: CUDABackend, _ f: DeviceOperand) throws -> CUDAStorage {
+  func reorderToOHWI(_ b: CUDABackend, _ f: DeviceOperand) throws -> CUDAStorage {
     let s = f.type.shape
     let (kh, kw, c, o) = (s[0], s[1], s[2], s[3])
     let y = try b.output(TensorType([o, kh, kw, c], f.type.dtype))
@@ -269,7 +280,7 @@ final class CUDNNConvolutions: @unchecked Sendable {
     _ = api.cudnnDestroyFilterDescriptor(f)
   }
 
-  private func address(_ p: UInt64) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
+  func address(_ p: UInt64) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
 
   /// cuDNN's data type for a dtype it convolves.
   static func dataType(_ d: DType) -> Int32? {

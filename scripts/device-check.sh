@@ -74,6 +74,8 @@ fi
 
 if "$unet" doctor --help | grep -q -- "--check"; then
   step doctor-check 180 "$unet" doctor --check --output "$OUT/check.json"
+  # The same check with cuDNN's graph API first (off by default until this passes on a GPU).
+  step doctor-check-graph 180 env UNET_CUDNN_GRAPH=1 "$unet" doctor --check --output "$OUT/check-graph.json"
 else
   echo "!! this build has no doctor --check"
 fi

@@ -9,9 +9,10 @@ import Foundation
 /// - `UNET_CUDA_PATH`: folders (separated by ':') searched first for the CUDA libraries.
 /// - `UNET_CUDNN_DETERMINISTIC`: 1 takes the fastest deterministic cuDNN algorithm rather than
 ///   the fastest (bit-identical reruns, at some cost in speed); 0 or unset, the fastest.
-/// - `UNET_CUDNN_GRAPH`: 1 or unset runs convolutions through cuDNN's graph API first (plans timed
-///   once per shape, the fastest kept), with the legacy API for shapes it has no plan for; 0 only
-///   the legacy API.
+/// - `UNET_CUDNN_GRAPH`: 1 runs convolutions through cuDNN's graph API first (plans timed once per
+///   shape, the fastest kept), with the legacy API for shapes it has no plan for; 0 or unset only
+///   the legacy API. Off by default until a GPU run has checked the graph path against the CPU
+///   (`scripts/device-check.sh` runs both).
 /// - `UNET_CUDNN_PLAN_CACHE`: where the graph API's chosen plans are kept between runs (one file
 ///   per cuDNN version and GPU), or `off`; unset, `$XDG_CACHE_HOME/unetseg/cudnn-plans`, else
 ///   `$HOME/.cache/unetseg/cudnn-plans`.
@@ -26,7 +27,7 @@ public struct CUDAOptions: Sendable, Equatable {
   public var deterministicConvolutions: Bool
   /// Where NVRTC's compiled kernels are kept between runs; nil keeps them in memory only.
   public var kernelCacheDirectory: URL?
-  /// Whether convolutions try cuDNN's graph API before the legacy API (UNET_CUDNN_GRAPH, default on).
+  /// Whether convolutions try cuDNN's graph API before the legacy API (UNET_CUDNN_GRAPH, default off).
   public var cudnnGraph: Bool
   /// Where the graph API's timed plans are kept between runs; nil keeps them in memory only.
   public var cudnnPlanCacheDirectory: URL?
@@ -37,7 +38,7 @@ public struct CUDAOptions: Sendable, Equatable {
   /// algorithms (the graph API first) and keep compiled kernels and plans in memory.
   public init(
     cudaPath: String? = nil, deterministicConvolutions: Bool = false, kernelCacheDirectory: URL? = nil,
-    cudnnGraph: Bool = true, cudnnPlanCacheDirectory: URL? = nil,
+    cudnnGraph: Bool = false, cudnnPlanCacheDirectory: URL? = nil,
     pythons: [String] = PythonPackages.interpreters(environment: ["PATH": PythonPackages.defaultSearchPath])
   ) {
     self.cudaPath = cudaPath
@@ -63,12 +64,12 @@ public struct CUDAOptions: Sendable, Equatable {
         "UNET_CUDNN_DETERMINISTIC is '\(other)': set it to 1 for deterministic cuDNN convolutions, or 0 (or leave it unset) for the fastest")
     }
     switch value("UNET_CUDNN_GRAPH") {
-    case nil, "1": cudnnGraph = true
-    case "0": cudnnGraph = false
+    case "1": cudnnGraph = true
+    case nil, "0": cudnnGraph = false
     case let other?:
       throw CUDAError(
         .invalidSetting,
-        "UNET_CUDNN_GRAPH is '\(other)': set it to 1 (or leave it unset) for cuDNN's graph API with the legacy API as fallback, or 0 for the legacy API only")
+        "UNET_CUDNN_GRAPH is '\(other)': set it to 1 for cuDNN's graph API with the legacy API as fallback, or 0 (or leave it unset) for the legacy API only")
     }
     let base = value("XDG_CACHE_HOME").map { URL(fileURLWithPath: $0) }
       ?? value("HOME").map { URL(fileURLWithPath: $0).appendingPathComponent(".cache") }

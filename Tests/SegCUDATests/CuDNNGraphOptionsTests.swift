@@ -6,10 +6,10 @@ import Testing
 // MARK: - The graph API's settings
 
 @Suite struct CuDNNGraphOptionsTests {
-  /// The graph API is on unless UNET_CUDNN_GRAPH=0; its plans are kept beside the kernels' cache.
+  /// The graph API is off unless UNET_CUDNN_GRAPH=1; its plans are kept beside the kernels' cache.
   @Test func graphPathAndPlanCache() throws {
     let o = try CUDAOptions(environment: ["HOME": "/home/u"])
-    #expect(o.cudnnGraph && o.cudnnPlanCacheDirectory?.path == "/home/u/.cache/unetseg/cudnn-plans")
+    #expect(!o.cudnnGraph && o.cudnnPlanCacheDirectory?.path == "/home/u/.cache/unetseg/cudnn-plans")
     #expect(try CUDAOptions(environment: ["UNET_CUDNN_GRAPH": "0"]).cudnnGraph == false)
     #expect(try CUDAOptions(environment: ["UNET_CUDNN_GRAPH": "1"]).cudnnGraph == true)
     #expect(try CUDAOptions(environment: ["UNET_CUDNN_PLAN_CACHE": "off"]).cudnnPlanCacheDirectory == nil)

@@ -1,0 +1,170 @@
+import Foundation
+import SegCore
+import SegNN
+
+// MARK: - Compiled training step
+
+/// `Trainer`'s step compiled (`--xla`, `--compile`): the same ops in the same order through the same
+/// kernels, so the same bits, but traced once and replayed, with no graph built, no gradient walk
+/// and every value let go at its planned last use. The step is two programs, because the loss
+/// scaler decides on the host between them whether to update:
+/// - gradients: images, targets, the weights (and the loss scale's seed) to the cross-entropy, the
+///   Dice loss, the gradients (and their finite check's sum);
+/// - update: weights, gradients and Adam's moments to the L2 penalty, new weights and moments.
+/// The dropout seed, Adam's step size and the loss scale's inverse change per step: they are step
+/// scalars, never constants, and a trace that does not bind each where expected is refused.
+public final class CompiledTrainer: Trainer {
+  private var gradientStep: CompiledFunction!
+  private var updateStep: CompiledFunction!
+
+  /// A compiled trainer of `model` with `optimizer`, scaling the loss with `lossScaler` when given.
+  public override init(model: UNet, optimizer: Adam, options: TrainingOptions, lossScaler: LossScaler? = nil) {
+    super.init(model: model, optimizer: optimizer, options: options, lossScaler: lossScaler)
+    gradientStep = CompiledFunction("gradients") { [unowned self] in try self.tracedGradients($0, $1) }
+    updateStep = CompiledFunction("update") { [unowned self] in try self.tracedUpdate($0, $1) }
+  }
+
+  /// The programs traced so far (the gradients' and the update's, per input types and variant).
+  public var programs: [Program] { gradientStep.allPrograms + updateStep.allPrograms }
+
+  /// How many times either program was traced (a replayed step traces nothing).
+  public var traceCount: Int { gradientStep.traceCount + updateStep.traceCount }
+
+  // MARK: Step
+
+  /// `Trainer.step`, from the compiled programs (traced on the first call for these shapes).
+  public override func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
+    let params = model.parameters
+    let weights = params.map(\.value)
+    let n = weights.count
+    let dropoutSeed = CounterRandom.mix(options.seed ^ CounterRandom.mix(UInt64(optimizer.step)))
+    var inputs = [images, targets] + weights
+    if let scaler = lossScaler {
+      inputs.append(try Tensor(repeating: scaler.scale, shape: [], dtype: weights[0].dtype, on: images.backend))
+    }
+    let traces = gradientStep.traceCount
+    let variant = "\(lossScaler == nil ? "unscaled" : "scaled") \(model.computeType)"
+    let out = try gradientStep(inputs, scalars: ["dropoutSeed": .bits(dropoutSeed)], variant: variant)
+    if gradientStep.traceCount > traces {
+      try expectBindings(gradientStep, inputs, variant, "dropoutSeed", count: model.config.dropout > 0 ? 1 : 0, kind: .randomMask)
+    }
+    let (crossEntropy, dice) = (out[0], out[1])
+    let dataGradients = Array(out[2..<2 + n])
+
+    var scale = 1.0
+    if var scaler = lossScaler {
+      scale = scaler.scale
+      let finite = try out[2 + n].item().isFinite
+      if !finite, scaler.scale <= LossScaler.minimumScale {
+        throw SettingError(
+          .precision,
+          "at step \(optimizer.step + 1) the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
+      }
+      let apply = scaler.update(gradientsFinite: finite)
+      lossScaler = scaler
+      if !apply {
+        let ce = try crossEntropy.item(), d = try dice.item()
+        return StepMetrics(crossEntropy: ce, dice: d, total: ce + d, skipped: true)
+      }
+    }
+
+    let penalty = try update(params, weights: weights, gradients: dataGradients, scale: scale)
+    let ce = try crossEntropy.item(), d = try dice.item()
+    return StepMetrics(crossEntropy: ce, dice: d, total: ce + d + penalty)
+  }
+
+  /// Runs the update program and stores its weights and moments; returns the L2 penalty.
+  private func update(_ params: [Parameter], weights: [Tensor], gradients: [Tensor], scale: Double) throws -> Double {
+    let n = params.count
+    let moments = try params.map { p in
+      try optimizer.moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value))
+    }
+    let step = optimizer.step
+    // Adam's own step size for the coming update, the same expression as `Adam.update`'s; the
+    // binding check below fails if the two ever differ.
+    let t = Double(step + 1)
+    let stepSize = optimizer.learningRate * (1 - pow(optimizer.beta2, t)).squareRoot() / (1 - pow(optimizer.beta1, t))
+    var scalars: StepScalars = ["stepSize": .real(stepSize)]
+    if scale != 1 { scalars["inverseScale"] = .real(1 / scale) }
+    let inputs = weights + gradients + moments.map(\.0) + moments.map(\.1)
+    let variant = "\(scale == 1 ? "plain" : "unscale") \(optimizer.usesFusedUpdate ? "fused" : "ops")"
+    let traces = updateStep.traceCount
+    let out = try updateStep(inputs, scalars: scalars, variant: variant)
+    if updateStep.traceCount > traces {
+      try expectBindings(updateStep, inputs, variant, "stepSize", count: n, kind: nil)
+      try expectBindings(updateStep, inputs, variant, "inverseScale", count: scale == 1 ? 0 : n, kind: .mulScalar)
+    }
+    var newMoments: [String: (m: Tensor, v: Tensor)] = [:]
+    for (i, p) in params.enumerated() {
+      p.value = out[1 + i]
+      newMoments[p.name] = (out[1 + n + i], out[1 + 2 * n + i])
+    }
+    optimizer.restore(step: step + 1, moments: newMoments)
+    return try out[0].item()
+  }
+
+  // MARK: Traced bodies
+
+  /// Forward, loss and gradients, as `Trainer.step` builds them.
+  private func tracedGradients(_ inputs: [Tensor], _ scalars: StepScalars) throws -> [Tensor] {
+    guard case .bits(let dropoutSeed)? = scalars["dropoutSeed"] else { preconditionFailure("the gradients program takes its dropout seed") }
+    let n = model.parameters.count
+    let (images, targets) = (inputs[0], inputs[1])
+    let weights = Array(inputs[2..<2 + n])
+    let seed = inputs.count > 2 + n ? inputs[2 + n] : nil
+    let logits = try model(images, dropoutSeed: dropoutSeed)
+    let parts = try segmentationLoss(logits: logits, targets: targets)
+    let grads = try gradients(of: try parts.total, wrt: weights, seed: seed)
+    var outputs = [parts.crossEntropy, parts.dice] + grads
+    // `LossScaler.allFinite`'s sum, left on the device until the host reads it.
+    if seed != nil {
+      outputs.append(try withoutGradients {
+        var total = try sum(grads[0])
+        for g in grads.dropFirst() { total = try total + sum(g) }
+        return total
+      })
+    }
+    return outputs
+  }
+
+  /// Unscaling, weight decay and Adam, as `Trainer.step` and `Adam.update` run them.
+  private func tracedUpdate(_ inputs: [Tensor], _ scalars: StepScalars) throws -> [Tensor] {
+    let params = model.parameters
+    let n = params.count
+    let weights = Array(inputs[0..<n]), grads = Array(inputs[n..<2 * n])
+    var state: [String: (m: Tensor, v: Tensor)] = [:]
+    for (i, p) in params.enumerated() { state[p.name] = (inputs[2 * n + i], inputs[3 * n + i]) }
+    let step = optimizer.step
+    optimizer.restore(step: step, moments: state)
+    let inverse: Double? = if case .real(let r)? = scalars["inverseScale"] { r } else { nil }
+    let (penalty, decayed) = try withoutGradients {
+      (try l2Penalty(weights, weightDecay: options.weightDecay),
+       try zip(grads, weights).map { g, w in try (inverse.map { try g * $0 } ?? g) + w * options.weightDecay })
+    }
+    try optimizer.update(params, gradients: decayed)
+    let moments = params.map { optimizer.moments[$0.name]! }
+    return [penalty] + params.map(\.value) + moments.map(\.m) + moments.map(\.v)
+  }
+
+  // MARK: Checks
+
+  /// Refuses a trace in which step scalar `name` is not bound to exactly `count` ops (of `kind`
+  /// when given): a per-step number baked in as a constant would silently repeat its first value.
+  private func expectBindings(
+    _ function: CompiledFunction, _ inputs: [Tensor], _ variant: String, _ name: String, count: Int, kind: OpKind?
+  ) throws {
+    guard let program = function.program(for: inputs.map(\.type), variant: variant, on: inputs[0].backend) else { return }
+    let bound = program.instructions.filter { ins in
+      ins.bindings.contains { $0.scalar == name } && (kind == nil || ins.op.kind == kind)
+    }.count
+    guard bound == count else {
+      throw TensorError(
+        op: "compile",
+        "the \(function.name) program binds the step scalar \"\(name)\" to \(bound) ops, not \(count): it would replay a per-step value as a constant; train without --xla")
+    }
+  }
+
+  private func zeros(like t: Tensor) throws -> Tensor {
+    try Tensor(repeating: 0, shape: t.shape, dtype: t.dtype, on: t.backend)
+  }
+}

@@ -13,6 +13,11 @@ public struct MemoryPlan: Sendable {
     public let end: Int
     public let bytes: Int
     public var offset = 0
+
+    /// A buffer of `bytes` live from instruction `start` to `end` (both included), not yet placed.
+    public init(slot: Int, start: Int, end: Int, bytes: Int) {
+      (self.slot, self.start, self.end, self.bytes) = (slot, start, end, bytes)
+    }
   }
 
   /// Buffers start on this many bytes, as a vectorised kernel wants.
@@ -140,5 +145,14 @@ public struct ValidateMemoryPlan: CompilerPass {
       throw TensorError(op: "memory plan", "the program has no memory plan; run PlanMemory before ValidateMemoryPlan")
     }
     try plan.validate()
+  }
+}
+
+extension MemoryPlan {
+  /// Moves one buffer (tests corrupt a plan this way to see the validator refuse it).
+  public mutating func moveForTesting(slot: Int, to offset: Int) {
+    guard let i = buffers.firstIndex(where: { $0.slot == slot }) else { return }
+    buffers[i].offset = offset
+    offsets[slot] = offset
   }
 }

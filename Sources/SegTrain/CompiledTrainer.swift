@@ -2,6 +2,22 @@ import Foundation
 import SegCore
 import SegNN
 
+// MARK: - Options
+
+/// How the training step is compiled (`--xla`, `--compile`).
+public struct CompileOptions: Sendable {
+  /// Where each program is printed before and after every pass (`--dump-graph`); nil prints
+  /// nothing unless UNET_DUMP_GRAPH names a folder.
+  public var dumpDirectory: URL?
+  /// When true, a batch of other shapes than the first fails instead of tracing again.
+  public var strict = false
+
+  /// Options dumping to `dumpDirectory` (default: UNET_DUMP_GRAPH's folder), tracing again on new shapes.
+  public init(dumpDirectory: URL? = GraphDump.environmentDirectory, strict: Bool = false) {
+    (self.dumpDirectory, self.strict) = (dumpDirectory, strict)
+  }
+}
+
 // MARK: - Compiled training step
 
 /// `Trainer`'s step compiled (`--xla`, `--compile`): the same ops in the same order through the same
@@ -17,11 +33,17 @@ public final class CompiledTrainer: Trainer {
   private var gradientStep: CompiledFunction!
   private var updateStep: CompiledFunction!
 
-  /// A compiled trainer of `model` with `optimizer`, scaling the loss with `lossScaler` when given.
+  /// A compiled trainer of `model` with `optimizer`, scaling the loss with `lossScaler` when given,
+  /// compiled as `options.compile` says (defaults when nil).
   public override init(model: UNet, optimizer: Adam, options: TrainingOptions, lossScaler: LossScaler? = nil) {
     super.init(model: model, optimizer: optimizer, options: options, lossScaler: lossScaler)
-    gradientStep = CompiledFunction("gradients") { [unowned self] in try self.tracedGradients($0, $1) }
-    updateStep = CompiledFunction("update") { [unowned self] in try self.tracedUpdate($0, $1) }
+    let compile = options.compile ?? CompileOptions()
+    gradientStep = CompiledFunction("gradients", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] in
+      try self.tracedGradients($0, $1)
+    }
+    updateStep = CompiledFunction("update", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] in
+      try self.tracedUpdate($0, $1)
+    }
   }
 
   /// The programs traced so far (the gradients' and the update's, per input types and variant).

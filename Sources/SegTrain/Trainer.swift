@@ -12,8 +12,8 @@ public struct TrainingOptions: Sendable {
   public var logEvery = 100
   public var seed: UInt64 = 0
   public var augment = false
-  /// Whether the step is compiled (`CompiledTrainer`): traced once, then replayed.
-  public var compiled = false
+  /// How the step is compiled (`CompiledTrainer`: traced once, then replayed); nil runs it eagerly.
+  public var compile: CompileOptions?
   public init() {}
 }
 

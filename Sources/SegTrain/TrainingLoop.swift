@@ -136,7 +136,7 @@ public final class TrainingLoop {
   ) {
     model.computeType = precision.computeType
     let scaler = precision.usesLossScaling ? lossScale.map { LossScaler().restored($0) } ?? LossScaler() : nil
-    trainer = options.compiled
+    trainer = options.compile != nil
       ? CompiledTrainer(model: model, optimizer: optimizer, options: options, lossScaler: scaler)
       : Trainer(model: model, optimizer: optimizer, options: options, lossScaler: scaler)
     (self.precision, self.batches, self.backend, self.callbacks) = (precision, batches, backend, callbacks)

@@ -20,17 +20,19 @@ public struct CompileOptions: Sendable {
 
 // MARK: - Compiled training step
 
-/// `Trainer`'s step compiled (`--xla`, `--compile`): the same ops in the same order through the same
-/// kernels, so the same bits, but traced once and replayed, with no graph built, no gradient walk
-/// and every value let go at its planned last use. The step is two programs, because the loss
-/// scaler decides on the host between them whether to update:
+/// `Trainer`'s step compiled (`--xla`, `--compile`): the same ops through the same kernels, so the
+/// same bits, but traced once and replayed, with no graph built, no gradient walk and every value
+/// let go at its planned last use. The step is three programs, because the loss scaler decides on
+/// the host whether to update, and so that each parameter's old state goes as its new one comes:
 /// - gradients: images, targets, the weights (and the loss scale's seed) to the cross-entropy, the
 ///   Dice loss, the gradients (and their finite check's sum);
-/// - update: weights, gradients and Adam's moments to the L2 penalty, new weights and moments.
+/// - penalty: the weights to the L2 penalty;
+/// - update, per parameter (one trace per shape): weight, gradient, m, v to the new three.
 /// The dropout seed, Adam's step size and the loss scale's inverse change per step: they are step
 /// scalars, never constants, and a trace that does not bind each where expected is refused.
 public final class CompiledTrainer: Trainer {
   private var gradientStep: CompiledFunction!
+  private var penaltyStep: CompiledFunction!
   private var updateStep: CompiledFunction!
 
   /// A compiled trainer of `model` with `optimizer`, scaling the loss with `lossScaler` when given,
@@ -41,16 +43,20 @@ public final class CompiledTrainer: Trainer {
     gradientStep = CompiledFunction("gradients", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] in
       try self.tracedGradients($0, $1)
     }
-    updateStep = CompiledFunction("update", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] in
+    penaltyStep = CompiledFunction("penalty", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] weights, _ in
+      try self.tracedPenalty(weights)
+    }
+    // One trace per parameter shape: the shapes never change, so strictness does not apply.
+    updateStep = CompiledFunction("update", dumpDirectory: compile.dumpDirectory) { [unowned self] in
       try self.tracedUpdate($0, $1)
     }
   }
 
   /// The programs traced so far (the gradients' and the update's, per input types and variant).
-  public var programs: [Program] { gradientStep.allPrograms + updateStep.allPrograms }
+  public var programs: [Program] { gradientStep.allPrograms + penaltyStep.allPrograms + updateStep.allPrograms }
 
-  /// How many times either program was traced (a replayed step traces nothing).
-  public var traceCount: Int { gradientStep.traceCount + updateStep.traceCount }
+  /// How many times a program was traced (a replayed step traces nothing).
+  public var traceCount: Int { gradientStep.traceCount + penaltyStep.traceCount + updateStep.traceCount }
 
   // MARK: Step
 
@@ -95,12 +101,11 @@ public final class CompiledTrainer: Trainer {
     return StepMetrics(crossEntropy: ce, dice: d, total: ce + d + penalty)
   }
 
-  /// Runs the update program and stores its weights and moments; returns the L2 penalty.
+  /// Runs the penalty program, then the update program parameter by parameter, storing each
+  /// parameter's new weights and moments before the next is updated (so that, as in the eager
+  /// step, old and new state coexist for one parameter at a time); returns the L2 penalty.
   private func update(_ params: [Parameter], weights: [Tensor], gradients: [Tensor], scale: Double) throws -> Double {
-    let n = params.count
-    let moments = try params.map { p in
-      try optimizer.moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value))
-    }
+    let penalty = try penaltyStep(weights)[0]
     let step = optimizer.step
     // Adam's own step size for the coming update, the same expression as `Adam.update`'s; the
     // binding check below fails if the two ever differ.
@@ -108,21 +113,24 @@ public final class CompiledTrainer: Trainer {
     let stepSize = optimizer.learningRate * (1 - pow(optimizer.beta2, t)).squareRoot() / (1 - pow(optimizer.beta1, t))
     var scalars: StepScalars = ["stepSize": .real(stepSize)]
     if scale != 1 { scalars["inverseScale"] = .real(1 / scale) }
-    let inputs = weights + gradients + moments.map(\.0) + moments.map(\.1)
     let variant = "\(scale == 1 ? "plain" : "unscale") \(optimizer.usesFusedUpdate ? "fused" : "ops")"
-    let traces = updateStep.traceCount
-    let out = try updateStep(inputs, scalars: scalars, variant: variant)
-    if updateStep.traceCount > traces {
-      try expectBindings(updateStep, inputs, variant, "stepSize", count: n, kind: nil)
-      try expectBindings(updateStep, inputs, variant, "inverseScale", count: scale == 1 ? 0 : n, kind: .mulScalar)
+    // Taken out of Adam, so that each old pair is let go as soon as its parameter is updated.
+    var moments = optimizer.moments
+    optimizer.restore(step: step, moments: [:])
+    for (p, g) in zip(params, gradients) {
+      let (m, v) = try moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value))
+      let inputs = [p.value, g, m, v]
+      let traces = updateStep.traceCount
+      let out = try updateStep(inputs, scalars: scalars, variant: variant)
+      if updateStep.traceCount > traces {
+        try expectBindings(updateStep, inputs, variant, "stepSize", count: 1, kind: nil)
+        try expectBindings(updateStep, inputs, variant, "inverseScale", count: scale == 1 ? 0 : 1, kind: .mulScalar)
+      }
+      p.value = out[0]
+      moments[p.name] = (out[1], out[2])
     }
-    var newMoments: [String: (m: Tensor, v: Tensor)] = [:]
-    for (i, p) in params.enumerated() {
-      p.value = out[1 + i]
-      newMoments[p.name] = (out[1 + n + i], out[1 + 2 * n + i])
-    }
-    optimizer.restore(step: step + 1, moments: newMoments)
-    return try out[0].item()
+    optimizer.restore(step: step + 1, moments: moments)
+    return try penalty.item()
   }
 
   // MARK: Traced bodies
@@ -149,23 +157,25 @@ public final class CompiledTrainer: Trainer {
     return outputs
   }
 
-  /// Unscaling, weight decay and Adam, as `Trainer.step` and `Adam.update` run them.
+  /// The reference's L2 term over every weight, as `Trainer.step` computes it.
+  private func tracedPenalty(_ weights: [Tensor]) throws -> [Tensor] {
+    [try withoutGradients { try l2Penalty(weights, weightDecay: options.weightDecay) }]
+  }
+
+  /// One parameter's unscaling, weight decay and Adam update, as `Trainer.step` and `Adam.update`
+  /// run them: inputs weight, gradient, m, v; outputs the new weight, m and v.
   private func tracedUpdate(_ inputs: [Tensor], _ scalars: StepScalars) throws -> [Tensor] {
-    let params = model.parameters
-    let n = params.count
-    let weights = Array(inputs[0..<n]), grads = Array(inputs[n..<2 * n])
-    var state: [String: (m: Tensor, v: Tensor)] = [:]
-    for (i, p) in params.enumerated() { state[p.name] = (inputs[2 * n + i], inputs[3 * n + i]) }
-    let step = optimizer.step
-    optimizer.restore(step: step, moments: state)
+    let (w, g) = (inputs[0], inputs[1])
     let inverse: Double? = if case .real(let r)? = scalars["inverseScale"] { r } else { nil }
-    let (penalty, decayed) = try withoutGradients {
-      (try l2Penalty(weights, weightDecay: options.weightDecay),
-       try zip(grads, weights).map { g, w in try (inverse.map { try g * $0 } ?? g) + w * options.weightDecay })
-    }
-    try optimizer.update(params, gradients: decayed)
-    let moments = params.map { optimizer.moments[$0.name]! }
-    return [penalty] + params.map(\.value) + moments.map(\.m) + moments.map(\.v)
+    let decayed = try withoutGradients { try (inverse.map { try g * $0 } ?? g) + w * options.weightDecay }
+    // A stand-in parameter: Adam updates it, and its moments, as it would the model's.
+    let p = Parameter("traced", w)
+    let step = optimizer.step
+    optimizer.restore(step: step, moments: [p.name: (inputs[2], inputs[3])])
+    defer { optimizer.restore(step: step, moments: [:]) }
+    try optimizer.update([p], gradients: [decayed])
+    let (m, v) = optimizer.moments[p.name]!
+    return [p.value, m, v]
   }
 
   // MARK: Checks

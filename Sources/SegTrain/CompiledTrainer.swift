@@ -63,26 +63,12 @@ public final class CompiledTrainer: Trainer {
   /// `Trainer.step`, from the compiled programs (traced on the first call for these shapes).
   public override func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
     let params = model.parameters
-    let weights = params.map(\.value)
-    let n = weights.count
-    let dropoutSeed = CounterRandom.mix(options.seed ^ CounterRandom.mix(UInt64(optimizer.step)))
-    var inputs = [images, targets] + weights
-    if let scaler = lossScaler {
-      inputs.append(try Tensor(repeating: scaler.scale, shape: [], dtype: weights[0].dtype, on: images.backend))
-    }
-    let traces = gradientStep.traceCount
-    let variant = "\(lossScaler == nil ? "unscaled" : "scaled") \(model.computeType)"
-    let out = try gradientStep(inputs, scalars: ["dropoutSeed": .bits(dropoutSeed)], variant: variant)
-    if gradientStep.traceCount > traces {
-      try expectBindings(gradientStep, inputs, variant, "dropoutSeed", count: model.config.dropout > 0 ? 1 : 0, kind: .randomMask)
-    }
-    let (crossEntropy, dice) = (out[0], out[1])
-    let dataGradients = Array(out[2..<2 + n])
+    let (crossEntropy, dice, dataGradients, finiteSum) = try runGradients(images: images, targets: targets, params: params)
 
     var scale = 1.0
     if var scaler = lossScaler {
       scale = scaler.scale
-      let finite = try out[2 + n].item().isFinite
+      let finite = try finiteSum!.item().isFinite
       if !finite, scaler.scale <= LossScaler.minimumScale {
         throw SettingError(
           .precision,
@@ -96,16 +82,38 @@ public final class CompiledTrainer: Trainer {
       }
     }
 
-    let penalty = try update(params, weights: weights, gradients: dataGradients, scale: scale)
+    // The weights array lives only for this call: each old weight goes when the update replaces it.
+    let penalty = try penaltyStep(params.map(\.value))[0].item()
+    try update(params, gradients: dataGradients, scale: scale)
     let ce = try crossEntropy.item(), d = try dice.item()
     return StepMetrics(crossEntropy: ce, dice: d, total: ce + d + penalty)
   }
 
-  /// Runs the penalty program, then the update program parameter by parameter, storing each
-  /// parameter's new weights and moments before the next is updated (so that, as in the eager
-  /// step, old and new state coexist for one parameter at a time); returns the L2 penalty.
-  private func update(_ params: [Parameter], weights: [Tensor], gradients: [Tensor], scale: Double) throws -> Double {
-    let penalty = try penaltyStep(weights)[0]
+  /// Runs the gradients program: the cross-entropy, the Dice loss, the gradients and, under loss
+  /// scaling, the sum whose finiteness says whether to update.
+  private func runGradients(
+    images: Tensor, targets: Tensor, params: [Parameter]
+  ) throws -> (crossEntropy: Tensor, dice: Tensor, gradients: [Tensor], finiteSum: Tensor?) {
+    let weights = params.map(\.value)
+    let n = weights.count
+    let dropoutSeed = CounterRandom.mix(options.seed ^ CounterRandom.mix(UInt64(optimizer.step)))
+    var inputs = [images, targets] + weights
+    if let scaler = lossScaler {
+      inputs.append(try Tensor(repeating: scaler.scale, shape: [], dtype: weights[0].dtype, on: images.backend))
+    }
+    let traces = gradientStep.traceCount
+    let variant = "\(lossScaler == nil ? "unscaled" : "scaled") \(model.computeType)"
+    let out = try gradientStep(inputs, scalars: ["dropoutSeed": .bits(dropoutSeed)], variant: variant)
+    if gradientStep.traceCount > traces {
+      try expectBindings(gradientStep, inputs, variant, "dropoutSeed", count: model.config.dropout > 0 ? 1 : 0, kind: .randomMask)
+    }
+    return (out[0], out[1], Array(out[2..<2 + n]), lossScaler == nil ? nil : out[2 + n])
+  }
+
+  /// Runs the update program parameter by parameter, storing each parameter's new weights and
+  /// moments before the next is updated, so that, as in the eager step, old and new state coexist
+  /// for one parameter at a time.
+  private func update(_ params: [Parameter], gradients: [Tensor], scale: Double) throws {
     let step = optimizer.step
     // Adam's own step size for the coming update, the same expression as `Adam.update`'s; the
     // binding check below fails if the two ever differ.
@@ -130,7 +138,6 @@ public final class CompiledTrainer: Trainer {
       moments[p.name] = (out[1], out[2])
     }
     optimizer.restore(step: step + 1, moments: moments)
-    return try penalty.item()
   }
 
   // MARK: Traced bodies

@@ -167,7 +167,9 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
   /// A leaf with the same value: gradients stop here.
   public func detached() -> Tensor {
-    Tensor(node: Node(op: nil, inputs: [], type: type, backend: backend, storage: node.storage))
+    let copy = Tensor(node: Node(op: nil, inputs: [], type: type, backend: backend, storage: node.storage))
+    ProgramRecorder.active?.alias(copy.node, of: node)
+    return copy
   }
 
   public var description: String {
@@ -224,9 +226,12 @@ extension Tensor {
       storages = try backend.kernels.run(op, operands, outputs: outTypes)
     }
     let recorded = GradientRecording.isOn ? inputs.map(\.node) : []
-    return zip(outTypes, storages).map { type, storage in
+    let outputs = zip(outTypes, storages).map { type, storage in
       Tensor(node: Node(op: op, inputs: recorded, type: type, backend: backend, storage: storage))
     }
+    // Tracing for `compile` writes the op down as it runs (Compile/Tracing.swift).
+    if let recorder = ProgramRecorder.active { recorder.record(op, inputs: inputs.map(\.node), outputs: outputs.map(\.node)) }
+    return outputs
   }
 }
 

@@ -23,6 +23,8 @@ public struct BenchmarkOptions: Sendable {
   public var learningRate = 1e-4
   /// The arithmetic asked for; resolved against the backend by `Benchmark.run`.
   public var precision = Precision.fp32
+  /// How the step is compiled (`--xla`); nil runs it eagerly.
+  public var compile: CompileOptions?
   public init() {}
 
   /// Checks the counts; throws `SettingError` naming the first bad one.
@@ -169,8 +171,9 @@ public struct BenchmarkResult: Encodable, Sendable {
 /// once, so the data pipeline is not measured). Not a test: a measurement.
 public enum Benchmark {
   /// Runs `options.steps` steps, timing all but the first `options.warmupSteps` with a monotonic clock.
-  /// A training step is `Trainer.step` (forward, loss, gradients, Adam); an inference step is
-  /// forward + softmax without gradients, downloaded to the host. `profiler`, when given, records
+  /// A training step is `Trainer.step` (forward, loss, gradients, Adam), or `CompiledTrainer.step`
+  /// with `options.compile`; an inference step is forward + softmax without gradients (compiled
+  /// likewise), downloaded to the host. `profiler`, when given, records
   /// the timed steps only. `progress(done, total)` follows every step.
   public static func run(
     config: UNetConfig, options: BenchmarkOptions, backend: any Backend, profiler: OpProfiler? = nil,
@@ -190,13 +193,22 @@ public enum Benchmark {
     let targets = try Tensor(shape: [n, o, o, k], floats: oneHot, on: backend)
 
     var training = TrainingOptions()
-    (training.batchSize, training.seed, training.learningRate) = (n, options.seed, options.learningRate)
-    let trainer = Trainer(model: model, optimizer: Adam(learningRate: options.learningRate), options: training,
-                          lossScaler: policy.usesLossScaling && options.mode == .train ? LossScaler() : nil)
+    (training.batchSize, training.seed, training.learningRate, training.compile) = (n, options.seed, options.learningRate, options.compile)
+    let scaler = policy.usesLossScaling && options.mode == .train ? LossScaler() : nil
+    let adam = Adam(learningRate: options.learningRate)
+    let trainer = options.compile != nil
+      ? CompiledTrainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
+      : Trainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
     let step: () throws -> Void
-    switch options.mode {
-    case .train: step = { _ = try trainer.step(images: images, targets: targets) }
-    case .predict: step = { _ = try withoutGradients { try softmax(model(images)).floats() } }
+    switch (options.mode, options.compile) {
+    case (.train, _): step = { _ = try trainer.step(images: images, targets: targets) }
+    case (.predict, nil): step = { _ = try withoutGradients { try softmax(model(images)).floats() } }
+    case (.predict, let compile?):
+      let predict = CompiledFunction("predict", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { xs, _ in
+        try withoutGradients { [try softmax(model(xs[0]))] }
+      }
+      // The weights are inputs, not constants, so that the program holds no copy of them.
+      step = { _ = try predict([images] + model.parameters.map(\.value))[0].floats() }
     }
 
     let total = options.steps
@@ -224,7 +236,7 @@ public enum Benchmark {
       mode: options.mode.rawValue, device: backend.name, deviceName: backend.deviceDescription,
       precision: policy.requested.rawValue,
       computePrecision: policy.effective.rawValue, lossScaling: trainer.lossScaler != nil,
-      skippedSteps: trainer.lossScaler?.skippedSteps, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
+      skippedSteps: trainer.lossScaler?.skippedSteps, compiled: options.compile != nil, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
       warmupSteps: options.warmupSteps, steps: options.steps, inputChannels: c, classes: k, baseFilters: config.baseFilters,
       depth: config.depth, upconvKernel: config.upconvKernel, padding: config.padding.rawValue,
       parameters: model.parameterCount, swiftCompiler: compilerVersion, gitCommit: gitCommit())

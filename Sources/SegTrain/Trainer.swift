@@ -12,6 +12,8 @@ public struct TrainingOptions: Sendable {
   public var logEvery = 100
   public var seed: UInt64 = 0
   public var augment = false
+  /// How the step is compiled (`CompiledTrainer`: traced once, then replayed); nil runs it eagerly.
+  public var compile: CompileOptions?
   public init() {}
 }
 
@@ -42,10 +44,10 @@ public struct StepMetrics: Sendable {
 // MARK: - Trainer
 
 /// The reference's training loop, eager: forward, loss (cross-entropy + soft Dice + L2), gradients,
-/// Adam. Training metrics are averaged over each logging window (the reference logs single steps).
+/// Adam (`CompiledTrainer` replays the same step compiled). Training metrics are averaged over each logging window (the reference logs single steps).
 /// With a `lossScaler` (fp16), the loss's cotangent is the scale, the gradients are checked for
 /// inf/NaN with one download, and unscaled before weight decay and Adam.
-public final class Trainer {
+public class Trainer {
   public let model: UNet
   public let optimizer: Adam
   public let options: TrainingOptions

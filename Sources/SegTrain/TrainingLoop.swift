@@ -136,7 +136,9 @@ public final class TrainingLoop {
   ) {
     model.computeType = precision.computeType
     let scaler = precision.usesLossScaling ? lossScale.map { LossScaler().restored($0) } ?? LossScaler() : nil
-    trainer = Trainer(model: model, optimizer: optimizer, options: options, lossScaler: scaler)
+    trainer = options.compile != nil
+      ? CompiledTrainer(model: model, optimizer: optimizer, options: options, lossScaler: scaler)
+      : Trainer(model: model, optimizer: optimizer, options: options, lossScaler: scaler)
     (self.precision, self.batches, self.backend, self.callbacks) = (precision, batches, backend, callbacks)
     firstStep = optimizer.step
   }

@@ -61,6 +61,7 @@ struct BenchmarkStepCommand: ParsableCommand {
     options.steps = steps.maxSteps ?? steps.mode.defaultSteps
     options.seed = steps.seed
     options.precision = try device.precision.resolved()
+    options.compile = device.compile
     try runBenchmark(options, model: model, device: device.device, output: steps.output, logDir: logging.logDir, profile: logging.profile)
   }
 }
@@ -86,7 +87,7 @@ func runBenchmark(
   }
   let profiler = profile ? OpProfiler() : nil
   let bar = ProgressBar()
-  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name), \(policy): \(options.steps) steps, the first \(options.warmupSteps) untimed")
+  print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name), \(policy)\(options.compile != nil ? ", compiled" : ""): \(options.steps) steps, the first \(options.warmupSteps) untimed")
   let result = try Benchmark.run(config: config, options: options, backend: backend, profiler: profiler,
                                  progress: bar.isTerminal ? bar.update : nil)
   bar.finish()

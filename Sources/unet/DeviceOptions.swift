@@ -1,5 +1,8 @@
 import ArgumentParser
+import Foundation
+import SegCore
 import SegNN
+import SegTrain
 
 // MARK: - Precision and device
 
@@ -8,10 +11,25 @@ struct DeviceOptions: ParsableArguments {
   @Option(help: "cpu (oneDNN), reference (plain Swift, slow) or cuda.")
   var device = DeviceChoice(.cpu)
   @OptionGroup var precision: PrecisionOptions
-  @Flag(help: "Compile the step (the role of XLA).")
+  @Flag(name: [.customLong("xla"), .customLong("compile")],
+        help: "Compile the step (the role of XLA): traced once, then replayed as a program (train and benchmark).")
   var xla = false
+  @Option(name: .customLong("dump-graph"), help: ArgumentHelp(
+    "With --xla, print each compiled program before and after every pass into this folder.", valueName: "dir"))
+  var dumpGraph: String?
 
   func validate() throws {
-    if xla { throw ValidationError("--xla: not yet available on this build (the graph compiler is not built yet)") }
+    if dumpGraph != nil, !xla { throw ValidationError("--dump-graph: prints the compiled programs, so it needs --xla (or --compile)") }
+  }
+
+  /// What --xla and --dump-graph ask for; nil without --xla.
+  var compile: CompileOptions? {
+    guard xla else { return nil }
+    return CompileOptions(dumpDirectory: dumpGraph.map { URL(fileURLWithPath: $0) } ?? GraphDump.environmentDirectory)
+  }
+
+  /// Refuses --xla for `command`, which runs eagerly.
+  func rejectCompile(_ command: String) throws {
+    if xla { throw ValidationError("--xla: compiles the training and benchmark steps; \(command) runs eagerly, so leave it out") }
   }
 }

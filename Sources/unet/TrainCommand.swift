@@ -50,6 +50,7 @@ struct TrainCommand: ParsableCommand {
       logging.apply(to: &s)
       trainingLog.apply(to: &s, embedded: embedded)
       s.precision = try device.precision.resolved()
+      s.training.compile = device.compile
       return try execute(s, device: device.device, profile: logging.profile)
     }
     var b = BenchmarkOptions()
@@ -60,6 +61,7 @@ struct TrainCommand: ParsableCommand {
     b.seed = data.seed
     b.learningRate = training.learningRate ?? b.learningRate
     b.precision = try device.precision.resolved()
+    b.compile = device.compile
     try runBenchmark(b, model: model, device: device.device, output: nil, logDir: logging.logDir, profile: logging.profile)
   }
 }
@@ -98,6 +100,7 @@ struct EvaluateCommand: ParsableCommand {
     batch.apply(to: &s, embedded: embedded)
     window.apply(to: &s)
     logging.apply(to: &s)
+    try device.rejectCompile("unet evaluate")
     s.precision = try device.precision.resolved()
     s.evaluationJSON = report.output.map { URL(fileURLWithPath: $0) }
     try execute(s, device: device.device, profile: logging.profile)
@@ -145,6 +148,7 @@ struct PredictCommand: ParsableCommand {
     batch.apply(to: &s, embedded: embedded)
     window.apply(to: &s)
     logging.apply(to: &s)
+    try device.rejectCompile("unet predict")
     s.precision = try device.precision.resolved()
     s.predictInputs = files.input
     s.predictOutput = files.output.map { URL(fileURLWithPath: $0) }

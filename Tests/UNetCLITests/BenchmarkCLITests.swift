@@ -33,6 +33,24 @@ import Testing
     #expect(r.output.contains("benchmark predict") && r.output.contains("throughput"), "\(r.output)")
   }
 
+  @Test func xlaCompilesTheStepAndSaysSo() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unet-xla-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let json = dir.appendingPathComponent("b.json"), graphs = dir.appendingPathComponent("graphs")
+    for (mode, flag) in [("train", "--xla"), ("predict", "--compile")] {
+      let r = try unet(["benchmark", "--mode", mode, flag, "--warmup-steps", "1", "--max-steps", "3", "--dump-graph", graphs.path,
+                        "--output", json.path] + tinyModel)
+      #expect(r.status == 0 && r.output.contains("compiled"), "\(r.output)")
+      let text = try String(contentsOf: json, encoding: .utf8)
+      #expect(text.contains("\"compiled\" : true"), "\(text)")
+    }
+    let files = try FileManager.default.contentsOfDirectory(atPath: graphs.path)
+    #expect(files.contains("gradients-1-00-trace.txt") && files.contains("update-1-04-memory-check.txt") && files.contains("predict-1-03-memory-plan.txt"), "\(files)")
+    let eager = try unet(["benchmark", "--warmup-steps", "1", "--max-steps", "2", "--output", json.path] + tinyModel)
+    #expect(eager.status == 0)
+    #expect(try String(contentsOf: json, encoding: .utf8).contains("\"compiled\" : false"))
+  }
+
   @Test func badValuesNameTheFlag() throws {
     let mode = try unet(["benchmark", "--mode", "other"] + tinyModel)
     #expect(mode.status != 0 && mode.output.contains("--mode"), "\(mode.output)")
@@ -40,8 +58,10 @@ import Testing
     #expect(steps.status != 0 && steps.output.contains("--max-steps"), "\(steps.output)")
     let warmup = try unet(["benchmark", "--warmup-steps", "-1"] + tinyModel)
     #expect(warmup.status != 0 && warmup.output.contains("--warmup-steps"), "\(warmup.output)")
-    let xla = try unet(["train", "--benchmark", "--xla"] + tinyModel)
-    #expect(xla.status != 0 && xla.output.contains("--xla") && xla.output.contains("not yet available"), "\(xla.output)")
+    let dump = try unet(["benchmark", "--dump-graph", "/tmp"] + tinyModel)
+    #expect(dump.status != 0 && dump.output.contains("--dump-graph") && dump.output.contains("--xla"), "\(dump.output)")
+    let evaluate = try unet(["evaluate", "--xla"])
+    #expect(evaluate.status != 0 && evaluate.output.contains("--xla") && evaluate.output.contains("unet evaluate"), "\(evaluate.output)")
     let batches = try unet(["benchmark", "pipeline", "--batches", "0"])
     #expect(batches.status != 0 && batches.output.contains("--batches"), "\(batches.output)")
   }

@@ -1,0 +1,158 @@
+// MARK: - Memory plan
+
+/// Where each intermediate value of a program would live in one arena: liveness over the whole
+/// step (a value is live from the instruction that makes it to its last reader, both included, so
+/// an output never shares bytes with an input of its own op), packed by size with reuse. Inputs and
+/// constants are not in the arena: the caller and the program hold them.
+public struct MemoryPlan: Sendable {
+  /// One intermediate value: its slot, the instruction positions it is live over, its size and
+  /// its offset in the arena.
+  public struct Buffer: Sendable {
+    public let slot: Int
+    public let start: Int
+    public let end: Int
+    public let bytes: Int
+    public var offset = 0
+
+    /// A buffer of `bytes` live from instruction `start` to `end` (both included), not yet placed.
+    public init(slot: Int, start: Int, end: Int, bytes: Int) {
+      (self.slot, self.start, self.end, self.bytes) = (slot, start, end, bytes)
+    }
+  }
+
+  /// Buffers start on this many bytes, as a vectorised kernel wants.
+  public static let alignment = 64
+
+  /// Every intermediate value, in slot order.
+  public internal(set) var buffers: [Buffer]
+  /// Each buffer's offset, by slot.
+  public internal(set) var offsets: [Int: Int] = [:]
+  /// The arena's size: the end of the highest buffer.
+  public internal(set) var arenaBytes = 0
+  /// The bytes of all buffers together, as if none were reused.
+  public var totalBytes: Int { buffers.reduce(0) { $0 + $1.bytes } }
+  /// The most bytes live at one instruction: no packing can use less.
+  public var peakLiveBytes: Int {
+    var delta = [Int](repeating: 0, count: (buffers.map(\.end).max() ?? 0) + 2)
+    for b in buffers {
+      delta[b.start] += b.bytes
+      delta[b.end + 1] -= b.bytes
+    }
+    var live = 0, peak = 0
+    for d in delta {
+      live += d
+      peak = max(peak, live)
+    }
+    return peak
+  }
+
+  /// One line for dumps and reports.
+  public var summary: String {
+    let mib = { (b: Int) in String(format: "%.2f MiB", Double(b) / 1_048_576) }
+    return "memory plan: \(buffers.count) buffers, arena \(mib(arenaBytes)), peak live \(mib(peakLiveBytes)), without reuse \(mib(totalBytes))"
+  }
+
+  /// Plans the intermediate values of `program` (its instructions as they are now).
+  public init(_ program: Program) {
+    let last = program.lastUses()
+    var buffers: [Buffer] = []
+    for (i, ins) in program.instructions.enumerated() {
+      for s in ins.outputs {
+        let bytes = (program.values[s].type.shape.count * program.values[s].type.dtype.byteSize + Self.alignment - 1) / Self.alignment * Self.alignment
+        buffers.append(Buffer(slot: s, start: i, end: max(last[s] ?? i, i), bytes: bytes))
+      }
+    }
+    self.init(packing: buffers)
+  }
+
+  /// Packs `buffers` (offsets ignored): largest first, each at the lowest offset where it overlaps
+  /// no placed buffer whose lifetime meets its own (greedy by size, as TensorFlow Lite's planner).
+  public init(packing buffers: [Buffer]) {
+    var placed: [Buffer] = []
+    let order = buffers.indices.sorted { (buffers[$0].bytes, -buffers[$0].start) > (buffers[$1].bytes, -buffers[$1].start) }
+    var result = buffers
+    for i in order {
+      var b = buffers[i]
+      let conflicts = placed.filter { $0.start <= b.end && b.start <= $0.end }.sorted { $0.offset < $1.offset }
+      var offset = 0
+      for c in conflicts {
+        if offset + b.bytes <= c.offset { break }
+        offset = max(offset, c.offset + c.bytes)
+      }
+      b.offset = offset
+      placed.append(b)
+      result[i] = b
+    }
+    self.buffers = result
+    for b in result {
+      offsets[b.slot] = b.offset
+      arenaBytes = max(arenaBytes, b.offset + b.bytes)
+    }
+  }
+
+  // MARK: Validation
+
+  /// Proves the plan sound: every buffer inside the arena, aligned, and no two buffers live at the
+  /// same instruction overlapping in the arena. Errors name both buffers.
+  public func validate() throws {
+    for b in buffers where b.offset < 0 || b.offset + b.bytes > arenaBytes || b.offset % Self.alignment != 0 || b.start > b.end {
+      throw TensorError(op: "memory plan", "buffer %\(b.slot) at \(b.offset) (\(b.bytes) bytes, live \(b.start)...\(b.end)) is outside the arena of \(arenaBytes) bytes or misaligned")
+    }
+    // A sweep by start: each buffer meets only those still live when it starts.
+    var active: [Buffer] = []
+    for b in buffers.sorted(by: { $0.start < $1.start }) {
+      active.removeAll { $0.end < b.start }
+      if let c = active.first(where: { $0.offset < b.offset + b.bytes && b.offset < $0.offset + $0.bytes }) {
+        throw TensorError(
+          op: "memory plan",
+          "buffers %\(c.slot) (live \(c.start)...\(c.end), bytes \(c.offset)..<\(c.offset + c.bytes)) and %\(b.slot) (live \(b.start)...\(b.end), bytes \(b.offset)..<\(b.offset + b.bytes)) are live together and overlap")
+      }
+      active.append(b)
+    }
+  }
+}
+
+// MARK: - Passes
+
+/// Plans the arena and writes, on each instruction, the slots it is the last reader of, so that the
+/// replay lets each value go at its last use.
+public struct PlanMemory: CompilerPass {
+  public let name = "memory-plan"
+  public init() {}
+
+  public func run(_ program: inout Program, scalars: StepScalars) throws {
+    let last = program.lastUses()
+    for i in program.instructions.indices { program.instructions[i].frees = [] }
+    for (s, use) in last.enumerated() {
+      guard let use, use < program.instructions.count else { continue }
+      program.instructions[use].frees.append(s)
+    }
+    // An output nobody reads (one of several) goes as soon as it is made.
+    for i in program.instructions.indices {
+      for s in program.instructions[i].outputs where last[s] == nil { program.instructions[i].frees.append(s) }
+    }
+    program.memoryPlan = MemoryPlan(program)
+  }
+}
+
+/// Checks the memory plan (`MemoryPlan.validate`); a program without one fails.
+public struct ValidateMemoryPlan: CompilerPass {
+  public let name = "memory-check"
+  public init() {}
+
+  public func run(_ program: inout Program, scalars: StepScalars) throws {
+    guard let plan = program.memoryPlan else {
+      throw TensorError(op: "memory plan", "the program has no memory plan; run PlanMemory before ValidateMemoryPlan")
+    }
+    try plan.validate()
+  }
+}
+
+extension MemoryPlan {
+  /// Moves one buffer (tests corrupt a plan this way to see the validator refuse it).
+  public mutating func moveForTesting(slot: Int, to offset: Int) {
+    guard let i = buffers.firstIndex(where: { $0.slot == slot }) else { return }
+    buffers[i].offset = offset
+    offsets[slot] = offset
+  }
+}

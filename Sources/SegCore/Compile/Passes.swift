@@ -1,0 +1,115 @@
+import Foundation
+
+// MARK: - Passes
+
+/// One rewrite or analysis of a traced program. Passes are short and run in the order of
+/// `CompilerPasses.standard`; each can be printed before and after (`GraphDump`).
+public protocol CompilerPass: Sendable {
+  /// A short name for dumps, e.g. "dead-values".
+  var name: String { get }
+  /// Rewrites or annotates `program`; `scalars` are the step scalars it was traced with.
+  func run(_ program: inout Program, scalars: StepScalars) throws
+}
+
+/// The passes of `compile`, in the order they run.
+public enum CompilerPasses {
+  /// Binding the step scalars comes first (later passes may copy ops and must copy their
+  /// bindings); rewrites that change which values exist (elementwise fusion, a convolution's
+  /// epilogue fused into it, a concat written in place by its producers) belong after dead values
+  /// and before memory planning, which must see the final instructions; validation comes last.
+  public static let standard: [any CompilerPass] = [
+    BindStepScalars(),
+    RemoveDeadValues(),
+    PlanMemory(),
+    ValidateMemoryPlan(),
+  ]
+
+  /// Runs `passes` over `program` in order, writing the program before the first and after each
+  /// to `dump` when given.
+  public static func run(
+    _ passes: [any CompilerPass], on program: inout Program, scalars: StepScalars, dump: GraphDump? = nil
+  ) throws {
+    try dump?.write(program, stage: 0, name: "trace")
+    for (i, pass) in passes.enumerated() {
+      try pass.run(&program, scalars: scalars)
+      try dump?.write(program, stage: i + 1, name: pass.name)
+    }
+  }
+}
+
+// MARK: - Dumps
+
+/// Where programs are printed between passes: one text file per stage,
+/// `<function>-<trace>-<stage>-<pass>.txt`, in `directory`.
+public struct GraphDump: Sendable {
+  /// The folder the files go to (made when missing).
+  public let directory: URL
+  /// The compiled function's name and its trace number, which prefix every file.
+  public let prefix: String
+
+  /// A dump into `directory`, naming files after `prefix`.
+  public init(directory: URL, prefix: String) {
+    self.directory = directory
+    self.prefix = prefix
+  }
+
+  /// The folder named by the environment variable UNET_DUMP_GRAPH, if set and not empty.
+  public static var environmentDirectory: URL? {
+    guard let path = ProcessInfo.processInfo.environment["UNET_DUMP_GRAPH"], !path.isEmpty else { return nil }
+    return URL(fileURLWithPath: path)
+  }
+
+  /// Writes `program` as it is after stage `stage` (`name`).
+  func write(_ program: Program, stage: Int, name: String) throws {
+    do {
+      try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+      let file = directory.appendingPathComponent(String(format: "%@-%02d-%@.txt", prefix, stage, name))
+      try (program.description + "\n").write(to: file, atomically: true, encoding: .utf8)
+    } catch {
+      throw TensorError(op: "compile", "cannot write the compiled program to \(directory.path) (\(error.localizedDescription)); pass a writable folder to --dump-graph or UNET_DUMP_GRAPH")
+    }
+  }
+}
+
+// MARK: - Binding step scalars
+
+/// Finds the op attributes that hold a step scalar's traced value and binds them to it, so that
+/// each replay takes the call's value. Scalars must have distinct values when traced (a value two
+/// of them share could stand for either).
+public struct BindStepScalars: CompilerPass {
+  public let name = "bind-scalars"
+  public init() {}
+
+  public func run(_ program: inout Program, scalars: StepScalars) throws {
+    var byValue: [StepScalar: String] = [:]
+    for (name, value) in scalars.sorted(by: { $0.key < $1.key }) {
+      if let other = byValue[value] {
+        throw TensorError(op: "compile", "the step scalars \"\(other)\" and \"\(name)\" both hold \(value) when traced; trace with distinct values")
+      }
+      byValue[value] = name
+    }
+    for i in program.instructions.indices {
+      program.instructions[i].bindings = bindableAttributes(of: program.instructions[i].op).compactMap { attribute, value in
+        byValue[value].map { ScalarBinding(attribute: attribute, scalar: $0) }
+      }
+    }
+  }
+}
+
+// MARK: - Dead values
+
+/// Removes the instructions none of whose outputs reach the function's outputs.
+public struct RemoveDeadValues: CompilerPass {
+  public let name = "dead-values"
+  public init() {}
+
+  public func run(_ program: inout Program, scalars: StepScalars) throws {
+    var live = Set(program.outputs)
+    var kept: [Program.Instruction] = []
+    for ins in program.instructions.reversed() where ins.outputs.contains(where: live.contains) {
+      live.formUnion(ins.inputs)
+      kept.append(ins)
+    }
+    program.instructions = kept.reversed()
+  }
+}

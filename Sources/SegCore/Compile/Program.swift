@@ -1,0 +1,93 @@
+// MARK: - Program
+
+/// A traced step as a static program: values in numbered slots, and instructions (an op, the slots
+/// it reads, the slots it writes) in the order the eager step ran them. Slots are the function's
+/// inputs (the batch, the parameters, the optimizer state: whatever the caller passes in and gets
+/// back), constants captured while tracing (their buffers are kept), or outputs of instructions.
+public struct Program: CustomStringConvertible {
+  /// Where a slot's value comes from.
+  public enum Source {
+    /// The function's input number `index`.
+    case input(Int)
+    /// A value made outside the traced ops (a seed of ones, zeros), captured with its buffer.
+    case constant(any DeviceStorage)
+    /// Output `output` of instruction `instruction` (an index into the trace, stable across passes).
+    case produced(instruction: Int, output: Int)
+  }
+
+  /// One slot: its type and its source.
+  public struct Value {
+    public let type: TensorType
+    public let source: Source
+  }
+
+  /// One op of the program. `bindings` name the step scalars its attributes take at each replay
+  /// (`StepScalars`); `frees` are the slots whose last reader it is (filled by the memory plan).
+  public struct Instruction {
+    /// The op with its attributes as traced.
+    public var op: any Primitive
+    /// Slots read, in operand order.
+    public var inputs: [Int]
+    /// Slots written, one per output.
+    public var outputs: [Int]
+    /// The position of the op in the trace (passes remove instructions; this stays).
+    public let traceIndex: Int
+    /// Attributes re-read from the step's scalars at each replay.
+    public var bindings: [ScalarBinding] = []
+    /// Slots to let go of once this instruction has run.
+    public var frees: [Int] = []
+  }
+
+  /// The backend the program was traced on, whose kernels replay it.
+  public let backend: any Backend
+  /// Every slot, by number.
+  public internal(set) var values: [Value] = []
+  /// The instructions, in execution order.
+  public var instructions: [Instruction] = []
+  /// The slot of each input of the function.
+  public internal(set) var inputs: [Int] = []
+  /// The slot of each output of the function.
+  public internal(set) var outputs: [Int] = []
+  /// The arena layout of the intermediate values, once `MemoryPlanning` has run.
+  public var memoryPlan: MemoryPlan?
+
+  /// An empty program on `backend`.
+  public init(backend: any Backend) { self.backend = backend }
+
+  /// Adds a slot and returns its number.
+  mutating func addValue(_ type: TensorType, _ source: Source) -> Int {
+    values.append(Value(type: type, source: source))
+    return values.count - 1
+  }
+
+  /// Readers of each slot, by instruction position (outputs are read at the end, `instructions.count`).
+  public func lastUses() -> [Int?] {
+    var last = [Int?](repeating: nil, count: values.count)
+    for (i, ins) in instructions.enumerated() { for s in ins.inputs { last[s] = i } }
+    for s in outputs { last[s] = instructions.count }
+    return last
+  }
+
+  // MARK: Printing
+
+  public var description: String {
+    var lines = ["program on \(backend.name): \(instructions.count) instructions, \(values.count) slots, inputs \(inputs.map { "%\($0)" }.joined(separator: " "))"]
+    for (s, v) in values.enumerated() {
+      if case .constant = v.source { lines.append("  %\(s) = constant \(v.type)") }
+    }
+    for ins in instructions {
+      let outs = ins.outputs.map { "%\($0): \(values[$0].type)" }.joined(separator: ", ")
+      var line = "  \(outs) = \(ins.op)(\(ins.inputs.map { "%\($0)" }.joined(separator: ", ")))"
+      if !ins.bindings.isEmpty { line += " bound " + ins.bindings.map(\.description).joined(separator: ", ") }
+      if !ins.frees.isEmpty { line += " frees " + ins.frees.map { "%\($0)" }.joined(separator: " ") }
+      if let plan = memoryPlan {
+        let at = ins.outputs.compactMap { s in plan.offsets[s].map { "%\(s)@\($0)" } }
+        if !at.isEmpty { line += " at " + at.joined(separator: " ") }
+      }
+      lines.append(line)
+    }
+    lines.append("  return \(outputs.map { "%\($0)" }.joined(separator: ", "))")
+    if let plan = memoryPlan { lines.append("  \(plan.summary)") }
+    return lines.joined(separator: "\n")
+  }
+}

@@ -1,0 +1,80 @@
+// MARK: - Step scalars
+
+/// A number that changes from step to step and enters ops as an attribute, not a tensor: a dropout
+/// seed, Adam's bias-corrected step size, a loss scale's inverse. A compiled function receives them
+/// by name at each call; the trace finds the attributes that hold them (`ScalarBinding`) and the
+/// replay writes the call's values there, so they are never baked in as constants.
+public enum StepScalar: Hashable, Sendable, CustomStringConvertible {
+  /// 64 bits taken as they are (a seed).
+  case bits(UInt64)
+  /// A real number.
+  case real(Double)
+
+  public var description: String {
+    switch self {
+    case .bits(let b): return "bits(\(b))"
+    case .real(let r): return "real(\(r))"
+    }
+  }
+}
+
+/// The step scalars of one call, by name.
+public typealias StepScalars = [String: StepScalar]
+
+/// Which attribute of an op takes which step scalar.
+public struct ScalarBinding: Sendable, CustomStringConvertible {
+  /// The attributes that can be bound.
+  public enum Attribute: String, Sendable {
+    /// `RandomMask.seed`.
+    case randomMaskSeed
+    /// `AdamUpdate.constants.stepSize`.
+    case adamStepSize
+    /// The constant of `Unary.mulScalar`.
+    case mulScalar
+    /// The constant of `Unary.addScalar`.
+    case addScalar
+  }
+  public let attribute: Attribute
+  /// The step scalar's name.
+  public let scalar: String
+  public var description: String { "\(attribute.rawValue)=$\(scalar)" }
+}
+
+// MARK: - Finding and applying bindings
+
+/// The attributes of `op` that a step scalar could stand for, with their traced values.
+func bindableAttributes(of op: any Primitive) -> [(ScalarBinding.Attribute, StepScalar)] {
+  switch op {
+  case let m as RandomMask: return [(.randomMaskSeed, .bits(m.seed))]
+  case let a as AdamUpdate: return [(.adamStepSize, .real(a.constants.stepSize))]
+  case let u as Unary:
+    switch u.function {
+    case .mulScalar(let c): return [(.mulScalar, .real(c))]
+    case .addScalar(let c): return [(.addScalar, .real(c))]
+    default: return []
+    }
+  default: return []
+  }
+}
+
+/// `op` with its bound attributes set from `scalars`; errors name a missing or mistyped scalar.
+func rebind(_ op: any Primitive, _ bindings: [ScalarBinding], _ scalars: StepScalars) throws -> any Primitive {
+  var op = op
+  for b in bindings {
+    guard let value = scalars[b.scalar] else {
+      throw TensorError(op: "compile", "the program needs the step scalar \"\(b.scalar)\" (traced into \(op)); pass it at every call")
+    }
+    switch (b.attribute, value, op) {
+    case (.randomMaskSeed, .bits(let seed), let m as RandomMask):
+      op = RandomMask(shape: m.shape, keepProbability: m.keepProbability, seed: seed, offset: m.offset, dtype: m.dtype)
+    case (.adamStepSize, .real(let size), let a as AdamUpdate):
+      let c = a.constants
+      op = AdamUpdate(AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size))
+    case (.mulScalar, .real(let c), is Unary): op = Unary(.mulScalar(c))
+    case (.addScalar, .real(let c), is Unary): op = Unary(.addScalar(c))
+    default:
+      throw TensorError(op: "compile", "the step scalar \"\(b.scalar)\" is \(value), which \(b.attribute.rawValue) of \(op) cannot take")
+    }
+  }
+  return op
+}

@@ -1,0 +1,83 @@
+import Foundation
+import SegCore
+import SegCPU
+import SegData
+import SegNN
+import SegTrain
+import Testing
+
+// MARK: - The compiled step equals the eager one
+
+@Suite struct CompiledTrainerTests {
+  /// Weights, Adam's moments and step, and the loss scaler, after `steps` updates of `trainer` on
+  /// `batch(i)`, with each step's metrics.
+  static func run(_ trainer: Trainer, steps: Int, batch: (Int) throws -> (Tensor, Tensor)) throws -> ([String: HostTensor], [StepMetrics]) {
+    var metrics: [StepMetrics] = []
+    try trainer.train(nextBatch: batch) { _, m, _ in metrics.append(m) }
+    let (state, step) = try LossScaledTrainingTests.state(trainer)
+    #expect(step == steps)
+    return (state, metrics)
+  }
+
+  static func sameMetrics(_ a: [StepMetrics], _ b: [StepMetrics]) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy {
+      $0.crossEntropy.bitPattern == $1.crossEntropy.bitPattern && $0.dice.bitPattern == $1.dice.bitPattern
+        && $0.total.bitPattern == $1.total.bitPattern && $0.skipped == $1.skipped
+    }
+  }
+
+  @Test func twentyCPUStepsOfATinyUNetAreTheEagerBits() throws {
+    let backend = CPUBackend.shared
+    var config = UNetConfig()
+    (config.baseFilters, config.depth, config.padding, config.inputSize) = (4, 2, .same, 32)
+    var options = TrainingOptions()
+    (options.learningRate, options.maxSteps, options.seed, options.batchSize) = (1e-3, 20, 7, 2)
+    let slices = SyntheticEM.generate(count: 3, size: 48, seed: 2)
+    let batches = try (0..<20).map { i -> (Tensor, Tensor) in
+      let (x, y) = try pipelineBatch(slices, config: config, size: 2, seed: 4, step: i)
+      return (try x.to(backend), try y.to(backend))
+    }
+    func trainer(_ compiled: Bool) throws -> Trainer {
+      let model = try UNet(config: config, seed: 5, on: backend)
+      let adam = Adam(learningRate: options.learningRate)
+      return compiled ? CompiledTrainer(model: model, optimizer: adam, options: options) : Trainer(model: model, optimizer: adam, options: options)
+    }
+    let eager = try trainer(false), compiled = try trainer(true)
+    let (e, em) = try Self.run(eager, steps: 20) { batches[$0] }
+    var traces: [Int] = []
+    let (c, cm) = try Self.run(compiled, steps: 20) { i in
+      traces.append((compiled as? CompiledTrainer)?.traceCount ?? -1)
+      return batches[i]
+    }
+    expectSame(e, c)
+    #expect(Self.sameMetrics(em, cm), "\(em.map(\.total)) vs \(cm.map(\.total))")
+    // Traced in the first step (gradients, penalty, an update per parameter shape), then replayed.
+    let programs = (compiled as? CompiledTrainer)?.programs ?? []
+    #expect(traces.first == 0 && Set(traces.dropFirst()) == [programs.count], "\(traces)")
+    for program in programs {
+      let plan = try #require(program.memoryPlan)
+      try plan.validate()
+      print("compiled U-Net step: \(program.instructions.count) instructions, \(plan.summary)")
+      #expect(plan.arenaBytes <= plan.totalBytes && plan.arenaBytes >= plan.peakLiveBytes)
+    }
+  }
+
+  @Test func f16StepsWithALossScalerAreTheEagerBitsThroughSkipsAndGrowth() throws {
+    // f16 on the reference path; a growth interval of 3 doubles the scale every 3 steps, and a
+    // scale of 2^30 overflows the f16 gradients, so steps are skipped, retried and rescaled: the
+    // scale's inverse and Adam's step size change as step scalars.
+    func trainer(_ compiled: Bool) throws -> Trainer {
+      let t = try LossScaledTrainingTests.trainer(computeType: .f16, scaler: LossScaler(initialScale: 0x1p27, growthInterval: 3), maxSteps: 20)
+      return compiled ? CompiledTrainer(model: t.model, optimizer: t.optimizer, options: t.options, lossScaler: t.lossScaler) : t
+    }
+    let eager = try trainer(false), compiled = try trainer(true)
+    let (e, em) = try Self.run(eager, steps: 20, batch: LossScaledTrainingTests.batch)
+    let (c, cm) = try Self.run(compiled, steps: 20, batch: LossScaledTrainingTests.batch)
+    expectSame(e, c)
+    #expect(Self.sameMetrics(em, cm))
+    #expect(eager.lossScaler == compiled.lossScaler)
+    let scaler = try #require(compiled.lossScaler)
+    print("compiled f16: \(scaler.skippedSteps) steps skipped, scale now 2^\(Int(log2(scaler.scale)))")
+    #expect(scaler.skippedSteps > 0)
+  }
+}

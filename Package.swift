@@ -48,7 +48,7 @@ let package = Package(
     .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
-    .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegData", "SegNN", "SegTrain", "SegTestSupport"]),
+    .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegCPU", "SegData", "SegNN", "SegTrain", "SegTestSupport"]),
     .testTarget(name: "SegCheckTests", dependencies: ["SegCore", "SegCPU", "SegCheck", "SegTestSupport"]),
     .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
   ],

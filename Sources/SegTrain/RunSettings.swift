@@ -53,6 +53,8 @@ public struct RunSettings {
   /// Image files or folders to predict instead of the data set's test images, into `predictOutput`.
   public var predictInputs: [String] = []
   public var predictOutput: URL?
+  /// Whether predict may replace files that existed before the run (never its inputs).
+  public var overwrite = false
   /// Whether predict also writes class probabilities.
   public var predictProbabilities = false
   /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).

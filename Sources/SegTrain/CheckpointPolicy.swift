@@ -92,9 +92,11 @@ public struct CheckpointPolicy {
   }
 
   /// Whether training saves after update `step` besides at its end: with every periodic evaluation
-  /// (--evaluate-every), so that the saved model is the one last scored.
+  /// (--evaluate-every), so that the saved model is the one last scored, and every
+  /// `checkpointEvery` steps, so that a crash loses at most that many.
   public func savesAfter(step: Int) -> Bool {
-    settings.evaluateEvery > 0 && step % settings.evaluateEvery == 0 && step < settings.training.maxSteps
+    func every(_ n: Int) -> Bool { n > 0 && step % n == 0 }
+    return (every(settings.evaluateEvery) || every(settings.checkpointEvery)) && step < settings.training.maxSteps
   }
 
   /// Saves `model` and `optimizer` (and the loss scale of an fp16 run) at `url`, creating the

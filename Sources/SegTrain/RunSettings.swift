@@ -44,6 +44,8 @@ public struct RunSettings {
   public var folds = 5
   /// Steps between evaluations during training (0: only at the end).
   public var evaluateEvery = 0
+  /// Steps between checkpoints besides those after evaluations and at the end (0: none).
+  public var checkpointEvery = 0
   public var resume = false
   /// How training tiles are cut, and by how many threads (0: on the training thread).
   public var inputMode = InputMode.overlapTile

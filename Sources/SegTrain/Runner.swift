@@ -9,7 +9,7 @@ import SegNN
 /// the work: the data (`RunDataSource`), the checkpoint rules (`CheckpointPolicy`) and the
 /// training loop (`TrainingLoop`) with its callbacks: the console lines, the evaluation report
 /// file, the DLLogger lines, the caller's callbacks (a progress bar, a profiler), the periodic
-/// evaluator and the checkpointer, in that order. Messages for people go to `say`.
+/// evaluator, the checkpointer and the stop on SIGINT or SIGTERM, in that order. Messages for people go to `say`.
 public final class Runner {
   /// What to run, as the command line gives it.
   public let settings: RunSettings
@@ -47,7 +47,9 @@ public final class Runner {
     if let url = s.evaluationJSON { list.append(EvaluationJSONWriter(url: url)) }
     if let url = s.logFile { list.append(DLLoggerCallback(url: url)) }
     list += extraCallbacks
-    list += [evaluator, Checkpointer(policy: CheckpointPolicy(settings: s), precision: precision.requested)] as [any TrainingCallback]
+    let policy = CheckpointPolicy(settings: s)
+    list += [evaluator, Checkpointer(policy: policy, precision: precision.requested),
+             SignalStopper(policy: policy, precision: precision.requested)] as [any TrainingCallback]
     let callbacks = TrainingCallbacks(list)
     try callbacks.scope { try runModes(callbacks: callbacks, evaluator: evaluator) }
     try callbacks.each { try $0.runEnded() }

@@ -27,6 +27,8 @@ struct TrainingOptions: ParsableArguments {
   var weightDecay = 5e-4
   @Option(name: [.customLong("evaluate-every"), .customLong("evaluate_every")], parsing: .unconditional, help: "Steps between evaluations while training (0: at the end only).")
   var evaluateEvery = 0
+  @Option(name: [.customLong("checkpoint-every"), .customLong("checkpoint_every")], parsing: .unconditional, help: "Steps between checkpoints besides those after evaluations and at the end (0: none), so that a crash loses at most this many.")
+  var checkpointEvery = 0
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
   var resumeTraining = false
   @Flag(help: "Time the steps instead of training to a score, as unet benchmark (--exec-mode predict: inference steps; else training steps), with the reference's model for unset model options.")
@@ -41,6 +43,7 @@ struct TrainingOptions: ParsableArguments {
       throw ValidationError("--weight-decay: must be a finite number, 0 or more, got \(weightDecay)")
     }
     if evaluateEvery < 0 { throw ValidationError("--evaluate-every: must be 0 or more, got \(evaluateEvery)") }
+    if checkpointEvery < 0 { throw ValidationError("--checkpoint-every: must be 0 or more, got \(checkpointEvery)") }
     if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
   }
 
@@ -49,6 +52,7 @@ struct TrainingOptions: ParsableArguments {
     s.training.maxSteps = maxSteps ?? (embedded ? 300 : 1000)
     s.training.weightDecay = weightDecay
     s.evaluateEvery = evaluateEvery
+    s.checkpointEvery = checkpointEvery
     s.resume = resumeTraining
   }
 }

@@ -194,3 +194,43 @@ private func rewriteMetadata(_ url: URL, _ values: [String: String]) throws {
     #expect(r.output.contains("wrote \(written.count) files"), "\(r.output)")
   }
 }
+
+// MARK: - Saving while training, and stopping cleanly
+
+@Suite struct StoppingCLITests {
+  @Test func checkpointEverySavesDuringTraining() throws {
+    let root = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let model = root.appendingPathComponent("model")
+    let r = try unet(["train", "--exec-mode", "train", "--max-steps", "5", "--checkpoint-every", "1", "--learning-rate", "1e6",
+                      "--model-dir", model.path] + tinyModel)
+    // The loss is NaN from step 2: the checkpoint of step 1 is the one kept.
+    #expect(r.status != 0 && r.output.contains("diverged"), "\(r.output)")
+    #expect(FileManager.default.fileExists(atPath: model.appendingPathComponent("checkpoint.safetensors").path), "\(r.output)")
+    let resumed = try unet(["train", "--exec-mode", "train", "--max-steps", "5", "--resume-training", "--model-dir", model.path] + tinyModel)
+    // The saved model is finite, though blown up by the rate: it loads, at the step it was saved.
+    #expect(resumed.output.contains("loaded") && resumed.output.contains("(step 1)"), "\(resumed.output)")
+  }
+
+  @Test func sigintFinishesTheStepSavesAndExitsWith130() throws {
+    let root = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let model = root.appendingPathComponent("model"), log = root.appendingPathComponent("out.txt")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    let process = Process()
+    process.executableURL = unetBinary
+    process.arguments = ["train", "--exec-mode", "train", "--max-steps", "100000", "--log-every", "1", "--model-dir", model.path] + tinyModel
+    let handle = try FileHandle(forWritingTo: log)
+    (process.standardOutput, process.standardError) = (handle, handle)
+    try process.run()
+    let deadline = Date().addingTimeInterval(120)
+    while Date() < deadline, !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("step 2:") { usleep(50_000) }
+    process.interrupt()
+    process.waitUntilExit()
+    let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+    #expect(process.terminationStatus == 130, "\(output)")
+    #expect(output.contains("stopped by SIGINT") && output.contains("--resume-training"), "\(output)")
+    let resumed = try unet(["train", "--exec-mode", "train", "--max-steps", "3", "--resume-training", "--model-dir", model.path] + tinyModel)
+    #expect(resumed.status == 0 && resumed.output.contains("loaded"), "\(resumed.output)")
+  }
+}

@@ -14,6 +14,7 @@ public struct TrainingStopped: Error, CustomStringConvertible {
   /// Where the checkpoint was saved; nil without a model directory.
   public let checkpoint: URL?
 
+  /// "stopped by SIGINT after step N; checkpoint ... saved, continue with ...".
   public var description: String {
     let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
     return "stopped by \(name) after step \(step)"

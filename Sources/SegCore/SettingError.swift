@@ -9,9 +9,9 @@ public enum Setting: String, CaseIterable, Sendable {
   // The model's shape.
   case inputChannels, classes, baseFilters, depth, upconvKernel, dropout, inputSize
   // Training.
-  case batchSize, warmupSteps, maxSteps, precision
+  case batchSize, warmupSteps, maxSteps, precision, learningRate, weightDecay
   // Checkpoints, evaluation and prediction.
-  case modelDirectory, resume, overlap, evaluationOutput, predictionInputs, predictionOutput
+  case modelDirectory, resume, overlap, evaluationOutput, predictionInputs, predictionOutput, overwrite
   // Fields of the augmentation options (no command line sets them one by one).
   case flipXProbability, flipYProbability, cropProbability, brightnessProbability, contrastProbability
   case noiseProbability, elasticProbability, maxCropFraction, maxBrightnessDelta, contrastRange, maxNoiseStd

@@ -48,6 +48,20 @@ public struct LabelledSlice: Sendable {
 /// blur and noise, so that a model has to learn membrane shape rather than a threshold.
 /// Slice `i` depends only on (seed, i).
 public enum SyntheticEM {
+  /// The largest side a slice may have: one slice of this side takes about 6 GiB while it is made.
+  public static let maxSize = 16384
+  /// Bytes of one TIFF stack at most (a classic TIFF addresses 4 GiB).
+  public static let maxStackBytes = (1 << 32) - (1 << 20)
+
+  /// Bytes of memory making `count` slices of `size` x `size` takes at its peak: every slice's
+  /// image and label kept, plus one slice's working arrays (Doubles and the cell map).
+  public static func bytesNeeded(count: Int, size: Int) -> Int {
+    let pixels = size.multipliedReportingOverflow(by: size)
+    guard !pixels.overflow else { return Int.max }
+    let kept = count.multipliedReportingOverflow(by: pixels.partialValue * 2)
+    return kept.overflow ? Int.max : kept.partialValue + pixels.partialValue * 24
+  }
+
   /// Makes `count` slices of `size` x `size`.
   public static func generate(count: Int, size: Int, seed: UInt64) -> [LabelledSlice] {
     (0..<count).map { slice(size: size, seed: seed, index: UInt64($0)) }

@@ -47,12 +47,12 @@ public struct Checkpoint {
   // MARK: - Files
 
   /// Writes the checkpoint atomically: a reader never sees a partial file, and a failed write
-  /// leaves any existing file at `url` intact.
+  /// leaves any existing file at `url` intact. A checkpoint with an inf or NaN weight or moment
+  /// is refused before anything is written, so that a diverged model never replaces a good one.
   public func save(to url: URL) throws {
-    var tensors = weights
-    for (name, mv) in moments {
-      tensors["adam.m/" + name] = mv.m
-      tensors["adam.v/" + name] = mv.v
+    let tensors = allTensors
+    if let bad = Divergence.firstNonFinite(tensors) {
+      throw FileError(file: url.path, "not written: \"\(bad)\" holds inf or NaN values (the training diverged); any existing checkpoint is kept")
     }
     let configJSON = try JSONEncoder.sorted.encode(config)
     var metadata = [
@@ -68,13 +68,27 @@ public struct Checkpoint {
     try SafeTensors.write(tensors, metadata: metadata, to: url)
   }
 
-  /// Reads and checks a checkpoint written by `save`.
+  /// The weights by name and Adam's moments as "adam.m/<name>" and "adam.v/<name>".
+  var allTensors: [String: HostTensor] {
+    var tensors = weights
+    for (name, mv) in moments {
+      tensors["adam.m/" + name] = mv.m
+      tensors["adam.v/" + name] = mv.v
+    }
+    return tensors
+  }
+
+  /// Reads and checks a checkpoint written by `save`; one holding an inf or NaN weight or moment
+  /// is refused (it is of a diverged run: nothing can be evaluated, predicted or resumed from it).
   public static func load(from url: URL) throws -> Checkpoint {
     let (tensors, metadata) = try SafeTensors.read(from: url)
     func fail(_ why: String) -> FileError { FileError(file: url.path, why) }
     guard metadata["format"] == formatName else { throw fail("not a U-Net checkpoint (metadata \"format\" is not \"\(formatName)\")") }
     guard let version = metadata["format_version"].flatMap(Int.init), version == formatVersion else {
       throw fail("checkpoint format version \(metadata["format_version"] ?? "missing"), this program reads \(formatVersion)")
+    }
+    if let bad = Divergence.firstNonFinite(tensors) {
+      throw fail("\"\(bad)\" holds inf or NaN values: the model diverged and cannot be used; train it again (with a lower learning rate) or resume from an older copy")
     }
     func integer(_ key: String) throws -> Int {
       guard let v = metadata[key].flatMap(Int.init), v >= 0 else { throw fail("metadata \"\(key)\" is missing or not a count") }

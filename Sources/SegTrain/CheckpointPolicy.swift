@@ -45,10 +45,58 @@ public struct CheckpointPolicy {
     return checkpoint
   }
 
+  // MARK: - Before training
+
+  /// Makes sure training can save where it will: creates the model directory and writes and
+  /// removes a probe file in it, so that a read-only folder, a file or a path below a file is
+  /// found before the first step rather than at the first save. Also removes the temporary files
+  /// that runs killed while writing a checkpoint left behind; returns their paths.
+  @discardableResult
+  public func prepareDirectory() throws -> [String] {
+    guard let url else { return [] }
+    let dir = url.deletingLastPathComponent()
+    func fail(_ why: String) -> SettingError {
+      SettingError(.modelDirectory, value: dir.path, "\(why); choose a folder this user can write to")
+    }
+    do {
+      try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    } catch {
+      throw fail("cannot be created: " + FileProblem.describe(error, path: dir.path, expectingFolder: true))
+    }
+    let probe = dir.appendingPathComponent(".unet-write-probe-\(getpid())")
+    let fd = open(probe.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw fail("cannot be written: " + String(cString: strerror(errno))) }
+    let wrote = write(fd, "probe", 5) == 5
+    close(fd)
+    unlink(probe.path)
+    guard wrote else { throw fail("cannot be written: " + String(cString: strerror(errno))) }
+    return CheckpointPolicy.removeStaleTemporaries(of: url)
+  }
+
+  /// Removes the temporary files `writeAtomically` leaves next to `url` when its process dies
+  /// mid-write (".<name>.tmp-<pid>-<random>"), those of processes no longer running only, so that
+  /// a run writing at the same moment keeps its own. Returns the paths removed.
+  public static func removeStaleTemporaries(of url: URL) -> [String] {
+    let dir = url.deletingLastPathComponent()
+    let prefix = "." + url.lastPathComponent + ".tmp-"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+    var removed: [String] = []
+    for name in names where name.hasPrefix(prefix) {
+      guard let pid = name.dropFirst(prefix.count).split(separator: "-").first.flatMap({ pid_t($0) }) else { continue }
+      let alive = pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
+      guard !alive else { continue }
+      let path = dir.appendingPathComponent(name).path
+      if unlink(path) == 0 { removed.append(path) }
+    }
+    return removed
+  }
+
   /// Whether training saves after update `step` besides at its end: with every periodic evaluation
-  /// (--evaluate-every), so that the saved model is the one last scored.
+  /// (--evaluate-every), so that the saved model is the one last scored, and every
+  /// `checkpointEvery` steps, so that a crash loses at most that many.
   public func savesAfter(step: Int) -> Bool {
-    settings.evaluateEvery > 0 && step % settings.evaluateEvery == 0 && step < settings.training.maxSteps
+    func every(_ n: Int) -> Bool { n > 0 && step % n == 0 }
+    return (every(settings.evaluateEvery) || every(settings.checkpointEvery)) && step < settings.training.maxSteps
   }
 
   /// Saves `model` and `optimizer` (and the loss scale of an fp16 run) at `url`, creating the
@@ -58,8 +106,13 @@ public struct CheckpointPolicy {
     do {
       try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     } catch {
-      throw SettingError(.modelDirectory, value: url.deletingLastPathComponent().path, "cannot be created: \(error.localizedDescription)")
+      throw SettingError(.modelDirectory, value: url.deletingLastPathComponent().path, 
+                         "cannot be created: \(FileProblem.describe(error, path: url.deletingLastPathComponent().path, expectingFolder: true))")
     }
-    try Checkpoint(model: model, optimizer: optimizer, precision: precision.rawValue, lossScale: lossScale).save(to: url)
+    let checkpoint = try Checkpoint(model: model, optimizer: optimizer, precision: precision.rawValue, lossScale: lossScale)
+    if let bad = Divergence.firstNonFinite(checkpoint.allTensors) {
+      throw Divergence.weightsError(step: checkpoint.step, name: bad, learningRate: settings.training.learningRate)
+    }
+    try checkpoint.save(to: url)
   }
 }

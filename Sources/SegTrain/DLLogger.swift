@@ -82,7 +82,7 @@ public final class DLLogger {
       handle = try FileHandle(forWritingTo: url)
       try handle.seekToEnd()
     } catch {
-      throw FileError(file: url.path, "cannot open the log file for appending: \(error.localizedDescription)")
+      throw FileError(file: url.path, "cannot open the log file for appending: \(FileProblem.describe(error, path: url.path))")
     }
     if let parameters { try write(step: jsonString("PARAMETER"), data: parameters) }
   }
@@ -119,7 +119,7 @@ public final class DLLogger {
     do {
       try handle.write(contentsOf: Data(line.utf8))
     } catch {
-      throw FileError(file: url.path, "cannot write to the log file: \(error.localizedDescription)")
+      throw FileError(file: url.path, "cannot write to the log file: \(FileProblem.describe(error, path: url.path))")
     }
   }
 

@@ -9,14 +9,61 @@ import SegNN
 /// channels: gray copied to RGB, RGB to its luma), the mask
 /// `<name>-mask.png` of the input's size (255 = foreground for two classes, else class indices),
 /// `<name>-overlay.png` (the classes tinted and outlined over the image's gray, for people), and with
-/// `probabilities` `<name>-probabilities.tif` (one 16-bit page per class, 65535 = 1).
+/// `probabilities` `<name>-probabilities.tif` (one 16-bit page per class, 65535 = 1). A file
+/// that exists before the run is written over only with `overwrite`, and an input never.
 public struct PredictionWriter {
   public let predictor: TiledPredictor
   public let probabilities: Bool
+  /// Whether files that existed before the run may be replaced (inputs are never replaced).
+  public let overwrite: Bool
 
-  public init(model: UNet, batchSize: Int, window: SlidingWindow, probabilities: Bool) throws {
+  /// A writer predicting with `model`, `batchSize` tiles at a time.
+  public init(model: UNet, batchSize: Int, window: SlidingWindow, probabilities: Bool, overwrite: Bool = false) throws {
     predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window)
     self.probabilities = probabilities
+    self.overwrite = overwrite
+  }
+
+  // MARK: - Names
+
+  /// The name each input's outputs are written under, one per file and never two alike: the
+  /// file's name without its extension, or with it where two inputs share that stem ("a.png",
+  /// "a.tif"), and a number after it where even that repeats (equal names in two folders).
+  public static func outputNames(_ files: [URL]) -> [String] {
+    let stems = files.map { $0.deletingPathExtension().lastPathComponent }
+    var stemCounts: [String: Int] = [:]
+    for stem in stems { stemCounts[stem, default: 0] += 1 }
+    let names = zip(files, stems).map { file, stem in stemCounts[stem]! > 1 ? file.lastPathComponent : stem }
+    var nameCounts: [String: Int] = [:], seen: [String: Int] = [:]
+    for name in names { nameCounts[name, default: 0] += 1 }
+    return names.map { name in
+      guard nameCounts[name]! > 1 else { return name }
+      seen[name, default: 0] += 1
+      return "\(name)-\(seen[name]!)"
+    }
+  }
+
+  /// The files written for an input named `name` in `output`.
+  public func outputFiles(name: String, in output: URL) -> [URL] {
+    ["mask.png", "overlay.png"].map { output.appendingPathComponent("\(name)-\($0)") }
+      + (probabilities ? [output.appendingPathComponent("\(name)-probabilities.tif")] : [])
+  }
+
+  /// Refuses, before anything is predicted, to write over an input, or over a file that exists
+  /// already unless `overwrite`.
+  public func checkTargets(_ targets: [URL], inputs: [URL] = []) throws {
+    let inputPaths = Set(inputs.map { $0.standardizedFileURL.resolvingSymlinksInPath().path })
+    for url in targets {
+      let path = url.standardizedFileURL.resolvingSymlinksInPath().path
+      if inputPaths.contains(path) {
+        throw SettingError(.predictionOutput, value: url.deletingLastPathComponent().path, "would write over the input \(url.path); choose another folder")
+      }
+      if !overwrite, FileManager.default.fileExists(atPath: url.path) {
+        throw SettingError(
+          .predictionOutput, value: url.deletingLastPathComponent().path,
+          "\(url.lastPathComponent) exists already and this run did not make it; pass \(Setting.overwrite) to replace such files, or choose another folder")
+      }
+    }
   }
 
   /// The image files named by `paths`: files as given, folders by their PNG and TIFF files in name
@@ -41,15 +88,19 @@ public struct PredictionWriter {
     return files
   }
 
-  /// Predicts `files` into `output` (created if missing); returns the files written.
+  /// Predicts `files` into `output` (created if missing) under `outputNames`; returns the files
+  /// written, each once, that exist at the end. Checks every target first (`checkTargets`).
   @discardableResult
   public func write(_ files: [URL], to output: URL) throws -> [URL] {
+    let names = PredictionWriter.outputNames(files)
+    try checkTargets(names.flatMap { outputFiles(name: $0, in: output) }, inputs: files)
     var written: [URL] = []
-    for file in files {
+    for (file, name) in zip(files, names) {
       let image = try ImageFile.read(contentsOf: file).converted(channels: predictor.inputChannels)
-      written += try write(image, name: file.deletingPathExtension().lastPathComponent, to: output)
+      written += try write(image, name: name, to: output)
     }
-    return written
+    var seen = Set<String>()
+    return written.filter { seen.insert($0.path).inserted && FileManager.default.fileExists(atPath: $0.path) }
   }
 
   /// Predicts one 8-bit grayscale image and writes its files as `<name>-...` in `output`.
@@ -63,7 +114,7 @@ public struct PredictionWriter {
     do {
       try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
     } catch {
-      throw DataError(path: output.path, "cannot create the output folder: \(error.localizedDescription)")
+      throw DataError(path: output.path, "cannot create the output folder: \(FileProblem.describe(error, path: output.path, expectingFolder: true))")
     }
     let p = try predictor.predict(image)
     let binary = p.classes == 2

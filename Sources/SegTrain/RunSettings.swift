@@ -44,6 +44,8 @@ public struct RunSettings {
   public var folds = 5
   /// Steps between evaluations during training (0: only at the end).
   public var evaluateEvery = 0
+  /// Steps between checkpoints besides those after evaluations and at the end (0: none).
+  public var checkpointEvery = 0
   public var resume = false
   /// How training tiles are cut, and by how many threads (0: on the training thread).
   public var inputMode = InputMode.overlapTile
@@ -53,6 +55,8 @@ public struct RunSettings {
   /// Image files or folders to predict instead of the data set's test images, into `predictOutput`.
   public var predictInputs: [String] = []
   public var predictOutput: URL?
+  /// Whether predict may replace files that existed before the run (never its inputs).
+  public var overwrite = false
   /// Whether predict also writes class probabilities.
   public var predictProbabilities = false
   /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).

@@ -9,7 +9,7 @@ import SegNN
 /// the work: the data (`RunDataSource`), the checkpoint rules (`CheckpointPolicy`) and the
 /// training loop (`TrainingLoop`) with its callbacks: the console lines, the evaluation report
 /// file, the DLLogger lines, the caller's callbacks (a progress bar, a profiler), the periodic
-/// evaluator and the checkpointer, in that order. Messages for people go to `say`.
+/// evaluator, the checkpointer and the stop on SIGINT or SIGTERM, in that order. Messages for people go to `say`.
 public final class Runner {
   /// What to run, as the command line gives it.
   public let settings: RunSettings
@@ -20,14 +20,17 @@ public final class Runner {
   public let precision: PrecisionPolicy
   let say: (String) -> Void
   private let extraCallbacks: [any TrainingCallback]
+  private let deviceMemoryFree: (() -> Int?)?
 
   /// A run of `settings` on `backend` in `precision` (`PrecisionPolicy(settings.precision, on:
   /// backend)`), with `callbacks` told of it after the logging ones and before the evaluator and
-  /// the checkpointer.
+  /// the checkpointer. `deviceMemoryFree` tells a device backend's free memory (a GPU's); without
+  /// it a training step must fit in the host's available memory.
   public init(
     settings: RunSettings, backend: any Backend, precision: PrecisionPolicy, say: @escaping (String) -> Void,
-    callbacks: [any TrainingCallback] = []
+    callbacks: [any TrainingCallback] = [], deviceMemoryFree: (() -> Int?)? = nil
   ) {
+    self.deviceMemoryFree = deviceMemoryFree
     self.settings = settings
     self.backend = backend
     self.precision = precision
@@ -44,7 +47,9 @@ public final class Runner {
     if let url = s.evaluationJSON { list.append(EvaluationJSONWriter(url: url)) }
     if let url = s.logFile { list.append(DLLoggerCallback(url: url)) }
     list += extraCallbacks
-    list += [evaluator, Checkpointer(policy: CheckpointPolicy(settings: s), precision: precision.requested)] as [any TrainingCallback]
+    let policy = CheckpointPolicy(settings: s)
+    list += [evaluator, Checkpointer(policy: policy, precision: precision.requested),
+             SignalStopper(policy: policy, precision: precision.requested)] as [any TrainingCallback]
     let callbacks = TrainingCallbacks(list)
     try callbacks.scope { try runModes(callbacks: callbacks, evaluator: evaluator) }
     try callbacks.each { try $0.runEnded() }
@@ -54,7 +59,14 @@ public final class Runner {
   private func runModes(callbacks: TrainingCallbacks, evaluator: PeriodicEvaluator) throws {
     let s = settings
     if let note = precision.note(training: s.mode.trains) { say("unet: " + note) }
-    let checkpoint = try CheckpointPolicy(settings: s).existing()
+    let policy = CheckpointPolicy(settings: s)
+    let checkpoint = try policy.existing()
+    if s.mode.trains {
+      for path in try policy.prepareDirectory() { say("unet: removed \(path), left by a run that stopped while saving") }
+      if s.resume, checkpoint == nil, let url = s.checkpointURL {
+        say("unet: nothing to resume: no checkpoint at \(url.path) yet; training starts from step 0")
+      }
+    }
     // The checkpoint's model decides the channels; a fresh one takes --input-channels or the files'.
     var config = checkpoint?.config ?? s.model
     let source = RunDataSource(settings: s)
@@ -100,6 +112,7 @@ public final class Runner {
     callbacks: TrainingCallbacks
   ) throws {
     let s = settings
+    try checkMemory(model.config)
     var pipelineOptions = PipelineOptions()
     pipelineOptions.batchSize = s.training.batchSize
     pipelineOptions.seed = s.training.seed
@@ -114,9 +127,19 @@ public final class Runner {
       on: backend, callbacks: callbacks)
     say("unet: \(describe(model)), on \(backend.name), \(precision); \(slices.count) training slices, \(validation) validation")
     try loop.run()
-    say(String(format: "unet: trained to step %d in %.0f s", optimizer.step, loop.elapsedSeconds)
-      + (loop.trainer.lossScaler.map { String(format: " (loss scale %.0f, %d steps skipped)", $0.scale, $0.skippedSteps) } ?? "")
+    say(String(format: "unet: trained to step %ld in %.0f s", optimizer.step, loop.elapsedSeconds)
+      + (loop.trainer.lossScaler.map { String(format: " (loss scale %.0f, %ld steps skipped)", $0.scale, $0.skippedSteps) } ?? "")
       + (s.checkpointURL.map { "; checkpoint \($0.path)" } ?? ""))
+  }
+
+  /// Refuses a batch whose step cannot fit in the memory left, before anything large is allocated.
+  private func checkMemory(_ config: UNetConfig) throws {
+    let need = StepMemory(config: config, batchSize: settings.training.batchSize, computeType: precision.computeType)
+    if let free = deviceMemoryFree?() {
+      try need.check(available: free, what: "free memory on \(backend.name)")
+    } else if let available = AvailableMemory.host() {
+      try need.check(available: available, what: "available host memory (MemAvailable in /proc/meminfo)")
+    }
   }
 
   private func describe(_ model: UNet) -> String {
@@ -128,7 +151,8 @@ public final class Runner {
 
   private func predict(_ model: UNet, data: RunData) throws {
     let s = settings
-    let writer = try PredictionWriter(model: model, batchSize: s.training.batchSize, window: s.window, probabilities: s.predictProbabilities)
+    let writer = try PredictionWriter(model: model, batchSize: s.training.batchSize, window: s.window, probabilities: s.predictProbabilities,
+                                      overwrite: s.overwrite)
     if !s.predictInputs.isEmpty {
       guard let output = s.predictOutput else {
         throw SettingError(.predictionOutput, "needed with \(Setting.predictionInputs) (the folder for masks and overlays)")
@@ -147,13 +171,15 @@ public final class Runner {
     if data.isStack {
       let masks = try predictMasks(model, images: data.test.map(\.image), batchSize: s.training.batchSize, window: s.window)
       let url = dir.appendingPathComponent("test-masks.tif")
+      try writer.checkTargets([url])
       do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
         throw SettingError(s.predictOutput == nil ? .modelDirectory : .predictionOutput, value: dir.path,
-                           "cannot be created: \(error.localizedDescription)")
+                           "cannot be created: \(FileProblem.describe(error, path: dir.path, expectingFolder: true))")
       }
       try TIFF.write(masks, to: url)
       say("unet: wrote \(masks.count) masks to \(url.path)")
     } else {
+      try writer.checkTargets(data.test.flatMap { writer.outputFiles(name: $0.name, in: dir) })
       for (name, image) in data.test { _ = try writer.write(image, name: name, to: dir) }
       say("unet: wrote masks and overlays of \(data.test.count) test images to \(dir.path)")
     }

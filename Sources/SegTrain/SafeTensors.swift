@@ -172,7 +172,7 @@ public enum SafeTensors {
     do {
       data = try Data(contentsOf: url)
     } catch {
-      throw FileError(file: url.path, "cannot be read: \(error.localizedDescription)")
+      throw FileError(file: url.path, "cannot be read: \(FileProblem.describe(error, path: url.path, writing: false))")
     }
     return try decode(data, file: url.path)
   }

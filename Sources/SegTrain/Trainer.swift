@@ -14,6 +14,8 @@ public struct TrainingOptions: Sendable {
   public var augment = false
   /// How the step is compiled (`CompiledTrainer`: traced once, then replayed); nil runs it eagerly.
   public var compile: CompileOptions?
+  /// Loss-scaled steps skipped in a row after which an fp16 run stops as diverged.
+  public var maxSkippedStepsInARow = Divergence.defaultMaxSkippedStepsInARow
   public init() {}
 }
 
@@ -112,20 +114,30 @@ public class Trainer {
   /// its metrics and, every `logEvery` steps and at the last, the metrics averaged over the steps
   /// since the previous window (nil between). A step skipped by the loss scaler is retried on the
   /// same batch at the halved scale (so the run still makes `maxSteps` updates, and batch i is still
-  /// the i-th update's); it is counted in `lossScaler.skippedSteps`, not in the means.
+  /// the i-th update's); it is counted in `lossScaler.skippedSteps`, not in the means. A loss that
+  /// is inf or NaN, or `maxSkippedStepsInARow` skipped steps in a row, stop the run with an error
+  /// naming the step (the loss is the value `step` already read, so the check costs nothing).
   public func train(
     nextBatch: (Int) throws -> (Tensor, Tensor), stepEnded: (Int, StepMetrics, StepMetrics?) throws -> Void
   ) throws {
     var window: StepMetrics?
     var retry: (Tensor, Tensor)?
+    var skippedInARow = 0
     while optimizer.step < options.maxSteps {
       let (x, y) = try retry ?? nextBatch(optimizer.step)
       let m = try step(images: x, targets: y)
       if m.skipped {
+        skippedInARow += 1
+        if skippedInARow >= max(options.maxSkippedStepsInARow, 1) {
+          throw Divergence.skipsError(step: optimizer.step + 1, skipped: skippedInARow, learningRate: options.learningRate)
+        }
         retry = (x, y)
         continue
       }
-      retry = nil
+      (retry, skippedInARow) = (nil, 0)
+      guard m.total.isFinite else {
+        throw Divergence.lossError(step: optimizer.step, loss: m.total, learningRate: options.learningRate)
+      }
       window = window.map { $0 + m } ?? m
       let done = optimizer.step
       var means: StepMetrics?

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegData
+import SegTrain
 
 /// `unet data`: data-set tools.
 struct DataCommand: ParsableCommand {
@@ -16,18 +17,26 @@ struct SynthCommand: ParsableCommand {
 
   @Option(help: "Directory to write the three TIFF stacks into (created if missing).")
   var output: String
-  @Option(help: "Side of each slice in pixels.")
+  @Option(parsing: .unconditional, help: "Side of each slice in pixels.")
   var size = 512
-  @Option(name: [.customLong("train-count"), .customLong("train_count")], help: "Labelled training slices.")
+  @Option(name: [.customLong("train-count"), .customLong("train_count")], parsing: .unconditional, help: "Labelled training slices.")
   var trainCount = 30
-  @Option(name: [.customLong("test-count"), .customLong("test_count")], help: "Unlabelled test slices.")
+  @Option(name: [.customLong("test-count"), .customLong("test_count")], parsing: .unconditional, help: "Unlabelled test slices.")
   var testCount = 30
   @Option(help: "Seed of the generator; the same seed gives the same files.")
   var seed: UInt64 = 0
 
   func validate() throws {
     guard size >= 16 else { throw ValidationError("--size: must be at least 16") }
+    guard size <= SyntheticEM.maxSize else { throw ValidationError("--size: at most \(SyntheticEM.maxSize), got \(size)") }
     guard trainCount >= 1, testCount >= 1 else { throw ValidationError("--train-count and --test-count: must be at least 1") }
+    for (flag, count) in [("--train-count", trainCount), ("--test-count", testCount)] where Double(count) * Double(size * size) > Double(SyntheticEM.maxStackBytes) {
+      throw ValidationError("\(flag) \(count) with --size \(size): the stack would exceed the 4 GiB a TIFF file holds; use fewer or smaller slices")
+    }
+    let need = SyntheticEM.bytesNeeded(count: trainCount + testCount, size: size)
+    if let available = AvailableMemory.host(), need > available {
+      throw ValidationError("--size \(size): \(trainCount + testCount) slices need about \(need >> 20) MiB, more than the \(available >> 20) MiB of available memory; use a smaller --size or fewer slices")
+    }
   }
 
   func run() throws {

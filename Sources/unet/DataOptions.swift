@@ -26,9 +26,9 @@ struct DataOptions: ParsableArguments {
 
 /// The cross-validation fold held out for evaluation (train, evaluate).
 struct FoldOptions: ParsableArguments {
-  @Option(help: "Cross-validation fold to hold out (none: train and evaluate on every slice; 0 without --data-dir).")
+  @Option(parsing: .unconditional, help: "Cross-validation fold to hold out (none: train and evaluate on every slice; 0 without --data-dir).")
   var fold: Int?
-  @Option(help: "Number of cross-validation folds.")
+  @Option(parsing: .unconditional, help: "Number of cross-validation folds.")
   var folds = 5
 
   func apply(to s: inout RunSettings, embedded: Bool) {
@@ -41,13 +41,19 @@ struct FoldOptions: ParsableArguments {
 struct TrainingDataOptions: ParsableArguments {
   @Flag(help: "Augment training tiles: flips, 90-degree rotations, crop-and-zoom, brightness, contrast, noise, elastic deformation.")
   var augment = false
-  @Option(help: "Threads preparing training batches (0: on the training thread).")
+  @Option(parsing: .unconditional, help: "Threads preparing training batches (0: on the training thread).")
   var workers = ProcessInfo.processInfo.activeProcessorCount
   @Option(name: [.customLong("input-mode"), .customLong("input_mode")], help: "overlap_tile (the paper: mirror-padded tiles) or resize_pad (NVIDIA: resize to the output size, zero-pad).")
   var inputMode = InputMode.overlapTile
 
+  /// The most batch threads: far beyond any useful count, well below the threads a process may start.
+  static let maxWorkers = 256
+
   func validate() throws {
     if workers < 0 { throw ValidationError("--workers: must be 0 or more, got \(workers)") }
+    if workers > Self.maxWorkers {
+      throw ValidationError("--workers: at most \(Self.maxWorkers) threads, got \(workers) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+    }
   }
 
   func apply(to s: inout RunSettings) {

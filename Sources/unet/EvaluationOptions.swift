@@ -6,7 +6,7 @@ import SegTrain
 
 /// How whole images are tiled when evaluating and predicting (train, evaluate, predict).
 struct WindowOptions: ParsableArguments {
-  @Option(help: "Overlap of neighbouring output tiles when predicting whole images, in [0, 1).")
+  @Option(parsing: .unconditional, help: "Overlap of neighbouring output tiles when predicting whole images, in [0, 1).")
   var overlap = 0.0
   @Option(help: "How overlapping tiles combine: mean or gaussian (weights falling off from the tile's centre).")
   var blending = SlidingWindow.Blending.mean
@@ -36,7 +36,7 @@ struct LoggingOptions: ParsableArguments {
 
 /// How often training logs (train).
 struct TrainingLogOptions: ParsableArguments {
-  @Option(name: [.customLong("log-every"), .customLong("log_every")], help: "Steps between log lines (100; 25 without --data-dir).")
+  @Option(name: [.customLong("log-every"), .customLong("log_every")], parsing: .unconditional, help: "Steps between log lines (100; 25 without --data-dir).")
   var logEvery: Int?
 
   func validate() throws {
@@ -44,4 +44,14 @@ struct TrainingLogOptions: ParsableArguments {
   }
 
   func apply(to s: inout RunSettings, embedded: Bool) { s.training.logEvery = logEvery ?? (embedded ? 25 : 100) }
+}
+
+// MARK: - Files made before the run
+
+/// Whether predictions may replace files that were there before the run (predict, train).
+struct OverwriteOptions: ParsableArguments {
+  @Flag(help: "Replace prediction files that exist before the run (the inputs themselves are never replaced).")
+  var overwrite = false
+
+  func apply(to s: inout RunSettings) { s.overwrite = overwrite }
 }

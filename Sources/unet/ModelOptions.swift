@@ -9,19 +9,19 @@ import SegTrain
 /// The U-Net's shape. Unset options take the reference's values with --data-dir, and the small
 /// embedded model's without.
 struct ModelOptions: ParsableArguments {
-  @Option(name: [.customLong("input-channels"), .customLong("input_channels")], help: "Image channels: 1 (gray) or 3 (RGB); detected from a folder data set's images when not given.")
+  @Option(name: [.customLong("input-channels"), .customLong("input_channels")], parsing: .unconditional, help: "Image channels: 1 (gray) or 3 (RGB); detected from a folder data set's images when not given.")
   var inputChannels: Int?
-  @Option(help: "Classes, background included (2).")
+  @Option(parsing: .unconditional, help: "Classes, background included (2).")
   var classes: Int?
-  @Option(name: [.customLong("base-filters"), .customLong("base_filters")], help: "Filters of the top level (64; 16 without --data-dir).")
+  @Option(name: [.customLong("base-filters"), .customLong("base_filters")], parsing: .unconditional, help: "Filters of the top level (64; 16 without --data-dir).")
   var baseFilters: Int?
-  @Option(help: "Number of 2x2 poolings (4; 3 without --data-dir).")
+  @Option(parsing: .unconditional, help: "Number of 2x2 poolings (4; 3 without --data-dir).")
   var depth: Int?
   @Option(help: "valid: unpadded convs, output smaller than input, as NVIDIA (default); same: output = input (default without --data-dir).")
   var padding: UNetConfig.Padding?
-  @Option(name: [.customLong("upconv-kernel"), .customLong("upconv_kernel")], help: "Kernel of the stride-2 transposed convs: 3 (NVIDIA) or 2 (the paper).")
+  @Option(name: [.customLong("upconv-kernel"), .customLong("upconv_kernel")], parsing: .unconditional, help: "Kernel of the stride-2 transposed convs: 3 (NVIDIA) or 2 (the paper).")
   var upconvKernel: Int?
-  @Option(name: [.customLong("input-size"), .customLong("input_size")], help: "Side of the input tile (572; 96 without --data-dir).")
+  @Option(name: [.customLong("input-size"), .customLong("input_size")], parsing: .unconditional, help: "Side of the input tile (572; 96 without --data-dir).")
   var inputSize: Int?
 
   /// True when any option was given.

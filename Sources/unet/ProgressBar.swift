@@ -33,7 +33,7 @@ final class ProgressBar {
     let width = 30
     let filled = min(width, width * step / max(total, 1))
     let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-    print(String(format: "\r\u{1B}[K[%@] %d/%d  %.2f steps/s  ETA %02d:%02d", bar, step, total, rate, Int(left) / 60, Int(left) % 60),
+    print(String(format: "\r\u{1B}[K[%@] %ld/%ld  %.2f steps/s  ETA %02ld:%02ld", bar, step, total, rate, Int(left) / 60, Int(left) % 60),
           terminator: "")
     fflush(nil)  // every C stream: `stdout` itself is a mutable global to Swift 6
     drawn = true

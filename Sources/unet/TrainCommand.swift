@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegCore
+import SegCUDA
 import SegNN
 import SegTrain
 
@@ -26,6 +27,7 @@ struct TrainCommand: ParsableCommand {
   @OptionGroup(title: "Evaluation and prediction") var window: WindowOptions
   @OptionGroup(title: "Logging") var logging: LoggingOptions
   @OptionGroup(title: "Logging") var trainingLog: TrainingLogOptions
+  @OptionGroup(title: "Evaluation and prediction") var overwrite: OverwriteOptions
 
   /// What the run does, as the reference's --exec_mode.
   struct ModeOptions: ParsableArguments {
@@ -49,6 +51,7 @@ struct TrainCommand: ParsableCommand {
       window.apply(to: &s)
       logging.apply(to: &s)
       trainingLog.apply(to: &s, embedded: embedded)
+      overwrite.apply(to: &s)
       s.precision = try device.precision.resolved()
       s.training.compile = device.compile
       return try execute(s, device: device.device, profile: logging.profile)
@@ -122,6 +125,7 @@ struct PredictCommand: ParsableCommand {
   @OptionGroup(title: "Evaluation and prediction") var batch: BatchOptions
   @OptionGroup(title: "Evaluation and prediction") var window: WindowOptions
   @OptionGroup(title: "Evaluation and prediction") var files: FileOptions
+  @OptionGroup(title: "Evaluation and prediction") var overwrite: OverwriteOptions
   @OptionGroup(title: "Logging") var logging: LoggingOptions
 
   /// What predict reads and writes besides the data set.
@@ -153,6 +157,7 @@ struct PredictCommand: ParsableCommand {
     s.predictInputs = files.input
     s.predictOutput = files.output.map { URL(fileURLWithPath: $0) }
     s.predictProbabilities = files.probabilities
+    overwrite.apply(to: &s)
     try execute(s, device: device.device, profile: logging.profile)
   }
 }
@@ -165,5 +170,7 @@ func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool) throw
   let bar = ProgressBar()
   let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : [])
   let precision = PrecisionPolicy(settings.precision, on: backend)
-  try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks).run()
+  let gpu = backend as? CUDABackend
+  try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks,
+             deviceMemoryFree: gpu.map { gpu in { gpu.freeMemoryBytes } }).run()
 }

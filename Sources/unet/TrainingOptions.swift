@@ -5,7 +5,7 @@ import SegTrain
 
 /// Images per training step, and tiles per forward pass when evaluating and predicting.
 struct BatchOptions: ParsableArguments {
-  @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Images per training step, and tiles per forward pass when evaluating or predicting (1; 4 without --data-dir).")
+  @Option(name: [.customLong("batch-size"), .customLong("batch_size")], parsing: .unconditional, help: "Images per training step, and tiles per forward pass when evaluating or predicting (1; 4 without --data-dir).")
   var batchSize: Int?
 
   func validate() throws {
@@ -19,25 +19,31 @@ struct BatchOptions: ParsableArguments {
 
 /// The optimizer, the length of the run, resuming and the reference's --benchmark (train).
 struct TrainingOptions: ParsableArguments {
-  @Option(name: [.customLong("learning-rate"), .customLong("learning_rate")], help: "Adam's learning rate (1e-4; 1e-3 without --data-dir).")
+  @Option(name: [.customLong("learning-rate"), .customLong("learning_rate")], parsing: .unconditional, help: "Adam's learning rate (1e-4; 1e-3 without --data-dir).")
   var learningRate: Double?
-  @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Training steps (1000; 300 without --data-dir).")
+  @Option(name: [.customLong("max-steps"), .customLong("max_steps")], parsing: .unconditional, help: "Training steps (1000; 300 without --data-dir).")
   var maxSteps: Int?
-  @Option(name: [.customLong("weight-decay"), .customLong("weight_decay")], help: "L2 weight decay.")
+  @Option(name: [.customLong("weight-decay"), .customLong("weight_decay")], parsing: .unconditional, help: "L2 weight decay.")
   var weightDecay = 5e-4
-  @Option(name: [.customLong("evaluate-every"), .customLong("evaluate_every")], help: "Steps between evaluations while training (0: at the end only).")
+  @Option(name: [.customLong("evaluate-every"), .customLong("evaluate_every")], parsing: .unconditional, help: "Steps between evaluations while training (0: at the end only).")
   var evaluateEvery = 0
+  @Option(name: [.customLong("checkpoint-every"), .customLong("checkpoint_every")], parsing: .unconditional, help: "Steps between checkpoints besides those after evaluations and at the end (0: none), so that a crash loses at most this many.")
+  var checkpointEvery = 0
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
   var resumeTraining = false
   @Flag(help: "Time the steps instead of training to a score, as unet benchmark (--exec-mode predict: inference steps; else training steps), with the reference's model for unset model options.")
   var benchmark = false
-  @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], help: "With --benchmark: steps excluded from timing.")
+  @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], parsing: .unconditional, help: "With --benchmark: steps excluded from timing.")
   var warmupSteps = 200
 
   func validate() throws {
     if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps: must be at least 1, got \(maxSteps)") }
-    if let lr = learningRate, !(lr > 0) { throw ValidationError("--learning-rate: must be positive, got \(lr)") }
+    if let lr = learningRate, !(lr > 0 && lr.isFinite) { throw ValidationError("--learning-rate: must be a positive finite number, got \(lr)") }
+    if !(weightDecay >= 0 && weightDecay.isFinite) {
+      throw ValidationError("--weight-decay: must be a finite number, 0 or more, got \(weightDecay)")
+    }
     if evaluateEvery < 0 { throw ValidationError("--evaluate-every: must be 0 or more, got \(evaluateEvery)") }
+    if checkpointEvery < 0 { throw ValidationError("--checkpoint-every: must be 0 or more, got \(checkpointEvery)") }
     if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
   }
 
@@ -46,6 +52,7 @@ struct TrainingOptions: ParsableArguments {
     s.training.maxSteps = maxSteps ?? (embedded ? 300 : 1000)
     s.training.weightDecay = weightDecay
     s.evaluateEvery = evaluateEvery
+    s.checkpointEvery = checkpointEvery
     s.resume = resumeTraining
   }
 }

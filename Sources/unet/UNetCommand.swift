@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegTrain
 
 /// The command-line tool: train, evaluate and run U-Net segmentation models.
 @main
@@ -25,6 +26,9 @@ struct UNetCommand: ParsableCommand {
       }
       Self.exit(withError: error)
     }
-    do { try command.run() } catch { Self.exit(withError: commandLineError(error)) }
+    do { try command.run() } catch let stopped as TrainingStopped {
+      FileHandle.standardError.write(Data("unet: \(stopped)\n".utf8))
+      Self.exit(withError: ExitCode(128 + stopped.signal))
+    } catch { Self.exit(withError: commandLineError(error)) }
   }
 }

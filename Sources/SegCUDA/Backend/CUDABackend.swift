@@ -131,6 +131,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     return gpu.context.device.computeCapability.major >= 8
   }
 
+  /// Free device memory in bytes (cuMemGetInfo); nil on the emulator or when it cannot be asked.
+  public var freeMemoryBytes: Int? { (device as? GPUKernelDevice).flatMap { try? $0.context.memoryInfo().free } }
+
   /// Waits for the stream (a kernel's failure surfaces here).
   public func synchronize() throws { try (device as? GPUKernelDevice)?.context.synchronize() }
 

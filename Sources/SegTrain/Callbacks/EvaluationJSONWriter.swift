@@ -14,7 +14,7 @@ public final class EvaluationJSONWriter: TrainingCallback {
 
   public func evaluated(_ r: EvaluationReport, at step: Int) throws {
     do { try r.jsonData().write(to: url, options: .atomic) } catch {
-      throw SettingError(.evaluationOutput, value: url.path, "cannot write the evaluation report: \(error.localizedDescription)")
+      throw SettingError(.evaluationOutput, value: url.path, "cannot write the evaluation report: \(FileProblem.describe(error, path: url.path))")
     }
   }
 }

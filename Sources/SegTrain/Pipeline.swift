@@ -99,9 +99,14 @@ public final class TrainingPipeline {
     queue = PrefetchQueue(first: firstBatch, capacity: options.prefetch, workers: options.workers)
     let (queue, maker) = (queue, maker)
     for i in 0..<options.workers {
-      let thread = Thread { queue.work(maker.batch) }
-      thread.name = "unet-data-\(i)"
-      thread.start()
+      do {
+        try WorkerThread.start(name: "unet-data-\(i)", workers: options.workers) { queue.work(maker.batch) }
+      } catch {
+        // The workers that did start leave their loop; those that did not are no longer waited for.
+        queue.abandon(options.workers - i)
+        queue.stop()
+        throw error
+      }
     }
   }
 

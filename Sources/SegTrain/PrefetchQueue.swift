@@ -60,6 +60,13 @@ final class PrefetchQueue: @unchecked Sendable {
     return nextToTake - 1
   }
 
+  /// Forgets `count` workers that never started, so that `stop()` does not wait for them.
+  func abandon(_ count: Int) {
+    condition.lock()
+    running -= count
+    condition.unlock()
+  }
+
   /// Stops claiming, and returns once every worker has left its loop.
   func stop() {
     condition.lock()

@@ -92,8 +92,14 @@ extension CUDABackend {
     destinationBase: Int = 0
   ) throws {
     let n = space.count
+    // The kernel copies 16-byte vectors when the last axis is contiguous on both sides and every
+    // other stride and both bases are whole vectors (as its copiesVectors); a thread per vector then.
+    let v = vectorLength(dtype)
+    let last = space.dims.count - 1
+    let vectors = last >= 0 && space.dims[last] % v == 0 && sourceBase % v == 0 && destinationBase % v == 0
+      && space.strides.allSatisfy { s in s[last] == 1 && s[..<last].allSatisfy { $0 % v == 0 } }
     try device.launch(
-      "copy_b\(dtype.byteSize)", count: n,
+      "copy_b\(dtype.byteSize)", count: vectors ? n / v : n,
       arguments: [
         .pointer(source), .pointer(destination), .int64(Int64(n)), .dims(space.dims), .vec(space.strides[0]),
         .int64(Int64(sourceBase)), .vec(space.strides[1]), .int64(Int64(destinationBase)),

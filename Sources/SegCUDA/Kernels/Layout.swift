@@ -29,45 +29,96 @@ enum LayoutKernels {
     // ---- Strided copy ----
     template <class E>
     DEVICE void stridedCopy(
-        const E* src, E* dst, i64 n, const Dims& dims, const Vec& ss, i64 sbase, const Vec& ds, i64 dbase) {
+        const E* __restrict__ src, E* __restrict__ dst, i64 n, const Dims& dims, const Vec& ss, i64 sbase,
+        const Vec& ds, i64 dbase) {
+    #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        i64 r = i, so = sbase, dst_off = dbase;
-        for (int k = (int)dims.rank - 1; k >= 0; --k) {
-          const i64 c = r % dims.v[k];
-          r /= dims.v[k];
-          so += c * ss.v[k];
-          dst_off += c * ds.v[k];
-        }
-        dst[dst_off] = src[so];
+        i64 so, dO;
+        offsetsOf(i, dims, ss, ds, so, dO);
+        dst[dbase + dO] = src[sbase + so];
       }
     }
 
+    // Whether the copy moves whole 16-byte vectors: the last axis contiguous on both sides, and
+    // every row start and both buffers 16-byte aligned (a concat or slice along channels of a
+    // multiple of 16 bytes, a reshape, a row broadcast).
+    template <class E>
+    DEVICE bool copiesVectors(const E* src, E* dst, const Dims& dims, const Vec& ss, i64 sbase, const Vec& ds, i64 dbase) {
+      const i64 N = 16 / sizeof(E);
+      const int last = (int)dims.rank - 1;
+      if (N == 1 || last < 0 || !aligned16(src) || !aligned16(dst)) return false;
+      if (sbase % N || dbase % N) return false;
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == last && (ss.v[k] != 1 || ds.v[k] != 1 || dims.v[k] % N)) return false;
+        if (k < last && (ss.v[k] % N || ds.v[k] % N)) return false;
+      }
+      return true;
+    }
+
+    // The copy in 16-byte units: the last axis and every stride and base divided by N.
+    template <class E>
+    DEVICE void vectorCopy(const E* src, E* dst, Dims dims, Vec ss, i64 sbase, Vec ds, i64 dbase) {
+      const i64 N = 16 / sizeof(E);
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == dims.rank - 1) dims.v[k] /= N;
+        else if (k < dims.rank - 1) { ss.v[k] /= N; ds.v[k] /= N; }
+      }
+      i64 n = 1;
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k < dims.rank) n *= dims.v[k];
+      }
+      stridedCopy<V16>(
+          reinterpret_cast<const V16*>(src), reinterpret_cast<V16*>(dst), n, dims, ss, sbase / N, ds, dbase / N);
+    }
+
     // ---- Pad ----
+    // The input offset of output element i, or -1 where zero padding puts a zero.
+    DEVICE i64 padSource(i64 i, const Dims& out, const Vec& before, const Vec& in, const Vec& inStrides, i64 reflect) {
+      const int rank = (int)out.rank;
+      const bool small = i < 4294967295LL;
+      u64 r = (u64)i;
+      i64 off = 0;
+      bool zero = false;
+    #pragma unroll
+      for (int k = MAX_RANK - 1; k >= 0; --k) {
+        if (k >= rank) continue;
+        u64 j;
+        if (small) {
+          const u32 d = divisor32(out.v[k]), q = (u32)r / d;
+          j = (u32)r - q * d;
+          r = q;
+        } else {
+          r = udiv(r, (u64)out.v[k], j);
+        }
+        i64 p = (i64)j - before.v[k];
+        const i64 m = in.v[k];
+        if (p < 0 || p >= m) {
+          if (reflect) p = p < 0 ? -p : 2 * (m - 1) - p;
+          else zero = true;
+        }
+        off += p * inStrides.v[k];
+      }
+      return zero ? -1 : off;
+    }
+
     template <class E>
     DEVICE void padElements(
-        const E* src, E* dst, i64 n, const Dims& out, const Vec& before, const Vec& in, const Vec& inStrides,
-        i64 reflect) {
+        const E* __restrict__ src, E* __restrict__ dst, i64 n, const Dims& out, const Vec& before, const Vec& in,
+        const Vec& inStrides, i64 reflect) {
+    #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        i64 r = i, off = 0;
-        bool zero = false;
-        for (int k = (int)out.rank - 1; k >= 0; --k) {
-          const i64 j = r % out.v[k];
-          r /= out.v[k];
-          i64 p = j - before.v[k];
-          const i64 m = in.v[k];
-          if (p < 0 || p >= m) {
-            if (reflect) p = p < 0 ? -p : 2 * (m - 1) - p;
-            else zero = true;
-          }
-          off += p * inStrides.v[k];
-        }
-        dst[i] = zero ? E(0) : src[off];
+        const i64 off = padSource(i, out, before, in, inStrides, reflect);
+        dst[i] = off < 0 ? E(0) : src[off];
       }
     }
 
     #define COPY(BYTES, E)                                                                        \
       KERNEL copy_b##BYTES(const E* src, E* dst, i64 n, Dims dims, Vec ss, i64 sbase, Vec ds, i64 dbase) { \
-        stridedCopy<E>(src, dst, n, dims, ss, sbase, ds, dbase);                                  \
+        if (copiesVectors<E>(src, dst, dims, ss, sbase, ds, dbase)) vectorCopy<E>(src, dst, dims, ss, sbase, ds, dbase); \
+        else stridedCopy<E>(src, dst, n, dims, ss, sbase, ds, dbase);                             \
       }                                                                                           \
       KERNEL pad_b##BYTES(const E* src, E* dst, i64 n, Dims out, Vec before, Vec in, Vec inStrides, i64 reflect) { \
         padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                         \
@@ -78,17 +129,19 @@ enum LayoutKernels {
     DEVICE void padBackward(
         const T* g, T* out, i64 n, const Dims& interior, const Vec& before, const Vec& after, const Vec& gStrides) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
         // Per axis, the padded coordinates that hold this interior coordinate, in increasing order:
         // the left mirror, the element itself, the right mirror.
         i64 cand[MAX_RANK][3];
         int count[MAX_RANK], idx[MAX_RANK];
-        i64 r = i;
+        u64 r = (u64)i;
         const int rank = (int)interior.rank;
         for (int k = rank - 1; k >= 0; --k) {
           const i64 m = interior.v[k], b = before.v[k], a = after.v[k];
-          const i64 c = r % m;
-          r /= m;
+          u64 cu;
+          r = udiv(r, (u64)m, cu);
+          const i64 c = (i64)cu;
           int q = 0;
           if (c >= 1 && c <= b) cand[k][q++] = b - c;
           cand[k][q++] = b + c;

@@ -33,16 +33,20 @@ enum ReduceKernels {
         const T* x, typename Elem<T>::C* partial, i64 outCount, i64 chunks, i64 chunk, i64 redCount,
         const Dims& kept, const Vec& keptStrides, const Dims& red, const Vec& redStrides) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 t = gridStart(); t < outCount * chunks; t += gridStep()) {
-        const i64 m = t % outCount, c = t / outCount;
+        u64 mu;
+        const i64 c = (i64)udiv((u64)t, (u64)outCount, mu), m = (i64)mu;
         const i64 lo = c * chunk, hi = lo + chunk < redCount ? lo + chunk : redCount;
         const T* base = x + offsetOf(m, kept, keptStrides);
         // An odometer over the reduced axes, starting at lo.
         i64 idx[MAX_RANK];
-        i64 rest = lo, off = 0;
+        u64 rest = (u64)lo;
+        i64 off = 0;
         for (int k = (int)red.rank - 1; k >= 0; --k) {
-          idx[k] = rest % red.v[k];
-          rest /= red.v[k];
+          u64 c;
+          rest = udiv(rest, (u64)red.v[k], c);
+          idx[k] = (i64)c;
           off += idx[k] * redStrides.v[k];
         }
         C acc = 0;
@@ -63,6 +67,7 @@ enum ReduceKernels {
     template <class T>
     DEVICE void sumFinish(const typename Elem<T>::C* partial, T* out, i64 outCount, i64 chunks) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 m = gridStart(); m < outCount; m += gridStep()) {
         C acc = 0;
         for (i64 c = 0; c < chunks; ++c) acc += partial[c * outCount + m];
@@ -84,6 +89,7 @@ enum ReduceKernels {
     template <class T, bool LOG>
     DEVICE void softmaxRows(const T* x, T* out, i64 rows, i64 n) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 r = gridStart(); r < rows; r += gridStep()) {
         const T* xr = x + r * n;
         T* yr = out + r * n;

@@ -183,6 +183,8 @@ enum EmulatorSource {
     #define __global__
     #define __device__
     #define __forceinline__ inline
+    #define __noinline__
+    #define __align__(n) alignas(n)
 
     inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
     inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }

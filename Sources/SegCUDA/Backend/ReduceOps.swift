@@ -71,16 +71,24 @@ extension CUDABackend {
     return y
   }
 
-  /// softmax and logSoftmax over the last axis: one thread per row; nil for an operand that is not
-  /// of the output's floating dtype.
+  /// Rows of at least this many elements are reduced by a block each (`softmaxBlock`).
+  static let blockRowLength = 128
+
+  /// softmax and logSoftmax over the last axis: one thread per row, or a block per long row; nil
+  /// for an operand that is not of the output's floating dtype.
   func softmax(_ op: Softmax, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let n = out.shape.dims.last ?? 1
     guard n > 0, out.shape.count > 0 else { return y }
     let rows = out.shape.count / n
+    // A thread per row reads a few classes per pixel in one pass; from `blockRowLength` on, a row
+    // read by one thread would be serial and uncoalesced, so a block takes it (256 work items per
+    // row: a block of the GPU's launch, several rows per block on a device with smaller blocks).
+    let block = n >= Self.blockRowLength
+    let base = (op.log ? "logSoftmax" : "softmax") + (block ? "Block" : "")
     try device.launch(
-      KernelNames.name(op.log ? "logSoftmax" : "softmax", dtype), count: rows,
+      KernelNames.name(base, dtype), count: block ? rows * 256 : rows,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(rows)), .int64(Int64(n))])
     return y
   }

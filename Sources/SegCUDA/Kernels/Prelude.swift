@@ -5,8 +5,9 @@
 /// include folder at run time): f16 and bf16 travel as 16-bit patterns, converted on the GPU by the
 /// hardware's `cvt` (inline PTX) and, where `__CUDA_ARCH__` is not defined (the host emulator), in
 /// integer arithmetic, bit for bit as Swift's Float16(Float) and SegCore's BFloat16 do (NaN payloads
-/// aside: the hardware gives its canonical NaN). Kernels use grid-stride loops with no shared memory
-/// or warp operations, so any launch shape gives the same result.
+/// aside: the hardware gives its canonical NaN). Kernels use grid-stride loops, so any launch shape
+/// covers the work; only the block reductions (softmax of long rows) use shared memory and warp
+/// shuffles, and their order of addition follows the block size.
 enum KernelPrelude {
   static let source = #"""
     // ---- Prelude ----

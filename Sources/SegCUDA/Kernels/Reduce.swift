@@ -12,7 +12,11 @@ import SegCore
 /// offsetOf(r, red, redStrides). Thread (c, m) sums r in [c * chunk, (c + 1) * chunk) into
 /// partial[c * outCount + m]. `sumFinish_<dtype>(partial, out, outCount, chunks)` adds the chunks.
 ///
-/// `softmax_<dtype>(x, out, rows, n)` and `logSoftmax_<dtype>`: one thread per row of n elements.
+/// `softmax_<dtype>(x, out, rows, n)` and `logSoftmax_<dtype>`: one thread per row of n elements
+/// (a few classes per pixel). `softmaxBlock_<dtype>` and `logSoftmaxBlock_<dtype>`, same
+/// arguments: one block per row (grid-stride over rows), for long rows: the threads read the row
+/// together (coalesced) and reduce its maximum and sum in shared memory and warp shuffles, in an
+/// order fixed by the block size.
 enum ReduceKernels {
   static let family = KernelFamily(
     name: "reduce", body: body,
@@ -23,6 +27,8 @@ enum ReduceKernels {
         (KernelNames.name("sumFinish", d), ""),
         (KernelNames.name(OpKind.softmax.rawValue, d), "SOFTMAX(\(t), \(s))"),
         (KernelNames.name(OpKind.logSoftmax.rawValue, d), ""),
+        (KernelNames.name("softmaxBlock", d), ""),
+        (KernelNames.name("logSoftmaxBlock", d), ""),
       ]
     })
 
@@ -109,8 +115,65 @@ enum ReduceKernels {
       }
     }
 
+    // ---- Block reductions ----
+    struct MaxOp { template <class C> static DEVICE C apply(C a, C b) { return b > a ? b : a; } };
+    struct SumOp { template <class C> static DEVICE C apply(C a, C b) { return a + b; } };
+
+    // Op over the 32 lanes of each warp; lane 0 holds the result. Every thread of the block calls it.
+    template <class Op, class C> DEVICE C warpReduce(C v) {
+    #pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_down_sync(0xffffffffu, v, o));
+      return v;
+    }
+
+    // Op over every thread's v (blockDim.x a multiple of 32, at most 1024), returned to all: warps
+    // first, then their 32 partial results in warp 0. `identity` fills the missing warps. Every
+    // thread of the block calls it; `scratch` is 32 entries of shared memory.
+    template <class Op, class C> DEVICE C blockReduce(C v, C identity, C* scratch) {
+      const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+      v = warpReduce<Op>(v);
+      if (lane == 0) scratch[warp] = v;
+      __syncthreads();
+      v = threadIdx.x < warps ? scratch[threadIdx.x] : identity;
+      v = warpReduce<Op>(v);
+      __syncthreads();
+      if (threadIdx.x == 0) scratch[0] = v;
+      __syncthreads();
+      const C result = scratch[0];
+      __syncthreads();
+      return result;
+    }
+
+    // Softmax of long rows, a block per row. A NaN anywhere in the row makes its sum NaN and so
+    // every output NaN, as the thread-per-row kernel gives.
+    template <class T, bool LOG>
+    DEVICE void softmaxBlockRows(const T* __restrict__ x, T* __restrict__ out, i64 rows, i64 n) {
+      typedef typename Elem<T>::C C;
+      __shared__ C scratch[32];
+      const C lowest = -C(1) / C(0);
+    #pragma unroll 1
+      for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T* xr = x + r * n;
+        T* yr = out + r * n;
+        C m = lowest;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = MaxOp::apply(m, Elem<T>::load(xr[j]));
+        m = blockReduce<MaxOp>(m, lowest, scratch);
+        C total = 0;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) total += cexp(Elem<T>::load(xr[j]) - m);
+        total = blockReduce<SumOp>(total, C(0), scratch);
+        if (LOG) {
+          const C logTotal = clog(total);
+          for (i64 j = threadIdx.x; j < n; j += blockDim.x) yr[j] = Elem<T>::store((Elem<T>::load(xr[j]) - m) - logTotal);
+        } else {
+          for (i64 j = threadIdx.x; j < n; j += blockDim.x) yr[j] = Elem<T>::store(cexp(Elem<T>::load(xr[j]) - m) / total);
+        }
+      }
+    }
+
     #define SOFTMAX(T, SUFFIX)                                                                     \
       KERNEL softmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, false>(x, out, rows, n); } \
-      KERNEL logSoftmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, true>(x, out, rows, n); }
+      KERNEL logSoftmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, true>(x, out, rows, n); } \
+      KERNEL softmaxBlock_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxBlockRows<T, false>(x, out, rows, n); } \
+      KERNEL logSoftmaxBlock_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxBlockRows<T, true>(x, out, rows, n); }
     """#
 }

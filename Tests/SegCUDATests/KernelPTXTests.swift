@@ -30,7 +30,7 @@ struct KernelPTXTests {
         .map { KernelNames.name($0, d) }
     }
     let casts = KernelNames.all.flatMap { s in KernelNames.all.filter { $0 != s }.map { "cast_\(s.rawValue)_\($0.rawValue)" } }
-    let copies = KernelNames.byteSizes.map { "copy_b\($0)" }
+    let copies = KernelNames.byteSizes.flatMap { ["copy_b\($0)", "pad_b\($0)"] }
     let adam = OptimizerKernels.gradientTypes.map { KernelNames.name("adam", $0) }
     return elementwise + casts + copies + adam
   }()
@@ -78,11 +78,14 @@ struct KernelPTXTests {
     }
   }
 
-  /// The strided index kernels read their per-axis parameters at fixed offsets: no per-thread
-  /// copy of them to local memory.
+  /// The strided index kernels read their per-axis parameters at fixed offsets, and the sum's
+  /// odometer lives in registers: no per-thread copy to local memory.
   @Test func indexKernelsUseNoLocalMemory() throws {
     let ptx = try Self.ptx.get()
-    let kernels = ["add_f16", "mul_f32", "reluBackward_bf16", "copy_b2", "copy_b4", "pad_b2", "pad_b4"]
+    let kernels = [
+      "add_f16", "mul_f32", "reluBackward_bf16", "copy_b2", "copy_b4", "pad_b2", "pad_b4", "sumPartial_f16",
+      "sumPartial_f32", "softmaxBlock_f16",
+    ]
     for k in kernels {
       let body = try #require(entry(k, in: ptx), "\(k) is not in the PTX")
       #expect(!body.contains("st.local"), "\(k) copies its parameters to local memory")

@@ -10,7 +10,8 @@ import SegCore
 ///
 /// `pad_b<bytes>(src, dst, n, outDims, before, inDims, inStrides, reflect)`: output coordinate j
 /// reads input coordinate j - before along each axis; outside the input it is 0, or with reflect
-/// the input mirrored about its edge (NumPy's 'reflect').
+/// the input mirrored about its edge (NumPy's 'reflect'). Both move 16-byte vectors when the last
+/// axis is contiguous (and, for pad, not padded) and a multiple of 16 bytes.
 ///
 /// `padBackward_<dtype>(g, out, n, interior, before, after, gStrides)`: out (the interior) gets, per
 /// element, the sum of every element of the padded gradient g that reflect padding copied from it,
@@ -111,8 +112,36 @@ enum LayoutKernels {
     #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
         const i64 off = padSource(i, out, before, in, inStrides, reflect);
-        dst[i] = off < 0 ? E(0) : src[off];
+        dst[i] = off < 0 ? E() : src[off];
       }
+    }
+
+    // Whether the pad moves whole 16-byte vectors: the last axis not padded, a multiple of 16
+    // bytes and contiguous (channels of NHWC padded along H and W), both buffers aligned.
+    template <class E>
+    DEVICE bool padsVectors(const E* src, E* dst, const Dims& out, const Vec& before, const Vec& in, const Vec& inStrides) {
+      const i64 N = 16 / sizeof(E);
+      const int last = (int)out.rank - 1;
+      if (last < 0 || !aligned16(src) || !aligned16(dst)) return false;
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == last && (before.v[k] != 0 || in.v[k] != out.v[k] || out.v[k] % N || inStrides.v[k] != 1)) return false;
+        if (k < last && inStrides.v[k] % N) return false;
+      }
+      return true;
+    }
+
+    // The pad in 16-byte units: the last axis and the other input strides divided by N.
+    template <class E>
+    DEVICE void vectorPad(const E* src, E* dst, i64 n, Dims out, const Vec& before, Vec in, Vec inStrides, i64 reflect) {
+      const i64 N = 16 / sizeof(E);
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == out.rank - 1) { out.v[k] /= N; in.v[k] /= N; }
+        else if (k < out.rank - 1) inStrides.v[k] /= N;
+      }
+      padElements<V16>(
+          reinterpret_cast<const V16*>(src), reinterpret_cast<V16*>(dst), n / N, out, before, in, inStrides, reflect);
     }
 
     #define COPY(BYTES, E)                                                                        \
@@ -121,7 +150,8 @@ enum LayoutKernels {
         else stridedCopy<E>(src, dst, n, dims, ss, sbase, ds, dbase);                             \
       }                                                                                           \
       KERNEL pad_b##BYTES(const E* src, E* dst, i64 n, Dims out, Vec before, Vec in, Vec inStrides, i64 reflect) { \
-        padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                         \
+        if (padsVectors<E>(src, dst, out, before, in, inStrides)) vectorPad<E>(src, dst, n, out, before, in, inStrides, reflect); \
+        else padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                    \
       }
 
     // ---- PadBackward (adjoint of reflect padding) ----

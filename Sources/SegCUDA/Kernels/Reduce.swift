@@ -49,16 +49,22 @@ enum ReduceKernels {
         i64 idx[MAX_RANK];
         u64 rest = (u64)lo;
         i64 off = 0;
-        for (int k = (int)red.rank - 1; k >= 0; --k) {
+    #pragma unroll
+        for (int k = MAX_RANK - 1; k >= 0; --k) {
+          if (k >= (int)red.rank) continue;
           u64 c;
           rest = udiv(rest, (u64)red.v[k], c);
           idx[k] = (i64)c;
           off += idx[k] * redStrides.v[k];
         }
         C acc = 0;
+        const int rank = (int)red.rank;
         for (i64 r = lo; r < hi; ++r) {
           acc += Elem<T>::load(base[off]);
-          for (int k = (int)red.rank - 1; k >= 0; --k) {
+          // Unrolled over MAX_RANK (fixed indices): the odometer stays in registers.
+    #pragma unroll
+          for (int k = MAX_RANK - 1; k >= 0; --k) {
+            if (k >= rank) continue;
             ++idx[k];
             off += redStrides.v[k];
             if (idx[k] < red.v[k]) break;

@@ -143,6 +143,45 @@ struct VectorKernelTests {
     #expect(try buffers.get(pd, rows * outWidth, as: UInt16.self) == expected)
   }
 
+  /// Reflect and zero padding of [2, 5, 6, channels] halves along H and W: 16-byte vectors when
+  /// the channels are a multiple of 8, element by element when not.
+  @Test(arguments: [16, 5])
+  func padAlongHeightAndWidth(_ channels: Int) throws {
+    let emu = try HostEmulator.shared.get()
+    let buffers = ShiftedBuffers(emu)
+    let dims = [2, 5, 6, channels], before = [0, 2, 1, 0], after = [0, 1, 3, 0]
+    let outDims = (0..<4).map { dims[$0] + before[$0] + after[$0] }
+    let n = outDims.reduce(1, *), strides = [dims[1] * dims[2] * channels, dims[2] * channels, channels, 1]
+    let src = (0..<dims.reduce(1, *)).map { UInt16($0 + 1) }
+    let ps = try buffers.put(bytes(src))
+    for reflect in [true, false] {
+      let pd = try buffers.put([UInt8](repeating: 0xA5, count: 2 * n))
+      try emu.launch(
+        "pad_b2", count: channels % 8 == 0 ? n / 8 : n,
+        arguments: [
+          .pointer(ps), .pointer(pd), .int64(Int64(n)), .dims(outDims), .vec(before), .vec(dims), .vec(strides),
+          .int64(reflect ? 1 : 0),
+        ])
+      var expected: [UInt16] = []
+      for b in 0..<outDims[0] {
+        for y in 0..<outDims[1] {
+          for x in 0..<outDims[2] {
+            for c in 0..<channels {
+              var (sy, sx) = (y - before[1], x - before[2])
+              let outside = sy < 0 || sy >= dims[1] || sx < 0 || sx >= dims[2]
+              if reflect {
+                sy = sy < 0 ? -sy : sy >= dims[1] ? 2 * (dims[1] - 1) - sy : sy
+                sx = sx < 0 ? -sx : sx >= dims[2] ? 2 * (dims[2] - 1) - sx : sx
+              }
+              expected.append(!reflect && outside ? 0 : src[b * strides[0] + sy * strides[1] + sx * strides[2] + c])
+            }
+          }
+        }
+      }
+      #expect(try buffers.get(pd, n, as: UInt16.self) == expected, "channels \(channels), reflect \(reflect)")
+    }
+  }
+
   /// The convolution epilogue with channels a multiple of the vector (the vector path), in f16.
   @Test func biasActivationVectorPath() throws {
     let emu = try HostEmulator.shared.get()

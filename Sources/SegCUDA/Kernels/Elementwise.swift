@@ -11,6 +11,10 @@ import SegCore
 /// scalar of addScalar and mulScalar (ignored by the others). `biasActivation_<dtype>(y, bias, n,
 /// channels, relu)` is the convolutions' epilogue: y = y + bias (broadcast over the last axis),
 /// then ReLU when relu != 0, in place.
+///
+/// Contiguous operands (one shape, or a [channels] row repeated over [rows, channels] on either
+/// side) move 16-byte vectors, one per work item, with a scalar tail; the launch passes one work
+/// item per vector (`vectorItems`), though any count gives the same result.
 enum ElementwiseKernels {
   /// Binary op kinds and their functors.
   static let binary: [(OpKind, String)] = [

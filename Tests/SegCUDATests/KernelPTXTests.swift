@@ -78,13 +78,13 @@ struct KernelPTXTests {
     }
   }
 
-  /// The strided index kernels read their per-axis parameters at fixed offsets, and the sum's
-  /// odometer lives in registers: no per-thread copy to local memory.
+  /// The strided index kernels read their per-axis parameters at fixed offsets, and the sum's and
+  /// padBackward's odometers live in registers: no per-thread copy to local memory.
   @Test func indexKernelsUseNoLocalMemory() throws {
     let ptx = try Self.ptx.get()
     let kernels = [
       "add_f16", "mul_f32", "reluBackward_bf16", "copy_b2", "copy_b4", "pad_b2", "pad_b4", "sumPartial_f16",
-      "sumPartial_f32", "softmaxBlock_f16",
+      "sumPartial_f32", "softmaxBlock_f16", "padBackward_f16", "padBackward_f32",
     ]
     for k in kernels {
       let body = try #require(entry(k, in: ptx), "\(k) is not in the PTX")

@@ -159,38 +159,50 @@ enum LayoutKernels {
     DEVICE void padBackward(
         const T* g, T* out, i64 n, const Dims& interior, const Vec& before, const Vec& after, const Vec& gStrides) {
       typedef typename Elem<T>::C C;
+      const int rank = (int)interior.rank;
       #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        // Per axis, the padded coordinates that hold this interior coordinate, in increasing order:
-        // the left mirror, the element itself, the right mirror.
-        i64 cand[MAX_RANK][3];
+        // Per axis, the offsets in g of the padded coordinates that hold this interior coordinate,
+        // in increasing order (the left mirror, the element itself, the right mirror): first[k],
+        // second[k], third[k], count[k] of them. Every loop runs over MAX_RANK, unrolled, so that
+        // these live in registers (indexed at run time they would be local memory).
+        i64 first[MAX_RANK], second[MAX_RANK], third[MAX_RANK];
         int count[MAX_RANK], idx[MAX_RANK];
         u64 r = (u64)i;
-        const int rank = (int)interior.rank;
-        for (int k = rank - 1; k >= 0; --k) {
-          const i64 m = interior.v[k], b = before.v[k], a = after.v[k];
+    #pragma unroll
+        for (int k = MAX_RANK - 1; k >= 0; --k) {
+          first[k] = second[k] = third[k] = 0;
+          count[k] = 1;
+          idx[k] = 0;
+          if (k >= rank) continue;
+          const i64 m = interior.v[k], b = before.v[k], a = after.v[k], s = gStrides.v[k];
           u64 cu;
           r = udiv(r, (u64)m, cu);
           const i64 c = (i64)cu;
-          int q = 0;
-          if (c >= 1 && c <= b) cand[k][q++] = b - c;
-          cand[k][q++] = b + c;
-          if (c >= m - 1 - a && c <= m - 2) cand[k][q++] = b + 2 * (m - 1) - c;
-          count[k] = q;
-          idx[k] = 0;
+          const bool left = c >= 1 && c <= b, right = c >= m - 1 - a && c <= m - 2;
+          const i64 self = (b + c) * s, mirror = (b + 2 * (m - 1) - c) * s;
+          first[k] = left ? (b - c) * s : self;
+          second[k] = left ? self : mirror;
+          third[k] = mirror;
+          count[k] = 1 + (int)left + (int)right;
         }
         C acc = 0;
         for (;;) {
           i64 off = 0;
-          for (int k = 0; k < rank; ++k) off += cand[k][idx[k]] * gStrides.v[k];
-          acc += Elem<T>::load(g[off]);
-          int k = rank - 1;
-          while (k >= 0) {
-            if (++idx[k] < count[k]) break;
-            idx[k] = 0;
-            --k;
+    #pragma unroll
+          for (int k = 0; k < MAX_RANK; ++k) {
+            if (k < rank) off += idx[k] == 0 ? first[k] : idx[k] == 1 ? second[k] : third[k];
           }
-          if (k < 0) break;
+          acc += Elem<T>::load(g[off]);
+          // The next combination, the last axis fastest (the padded tensor's row-major order).
+          bool carry = true;
+    #pragma unroll
+          for (int k = MAX_RANK - 1; k >= 0; --k) {
+            if (k >= rank || !carry) continue;
+            if (++idx[k] < count[k]) carry = false;
+            else idx[k] = 0;
+          }
+          if (carry) break;
         }
         out[i] = Elem<T>::store(acc);
       }

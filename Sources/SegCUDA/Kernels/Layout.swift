@@ -13,6 +13,11 @@ import SegCore
 /// the input mirrored about its edge (NumPy's 'reflect'). Both move 16-byte vectors when the last
 /// axis is contiguous (and, for pad, not padded) and a multiple of 16 bytes.
 ///
+/// `cropConcat_b<bytes>(a, b, out, n, shape)`, a fused crop and channel concat for the U-Net's skip
+/// connections (not yet used by the backend): out [batch, h, w, ca + cb] takes channels 0..<ca
+/// from a [batch, ha, wa, ca] at rows oy..<oy+h and columns ox..<ox+w, the rest from b
+/// [batch, h, w, cb]; n = batch * h * w * (ca + cb); shape holds (batch, h, w, ca, cb, ha, wa, oy, ox).
+///
 /// `padBackward_<dtype>(g, out, n, interior, before, after, gStrides)`: out (the interior) gets, per
 /// element, the sum of every element of the padded gradient g that reflect padding copied from it,
 /// gathered (no atomics) in the padded tensor's row-major order, as the reference adds them.
@@ -20,7 +25,9 @@ enum LayoutKernels {
   static let family = KernelFamily(
     name: "layout", body: body,
     instances: KernelNames.byteSizes.flatMap { b -> [(String, String)] in
-      [("copy_b\(b)", "COPY(\(b), \(KernelNames.wordType(b)))"), ("pad_b\(b)", "")]
+      [
+        ("copy_b\(b)", "COPY(\(b), \(KernelNames.wordType(b)))"), ("pad_b\(b)", ""), ("cropConcat_b\(b)", ""),
+      ]
     }
       + KernelNames.floats.map { d in
         (KernelNames.name(OpKind.padBackward.rawValue, d), "PAD_BACKWARD(\(KernelNames.cType(d)), \(d.rawValue))")
@@ -144,6 +151,38 @@ enum LayoutKernels {
           reinterpret_cast<const V16*>(src), reinterpret_cast<V16*>(dst), n / N, out, before, in, inStrides, reflect);
     }
 
+    // ---- Crop and concat (the skip connection) ----
+    struct CropConcat { i64 batch, h, w, ca, cb, ha, wa, oy, ox; };
+
+    // Over units U of `unit` elements each (ca and cb multiples of it): unit index i of the output
+    // to the unit it copies.
+    template <class U>
+    DEVICE void cropConcatUnits(const U* __restrict__ a, const U* __restrict__ b, U* __restrict__ out, i64 units,
+        const CropConcat& s, i64 unit) {
+      const i64 ca = s.ca / unit, cb = s.cb / unit, c = ca + cb;
+    #pragma unroll 1
+      for (i64 i = gridStart(); i < units; i += gridStep()) {
+        u64 ch, x, y;
+        u64 pixel = udiv((u64)i, (u64)c, ch);
+        pixel = udiv(pixel, (u64)s.w, x);
+        const i64 batch = (i64)udiv(pixel, (u64)s.h, y);
+        out[i] = (i64)ch < ca ? a[((batch * s.ha + (i64)y + s.oy) * s.wa + (i64)x + s.ox) * ca + (i64)ch]
+                              : b[((batch * s.h + (i64)y) * s.w + (i64)x) * cb + (i64)ch - ca];
+      }
+    }
+
+    // 16-byte units when both channel counts are whole vectors and the buffers aligned.
+    template <class E>
+    DEVICE void cropConcat(const E* a, const E* b, E* out, i64 n, const CropConcat& s) {
+      const i64 N = 16 / sizeof(E);
+      if (s.ca % N == 0 && s.cb % N == 0 && aligned16(a) && aligned16(b) && aligned16(out)) {
+        cropConcatUnits<V16>(
+            reinterpret_cast<const V16*>(a), reinterpret_cast<const V16*>(b), reinterpret_cast<V16*>(out), n / N, s, N);
+      } else {
+        cropConcatUnits<E>(a, b, out, n, s, 1);
+      }
+    }
+
     #define COPY(BYTES, E)                                                                        \
       KERNEL copy_b##BYTES(const E* src, E* dst, i64 n, Dims dims, Vec ss, i64 sbase, Vec ds, i64 dbase) { \
         if (copiesVectors<E>(src, dst, dims, ss, sbase, ds, dbase)) vectorCopy<E>(src, dst, dims, ss, sbase, ds, dbase); \
@@ -152,7 +191,8 @@ enum LayoutKernels {
       KERNEL pad_b##BYTES(const E* src, E* dst, i64 n, Dims out, Vec before, Vec in, Vec inStrides, i64 reflect) { \
         if (padsVectors<E>(src, dst, out, before, in, inStrides)) vectorPad<E>(src, dst, n, out, before, in, inStrides, reflect); \
         else padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                    \
-      }
+      }                                                                                           \
+      KERNEL cropConcat_b##BYTES(const E* a, const E* b, E* out, i64 n, CropConcat s) { cropConcat<E>(a, b, out, n, s); }
 
     // ---- PadBackward (adjoint of reflect padding) ----
     template <class T>

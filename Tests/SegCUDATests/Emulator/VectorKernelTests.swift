@@ -182,6 +182,35 @@ struct VectorKernelTests {
     }
   }
 
+  /// The fused crop and concat: a centre crop of a [2, 7, 9, ca] skip tensor beside b [2, 4, 5,
+  /// cb], in 16-byte vectors (channels multiples of 8 halves) and element by element (not).
+  @Test(arguments: [(16, 8), (5, 3)])
+  func cropConcatMatchesSliceThenConcat(_ channels: (Int, Int)) throws {
+    let emu = try HostEmulator.shared.get()
+    let buffers = ShiftedBuffers(emu)
+    let (ca, cb) = channels
+    let (batch, h, w, ha, wa, oy, ox) = (2, 4, 5, 7, 9, 1, 2)
+    let a = (0..<batch * ha * wa * ca).map { UInt16($0 + 1) }, b = (0..<batch * h * w * cb).map { UInt16(40_000 + $0) }
+    let (pa, pb) = (try buffers.put(bytes(a)), try buffers.put(bytes(b)))
+    let n = batch * h * w * (ca + cb)
+    let out = try buffers.put([UInt8](repeating: 0xA5, count: 2 * n))
+    try emu.launch(
+      "cropConcat_b2", count: ca % 8 == 0 && cb % 8 == 0 ? n / 8 : n,
+      arguments: [
+        .pointer(pa), .pointer(pb), .pointer(out), .int64(Int64(n)), .int64s([batch, h, w, ca, cb, ha, wa, oy, ox]),
+      ])
+    var expected: [UInt16] = []
+    for n in 0..<batch {
+      for y in 0..<h {
+        for x in 0..<w {
+          expected += (0..<ca).map { a[((n * ha + y + oy) * wa + x + ox) * ca + $0] }
+          expected += (0..<cb).map { b[((n * h + y) * w + x) * cb + $0] }
+        }
+      }
+    }
+    #expect(try buffers.get(out, n, as: UInt16.self) == expected, "channels \(ca) + \(cb)")
+  }
+
   /// The convolution epilogue with channels a multiple of the vector (the vector path), in f16.
   @Test func biasActivationVectorPath() throws {
     let emu = try HostEmulator.shared.get()

@@ -12,8 +12,10 @@ extension CUDABackend {
       return y
     }
     let n = out.shape.count
+    // The kernel converts 16 bytes of the smaller type per thread.
+    let perThread = 16 / min(from.byteSize, out.dtype.byteSize)
     try device.launch(
-      "cast_\(from.rawValue)_\(out.dtype.rawValue)", count: n,
+      "cast_\(from.rawValue)_\(out.dtype.rawValue)", count: (n + perThread - 1) / perThread,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n))])
     return y
   }

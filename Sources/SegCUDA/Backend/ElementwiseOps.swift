@@ -34,8 +34,14 @@ extension CUDABackend {
       ]
     ).forKernel(base, x.map(\.type))
     let n = shape.count
+    // The kernel moves 16-byte vectors when both inputs are contiguous, or one is a row repeated
+    // on every row (a bias); a thread per vector then.
+    let (a, b) = (space.strides[0], space.strides[1])
+    let vectors = space.dims.count == 1 && a == [1] && b == [1]
+      || space.dims.count == 2 && space.dims[1] % vectorLength(dtype) == 0
+        && (a == [space.dims[1], 1] && b == [0, 1] || a == [0, 1] && b == [space.dims[1], 1])
     try device.launch(
-      KernelNames.name(base, dtype), count: n,
+      KernelNames.name(base, dtype), count: vectors ? vectorItems(n, dtype) : n,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(space.dims),
         .vec(space.strides[0]), .vec(space.strides[1]),
@@ -68,8 +74,18 @@ extension CUDABackend {
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.name(base, dtype), count: n,
+      KernelNames.name(base, dtype), count: vectorItems(n, dtype),
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .double(c)])
     return y
   }
 }
+
+// MARK: - 16-byte vectors
+
+/// Elements of `dtype` in one 16-byte vector: what the vectorised kernels move per access.
+func vectorLength(_ dtype: DType) -> Int { 16 / dtype.byteSize }
+
+/// Work items (threads) for a vectorised kernel over n elements: one per 16-byte vector, the
+/// last one also covering the scalar tail. The grid-stride loops cover any count, so this only
+/// sizes the grid.
+func vectorItems(_ n: Int, _ dtype: DType) -> Int { (n + vectorLength(dtype) - 1) / vectorLength(dtype) }

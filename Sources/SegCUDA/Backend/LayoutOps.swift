@@ -45,8 +45,12 @@ extension CUDABackend {
     try checkRank("pad", x.map(\.type), out.shape.rank)
     let y = try output(out)
     let n = out.shape.count
+    // The kernel pads 16-byte vectors when the last axis is not padded and a whole number of them
+    // (as its padsVectors); a thread per vector then.
+    let v = vectorLength(out.dtype)
+    let vectors = (p.before.last ?? 1) == 0 && (p.after.last ?? 1) == 0 && (out.shape.dims.last ?? 1) % v == 0
     try device.launch(
-      "pad_b\(out.dtype.byteSize)", count: n,
+      "pad_b\(out.dtype.byteSize)", count: vectors ? n / v : n,
       arguments: [
         .pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(out.shape.dims), .vec(p.before),
         .vec(x[0].type.shape.dims), .vec(x[0].type.shape.strides), .int64(p.mode == .reflect ? 1 : 0),

@@ -15,7 +15,7 @@ extension CUDABackend {
     let results = try (0..<3).map { _ in try output(type) }
     let n = type.shape.count
     try device.launch(
-      KernelNames.name("adam", gradient.type.dtype), count: n,
+      KernelNames.name("adam", gradient.type.dtype), count: vectorItems(n, gradient.type.dtype),
       arguments: (x.map(\.pointer) + results.map(\.pointer)).map { .pointer($0) } + [
         .int64(Int64(n)), .float(Float(c.beta1)), .float(Float(c.beta2)), .float(Float(1 - c.beta1)),
         .float(Float(1 - c.beta2)), .float(Float(c.epsilon)), .float(Float(c.stepSize)),

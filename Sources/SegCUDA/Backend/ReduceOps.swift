@@ -71,16 +71,24 @@ extension CUDABackend {
     return y
   }
 
-  /// softmax and logSoftmax over the last axis: one thread per row; nil for an operand that is not
-  /// of the output's floating dtype.
+  /// Rows of at least this many elements are reduced by a block each (`softmaxBlock`).
+  static let blockRowLength = 128
+
+  /// softmax and logSoftmax over the last axis: one thread per row, or a block per long row; nil
+  /// for an operand that is not of the output's floating dtype.
   func softmax(_ op: Softmax, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let n = out.shape.dims.last ?? 1
     guard n > 0, out.shape.count > 0 else { return y }
     let rows = out.shape.count / n
+    // A thread per row reads a few classes per pixel in one pass; from `blockRowLength` on, a row
+    // read by one thread would be serial and uncoalesced, so a block takes it (256 work items per
+    // row: a block of the GPU's launch, several rows per block on a device with smaller blocks).
+    let block = n >= Self.blockRowLength
+    let base = (op.log ? "logSoftmax" : "softmax") + (block ? "Block" : "")
     try device.launch(
-      KernelNames.name(op.log ? "logSoftmax" : "softmax", dtype), count: rows,
+      KernelNames.name(base, dtype), count: block ? rows * 256 : rows,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(rows)), .int64(Int64(n))])
     return y
   }
@@ -92,8 +100,14 @@ extension CUDABackend {
     destinationBase: Int = 0
   ) throws {
     let n = space.count
+    // The kernel copies 16-byte vectors when the last axis is contiguous on both sides and every
+    // other stride and both bases are whole vectors (as its copiesVectors); a thread per vector then.
+    let v = vectorLength(dtype)
+    let last = space.dims.count - 1
+    let vectors = last >= 0 && space.dims[last] % v == 0 && sourceBase % v == 0 && destinationBase % v == 0
+      && space.strides.allSatisfy { s in s[last] == 1 && s[..<last].allSatisfy { $0 % v == 0 } }
     try device.launch(
-      "copy_b\(dtype.byteSize)", count: n,
+      "copy_b\(dtype.byteSize)", count: vectors ? n / v : n,
       arguments: [
         .pointer(source), .pointer(destination), .int64(Int64(n)), .dims(space.dims), .vec(space.strides[0]),
         .int64(Int64(sourceBase)), .vec(space.strides[1]), .int64(Int64(destinationBase)),

@@ -39,9 +39,27 @@ enum ConvertKernels {
 
   static let body = #"""
     // ---- Cast ----
+    // K = 16 / the smaller element size per work item, so that both sides move whole 16-byte
+    // vectors (f32 to f16: two loads, one store), then the last n % K elements one each.
     template <class S, class D>
-    DEVICE void castElements(const S* x, D* out, i64 n) {
-      for (i64 i = gridStart(); i < n; i += gridStep()) out[i] = To<D>::from(x[i]);
+    DEVICE void castElements(const S* __restrict__ x, D* __restrict__ out, i64 n) {
+      const int K = 16 / (sizeof(S) < sizeof(D) ? sizeof(S) : sizeof(D));
+      i64 done = 0;
+      if (aligned16(x) && aligned16(out)) {
+        const i64 vectors = n / K;
+        #pragma unroll 1
+        for (i64 j = gridStart(); j < vectors; j += gridStep()) {
+          S s[K];
+          D d[K];
+          loadVec<S, K>(x + j * K, s);
+          #pragma unroll
+          for (int k = 0; k < K; ++k) d[k] = To<D>::from(s[k]);
+          storeVec<D, K>(out + j * K, d);
+        }
+        done = vectors * K;
+      }
+      #pragma unroll 1
+      for (i64 i = done + gridStart(); i < n; i += gridStep()) out[i] = To<D>::from(x[i]);
     }
 
     #define CAST(SN, S, DN, D) \
@@ -59,6 +77,7 @@ enum ConvertKernels {
     template <class T>
     DEVICE void randomMask(T* out, i64 n, u64 seed, u64 offset, double threshold, double kept) {
       const T keep = To<T>::from(kept), drop = To<T>::from(0.0);
+      #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep())
         out[i] = (double)maskBits(seed, offset + (u64)i) < threshold ? keep : drop;
     }
@@ -71,8 +90,10 @@ enum ConvertKernels {
     // ---- Argmax ----
     template <class T>
     DEVICE void argmax(const T* x, int* out, i64 outer, i64 n, i64 inner) {
+      #pragma unroll 1
       for (i64 t = gridStart(); t < outer * inner; t += gridStep()) {
-        const i64 o = t / inner, i = t % inner, base = o * n * inner + i;
+        u64 iu;
+        const i64 o = (i64)udiv((u64)t, (u64)inner, iu), i = (i64)iu, base = o * n * inner + i;
         double b = toF64(x[base]);
         int best = 0;
         for (i64 k = 1; k < n; ++k) {
@@ -91,8 +112,10 @@ enum ConvertKernels {
     template <class L, class T>
     DEVICE void oneHot(const L* labels, T* out, i64 count, i64 classes, u64* firstBad) {
       const T one = To<T>::from(1.0), zero = To<T>::from(0.0);
+      #pragma unroll 1
       for (i64 e = gridStart(); e < count * classes; e += gridStep()) {
-        const i64 i = e / classes, k = e % classes, label = (i64)labels[i];
+        u64 ku;
+        const i64 i = (i64)udiv((u64)e, (u64)classes, ku), k = (i64)ku, label = (i64)labels[i];
         const bool valid = label >= 0 && label < classes;
         if (!valid && k == 0) atomicMin(firstBad, (u64)i);
         out[e] = valid && label == k ? one : zero;

@@ -10,7 +10,13 @@ import SegCore
 ///
 /// `pad_b<bytes>(src, dst, n, outDims, before, inDims, inStrides, reflect)`: output coordinate j
 /// reads input coordinate j - before along each axis; outside the input it is 0, or with reflect
-/// the input mirrored about its edge (NumPy's 'reflect').
+/// the input mirrored about its edge (NumPy's 'reflect'). Both move 16-byte vectors when the last
+/// axis is contiguous (and, for pad, not padded) and a multiple of 16 bytes.
+///
+/// `cropConcat_b<bytes>(a, b, out, n, shape)`, a fused crop and channel concat for the U-Net's skip
+/// connections (not yet used by the backend): out [batch, h, w, ca + cb] takes channels 0..<ca
+/// from a [batch, ha, wa, ca] at rows oy..<oy+h and columns ox..<ox+w, the rest from b
+/// [batch, h, w, cb]; n = batch * h * w * (ca + cb); shape holds (batch, h, w, ca, cb, ha, wa, oy, ox).
 ///
 /// `padBackward_<dtype>(g, out, n, interior, before, after, gStrides)`: out (the interior) gets, per
 /// element, the sum of every element of the padded gradient g that reflect padding copied from it,
@@ -19,7 +25,9 @@ enum LayoutKernels {
   static let family = KernelFamily(
     name: "layout", body: body,
     instances: KernelNames.byteSizes.flatMap { b -> [(String, String)] in
-      [("copy_b\(b)", "COPY(\(b), \(KernelNames.wordType(b)))"), ("pad_b\(b)", "")]
+      [
+        ("copy_b\(b)", "COPY(\(b), \(KernelNames.wordType(b)))"), ("pad_b\(b)", ""), ("cropConcat_b\(b)", ""),
+      ]
     }
       + KernelNames.floats.map { d in
         (KernelNames.name(OpKind.padBackward.rawValue, d), "PAD_BACKWARD(\(KernelNames.cType(d)), \(d.rawValue))")
@@ -29,85 +37,212 @@ enum LayoutKernels {
     // ---- Strided copy ----
     template <class E>
     DEVICE void stridedCopy(
-        const E* src, E* dst, i64 n, const Dims& dims, const Vec& ss, i64 sbase, const Vec& ds, i64 dbase) {
+        const E* __restrict__ src, E* __restrict__ dst, i64 n, const Dims& dims, const Vec& ss, i64 sbase,
+        const Vec& ds, i64 dbase) {
+    #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        i64 r = i, so = sbase, dst_off = dbase;
-        for (int k = (int)dims.rank - 1; k >= 0; --k) {
-          const i64 c = r % dims.v[k];
-          r /= dims.v[k];
-          so += c * ss.v[k];
-          dst_off += c * ds.v[k];
-        }
-        dst[dst_off] = src[so];
+        i64 so, dO;
+        offsetsOf(i, dims, ss, ds, so, dO);
+        dst[dbase + dO] = src[sbase + so];
       }
     }
 
+    // Whether the copy moves whole 16-byte vectors: the last axis contiguous on both sides, and
+    // every row start and both buffers 16-byte aligned (a concat or slice along channels of a
+    // multiple of 16 bytes, a reshape, a row broadcast).
+    template <class E>
+    DEVICE bool copiesVectors(const E* src, E* dst, const Dims& dims, const Vec& ss, i64 sbase, const Vec& ds, i64 dbase) {
+      const i64 N = 16 / sizeof(E);
+      const int last = (int)dims.rank - 1;
+      if (N == 1 || last < 0 || !aligned16(src) || !aligned16(dst)) return false;
+      if (sbase % N || dbase % N) return false;
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == last && (ss.v[k] != 1 || ds.v[k] != 1 || dims.v[k] % N)) return false;
+        if (k < last && (ss.v[k] % N || ds.v[k] % N)) return false;
+      }
+      return true;
+    }
+
+    // The copy in 16-byte units: the last axis and every stride and base divided by N.
+    template <class E>
+    DEVICE void vectorCopy(const E* src, E* dst, Dims dims, Vec ss, i64 sbase, Vec ds, i64 dbase) {
+      const i64 N = 16 / sizeof(E);
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == dims.rank - 1) dims.v[k] /= N;
+        else if (k < dims.rank - 1) { ss.v[k] /= N; ds.v[k] /= N; }
+      }
+      i64 n = 1;
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k < dims.rank) n *= dims.v[k];
+      }
+      stridedCopy<V16>(
+          reinterpret_cast<const V16*>(src), reinterpret_cast<V16*>(dst), n, dims, ss, sbase / N, ds, dbase / N);
+    }
+
     // ---- Pad ----
+    // The input offset of output element i, or -1 where zero padding puts a zero.
+    DEVICE i64 padSource(i64 i, const Dims& out, const Vec& before, const Vec& in, const Vec& inStrides, i64 reflect) {
+      const int rank = (int)out.rank;
+      const bool small = i < 4294967295LL;
+      u64 r = (u64)i;
+      i64 off = 0;
+      bool zero = false;
+    #pragma unroll
+      for (int k = MAX_RANK - 1; k >= 0; --k) {
+        if (k >= rank) continue;
+        u64 j;
+        if (small) {
+          const u32 d = divisor32(out.v[k]), q = (u32)r / d;
+          j = (u32)r - q * d;
+          r = q;
+        } else {
+          r = udiv(r, (u64)out.v[k], j);
+        }
+        i64 p = (i64)j - before.v[k];
+        const i64 m = in.v[k];
+        if (p < 0 || p >= m) {
+          if (reflect) p = p < 0 ? -p : 2 * (m - 1) - p;
+          else zero = true;
+        }
+        off += p * inStrides.v[k];
+      }
+      return zero ? -1 : off;
+    }
+
     template <class E>
     DEVICE void padElements(
-        const E* src, E* dst, i64 n, const Dims& out, const Vec& before, const Vec& in, const Vec& inStrides,
-        i64 reflect) {
+        const E* __restrict__ src, E* __restrict__ dst, i64 n, const Dims& out, const Vec& before, const Vec& in,
+        const Vec& inStrides, i64 reflect) {
+    #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        i64 r = i, off = 0;
-        bool zero = false;
-        for (int k = (int)out.rank - 1; k >= 0; --k) {
-          const i64 j = r % out.v[k];
-          r /= out.v[k];
-          i64 p = j - before.v[k];
-          const i64 m = in.v[k];
-          if (p < 0 || p >= m) {
-            if (reflect) p = p < 0 ? -p : 2 * (m - 1) - p;
-            else zero = true;
-          }
-          off += p * inStrides.v[k];
-        }
-        dst[i] = zero ? E(0) : src[off];
+        const i64 off = padSource(i, out, before, in, inStrides, reflect);
+        dst[i] = off < 0 ? E() : src[off];
+      }
+    }
+
+    // Whether the pad moves whole 16-byte vectors: the last axis not padded, a multiple of 16
+    // bytes and contiguous (channels of NHWC padded along H and W), both buffers aligned.
+    template <class E>
+    DEVICE bool padsVectors(const E* src, E* dst, const Dims& out, const Vec& before, const Vec& in, const Vec& inStrides) {
+      const i64 N = 16 / sizeof(E);
+      const int last = (int)out.rank - 1;
+      if (last < 0 || !aligned16(src) || !aligned16(dst)) return false;
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == last && (before.v[k] != 0 || in.v[k] != out.v[k] || out.v[k] % N || inStrides.v[k] != 1)) return false;
+        if (k < last && inStrides.v[k] % N) return false;
+      }
+      return true;
+    }
+
+    // The pad in 16-byte units: the last axis and the other input strides divided by N.
+    template <class E>
+    DEVICE void vectorPad(const E* src, E* dst, i64 n, Dims out, const Vec& before, Vec in, Vec inStrides, i64 reflect) {
+      const i64 N = 16 / sizeof(E);
+    #pragma unroll
+      for (int k = 0; k < MAX_RANK; ++k) {
+        if (k == out.rank - 1) { out.v[k] /= N; in.v[k] /= N; }
+        else if (k < out.rank - 1) inStrides.v[k] /= N;
+      }
+      padElements<V16>(
+          reinterpret_cast<const V16*>(src), reinterpret_cast<V16*>(dst), n / N, out, before, in, inStrides, reflect);
+    }
+
+    // ---- Crop and concat (the skip connection) ----
+    struct CropConcat { i64 batch, h, w, ca, cb, ha, wa, oy, ox; };
+
+    // Over units U of `unit` elements each (ca and cb multiples of it): unit index i of the output
+    // to the unit it copies.
+    template <class U>
+    DEVICE void cropConcatUnits(const U* __restrict__ a, const U* __restrict__ b, U* __restrict__ out, i64 units,
+        const CropConcat& s, i64 unit) {
+      const i64 ca = s.ca / unit, cb = s.cb / unit, c = ca + cb;
+    #pragma unroll 1
+      for (i64 i = gridStart(); i < units; i += gridStep()) {
+        u64 ch, x, y;
+        u64 pixel = udiv((u64)i, (u64)c, ch);
+        pixel = udiv(pixel, (u64)s.w, x);
+        const i64 batch = (i64)udiv(pixel, (u64)s.h, y);
+        out[i] = (i64)ch < ca ? a[((batch * s.ha + (i64)y + s.oy) * s.wa + (i64)x + s.ox) * ca + (i64)ch]
+                              : b[((batch * s.h + (i64)y) * s.w + (i64)x) * cb + (i64)ch - ca];
+      }
+    }
+
+    // 16-byte units when both channel counts are whole vectors and the buffers aligned.
+    template <class E>
+    DEVICE void cropConcat(const E* a, const E* b, E* out, i64 n, const CropConcat& s) {
+      const i64 N = 16 / sizeof(E);
+      if (s.ca % N == 0 && s.cb % N == 0 && aligned16(a) && aligned16(b) && aligned16(out)) {
+        cropConcatUnits<V16>(
+            reinterpret_cast<const V16*>(a), reinterpret_cast<const V16*>(b), reinterpret_cast<V16*>(out), n / N, s, N);
+      } else {
+        cropConcatUnits<E>(a, b, out, n, s, 1);
       }
     }
 
     #define COPY(BYTES, E)                                                                        \
       KERNEL copy_b##BYTES(const E* src, E* dst, i64 n, Dims dims, Vec ss, i64 sbase, Vec ds, i64 dbase) { \
-        stridedCopy<E>(src, dst, n, dims, ss, sbase, ds, dbase);                                  \
+        if (copiesVectors<E>(src, dst, dims, ss, sbase, ds, dbase)) vectorCopy<E>(src, dst, dims, ss, sbase, ds, dbase); \
+        else stridedCopy<E>(src, dst, n, dims, ss, sbase, ds, dbase);                             \
       }                                                                                           \
       KERNEL pad_b##BYTES(const E* src, E* dst, i64 n, Dims out, Vec before, Vec in, Vec inStrides, i64 reflect) { \
-        padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                         \
-      }
+        if (padsVectors<E>(src, dst, out, before, in, inStrides)) vectorPad<E>(src, dst, n, out, before, in, inStrides, reflect); \
+        else padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                    \
+      }                                                                                           \
+      KERNEL cropConcat_b##BYTES(const E* a, const E* b, E* out, i64 n, CropConcat s) { cropConcat<E>(a, b, out, n, s); }
 
     // ---- PadBackward (adjoint of reflect padding) ----
     template <class T>
     DEVICE void padBackward(
         const T* g, T* out, i64 n, const Dims& interior, const Vec& before, const Vec& after, const Vec& gStrides) {
       typedef typename Elem<T>::C C;
+      const int rank = (int)interior.rank;
+      #pragma unroll 1
       for (i64 i = gridStart(); i < n; i += gridStep()) {
-        // Per axis, the padded coordinates that hold this interior coordinate, in increasing order:
-        // the left mirror, the element itself, the right mirror.
-        i64 cand[MAX_RANK][3];
+        // Per axis, the offsets in g of the padded coordinates that hold this interior coordinate,
+        // in increasing order (the left mirror, the element itself, the right mirror): first[k],
+        // second[k], third[k], count[k] of them. Every loop runs over MAX_RANK, unrolled, so that
+        // these live in registers (indexed at run time they would be local memory).
+        i64 first[MAX_RANK], second[MAX_RANK], third[MAX_RANK];
         int count[MAX_RANK], idx[MAX_RANK];
-        i64 r = i;
-        const int rank = (int)interior.rank;
-        for (int k = rank - 1; k >= 0; --k) {
-          const i64 m = interior.v[k], b = before.v[k], a = after.v[k];
-          const i64 c = r % m;
-          r /= m;
-          int q = 0;
-          if (c >= 1 && c <= b) cand[k][q++] = b - c;
-          cand[k][q++] = b + c;
-          if (c >= m - 1 - a && c <= m - 2) cand[k][q++] = b + 2 * (m - 1) - c;
-          count[k] = q;
+        u64 r = (u64)i;
+    #pragma unroll
+        for (int k = MAX_RANK - 1; k >= 0; --k) {
+          first[k] = second[k] = third[k] = 0;
+          count[k] = 1;
           idx[k] = 0;
+          if (k >= rank) continue;
+          const i64 m = interior.v[k], b = before.v[k], a = after.v[k], s = gStrides.v[k];
+          u64 cu;
+          r = udiv(r, (u64)m, cu);
+          const i64 c = (i64)cu;
+          const bool left = c >= 1 && c <= b, right = c >= m - 1 - a && c <= m - 2;
+          const i64 self = (b + c) * s, mirror = (b + 2 * (m - 1) - c) * s;
+          first[k] = left ? (b - c) * s : self;
+          second[k] = left ? self : mirror;
+          third[k] = mirror;
+          count[k] = 1 + (int)left + (int)right;
         }
         C acc = 0;
         for (;;) {
           i64 off = 0;
-          for (int k = 0; k < rank; ++k) off += cand[k][idx[k]] * gStrides.v[k];
-          acc += Elem<T>::load(g[off]);
-          int k = rank - 1;
-          while (k >= 0) {
-            if (++idx[k] < count[k]) break;
-            idx[k] = 0;
-            --k;
+    #pragma unroll
+          for (int k = 0; k < MAX_RANK; ++k) {
+            if (k < rank) off += idx[k] == 0 ? first[k] : idx[k] == 1 ? second[k] : third[k];
           }
-          if (k < 0) break;
+          acc += Elem<T>::load(g[off]);
+          // The next combination, the last axis fastest (the padded tensor's row-major order).
+          bool carry = true;
+    #pragma unroll
+          for (int k = MAX_RANK - 1; k >= 0; --k) {
+            if (k >= rank || !carry) continue;
+            if (++idx[k] < count[k]) carry = false;
+            else idx[k] = 0;
+          }
+          if (carry) break;
         }
         out[i] = Elem<T>::store(acc);
       }

@@ -34,7 +34,10 @@ enum PoolingKernels {
         y = r % hh; b = r / hh;
         return;
       }
-      ch = e % c; x = (e / c) % w; y = (e / (c * w)) % h; b = e / (c * w * h);
+      u64 r = (u64)e, q;
+      r = udiv(r, (u64)c, q); ch = (i64)q;
+      r = udiv(r, (u64)w, q); x = (i64)q;
+      b = (i64)udiv(r, (u64)h, q); y = (i64)q;
     }
 
     // The flat index of the first maximum of window (b, i, j, ch).
@@ -56,6 +59,7 @@ enum PoolingKernels {
     template <class T>
     DEVICE void maxPool(const T* x, T* y, const Pool& p) {
       const i64 total = p.n * p.oh * p.ow * p.c;
+      #pragma unroll 1
       for (i64 o = gridStart(); o < total; o += gridStep()) {
         i64 b, i, j, ch;
         coordinates(o, p.oh, p.ow, p.c, b, i, j, ch);
@@ -67,14 +71,16 @@ enum PoolingKernels {
     DEVICE void maxPoolBackward(const T* x, const T* dy, T* dx, const Pool& p) {
       typedef typename Elem<T>::C C;
       const i64 total = p.n * p.h * p.w * p.c;
+      #pragma unroll 1
       for (i64 e = gridStart(); e < total; e += gridStep()) {
         i64 b, hy, wx, ch;
         coordinates(e, p.h, p.w, p.c, b, hy, wx, ch);
         // Windows i with i*sh <= hy < i*sh + kh, and likewise j.
         const i64 ti = hy - p.kh + 1, tj = wx - p.kw + 1;
-        const i64 iLo = ti > 0 ? (ti + p.sh - 1) / p.sh : 0, jLo = tj > 0 ? (tj + p.sw - 1) / p.sw : 0;
-        const i64 iHi = hy / p.sh < p.oh - 1 ? hy / p.sh : p.oh - 1;
-        const i64 jHi = wx / p.sw < p.ow - 1 ? wx / p.sw : p.ow - 1;
+        const i64 iLo = ti > 0 ? quotient(ti + p.sh - 1, p.sh) : 0, jLo = tj > 0 ? quotient(tj + p.sw - 1, p.sw) : 0;
+        const i64 iMax = quotient(hy, p.sh), jMax = quotient(wx, p.sw);
+        const i64 iHi = iMax < p.oh - 1 ? iMax : p.oh - 1;
+        const i64 jHi = jMax < p.ow - 1 ? jMax : p.ow - 1;
         C acc = 0;
         for (i64 i = iLo; i <= iHi; ++i) {
           for (i64 j = jLo; j <= jHi; ++j) {

@@ -12,7 +12,11 @@ import SegCore
 /// offsetOf(r, red, redStrides). Thread (c, m) sums r in [c * chunk, (c + 1) * chunk) into
 /// partial[c * outCount + m]. `sumFinish_<dtype>(partial, out, outCount, chunks)` adds the chunks.
 ///
-/// `softmax_<dtype>(x, out, rows, n)` and `logSoftmax_<dtype>`: one thread per row of n elements.
+/// `softmax_<dtype>(x, out, rows, n)` and `logSoftmax_<dtype>`: one thread per row of n elements
+/// (a few classes per pixel). `softmaxBlock_<dtype>` and `logSoftmaxBlock_<dtype>`, same
+/// arguments: one block per row (grid-stride over rows), for long rows: the threads read the row
+/// together (coalesced) and reduce its maximum and sum in shared memory and warp shuffles, in an
+/// order fixed by the block size.
 enum ReduceKernels {
   static let family = KernelFamily(
     name: "reduce", body: body,
@@ -23,6 +27,8 @@ enum ReduceKernels {
         (KernelNames.name("sumFinish", d), ""),
         (KernelNames.name(OpKind.softmax.rawValue, d), "SOFTMAX(\(t), \(s))"),
         (KernelNames.name(OpKind.logSoftmax.rawValue, d), ""),
+        (KernelNames.name("softmaxBlock", d), ""),
+        (KernelNames.name("logSoftmaxBlock", d), ""),
       ]
     })
 
@@ -33,22 +39,32 @@ enum ReduceKernels {
         const T* x, typename Elem<T>::C* partial, i64 outCount, i64 chunks, i64 chunk, i64 redCount,
         const Dims& kept, const Vec& keptStrides, const Dims& red, const Vec& redStrides) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 t = gridStart(); t < outCount * chunks; t += gridStep()) {
-        const i64 m = t % outCount, c = t / outCount;
+        u64 mu;
+        const i64 c = (i64)udiv((u64)t, (u64)outCount, mu), m = (i64)mu;
         const i64 lo = c * chunk, hi = lo + chunk < redCount ? lo + chunk : redCount;
         const T* base = x + offsetOf(m, kept, keptStrides);
         // An odometer over the reduced axes, starting at lo.
         i64 idx[MAX_RANK];
-        i64 rest = lo, off = 0;
-        for (int k = (int)red.rank - 1; k >= 0; --k) {
-          idx[k] = rest % red.v[k];
-          rest /= red.v[k];
+        u64 rest = (u64)lo;
+        i64 off = 0;
+    #pragma unroll
+        for (int k = MAX_RANK - 1; k >= 0; --k) {
+          if (k >= (int)red.rank) continue;
+          u64 c;
+          rest = udiv(rest, (u64)red.v[k], c);
+          idx[k] = (i64)c;
           off += idx[k] * redStrides.v[k];
         }
         C acc = 0;
+        const int rank = (int)red.rank;
         for (i64 r = lo; r < hi; ++r) {
           acc += Elem<T>::load(base[off]);
-          for (int k = (int)red.rank - 1; k >= 0; --k) {
+          // Unrolled over MAX_RANK (fixed indices): the odometer stays in registers.
+    #pragma unroll
+          for (int k = MAX_RANK - 1; k >= 0; --k) {
+            if (k >= rank) continue;
             ++idx[k];
             off += redStrides.v[k];
             if (idx[k] < red.v[k]) break;
@@ -63,6 +79,7 @@ enum ReduceKernels {
     template <class T>
     DEVICE void sumFinish(const typename Elem<T>::C* partial, T* out, i64 outCount, i64 chunks) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 m = gridStart(); m < outCount; m += gridStep()) {
         C acc = 0;
         for (i64 c = 0; c < chunks; ++c) acc += partial[c * outCount + m];
@@ -84,6 +101,7 @@ enum ReduceKernels {
     template <class T, bool LOG>
     DEVICE void softmaxRows(const T* x, T* out, i64 rows, i64 n) {
       typedef typename Elem<T>::C C;
+      #pragma unroll 1
       for (i64 r = gridStart(); r < rows; r += gridStep()) {
         const T* xr = x + r * n;
         T* yr = out + r * n;
@@ -103,8 +121,65 @@ enum ReduceKernels {
       }
     }
 
+    // ---- Block reductions ----
+    struct MaxOp { template <class C> static DEVICE C apply(C a, C b) { return b > a ? b : a; } };
+    struct SumOp { template <class C> static DEVICE C apply(C a, C b) { return a + b; } };
+
+    // Op over the 32 lanes of each warp; lane 0 holds the result. Every thread of the block calls it.
+    template <class Op, class C> DEVICE C warpReduce(C v) {
+    #pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_down_sync(0xffffffffu, v, o));
+      return v;
+    }
+
+    // Op over every thread's v (blockDim.x a multiple of 32, at most 1024), returned to all: warps
+    // first, then their 32 partial results in warp 0. `identity` fills the missing warps. Every
+    // thread of the block calls it; `scratch` is 32 entries of shared memory.
+    template <class Op, class C> DEVICE C blockReduce(C v, C identity, C* scratch) {
+      const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+      v = warpReduce<Op>(v);
+      if (lane == 0) scratch[warp] = v;
+      __syncthreads();
+      v = threadIdx.x < warps ? scratch[threadIdx.x] : identity;
+      v = warpReduce<Op>(v);
+      __syncthreads();
+      if (threadIdx.x == 0) scratch[0] = v;
+      __syncthreads();
+      const C result = scratch[0];
+      __syncthreads();
+      return result;
+    }
+
+    // Softmax of long rows, a block per row. A NaN anywhere in the row makes its sum NaN and so
+    // every output NaN, as the thread-per-row kernel gives.
+    template <class T, bool LOG>
+    DEVICE void softmaxBlockRows(const T* __restrict__ x, T* __restrict__ out, i64 rows, i64 n) {
+      typedef typename Elem<T>::C C;
+      __shared__ C scratch[32];
+      const C lowest = -C(1) / C(0);
+    #pragma unroll 1
+      for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T* xr = x + r * n;
+        T* yr = out + r * n;
+        C m = lowest;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = MaxOp::apply(m, Elem<T>::load(xr[j]));
+        m = blockReduce<MaxOp>(m, lowest, scratch);
+        C total = 0;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) total += cexp(Elem<T>::load(xr[j]) - m);
+        total = blockReduce<SumOp>(total, C(0), scratch);
+        if (LOG) {
+          const C logTotal = clog(total);
+          for (i64 j = threadIdx.x; j < n; j += blockDim.x) yr[j] = Elem<T>::store((Elem<T>::load(xr[j]) - m) - logTotal);
+        } else {
+          for (i64 j = threadIdx.x; j < n; j += blockDim.x) yr[j] = Elem<T>::store(cexp(Elem<T>::load(xr[j]) - m) / total);
+        }
+      }
+    }
+
     #define SOFTMAX(T, SUFFIX)                                                                     \
       KERNEL softmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, false>(x, out, rows, n); } \
-      KERNEL logSoftmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, true>(x, out, rows, n); }
+      KERNEL logSoftmax_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxRows<T, true>(x, out, rows, n); } \
+      KERNEL softmaxBlock_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxBlockRows<T, false>(x, out, rows, n); } \
+      KERNEL logSoftmaxBlock_##SUFFIX(const T* x, T* out, i64 rows, i64 n) { softmaxBlockRows<T, true>(x, out, rows, n); }
     """#
 }

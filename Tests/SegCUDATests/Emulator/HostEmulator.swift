@@ -10,10 +10,12 @@ import Testing
 // MARK: - Kernels on the host
 
 /// The CUDA backend's kernel sources compiled as host C++ (with a small shim for threadIdx and
-/// friends) and run one (block, thread) after another: a `KernelDevice` that checks what the
-/// kernels compute, and the backend's launch arguments, on a machine without a GPU. The kernels
-/// use no shared memory or warp operations, so sequential threads are a faithful model; what it
-/// cannot check is the GPU's own arithmetic (exp, log) and the launch on real hardware.
+/// friends) and run block after block: a `KernelDevice` that checks what the kernels compute, and
+/// the backend's launch arguments, on a machine without a GPU. A block's threads are fibers
+/// (ucontext) on the calling thread, run in turn from one `__syncthreads()` to the next, so block
+/// reductions over shared memory run as on a GPU; warp shuffles are exchanges between two block
+/// barriers (every thread of the block must call them, as the kernels do). What it cannot check
+/// is the GPU's own arithmetic (exp, log) and the launch on real hardware.
 final class HostEmulator: KernelDevice, @unchecked Sendable {
   /// The emulator, built once per machine (cached by source hash in the temporary folder), or the
   /// reason it is not available.
@@ -182,7 +184,11 @@ enum EmulatorSource {
 
     #define __global__
     #define __device__
+    // One copy per launching thread: the fibers of a block share it, concurrent launches do not.
+    #define __shared__ static thread_local
     #define __forceinline__ inline
+    #define __noinline__
+    #define __align__(n) alignas(n)
 
     inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
     inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
@@ -196,6 +202,22 @@ enum EmulatorSource {
       unsigned long long old = *p;
       if (v < old) *p = v;
       return old;
+    }
+
+    // The block barrier: the calling fiber waits until every live thread of its block is here.
+    void __syncthreads();
+
+    // Warp shuffle down: v of lane + delta within the warp, own v past the warp's end. Every
+    // thread of the block calls it (an exchange between two block barriers).
+    template <class T> T __shfl_down_sync(unsigned, T v, int delta) {
+      static thread_local T slots[1024];
+      const unsigned t = threadIdx.x;
+      slots[t] = v;
+      __syncthreads();
+      const bool inside = (t & 31) + delta < 32 && t + delta < blockDim.x;
+      const T r = inside ? slots[t + delta] : v;
+      __syncthreads();
+      return r;
     }
 
     typedef void (*EmuInvoker)(void* fn, void** args);
@@ -217,8 +239,10 @@ enum EmulatorSource {
 
   static let runtime = #"""
     #include "emu.h"
+    #include <ucontext.h>
     #include <map>
     #include <string>
+    #include <vector>
 
     thread_local EmuDim3 threadIdx, blockIdx, blockDim, gridDim;
 
@@ -229,16 +253,62 @@ enum EmulatorSource {
 
     void emuRegister(const char* name, void* fn, EmuInvoker invoker) { table()[name] = {fn, invoker}; }
 
+    // ---- Fibers: a block's threads, each run until its next barrier or its end ----
+    struct EmuFiber { ucontext_t context; bool done; };
+    struct EmuBlock {
+      ucontext_t scheduler;
+      std::vector<EmuFiber> fibers;
+      std::vector<char> stacks;
+      unsigned current = 0;
+      void* fn = nullptr;
+      EmuInvoker invoker = nullptr;
+      void** args = nullptr;
+    };
+    static thread_local EmuBlock block;
+    static const size_t emuStack = 256 * 1024;
+
+    static void emuFiberMain() {
+      block.invoker(block.fn, block.args);
+      block.fibers[block.current].done = true;  // returns to uc_link, the scheduler
+    }
+
+    void __syncthreads() {
+      EmuFiber& f = block.fibers[block.current];
+      swapcontext(&f.context, &block.scheduler);
+    }
+
     extern "C" int emu_launch(const char* name, unsigned blocks, unsigned threads, void** args) {
       auto it = table().find(name);
       if (it == table().end()) return -1;
       gridDim.x = blocks;
       blockDim.x = threads;
+      block.fn = it->second.first;
+      block.invoker = it->second.second;
+      block.args = args;
+      block.fibers.resize(threads);
+      block.stacks.resize(threads * emuStack);
       for (unsigned b = 0; b < blocks; ++b) {
         for (unsigned t = 0; t < threads; ++t) {
-          blockIdx.x = b;
-          threadIdx.x = t;
-          it->second.second(it->second.first, args);
+          EmuFiber& f = block.fibers[t];
+          f.done = false;
+          getcontext(&f.context);
+          f.context.uc_stack.ss_sp = block.stacks.data() + t * emuStack;
+          f.context.uc_stack.ss_size = emuStack;
+          f.context.uc_link = &block.scheduler;
+          makecontext(&f.context, emuFiberMain, 0);
+        }
+        // Rounds: each live thread runs to its next barrier (or its end); a round ends when all
+        // have, which is the barrier's release.
+        for (bool live = true; live;) {
+          live = false;
+          for (unsigned t = 0; t < threads; ++t) {
+            if (block.fibers[t].done) continue;
+            blockIdx.x = b;
+            threadIdx.x = t;
+            block.current = t;
+            swapcontext(&block.scheduler, &block.fibers[t].context);
+            live = live || !block.fibers[t].done;
+          }
         }
       }
       return 0;

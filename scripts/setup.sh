@@ -53,13 +53,14 @@ fi
 # NVIDIA's NVRTC compiles every CUDA kernel, and the CUDA runtime, cuBLAS and the JIT-only cuDNN
 # (the smallest wheel with cudnn.h) bring cuda.h, nvrtc.h, cublas_v2.h and cudnn.h, against which
 # our own CUDA declarations are checked; crt and cccl hold crt/host_defines.h and nv/target, which
-# those headers include. No GPU is needed for any of it.
-python_packages=(numpy safetensors tifffile pillow nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cuda-crt
+# those headers include. onnx and onnxruntime check `unet export`'s models, tensorboard reads the
+# event files of `--tensorboard`. No GPU is needed for any of it.
+python_packages=(numpy safetensors tifffile pillow onnx onnxruntime tensorboard nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cuda-crt
   nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-jit-cu13)
 # The imports and header files that show they are all there.
 venv_check='
 import glob, os, site, sys
-import numpy, safetensors.numpy, tifffile, PIL.Image
+import numpy, safetensors.numpy, tifffile, PIL.Image, onnx, onnxruntime, tensorboard
 need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h"]
 roots = [p for s in site.getsitepackages() for p in glob.glob(os.path.join(s, "nvidia", "*"))]
 missing = [n for n in need if not any(glob.glob(os.path.join(r, n)) for r in roots)]

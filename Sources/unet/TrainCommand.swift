@@ -26,6 +26,7 @@ struct TrainCommand: ParsableCommand {
   @OptionGroup(title: "Evaluation and prediction") var window: WindowOptions
   @OptionGroup(title: "Logging") var logging: LoggingOptions
   @OptionGroup(title: "Logging") var trainingLog: TrainingLogOptions
+  @OptionGroup(title: "Logging") var tensorboard: TensorBoardOptions
 
   /// What the run does, as the reference's --exec_mode.
   struct ModeOptions: ParsableArguments {
@@ -50,7 +51,7 @@ struct TrainCommand: ParsableCommand {
       logging.apply(to: &s)
       trainingLog.apply(to: &s, embedded: embedded)
       s.precision = try device.precision.resolved()
-      return try execute(s, device: device.device, profile: logging.profile)
+      return try execute(s, device: device.device, profile: logging.profile, callbacks: tensorboard.callbacks)
     }
     var b = BenchmarkOptions()
     b.mode = execMode == .predict ? .predict : .train
@@ -156,10 +157,10 @@ struct PredictCommand: ParsableCommand {
 // MARK: - Running
 
 /// Runs `settings` on `device`, printing to stdout (a progress bar on a terminal).
-func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool) throws {
+func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool, callbacks extra: [any TrainingCallback] = []) throws {
   let backend = try device.backend(precision: settings.precision)
   let bar = ProgressBar()
-  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : [])
+  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : []) + extra
   let precision = PrecisionPolicy(settings.precision, on: backend)
   try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks).run()
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegData
 import SegNN
 import SegTestSupport
 @testable import SegTrain
@@ -41,7 +42,15 @@ let tensorBoardReadScript = """
       callbacks: [TensorBoardCallback(directory: boardDir)]
     ).run()
     let files = try FileManager.default.contentsOfDirectory(atPath: boardDir.path)
-    #expect(files.count == 1 && files[0].hasPrefix("events.out.tfevents."), "\(files)")
+    #expect(files.filter { $0.hasPrefix("events.out.tfevents.") }.count == 1 && files.count == 2, "\(files)")
+    // The curves: two panels of 480 x 340, with the training curve's colour in the left one.
+    let curves = try PNG.read(contentsOf: boardDir.appendingPathComponent("curves.png"))
+    #expect(curves.width == 960 && curves.height == 340 && curves.channels == 3)
+    let blue = TensorBoardCurves.trainColour
+    #expect((0..<480 * 340).contains { i in
+      let (x, y) = (i % 480, i / 480)
+      return curves[x: x, y: y, c: 0] == blue.red && curves[x: x, y: y, c: 1] == blue.green && curves[x: x, y: y, c: 2] == blue.blue
+    })
 
     let run = TestPython.run(["-c", tensorBoardReadScript, boardDir.path], mergingErrors: true)
     try #require(run.status == 0, "\(String(decoding: run.output, as: UTF8.self))")

@@ -8,7 +8,8 @@ import SegNN
 /// logging step the mean training losses, the learning rate, the throughput and, for a loss-scaled
 /// run, the loss scale and skipped steps; at each evaluation its scores (soft Dice, cross-entropy,
 /// mean Dice and IoU, and Dice and IoU of every class) and, when the run trains, one picture of the
-/// first validation image: the input, the truth overlay and the prediction overlay side by side.
+/// first validation image: the input, the truth overlay and the prediction overlay side by side. At
+/// the run's end it draws the training and validation curves into `curves.png` beside the events.
 public final class TensorBoardCallback: TrainingCallback {
   /// The directory the event file goes into.
   public let directory: URL
@@ -20,6 +21,7 @@ public final class TensorBoardCallback: TrainingCallback {
   // The trained model, kept from the loop's start to the run's end so that the run's last
   // evaluation, after the loop, gets its picture too.
   private var model: UNet?
+  private var curves = TensorBoardCurves()
 
   /// A callback writing into `directory` (created when the run starts).
   public init(directory: URL) { self.directory = directory }
@@ -45,6 +47,7 @@ public final class TensorBoardCallback: TrainingCallback {
       values += [("train/loss_scale", scaler.scale), ("train/skipped_steps", Double(scaler.skippedSteps))]
     }
     try writer.scalars(values, step: event.step)
+    curves.trainingLoss.append((event.step, m.crossEntropy + m.dice))
   }
 
   // MARK: - Evaluation
@@ -59,6 +62,8 @@ public final class TensorBoardCallback: TrainingCallback {
       values += [("eval/dice/class_\(c)", dice), ("eval/iou/class_\(c)", iou)]
     }
     try writer.scalars(values, step: step)
+    curves.validationLoss.append((step, report.crossEntropy + report.diceLoss))
+    curves.validationDice.append((step, report.meanDice))
     if let model, let slice = validation.first {
       let (png, width, height) = try TensorBoardCallback.picture(of: slice, model: model, batchSize: batchSize, window: window)
       try writer.image("eval/prediction", png: png, width: width, height: height, channels: 3, step: step)
@@ -92,5 +97,9 @@ public final class TensorBoardCallback: TrainingCallback {
     return (try PNG.encode(image), width, h)
   }
 
-  public func runEnded() throws { (writer, model) = (nil, nil) }
+  /// Draws `curves.png` into the directory when the run trained or evaluated.
+  public func runEnded() throws {
+    if !curves.isEmpty { try PNG.write(curves.image(), to: directory.appendingPathComponent("curves.png")) }
+    (writer, model, curves) = (nil, nil, TensorBoardCurves())
+  }
 }

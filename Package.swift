@@ -11,7 +11,9 @@ let package = Package(
     .library(name: "SegCheck", targets: ["SegCheck"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // The ONNX export's and the TensorBoard callback's protobuf messages (generated code in Sources).
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
   ],
   targets: [
     // MARK: - C libraries
@@ -29,7 +31,11 @@ let package = Package(
     .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),
-    .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"]),
+    .target(
+      name: "SegTrain",
+      dependencies: ["SegCore", "SegNN", "SegData", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    // The trained U-Net as an ONNX model.
+    .target(name: "SegExport", dependencies: ["SegCore", "SegNN", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // Backend conformance and the training comparison of `unet doctor --check`, for any backend.
     .target(name: "SegCheck", dependencies: ["SegCore", "SegNN", "SegData", "SegTrain"]),
 
@@ -37,7 +43,7 @@ let package = Package(
     .executableTarget(
       name: "unet",
       dependencies: [
-        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain", "SegCheck",
+        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain", "SegCheck", "SegExport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -59,6 +65,8 @@ let package = Package(
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
     .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegCPU", "SegData", "SegNN", "SegTrain", "SegTestSupport"]),
     .testTarget(name: "SegCheckTests", dependencies: ["SegCore", "SegCPU", "SegCheck", "SegTestSupport"]),
+    .testTarget(
+      name: "SegExportTests", dependencies: ["SegCore", "SegCPU", "SegNN", "SegData", "SegTrain", "SegExport", "SegTestSupport"]),
     .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
   ],
   swiftLanguageModes: [.v6]

@@ -54,13 +54,15 @@ fi
 # nvrtc.h, cublas_v2.h and cudnn.h, against which our own CUDA declarations are checked; crt and
 # cccl hold crt/host_defines.h and nv/target, which those headers include. cuDNN is the full wheel
 # (its engines and heuristics; the JIT-only wheel offers no plan), so that the graph API's plans
-# for the U-Net are built in the tests; it needs cuBLAS beside it. No GPU is needed for any of it.
-python_packages=(numpy safetensors tifffile pillow nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cuda-crt
-  nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13)
+# for the U-Net are built in the tests; it needs cuBLAS beside it. onnx and onnxruntime check
+# `unet export`'s models, tensorboard reads the event files of `--tensorboard`. No GPU is needed
+# for any of it.
+python_packages=(numpy safetensors tifffile pillow onnx onnxruntime tensorboard nvidia-cuda-nvrtc nvidia-cuda-runtime
+  nvidia-cuda-crt nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13)
 # The imports and header files that show they are all there.
 venv_check='
 import glob, os, site, sys
-import numpy, safetensors.numpy, tifffile, PIL.Image
+import numpy, safetensors.numpy, tifffile, PIL.Image, onnx, onnxruntime, tensorboard
 need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h", "lib/libcudnn_engines_precompiled.so.9"]
 roots = [p for s in site.getsitepackages() for p in glob.glob(os.path.join(s, "nvidia", "*"))]
 missing = [n for n in need if not any(glob.glob(os.path.join(r, n)) for r in roots)]

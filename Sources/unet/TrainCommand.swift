@@ -28,6 +28,7 @@ struct TrainCommand: ParsableCommand {
   @OptionGroup(title: "Logging") var logging: LoggingOptions
   @OptionGroup(title: "Logging") var trainingLog: TrainingLogOptions
   @OptionGroup(title: "Evaluation and prediction") var overwrite: OverwriteOptions
+  @OptionGroup(title: "Logging") var tensorboard: TensorBoardOptions
 
   /// What the run does, as the reference's --exec_mode.
   struct ModeOptions: ParsableArguments {
@@ -54,7 +55,7 @@ struct TrainCommand: ParsableCommand {
       overwrite.apply(to: &s)
       s.precision = try device.precision.resolved()
       s.training.compile = device.compile
-      return try execute(s, device: device.device, profile: logging.profile)
+      return try execute(s, device: device.device, profile: logging.profile, callbacks: tensorboard.callbacks)
     }
     var b = BenchmarkOptions()
     b.mode = execMode == .predict ? .predict : .train
@@ -165,10 +166,10 @@ struct PredictCommand: ParsableCommand {
 // MARK: - Running
 
 /// Runs `settings` on `device`, printing to stdout (a progress bar on a terminal).
-func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool) throws {
+func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool, callbacks extra: [any TrainingCallback] = []) throws {
   let backend = try device.backend(precision: settings.precision)
   let bar = ProgressBar()
-  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : [])
+  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : []) + extra
   let precision = PrecisionPolicy(settings.precision, on: backend)
   let gpu = backend as? CUDABackend
   try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks,

@@ -10,7 +10,7 @@ struct UNetCommand: ParsableCommand {
     abstract: "Train and run U-Net segmentation models on biomedical images.",
     subcommands: [
       TrainCommand.self, EvaluateCommand.self, PredictCommand.self, DataCommand.self, BenchmarkCommand.self,
-      DoctorCommand.self,
+      DoctorCommand.self, ExportCommand.self,
     ],
     defaultSubcommand: TrainCommand.self)
 

@@ -105,9 +105,9 @@ final class CUDNNConvolutions: @unchecked Sendable {
   func epilogue(_ b: CUDABackend, _ p: Conv2D, _ x: [DeviceOperand], _ y: CUDAStorage, _ out: TensorType) throws {
     let n = out.shape.count
     if x.count == 3 {
-      // y = act(y + bias), one pass in place (each thread reads and writes its own element).
+      // y = act(y + bias), one pass in place (each work item reads and writes its own 16-byte vector).
       try b.device.launch(
-        KernelNames.name("biasActivation", out.dtype), count: n,
+        KernelNames.name("biasActivation", out.dtype), count: vectorItems(n, out.dtype),
         arguments: [
           .pointer(y.pointer), .pointer(x[2].pointer), .int64(Int64(n)), .int64(Int64(out.shape[3])),
           .int32(p.activation == .relu ? 1 : 0),

@@ -11,7 +11,7 @@ public enum Setting: String, CaseIterable, Sendable {
   // Training.
   case batchSize, warmupSteps, maxSteps, precision, learningRate, weightDecay
   // Checkpoints, evaluation and prediction.
-  case modelDirectory, resume, overlap, evaluationOutput, predictionInputs, predictionOutput, overwrite
+  case modelDirectory, resume, keepCheckpoints, overlap, evaluationOutput, predictionInputs, predictionOutput, overwrite
   // Fields of the augmentation options (no command line sets them one by one).
   case flipXProbability, flipYProbability, cropProbability, brightnessProbability, contrastProbability
   case noiseProbability, elasticProbability, maxCropFraction, maxBrightnessDelta, contrastRange, maxNoiseStd

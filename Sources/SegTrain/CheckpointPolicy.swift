@@ -53,6 +53,9 @@ public struct CheckpointPolicy {
   /// that runs killed while writing a checkpoint left behind; returns their paths.
   @discardableResult
   public func prepareDirectory() throws -> [String] {
+    if let k = settings.keepCheckpoints, k < 1 {
+      throw SettingError(.keepCheckpoints, value: k, "must be at least 1 (the step-numbered checkpoints kept); leave it out to keep only the latest")
+    }
     guard let url else { return [] }
     let dir = url.deletingLastPathComponent()
     func fail(_ why: String) -> SettingError {
@@ -100,9 +103,12 @@ public struct CheckpointPolicy {
   }
 
   /// Saves `model` and `optimizer` (and the loss scale of an fp16 run) at `url`, creating the
-  /// model directory; does nothing without one. `precision` is the one the run asked for.
-  public func save(_ model: UNet, _ optimizer: Adam, precision: Precision, lossScale: LossScaler.State?) throws {
-    guard let url else { return }
+  /// model directory; does nothing without one. `precision` is the one the run asked for. With
+  /// --keep-checkpoints also keeps the step-numbered copy (`CheckpointHistory`). Returns the step
+  /// saved, nil when nothing was written.
+  @discardableResult
+  public func save(_ model: UNet, _ optimizer: Adam, precision: Precision, lossScale: LossScaler.State?) throws -> Int? {
+    guard let url else { return nil }
     do {
       try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
     } catch {
@@ -114,5 +120,13 @@ public struct CheckpointPolicy {
       throw Divergence.weightsError(step: checkpoint.step, name: bad, learningRate: settings.training.learningRate)
     }
     try checkpoint.save(to: url)
+    if let history { try history.keep(step: checkpoint.step) }
+    return checkpoint.step
+  }
+
+  /// The step-numbered and best copies of the checkpoint, with --keep-checkpoints and a model directory.
+  public var history: CheckpointHistory? {
+    guard let url, let k = settings.keepCheckpoints, k >= 1 else { return nil }
+    return CheckpointHistory(latest: url, keep: k)
   }
 }

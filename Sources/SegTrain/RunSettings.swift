@@ -46,6 +46,8 @@ public struct RunSettings {
   public var evaluateEvery = 0
   /// Steps between checkpoints besides those after evaluations and at the end (0: none).
   public var checkpointEvery = 0
+  /// Step-numbered checkpoints kept besides the latest, and the best by Dice; nil keeps only the latest.
+  public var keepCheckpoints: Int?
   public var resume = false
   /// How training tiles are cut, and by how many threads (0: on the training thread).
   public var inputMode = InputMode.overlapTile

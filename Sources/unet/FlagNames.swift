@@ -29,6 +29,7 @@ extension Setting {
     case .overwrite: return "--overwrite"
     case .modelDirectory: return "--model-dir"
     case .resume: return "--resume-training"
+    case .keepCheckpoints: return "--keep-checkpoints"
     case .overlap: return "--overlap"
     case .evaluationOutput, .predictionOutput: return "--output"
     case .predictionInputs: return "--input"

@@ -29,6 +29,8 @@ struct TrainingOptions: ParsableArguments {
   var evaluateEvery = 0
   @Option(name: [.customLong("checkpoint-every"), .customLong("checkpoint_every")], parsing: .unconditional, help: "Steps between checkpoints besides those after evaluations and at the end (0: none), so that a crash loses at most this many.")
   var checkpointEvery = 0
+  @Option(name: [.customLong("keep-checkpoints"), .customLong("keep_checkpoints")], parsing: .unconditional, help: "Also keep each save as checkpoint-<step>.safetensors, the last this many, and the best by eval_dice_score as checkpoint-best.safetensors (unset: only checkpoint.safetensors).")
+  var keepCheckpoints: Int?
   @Flag(name: [.customLong("resume-training"), .customLong("resume_training")], help: "Continue the checkpoint in --model-dir.")
   var resumeTraining = false
   @Flag(help: "Time the steps instead of training to a score, as unet benchmark (--exec-mode predict: inference steps; else training steps), with the reference's model for unset model options.")
@@ -53,6 +55,7 @@ struct TrainingOptions: ParsableArguments {
     s.training.weightDecay = weightDecay
     s.evaluateEvery = evaluateEvery
     s.checkpointEvery = checkpointEvery
+    s.keepCheckpoints = keepCheckpoints
     s.resume = resumeTraining
   }
 }

@@ -3,11 +3,17 @@ import SegNN
 // MARK: - Saving while training
 
 /// Saves the training state where and when the `CheckpointPolicy` says: after each periodic
-/// evaluation and at the end of training, with the loss scale of an fp16 run.
+/// evaluation and at the end of training, with the loss scale of an fp16 run. With
+/// --keep-checkpoints it also keeps the best save by validation Dice (`eval_dice_score`) as the
+/// history's best copy.
 public final class Checkpointer: TrainingCallback {
   public let policy: CheckpointPolicy
   /// The precision the run asked for, recorded in the checkpoint.
   public let precision: Precision
+  /// The step of the last save, and the Dice of the best save so far (this run's).
+  private var savedStep: Int?, bestDice: Double?
+  /// An evaluation reported before the save of its step (periodic ones come before it).
+  private var pending: (step: Int, dice: Double)?
 
   /// A checkpointer following `policy`.
   public init(policy: CheckpointPolicy, precision: Precision) {
@@ -20,7 +26,27 @@ public final class Checkpointer: TrainingCallback {
 
   public func trainingEnded(_ loop: TrainingLoop) throws { try save(loop) }
 
+  /// Scores the save of `step` when it is already written (the run's own evaluation after
+  /// training), else keeps the score for that save.
+  public func evaluated(_ report: EvaluationReport, at step: Int) throws {
+    if savedStep == step {
+      try considerBest(dice: report.softDice)
+    } else {
+      pending = (step, report.softDice)
+    }
+  }
+
   private func save(_ loop: TrainingLoop) throws {
-    try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state)
+    guard let step = try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state) else { return }
+    savedStep = step
+    if let p = pending, p.step == step { try considerBest(dice: p.dice) }
+    pending = nil
+  }
+
+  /// Makes the latest save the best copy when `dice` beats the best so far (a NaN score never does).
+  private func considerBest(dice: Double) throws {
+    guard let history = policy.history, dice.isFinite, bestDice.map({ dice > $0 }) ?? true else { return }
+    try history.keepAsBest()
+    bestDice = dice
   }
 }

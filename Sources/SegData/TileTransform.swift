@@ -3,9 +3,11 @@ import SegCore
 
 // MARK: - Applying a plan
 
-/// Applies `AugmentationPlan`s to tiles. All geometric transforms are composed into one map from
-/// output pixels to source positions, so each tile is resampled once: bilinear or bicubic for
-/// images, nearest for labels, both mirrored (`reflectIndex`) where a position falls outside.
+/// Applies `AugmentationPlan`s to tiles. All geometric transforms (GeometricMap.swift) are composed
+/// into one map from output pixels to source positions, so image and label move together and each
+/// is resampled once: bilinear or bicubic for images, nearest for labels, both mirrored
+/// (`reflectIndex`) where a position falls outside. The photometric units (Photometric.swift)
+/// then change the image's values only.
 public enum Augmentation {
   /// The image and its label under one plan. The image's size is the frame the transforms refer
   /// to (crop fractions, elastic control points, the centre of rotation); the label tile is centred

@@ -11,7 +11,8 @@ let package = Package(
     .library(name: "SegCheck", targets: ["SegCheck"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // 1.8: options that are also flags (`--augment` alone or with a list).
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
     // The ONNX export's and the TensorBoard callback's protobuf messages (generated code in Sources).
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
   ],

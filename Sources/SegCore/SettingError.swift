@@ -12,7 +12,8 @@ public enum Setting: String, CaseIterable, Sendable {
   case batchSize, warmupSteps, maxSteps, precision, learningRate, weightDecay
   // Checkpoints, evaluation and prediction.
   case modelDirectory, resume, keepCheckpoints, overlap, evaluationOutput, predictionInputs, predictionOutput, overwrite
-  // Fields of the augmentation options (no command line sets them one by one).
+  // The augmentations that run, and the fields of the augmentation options.
+  case augmentations
   case flipXProbability, flipYProbability, cropProbability, brightnessProbability, contrastProbability
   case noiseProbability, elasticProbability, maxCropFraction, maxBrightnessDelta, contrastRange, maxNoiseStd
   case elasticGrid, elasticSigma

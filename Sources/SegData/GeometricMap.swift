@@ -1,18 +1,66 @@
+// MARK: - Geometric units
+
+// Each geometric augmentation is a map from an output position to the source position it reads,
+// in coordinates centred on the frame (u = x - (width - 1) / 2, v likewise). `GeometricMap`
+// composes them, so image and label are moved by one and the same map.
+
+/// `flip`: mirrors left-right (`x`) and top-bottom (`y`) about the frame's centre.
+struct Flip {
+  let x, y: Bool
+
+  @inline(__always)
+  func source(_ u: Double, _ v: Double) -> (Double, Double) { (x ? -u : u, y ? -v : v) }
+}
+
+/// `rot90`: `turns` quarter turns counter-clockwise about the frame's centre, as NumPy's rot90.
+struct QuarterTurn {
+  /// 0..<4.
+  let turns: Int
+
+  init(_ turns: Int) { self.turns = ((turns % 4) + 4) % 4 }
+
+  /// One counter-clockwise quarter turn reads (u, v) from (-v, u).
+  @inline(__always)
+  func source(_ u: Double, _ v: Double) -> (Double, Double) {
+    switch turns {
+    case 1: return (-v, u)
+    case 2: return (-u, -v)
+    case 3: return (v, -u)
+    default: return (u, v)
+    }
+  }
+}
+
+/// `zoom`: the crop box's rectangle stretched over the frame (source = scale * output + offset).
+struct Zoom {
+  private let scaleX, offsetX, scaleY, offsetY: Double
+
+  /// The reference's crop_and_resize with box [top, left, 1 - bottom, 1 - right] maps output
+  /// pixel x to left * (w - 1) + x * (1 - left - right); the same, centred.
+  init(_ c: CropBox, frameHeight h: Int, frameWidth w: Int) {
+    scaleX = 1 - c.left - c.right
+    offsetX = Double(w - 1) * (c.left - c.right) / 2
+    scaleY = 1 - c.top - c.bottom
+    offsetY = Double(h - 1) * (c.top - c.bottom) / 2
+  }
+
+  @inline(__always)
+  func source(_ u: Double, _ v: Double) -> (Double, Double) { (u * scaleX + offsetX, v * scaleY + offsetY) }
+}
+
 // MARK: - Output-to-source map
 
 /// A plan's geometric transforms composed into one map from output pixels to source positions.
-/// Positions are centred on the frame (u = x - (width - 1) / 2, v likewise), so that tiles of
-/// different sizes sharing a centre (an input tile and its smaller output window) move together
-/// and the identity lands exactly on pixel centres. Going from output back to source, the
-/// transforms are undone in reverse: elastic displacement, zoom, rotation, flips.
+/// Centred coordinates let tiles of different sizes sharing a centre (an input tile and its smaller
+/// output window) move together, and the identity lands exactly on pixel centres. Going from output
+/// back to source, the transforms are undone in reverse: elastic displacement, zoom, rotation, flips.
 struct GeometricMap {
   let frameHeight, frameWidth: Int
   let isIdentity: Bool
   private let cx, cy: Double
-  // Zoom: source = scale * output + offset (centred coordinates).
-  private let scaleX, offsetX, scaleY, offsetY: Double
-  private let rotations: Int
-  private let flipX, flipY: Bool
+  private let flip: Flip
+  private let turn: QuarterTurn
+  private let zoom: Zoom
   private let elastic: ElasticField?
 
   init(_ plan: AugmentationPlan, frameHeight h: Int, frameWidth w: Int) {
@@ -20,15 +68,9 @@ struct GeometricMap {
     isIdentity = plan.isGeometricIdentity
     cx = Double(w - 1) / 2
     cy = Double(h - 1) / 2
-    // The reference's crop_and_resize with box [top, left, 1 - bottom, 1 - right] maps output
-    // pixel x to left * (w - 1) + x * (1 - left - right); the same, centred.
-    let c = plan.crop
-    scaleX = 1 - c.left - c.right
-    offsetX = Double(w - 1) * (c.left - c.right) / 2
-    scaleY = 1 - c.top - c.bottom
-    offsetY = Double(h - 1) * (c.top - c.bottom) / 2
-    rotations = ((plan.rotations % 4) + 4) % 4
-    (flipX, flipY) = (plan.flipX, plan.flipY)
+    flip = Flip(x: plan.flipX, y: plan.flipY)
+    turn = QuarterTurn(plan.rotations)
+    zoom = Zoom(plan.crop, frameHeight: h, frameWidth: w)
     elastic = plan.elastic.map { ElasticField($0, frameHeight: h, frameWidth: w) }
   }
 
@@ -41,28 +83,19 @@ struct GeometricMap {
       for i in 0..<count { (us[i], vs[i]) = (0, 0) }
     }
     for i in 0..<count {
-      var u = Double(x0 + i) - cx + us[i], v = v0 + vs[i]
-      u = u * scaleX + offsetX
-      v = v * scaleY + offsetY
-      // One counter-clockwise quarter turn reads (u, v) from (-v, u), as np.rot90.
-      switch rotations {
-      case 1: (u, v) = (-v, u)
-      case 2: (u, v) = (-u, -v)
-      case 3: (u, v) = (v, -u)
-      default: break
-      }
-      if flipX { u = -u }
-      if flipY { v = -v }
-      (us[i], vs[i]) = (u, v)
+      var (u, v) = zoom.source(Double(x0 + i) - cx + us[i], v0 + vs[i])
+      (u, v) = turn.source(u, v)
+      (us[i], vs[i]) = flip.source(u, v)
     }
   }
 }
 
 // MARK: - Elastic displacement
 
-/// A displacement grid interpolated to every pixel of a frame by separable cubic convolution
-/// (Keys, a = -0.5: it passes through the control values and is smooth between them), the grid
-/// extended by its edge values beyond the corners.
+/// `elastic`: a displacement grid interpolated to every pixel of a frame by separable cubic
+/// convolution (Keys, a = -0.5: it passes through the control values and is smooth between them),
+/// the grid extended by its edge values beyond the corners. An output pixel reads from itself
+/// plus its displacement.
 struct ElasticField {
   private let n: Int
   private let grid: DisplacementGrid

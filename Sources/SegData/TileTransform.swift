@@ -3,9 +3,11 @@ import SegCore
 
 // MARK: - Applying a plan
 
-/// Applies `AugmentationPlan`s to tiles. All geometric transforms are composed into one map from
-/// output pixels to source positions, so each tile is resampled once: bilinear or bicubic for
-/// images, nearest for labels, both mirrored (`reflectIndex`) where a position falls outside.
+/// Applies `AugmentationPlan`s to tiles. All geometric transforms (GeometricMap.swift) are composed
+/// into one map from output pixels to source positions, so image and label move together and each
+/// is resampled once: bilinear or bicubic for images, nearest for labels, both mirrored
+/// (`reflectIndex`) where a position falls outside. The photometric units (Photometric.swift)
+/// then change the image's values only.
 public enum Augmentation {
   /// The image and its label under one plan. The image's size is the frame the transforms refer
   /// to (crop fractions, elastic control points, the centre of rotation); the label tile is centred
@@ -139,41 +141,19 @@ public enum Augmentation {
 
   // MARK: Intensity
 
-  /// Contrast about each channel's mean, brightness, noise, then a clip to [-1, 1].
+  /// The photometric units in their order (contrast about each channel's mean, brightness,
+  /// noise), then a clip to [-1, 1].
   private static func adjustIntensity(_ tile: inout ImageTile, _ plan: AugmentationPlan) {
     let c = tile.channels, pixels = tile.height * tile.width
-    var means = [Float](repeating: 0, count: c)
-    if plan.contrast != 1, pixels > 0 {
-      var sums = [Double](repeating: 0, count: c)
-      for i in 0..<pixels { for k in 0..<c { sums[k] += Double(tile.values[i * c + k]) } }
-      means = sums.map { Float($0 / Double(pixels)) }
-    }
-    let factor = Float(plan.contrast), shift = Float(plan.brightness), std = Float(plan.noiseStd)
-    var noise = GaussianStream(seed: plan.noiseSeed)
+    let contrast = Contrast(factor: plan.contrast, of: tile), brightness = Brightness(delta: Float(plan.brightness))
+    var noise = Noise(std: plan.noiseStd, seed: plan.noiseSeed)
     tile.values.withUnsafeMutableBufferPointer { v in
       for i in 0..<pixels {
         for k in 0..<c {
-          var x = (v[i * c + k] - means[k]) * factor + means[k] + shift
-          if std > 0 { x += std * noise.next() }
+          let x = noise.apply(brightness.apply(contrast.apply(v[i * c + k], channel: k)))
           v[i * c + k] = min(max(x, -1), 1)
         }
       }
     }
-  }
-}
-
-/// Standard normal Floats from a seed: SplitMix64 bits through Box-Muller, both outputs used.
-struct GaussianStream {
-  private var bits: SplitMix64
-  private var spare: Float?
-
-  init(seed: UInt64) { bits = SplitMix64(seed: seed) }
-
-  mutating func next() -> Float {
-    if let s = spare { spare = nil; return s }
-    let u = max(bits.nextUnit(), 1e-300), v = bits.nextUnit()
-    let r = (-2 * Foundation.log(u)).squareRoot(), t = 2 * Double.pi * v
-    spare = Float(r * Foundation.sin(t))
-    return Float(r * Foundation.cos(t))
   }
 }

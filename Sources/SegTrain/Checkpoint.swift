@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegData
 import SegNN
 
 // MARK: - Checkpoint
@@ -8,7 +9,9 @@ import SegNN
 /// moments as "adam.m/<name>" and "adam.v/<name>", and in the metadata the format version, the
 /// training and Adam steps, the `UNetConfig` as JSON, the precision and, for a loss-scaled run,
 /// the loss scale and its counters ("loss_scale", "loss_scale.good_steps",
-/// "loss_scale.skipped_steps"; absent in older files, which then resume at the defaults).
+/// "loss_scale.skipped_steps"; absent in older files, which then resume at the defaults) and the
+/// augmentation of the run that trained it as JSON ("augmentation", `AugmentationOptions`' record;
+/// absent in older files).
 public struct Checkpoint {
   /// The layout written by this code; `load` rejects others.
   public static let formatVersion = 1
@@ -28,12 +31,16 @@ public struct Checkpoint {
   public var precision: String
   /// The dynamic loss scale's state of an fp16 run; nil for other runs and older files.
   public var lossScale: LossScaler.State?
+  /// The augmentations (and magnitudes) of the training run, so that a resumed run draws the same;
+  /// nil when not recorded (older files, checkpoints written outside a run).
+  public var augmentation: AugmentationOptions?
   /// The file this checkpoint was loaded from, for error messages.
   public var source: String?
 
   /// The current state of `model` and `optimizer`; `step` defaults to Adam's update count.
   public init(
-    model: UNet, optimizer: Adam, step: Int? = nil, precision: String = "fp32", lossScale: LossScaler.State? = nil
+    model: UNet, optimizer: Adam, step: Int? = nil, precision: String = "fp32", lossScale: LossScaler.State? = nil,
+    augmentation: AugmentationOptions? = nil
   ) throws {
     config = model.config
     weights = try Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, try $0.value.host()) })
@@ -42,6 +49,7 @@ public struct Checkpoint {
     self.step = step ?? optimizer.step
     self.precision = precision
     self.lossScale = lossScale
+    self.augmentation = augmentation
   }
 
   // MARK: - Files
@@ -64,6 +72,9 @@ public struct Checkpoint {
       metadata["loss_scale"] = String(ls.scale)
       metadata["loss_scale.good_steps"] = String(ls.goodSteps)
       metadata["loss_scale.skipped_steps"] = String(ls.skippedSteps)
+    }
+    if let augmentation {
+      metadata["augmentation"] = String(decoding: try JSONEncoder.sorted.encode(augmentation), as: UTF8.self)
     }
     try SafeTensors.write(tensors, metadata: metadata, to: url)
   }
@@ -128,6 +139,15 @@ public struct Checkpoint {
       config: config, weights: weights, moments: moments,
       adamStep: try integer("adam.step"), step: try integer("step"), precision: metadata["precision"] ?? "fp32", source: url.path)
     checkpoint.lossScale = lossScale
+    if let text = metadata["augmentation"] {
+      do {
+        let augmentation = try JSONDecoder().decode(AugmentationOptions.self, from: Data(text.utf8))
+        try augmentation.validate()
+        checkpoint.augmentation = augmentation
+      } catch {
+        throw fail("metadata \"augmentation\" is not a valid augmentation record: \(error)")
+      }
+    }
     return checkpoint
   }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegData
 import SegNN
 
 // MARK: - Checkpoint policy
@@ -43,6 +44,20 @@ public struct CheckpointPolicy {
       throw FileError(file: url.path, "the checkpoint's model differs from the model options given; drop them to use the checkpoint's")
     }
     return checkpoint
+  }
+
+  /// The augmentation a training run uses: a resumed checkpoint's record when it has one (so that
+  /// the run draws what the uninterrupted one would), else the settings'. Refuses a record that
+  /// differs from augmentation options the command line gave.
+  public func augmentation(resuming checkpoint: Checkpoint?) throws -> AugmentationOptions {
+    let s = settings
+    guard let recorded = checkpoint?.augmentation else { return s.augmentation }
+    if s.augmentationGiven, recorded != s.augmentation {
+      throw SettingError(
+        .augmentations, value: AugmentationKind.list(s.augmentation.kinds),
+        "the checkpoint in \(url?.deletingLastPathComponent().path ?? "the model directory") was trained with \(recorded), not \(s.augmentation); drop the augmentation flags to resume with the checkpoint's, or train into another \(Setting.modelDirectory)")
+    }
+    return recorded
   }
 
   // MARK: - Before training
@@ -102,12 +117,15 @@ public struct CheckpointPolicy {
     return (every(settings.evaluateEvery) || every(settings.checkpointEvery)) && step < settings.training.maxSteps
   }
 
-  /// Saves `model` and `optimizer` (and the loss scale of an fp16 run) at `url`, creating the
-  /// model directory; does nothing without one. `precision` is the one the run asked for. With
+  /// Saves `model` and `optimizer` (and the loss scale of an fp16 run, and the run's
+  /// `augmentation` when given) at `url`, creating the model directory; does nothing without one.
+  /// `precision` is the one the run asked for. With
   /// --keep-checkpoints also keeps the step-numbered copy (`CheckpointHistory`). Returns the step
   /// saved, nil when nothing was written.
   @discardableResult
-  public func save(_ model: UNet, _ optimizer: Adam, precision: Precision, lossScale: LossScaler.State?) throws -> Int? {
+  public func save(
+    _ model: UNet, _ optimizer: Adam, precision: Precision, lossScale: LossScaler.State?, augmentation: AugmentationOptions? = nil
+  ) throws -> Int? {
     guard let url else { return nil }
     do {
       try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -115,7 +133,8 @@ public struct CheckpointPolicy {
       throw SettingError(.modelDirectory, value: url.deletingLastPathComponent().path, 
                          "cannot be created: \(FileProblem.describe(error, path: url.deletingLastPathComponent().path, expectingFolder: true))")
     }
-    let checkpoint = try Checkpoint(model: model, optimizer: optimizer, precision: precision.rawValue, lossScale: lossScale)
+    let checkpoint = try Checkpoint(
+      model: model, optimizer: optimizer, precision: precision.rawValue, lossScale: lossScale, augmentation: augmentation)
     if let bad = Divergence.firstNonFinite(checkpoint.allTensors) {
       throw Divergence.weightsError(step: checkpoint.step, name: bad, learningRate: settings.training.learningRate)
     }

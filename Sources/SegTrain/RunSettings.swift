@@ -51,6 +51,11 @@ public struct RunSettings {
   public var resume = false
   /// How training tiles are cut, and by how many threads (0: on the training thread).
   public var inputMode = InputMode.overlapTile
+  /// The augmentations of training tiles (`.none`: none); a resumed run takes its checkpoint's.
+  public var augmentation = AugmentationOptions.none
+  /// True when the command line chose the augmentations or a magnitude (then a resumed
+  /// checkpoint's must be the same).
+  public var augmentationGiven = false
   public var workers = ProcessInfo.processInfo.activeProcessorCount
   /// How evaluation and prediction tile whole images.
   public var window = SlidingWindow()

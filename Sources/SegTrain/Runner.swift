@@ -57,7 +57,7 @@ public final class Runner {
   }
 
   private func runModes(callbacks: TrainingCallbacks, evaluator: PeriodicEvaluator) throws {
-    let s = settings
+    var s = settings
     if let note = precision.note(training: s.mode.trains) { say("unet: " + note) }
     let policy = CheckpointPolicy(settings: s)
     let checkpoint = try policy.existing()
@@ -66,6 +66,8 @@ public final class Runner {
       if s.resume, checkpoint == nil, let url = s.checkpointURL {
         say("unet: nothing to resume: no checkpoint at \(url.path) yet; training starts from step 0")
       }
+      // A resumed run draws what the uninterrupted one would: the callbacks see (and save) this.
+      s.augmentation = try policy.augmentation(resuming: checkpoint)
     }
     // The checkpoint's model decides the channels; a fresh one takes --input-channels or the files'.
     var config = checkpoint?.config ?? s.model
@@ -77,7 +79,9 @@ public final class Runner {
     let (model, optimizer) = try prepareModel(config: config, checkpoint: checkpoint)
 
     if s.mode.trains {
-      try train(model, optimizer, lossScale: checkpoint?.lossScale, on: split.train, validating: split.validation.count, callbacks: callbacks)
+      try train(
+        model, optimizer, lossScale: checkpoint?.lossScale, augmentation: s.augmentation, resumed: checkpoint?.augmentation != nil,
+        on: split.train, validating: split.validation.count, callbacks: callbacks)
     }
     if s.mode.evaluates {
       try callbacks.evaluated(evaluator.evaluate(model), at: optimizer.step)
@@ -108,15 +112,15 @@ public final class Runner {
   // MARK: - Training
 
   private func train(
-    _ model: UNet, _ optimizer: Adam, lossScale: LossScaler.State?, on slices: [LabelledSlice], validating validation: Int,
-    callbacks: TrainingCallbacks
+    _ model: UNet, _ optimizer: Adam, lossScale: LossScaler.State?, augmentation: AugmentationOptions, resumed: Bool,
+    on slices: [LabelledSlice], validating validation: Int, callbacks: TrainingCallbacks
   ) throws {
     let s = settings
     try checkMemory(model.config)
     var pipelineOptions = PipelineOptions()
     pipelineOptions.batchSize = s.training.batchSize
     pipelineOptions.seed = s.training.seed
-    pipelineOptions.augmentation = s.training.augment ? AugmentationOptions() : nil
+    pipelineOptions.augmentation = augmentation.isEmpty ? nil : augmentation
     pipelineOptions.inputMode = s.inputMode
     pipelineOptions.workers = s.workers
     // Batch i depends only on (seed, i), so a resumed run sees what an uninterrupted one would.
@@ -126,6 +130,7 @@ public final class Runner {
       model: model, optimizer: optimizer, options: s.training, precision: precision, lossScale: lossScale, batches: pipeline,
       on: backend, callbacks: callbacks)
     say("unet: \(describe(model)), on \(backend.name), \(precision); \(slices.count) training slices, \(validation) validation")
+    if !augmentation.isEmpty { say("unet: augmentation: \(augmentation)" + (resumed ? " (the checkpoint's)" : "")) }
     try loop.run()
     say(String(format: "unet: trained to step %ld in %.0f s", optimizer.step, loop.elapsedSeconds)
       + (loop.trainer.lossScaler.map { String(format: " (loss scale %.0f, %ld steps skipped)", $0.scale, $0.skippedSteps) } ?? "")

@@ -11,7 +11,6 @@ public struct TrainingOptions: Sendable {
   public var maxSteps = 1000
   public var logEvery = 100
   public var seed: UInt64 = 0
-  public var augment = false
   /// How the step is compiled (`CompiledTrainer`: traced once, then replayed); nil runs it eagerly.
   public var compile: CompileOptions?
   /// Loss-scaled steps skipped in a row after which an fp16 run stops as diverged.

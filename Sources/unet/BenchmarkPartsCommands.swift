@@ -49,8 +49,9 @@ struct BenchmarkPipelineCommand: ParsableCommand {
   var batches = 16
   @Option(name: [.customLong("batch-size"), .customLong("batch_size")], help: "Images per batch.")
   var batchSize = 1
-  @Flag(inversion: .prefixedNo, help: "Augmentation on (the default set of --augment).")
-  var augment = true
+  @OptionGroup(title: "Augmentation (as unet train's; without --augment, the default set)") var augmentation: AugmentationFlags
+  @Flag(name: .customLong("no-augment"), help: "No augmentation (--augment none).")
+  var noAugment = false
   @Option(help: "Also write the JSON to this file.")
   var output: String?
 
@@ -59,18 +60,22 @@ struct BenchmarkPipelineCommand: ParsableCommand {
     let workers, batchSize, images: Int
     let seconds, imagesPerSecond: Double
     let augment: Bool
+    /// The augmentations timed, comma-separated ("none" when off).
+    let augmentations: String
   }
 
   func validate() throws {
     guard workers >= 0, batches >= 1, batchSize >= 1 else {
       throw ValidationError("--workers must be 0 or more, --batches and --batch-size at least 1")
     }
+    if noAugment, augmentation.given { throw ValidationError("--no-augment: give it alone, without --augment or a magnitude") }
   }
 
   func run() throws {
-    let r = try PipelineBenchmark.run(
-      workers: workers, batches: batches, batchSize: batchSize, augmentation: augment ? AugmentationOptions() : .none)
+    let options = noAugment ? AugmentationOptions.none : try augmentation.options(absent: "default")
+    let r = try PipelineBenchmark.run(workers: workers, batches: batches, batchSize: batchSize, augmentation: options)
     try emitJSON(Report(workers: r.workers, batchSize: r.batchSize, images: r.images, seconds: r.seconds,
-                        imagesPerSecond: r.imagesPerSecond, augment: augment), to: output)
+                        imagesPerSecond: r.imagesPerSecond, augment: !options.isEmpty,
+                        augmentations: AugmentationKind.list(options.kinds)), to: output)
   }
 }

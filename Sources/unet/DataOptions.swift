@@ -37,10 +37,8 @@ struct FoldOptions: ParsableArguments {
   }
 }
 
-/// How training tiles are cut and augmented, and by how many threads (train).
+/// How training tiles are cut, and by how many threads (train; `AugmentationFlags` augment them).
 struct TrainingDataOptions: ParsableArguments {
-  @Flag(help: "Augment training tiles: flips, 90-degree rotations, crop-and-zoom, brightness, contrast, noise, elastic deformation.")
-  var augment = false
   @Option(parsing: .unconditional, help: "Threads preparing training batches (0: on the training thread).")
   var workers = ProcessInfo.processInfo.activeProcessorCount
   @Option(name: [.customLong("input-mode"), .customLong("input_mode")], help: "overlap_tile (the paper: mirror-padded tiles) or resize_pad (NVIDIA: resize to the output size, zero-pad).")
@@ -57,7 +55,6 @@ struct TrainingDataOptions: ParsableArguments {
   }
 
   func apply(to s: inout RunSettings) {
-    s.training.augment = augment
     s.workers = workers
     s.inputMode = inputMode
   }

@@ -33,9 +33,15 @@ extension Setting {
     case .overlap: return "--overlap"
     case .evaluationOutput, .predictionOutput: return "--output"
     case .predictionInputs: return "--input"
+    case .augmentations: return "--augment"
+    case .maxCropFraction: return "--zoom-range"
+    case .maxBrightnessDelta: return "--brightness-range"
+    case .contrastRange: return "--contrast-range"
+    case .maxNoiseStd: return "--noise-std"
+    case .elasticSigma: return "--elastic-sigma"
+    case .elasticGrid: return "--elastic-grid"
     case .flipXProbability, .flipYProbability, .cropProbability, .brightnessProbability, .contrastProbability,
-      .noiseProbability, .elasticProbability, .maxCropFraction, .maxBrightnessDelta, .contrastRange, .maxNoiseStd,
-      .elasticGrid, .elasticSigma:
+      .noiseProbability, .elasticProbability:
       return nil
     }
   }

@@ -19,6 +19,7 @@ struct TrainCommand: ParsableCommand {
   @OptionGroup(title: "Data") var data: DataOptions
   @OptionGroup(title: "Data") var folds: FoldOptions
   @OptionGroup(title: "Data") var trainingData: TrainingDataOptions
+  @OptionGroup(title: "Augmentation") var augmentation: AugmentationFlags
   @OptionGroup(title: "Model") var model: ModelOptions
   @OptionGroup(title: "Model") var checkpoint: CheckpointOptions
   @OptionGroup(title: "Training") var batch: BatchOptions
@@ -45,6 +46,7 @@ struct TrainCommand: ParsableCommand {
       data.apply(to: &s)
       folds.apply(to: &s, embedded: embedded)
       trainingData.apply(to: &s)
+      try augmentation.apply(to: &s)
       try model.apply(to: &s, embedded: embedded)
       checkpoint.apply(to: &s)
       batch.apply(to: &s, embedded: embedded)

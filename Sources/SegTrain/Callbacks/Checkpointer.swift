@@ -1,3 +1,4 @@
+import SegData
 import SegNN
 
 // MARK: - Saving while training
@@ -14,10 +15,16 @@ public final class Checkpointer: TrainingCallback {
   private var savedStep: Int?, bestDice: Double?
   /// An evaluation reported before the save of its step (periodic ones come before it).
   private var pending: (step: Int, dice: Double)?
+  /// The run's augmentation, recorded in every save (a resumed run's is its checkpoint's).
+  private var augmentation: AugmentationOptions?
 
   /// A checkpointer following `policy`.
   public init(policy: CheckpointPolicy, precision: Precision) {
     (self.policy, self.precision) = (policy, precision)
+  }
+
+  public func runStarted(_ run: RunContext) throws {
+    if run.settings.mode.trains { augmentation = run.settings.augmentation }
   }
 
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
@@ -37,7 +44,9 @@ public final class Checkpointer: TrainingCallback {
   }
 
   private func save(_ loop: TrainingLoop) throws {
-    guard let step = try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state) else { return }
+    guard let step = try policy.save(
+      loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state, augmentation: augmentation)
+    else { return }
     savedStep = step
     if let p = pending, p.step == step { try considerBest(dice: p.dice) }
     pending = nil

@@ -1,4 +1,5 @@
 import Foundation
+import SegData
 
 // MARK: - DLLogger lines
 
@@ -45,7 +46,8 @@ public final class DLLoggerCallback: TrainingCallback {
       "model_dir": .string(s.modelDir?.path ?? ""), "batch_size": .int(s.training.batchSize),
       "learning_rate": .double(s.training.learningRate), "max_steps": .int(s.training.maxSteps),
       "weight_decay": .double(s.training.weightDecay), "fold": s.fold.map { .int($0) } ?? .null,
-      "seed": .int(Int(truncatingIfNeeded: s.training.seed)), "augment": .bool(s.training.augment),
+      "seed": .int(Int(truncatingIfNeeded: s.training.seed)), "augment": .bool(!s.augmentation.isEmpty),
+      "augmentations": .string(AugmentationKind.list(s.augmentation.kinds)),
       "device": .string(run.backendName), "precision": .string(run.precision.requested.rawValue),
       "compute_precision": .string(run.precision.effective.rawValue),
     ]

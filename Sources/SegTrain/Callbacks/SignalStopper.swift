@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SegData
 import SegNN
 
 // MARK: - Stopping on a signal
@@ -32,12 +33,18 @@ public final class SignalStopper: TrainingCallback, @unchecked Sendable {
   private let lock = NSLock()
   private var received: Int32?
   private var sources: [any DispatchSourceSignal] = []
+  /// The run's augmentation, recorded in the checkpoint.
+  private var augmentation: AugmentationOptions?
 
   /// A stopper saving where `policy` says, recording `precision` in the checkpoint.
   public init(policy: CheckpointPolicy, precision: Precision) { (self.policy, self.precision) = (policy, precision) }
 
   /// The signal received since training started, if any.
   public var requested: Int32? { lock.withLock { received } }
+
+  public func runStarted(_ run: RunContext) throws {
+    if run.settings.mode.trains { augmentation = run.settings.augmentation }
+  }
 
   public func trainingStarted(_ loop: TrainingLoop) throws {
     for sig in [SIGINT, SIGTERM] {
@@ -52,7 +59,7 @@ public final class SignalStopper: TrainingCallback, @unchecked Sendable {
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     guard let sig = requested else { return }
     if !policy.savesAfter(step: event.step) {
-      try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state)
+      try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state, augmentation: augmentation)
     }
     restore()
     throw TrainingStopped(signal: sig, step: event.step, checkpoint: policy.url)

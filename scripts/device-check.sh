@@ -164,7 +164,8 @@ tensorrt() {
   local site="$root/tensorrt-site"
   if ! python3 -c "import tensorrt" 2>/dev/null; then
     if ls .device/tensorrt-wheels/*.whl >/dev/null 2>&1; then
-      python3 -m pip install --quiet --no-index --find-links .device/tensorrt-wheels --target "$site" tensorrt-cu13 \
+      python3 -m pip install --quiet --no-index --find-links .device/tensorrt-wheels --target "$site" \
+        tensorrt-cu13-bindings tensorrt-cu13-libs \
         || echo "!! tensorrt: the wheels in .device/tensorrt-wheels did not install"
       export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
     fi

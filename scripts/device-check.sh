@@ -8,7 +8,8 @@
 #
 # smoke: doctor, a short training run and one benchmark of each mode (about 1 minute).
 # full:  what fits in about 8 minutes: the conformance check, the commands end to end, fp16 and
-#        bf16 training against fp32's validation Dice, then the benchmarks in order of importance;
+#        bf16 training against fp32's validation Dice, then the benchmarks in order of importance
+#        (TensorRT beside ours after inference at batch 16 and 1: bench/trt_unet.py);
 #        those that would start after UNET_DEVICE_BUDGET seconds (default 400) are skipped and
 #        listed (the last run, without the Dice step, had 300 s and reached 25 of 43).
 # Convolutions: ours runs cuDNN's graph API first (each shape's plans timed once, the fastest kept
@@ -153,10 +154,40 @@ torch_compiled() {
   bench torch-compile "$@" python3 bench/torch_unet.py --device cuda $(layout "$3") --compile
 }
 
+# TensorRT beside ours (bench/trt_unet.py): the reference's 572->388 U-Net trained two steps on
+# slices large enough for it, exported in fp16 with the softmax; TensorRT builds an fp16 engine,
+# both time inference at batch 16 and 1, and the probabilities of one image are compared. Without
+# an importable tensorrt it installs the wheels that package-device.sh --tensorrt put in
+# .device/tensorrt-wheels, or says that it is skipped.
+tensorrt() {
+  if [ $(($(date +%s) - started)) -gt "$budget" ]; then skipped+=("tensorrt"); return 0; fi
+  local site="$root/tensorrt-site"
+  if ! python3 -c "import tensorrt" 2>/dev/null; then
+    if ls .device/tensorrt-wheels/*.whl >/dev/null 2>&1; then
+      python3 -m pip install --quiet --no-index --find-links .device/tensorrt-wheels --target "$site" \
+        tensorrt-cu13-bindings tensorrt-cu13-libs \
+        || echo "!! tensorrt: the wheels in .device/tensorrt-wheels did not install"
+      export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+    fi
+    if ! python3 -c "import tensorrt" 2>/dev/null; then
+      echo "!! tensorrt: skipped: no tensorrt on this machine and no wheels in .device/tensorrt-wheels (bash scripts/package-device.sh --tensorrt)"
+      return 0
+    fi
+  fi
+  step tensorrt 300 bash -c "set -e
+    '$unet' data synth --output '$root/data-572' --size 400 --train-count 2 --test-count 1
+    '$unet' train --device cuda --data-dir '$root/data-572' --model-dir '$root/model-572' --exec-mode train \
+      --folds 2 --fold 0 --max-steps 2 --log-every 1
+    '$unet' export --model-dir '$root/model-572' --output '$root/unet-572-fp16.onnx' --precision fp16 --softmax
+    python3 bench/trt_unet.py --onnx '$root/unet-572-fp16.onnx' --model-dir '$root/model-572' --unet '$unet' \
+      --device cuda --precision fp16 --batch-sizes 16,1 --warmup-steps 3 --max-steps 30 --output '$results/tensorrt.json'"
+}
+
 # In order of importance: training at batch 8 and inference at batch 16 and 1 carry the targets.
 for p in $precisions; do ours train 8 "$p" 3 10; ours_legacy train 8 "$p" 3 10; torch_eager train 8 "$p" 3 10; done
 for p in $precisions; do ours predict 16 "$p" 3 12; ours_legacy predict 16 "$p" 3 12; torch_eager predict 16 "$p" 3 12; done
 for p in $precisions; do ours predict 1 "$p" 5 30; torch_eager predict 1 "$p" 5 30; done
+tensorrt
 for p in $precisions; do ours train 1 "$p" 3 15; torch_eager train 1 "$p" 3 15; done
 torch_compiled train 8 fp16 3 10
 torch_compiled predict 16 fp16 3 12
@@ -189,6 +220,20 @@ if keys:
         g, l, t = v.get("ours"), v.get("ours-legacy"), v.get("torch-eager")
         f = lambda x: "-" if x is None else f"{x:.1f}"
         print(f"| {k[0]} | {k[1]} | {k[2]} | {f(g)} | {f(l)} | {f'{g / l:.2f}x' if g and l else '-'} | {f(t)} |")
+PY
+python3 - "$results/tensorrt.json" <<'PY' | tee -a "$OUT/summary.md"
+import json, sys
+from pathlib import Path
+path = Path(sys.argv[1])
+if path.exists():
+    r = json.loads(path.read_text())
+    print(f"\n### TensorRT {r['version']} ({r['onnx_precision']} engine, built in {r['build_seconds']:.0f} s) beside ours "
+          f"({r['precision']}), {r['input_size']}->{r['output_size']}, images/s\n")
+    print("| batch | ours | TensorRT | TensorRT / ours |")
+    print("|---|---|---|---|")
+    for row in r["results"]:
+        print(f"| {row['batch']} | {row['ours']['throughput']:.1f} | {row['tensorrt']['throughput']:.1f} | {row['tensorrt_over_ours']:.2f}x |")
+    print(f"\nlargest |probability difference|, TensorRT against unet predict: {r['comparison']['largest_abs_difference']:.3g}")
 PY
 tar -C "$root" -czf "$OUT/results.tar.gz" results
 echo "device-check: done in $(($(date +%s) - started)) s"

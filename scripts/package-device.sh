@@ -4,10 +4,18 @@
 # that such a machine may lack (oneDNN, libtiff, libpng and theirs), all in one xz archive:
 #   .device/unet-bundle.tar.xz   (bin/unet, lib/*.so*, COMMIT: the commit it was built from)
 # The archive stays under the 64 MiB that travels to the lent machine (about 25 MB today).
-# Usage: bash scripts/package-device.sh [OUTPUT_DIR]   (default .device, ignored by git)
+# Usage: bash scripts/package-device.sh [--tensorrt] [OUTPUT_DIR]   (default .device, ignored by git)
+# --tensorrt also fetches TensorRT's Python wheels for device-check.sh's TensorRT step into
+#   OUTPUT_DIR/tensorrt-wheels (the GPU machine has no network): tensorrt-cu13-bindings and
+#   tensorrt-cu13-libs UNET_TRT_VERSION (default 11.4.0.106) for CPython UNET_TRT_PYTHON (default
+#   3.12) on x86-64 Linux. PyPI holds the bindings; the libraries (a wheel of 1-2 GB) are on NVIDIA's
+#   own package index only (PyPI has a stub that fetches them at install time): give that index as
+#   UNET_TRT_INDEX_URL, or copy wheels fetched elsewhere with UNET_TRT_WHEELS=DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+tensorrt=0
+if [ "${1:-}" = --tensorrt ]; then tensorrt=1; shift; fi
 out="${1:-.device}"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -32,3 +40,26 @@ echo "$commit" > "$stage/COMMIT"
 
 tar -C "$stage" -cf - bin lib COMMIT | xz -T0 -6 > "$out/unet-bundle.tar.xz"
 echo "package-device: $out/unet-bundle.tar.xz ($(du -h "$out/unet-bundle.tar.xz" | cut -f1)): $(ls "$stage/lib" | tr '\n' ' ')"
+
+# MARK: - TensorRT's wheels
+
+if [ "$tensorrt" = 1 ]; then
+  wheels="$out/tensorrt-wheels"
+  mkdir -p "$wheels"
+  if [ -n "${UNET_TRT_WHEELS:-}" ]; then
+    cp "$UNET_TRT_WHEELS"/*.whl "$wheels/"
+  else
+    python="${UNET_PYTHON:-$( [ -x .venv/bin/python3 ] && echo .venv/bin/python3 || echo python3)}"
+    version="${UNET_TRT_VERSION:-11.4.0.106}"
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: --python-version "${UNET_TRT_PYTHON:-3.12}" \
+      --implementation cp --platform manylinux_2_28_x86_64 --dest "$wheels" \
+      ${UNET_TRT_INDEX_URL:+--extra-index-url "$UNET_TRT_INDEX_URL"} \
+      "tensorrt-cu13-bindings==$version" "tensorrt-cu13-libs==$version" || true
+  fi
+  if ! ls "$wheels"/tensorrt_cu13_libs-*.whl >/dev/null 2>&1 || ! ls "$wheels"/tensorrt_cu13_bindings-*.whl >/dev/null 2>&1; then
+    echo "package-device: $wheels lacks TensorRT's libraries or bindings wheel ($(ls "$wheels" | tr '\n' ' '));" \
+      "the libraries come from NVIDIA's package index: set UNET_TRT_INDEX_URL to it, or UNET_TRT_WHEELS to wheels fetched elsewhere" >&2
+    exit 1
+  fi
+  echo "package-device: $wheels: $(ls "$wheels" | tr '\n' ' ')($(du -sh "$wheels" | cut -f1))"
+fi

@@ -81,7 +81,7 @@ enum LibTIFF {
   /// The name of a TIFF compression scheme, for messages.
   static func compressionName(_ c: Int) -> String {
     [1: "uncompressed", 2: "CCITT RLE", 3: "CCITT Group 3", 4: "CCITT Group 4", 5: "LZW", 6: "old JPEG",
-     7: "JPEG", 8: "Deflate", 32773: "PackBits", 32946: "Deflate", 34925: "LZMA", 50000: "Zstandard",
+     7: "JPEG", 8: "Deflate", 32773: "PackBits", 32946: "Deflate", 34712: "JPEG 2000", 34925: "LZMA", 50000: "Zstandard",
      50001: "WebP"][c] ?? "unknown"
   }
 }

@@ -131,6 +131,12 @@ struct TIFFPageReader {
       throw fail("unsupported palette page of \(spp) sample(s) of \(bits) bits; only 8-bit palette indices are supported")
     }
 
+    // libtiff opens a page whose codec it lacks and fails only at its first strip, after the
+    // whole page is allocated: a few bytes claiming a huge page would cost that much for nothing.
+    guard (0...Int(UInt16.max)).contains(compression), TIFFIsCODECConfigured(UInt16(compression)) == 1 else {
+      throw fail("compression \(compression) (\(LibTIFF.compressionName(compression))) is not one this build of libtiff can "
+        + "decode; save the file uncompressed or with LZW, Deflate or PackBits (or as PNG)")
+    }
     let layout = Layout(width: width, height: height, bits: bits, spp: spp, planar: planar)
     guard let total = layout.totalBytes, total <= decodedLimit(compression: compression) else {
       throw fail("\(width)x\(height) pixels of \(spp) sample(s) of \(bits) bits are more than its "

@@ -62,16 +62,26 @@ public struct CheckpointPolicy {
 
   // MARK: - Before training
 
+  /// What `prepareDirectory` found: the run's hold on the model directory (nil without one, or
+  /// where its file system cannot lock) and the temporary files of dead runs it removed.
+  public struct PreparedDirectory {
+    /// Held for the whole run; `release()` (or the end of the process) lets it go.
+    public var lock: ModelDirectoryLock?
+    /// The temporary files removed, with their sizes in bytes.
+    public var removed: [(path: String, bytes: Int)] = []
+  }
+
   /// Makes sure training can save where it will: creates the model directory and writes and
   /// removes a probe file in it, so that a read-only folder, a file or a path below a file is
-  /// found before the first step rather than at the first save. Also removes the temporary files
-  /// that runs killed while writing a checkpoint left behind; returns their paths.
+  /// found before the first step rather than at the first save. Then takes the directory's lock
+  /// (`ModelDirectoryLock`: another run training there is refused) and removes the temporary
+  /// files that runs killed while writing a checkpoint left behind.
   @discardableResult
-  public func prepareDirectory() throws -> [String] {
+  public func prepareDirectory() throws -> PreparedDirectory {
     if let k = settings.keepCheckpoints, k < 1 {
       throw SettingError(.keepCheckpoints, value: k, "must be at least 1 (the step-numbered checkpoints kept); leave it out to keep only the latest")
     }
-    guard let url else { return [] }
+    guard let url else { return PreparedDirectory() }
     let dir = url.deletingLastPathComponent()
     func fail(_ why: String) -> SettingError {
       SettingError(.modelDirectory, value: dir.path, "\(why); choose a folder this user can write to")
@@ -88,25 +98,45 @@ public struct CheckpointPolicy {
     close(fd)
     unlink(probe.path)
     guard wrote else { throw fail("cannot be written: " + String(cString: strerror(errno))) }
-    return CheckpointPolicy.removeStaleTemporaries(of: url)
+    let lock = try ModelDirectoryLock.take(dir)
+    return PreparedDirectory(lock: lock, removed: CheckpointPolicy.removeStaleTemporaries(in: dir, locked: lock != nil))
   }
 
-  /// Removes the temporary files `writeAtomically` leaves next to `url` when its process dies
-  /// mid-write (".<name>.tmp-<pid>-<random>"), those of processes no longer running only, so that
-  /// a run writing at the same moment keeps its own. Returns the paths removed.
-  public static func removeStaleTemporaries(of url: URL) -> [String] {
-    let dir = url.deletingLastPathComponent()
-    let prefix = "." + url.lastPathComponent + ".tmp-"
+  /// Removes the temporary files this program's atomic writes leave in a model directory when
+  /// their process dies mid-write: ".<name>.tmp-<pid>-<n>" for the checkpoint, its step-numbered
+  /// and best copies and the best's score, and ".unet-write-probe-<pid>". With the directory
+  /// `locked` by this run no other run writes there, so every one of them is a dead run's (its
+  /// process id may since belong to another program); without the lock only those whose process
+  /// is gone are removed. Nothing else is touched. Returns the paths removed and their sizes.
+  public static func removeStaleTemporaries(in dir: URL, locked: Bool) -> [(path: String, bytes: Int)] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-    var removed: [String] = []
-    for name in names where name.hasPrefix(prefix) {
-      guard let pid = name.dropFirst(prefix.count).split(separator: "-").first.flatMap({ pid_t($0) }) else { continue }
-      let alive = pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
-      guard !alive else { continue }
+    var removed: [(path: String, bytes: Int)] = []
+    for name in names.sorted() {
+      guard let pid = temporaryOwner(name), pid != getpid() else { continue }
+      if !locked, kill(pid, 0) == 0 || errno == EPERM { continue }
       let path = dir.appendingPathComponent(name).path
-      if unlink(path) == 0 { removed.append(path) }
+      var info = stat()
+      let bytes = stat(path, &info) == 0 ? Int(info.st_size) : 0
+      if unlink(path) == 0 { removed.append((path, bytes)) }
     }
     return removed
+  }
+
+  /// The process id in `name` when it is one of our temporary files' names, else nil.
+  static func temporaryOwner(_ name: String) -> pid_t? {
+    func digits(_ s: Substring) -> Bool { !s.isEmpty && s.count <= 10 && s.allSatisfy { $0.isASCII && $0.isNumber } }
+    if name.hasPrefix(".unet-write-probe-") {
+      let rest = name.dropFirst(".unet-write-probe-".count)
+      return digits(rest) ? pid_t(rest) : nil
+    }
+    guard name.hasPrefix("."), let tmp = name.range(of: ".tmp-", options: .backwards) else { return nil }
+    let target = name[name.index(after: name.startIndex)..<tmp.lowerBound]
+    let parts = name[tmp.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+    guard parts.count == 2, digits(parts[0]), digits(parts[1]) else { return nil }
+    let ours = target == "checkpoint.safetensors" || target == "checkpoint-best.safetensors" || target == "checkpoint-best.json"
+      || (target.hasPrefix("checkpoint-") && target.hasSuffix(".safetensors")
+          && digits(target.dropFirst("checkpoint-".count).dropLast(".safetensors".count)))
+    return ours ? pid_t(parts[0]) : nil
   }
 
   /// Whether training saves after update `step` besides at its end: with every periodic evaluation

@@ -68,6 +68,8 @@ public struct RunSettings {
   public var predictProbabilities = false
   /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).
   public var evaluationJSON: URL?
+  /// Where the evaluate mode draws its worst and best images (`ContactSheet`); nil draws none.
+  public var contactSheet: URL?
   /// The embedded data set: labelled slices, their side, and unlabelled test slices.
   public var syntheticSlices = 15
   public var syntheticSize = 192

@@ -61,13 +61,25 @@ public final class Runner {
     if let note = precision.note(training: s.mode.trains) { say("unet: " + note) }
     let policy = CheckpointPolicy(settings: s)
     let checkpoint = try policy.existing()
+    // Training holds the model directory until every mode is done (its last save included).
+    var lock: ModelDirectoryLock?
+    defer { lock?.release() }
     if s.mode.trains {
-      for path in try policy.prepareDirectory() { say("unet: removed \(path), left by a run that stopped while saving") }
+      let prepared = try policy.prepareDirectory()
+      lock = prepared.lock
+      for (path, bytes) in prepared.removed {
+        say("unet: removed \(path) (\(Runner.describeSize(bytes))), a temporary file of a run that stopped while saving")
+      }
       if s.resume, checkpoint == nil, let url = s.checkpointURL {
         say("unet: nothing to resume: no checkpoint at \(url.path) yet; training starts from step 0")
       }
       // A resumed run draws what the uninterrupted one would: the callbacks see (and save) this.
       s.augmentation = try policy.augmentation(resuming: checkpoint)
+      if s.resume, let history = policy.history, let recorded = history.recordedBest() {
+        say(String(format: "unet: %@ is the best so far (step %ld, eval_dice_score %.4f%@); only a better evaluation replaces it",
+                   history.best.path, recorded.score.step, recorded.score.evalDiceScore,
+                   recorded.exact ? "" : ", or better: the run that made it stopped before recording its own score"))
+      }
     }
     // The checkpoint's model decides the channels; a fresh one takes --input-channels or the files'.
     var config = checkpoint?.config ?? s.model
@@ -84,7 +96,9 @@ public final class Runner {
         on: split.train, validating: split.validation.count, callbacks: callbacks)
     }
     if s.mode.evaluates {
-      try callbacks.evaluated(evaluator.evaluate(model), at: optimizer.step)
+      let report = try evaluator.evaluate(model)
+      try callbacks.evaluated(report, at: optimizer.step)
+      if let url = s.contactSheet { try drawContactSheet(report, of: evaluator.validation, model: model, to: url) }
     }
     if s.mode.predicts {
       try predict(model, data: data)
@@ -147,9 +161,30 @@ public final class Runner {
     }
   }
 
+  /// A size in bytes for people: "512 bytes", "3.2 MB".
+  static func describeSize(_ bytes: Int) -> String {
+    bytes < 10_000 ? "\(bytes) bytes" : String(format: "%.1f MB", Double(bytes) / 1e6)
+  }
+
   private func describe(_ model: UNet) -> String {
     let c = model.config
     return "\(c.padding.rawValue) U-Net, depth \(c.depth), \(c.baseFilters) base filters, \(model.parameterCount) parameters, tile \(c.inputSize)->\(c.outputSize)"
+  }
+
+  // MARK: - Evaluation
+
+  /// Writes the contact sheet of the report's worst and best images (`ContactSheet`) as PNG.
+  private func drawContactSheet(_ report: EvaluationReport, of slices: [LabelledSlice], model: UNet, to url: URL) throws {
+    guard !report.perImage.isEmpty else { return }
+    let predictor = try TiledPredictor(model: model, batchSize: settings.training.batchSize, window: settings.window)
+    let sheet = try ContactSheet.make(report: report, slices: slices, predictor: predictor)
+    let dir = url.deletingLastPathComponent()
+    do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+      throw FileError(file: url.path, "the contact sheet cannot be written: \(FileProblem.describe(error, path: dir.path, expectingFolder: true))")
+    }
+    try PNG.write(sheet.image(), to: url)
+    let (worst, best) = ContactSheet.ranked(report, count: 3)
+    say("unet: wrote \(url.path): the \(worst.count) worst and \(best.count) best images by Dice, with their truth and prediction")
   }
 
   // MARK: - Prediction

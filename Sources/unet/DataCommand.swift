@@ -33,10 +33,24 @@ struct SynthCommand: ParsableCommand {
     for (flag, count) in [("--train-count", trainCount), ("--test-count", testCount)] where Double(count) * Double(size * size) > Double(SyntheticEM.maxStackBytes) {
       throw ValidationError("\(flag) \(count) with --size \(size): the stack would exceed the 4 GiB a TIFF file holds; use fewer or smaller slices")
     }
-    let need = SyntheticEM.bytesNeeded(count: trainCount + testCount, size: size)
-    if let available = AvailableMemory.host(), need > available {
-      throw ValidationError("--size \(size): \(trainCount + testCount) slices need about \(need >> 20) MiB, more than the \(available >> 20) MiB of available memory; use a smaller --size or fewer slices")
+    if let available = AvailableMemory.host(), let refusal = SynthCommand.memoryRefusal(count: trainCount + testCount, size: size, available: available) {
+      throw ValidationError(refusal)
     }
+  }
+
+  /// Why `count` slices of `size` cannot be made in `available` bytes, with the estimate and the
+  /// largest --size that fits; nil when they can.
+  static func memoryRefusal(count: Int, size: Int, available: Int) -> String? {
+    let need = SyntheticEM.bytesNeeded(count: count, size: size)
+    guard need > available else { return nil }
+    // bytesNeeded grows with the size: the largest that fits, by bisection.
+    var (lo, hi) = (0, size)
+    while lo < hi {
+      let mid = (lo + hi + 1) / 2
+      if SyntheticEM.bytesNeeded(count: count, size: mid) <= available { lo = mid } else { hi = mid - 1 }
+    }
+    let largest = lo >= 16 ? "the largest --size that fits is about \(lo)" : "not even --size 16 fits: use fewer slices"
+    return "--size \(size): \(count) slices need about \(need >> 20) MiB, more than the \(available >> 20) MiB of available memory; \(largest)"
   }
 
   func run() throws {

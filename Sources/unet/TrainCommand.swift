@@ -89,10 +89,24 @@ struct EvaluateCommand: ParsableCommand {
   @OptionGroup(title: "Evaluation and prediction") var report: ReportOptions
   @OptionGroup(title: "Logging") var logging: LoggingOptions
 
-  /// Where evaluate writes its scores.
+  /// Where evaluate writes its scores and its contact sheet.
   struct ReportOptions: ParsableArguments {
     @Option(help: "Also write the report as JSON (mean_dice, mean_iou, soft_dice, per_image, per_class) to this file.")
     var output: String?
+    @Option(name: .customLong("contact-sheet"), help: "PNG of the worst and best images by Dice, each beside its truth and prediction (default <model-dir>/contact-sheet.png).")
+    var contactSheet: String?
+    @Flag(name: .customLong("no-contact-sheet"), help: "Draw no contact sheet.")
+    var noContactSheet = false
+
+    func validate() throws {
+      if noContactSheet, let contactSheet { throw ValidationError("--contact-sheet \(contactSheet) and --no-contact-sheet: give one of them") }
+    }
+
+    /// The contact sheet's file: the one named, else <model-dir>/contact-sheet.png; nil with --no-contact-sheet.
+    func contactSheetURL(modelDir: URL?) -> URL? {
+      if noContactSheet { return nil }
+      return contactSheet.map { URL(fileURLWithPath: $0) } ?? modelDir?.appendingPathComponent("contact-sheet.png")
+    }
   }
 
   func run() throws {
@@ -109,6 +123,7 @@ struct EvaluateCommand: ParsableCommand {
     try device.rejectCompile("unet evaluate")
     s.precision = try device.precision.resolved()
     s.evaluationJSON = report.output.map { URL(fileURLWithPath: $0) }
+    s.contactSheet = report.contactSheetURL(modelDir: s.modelDir)
     try execute(s, device: device.device, profile: logging.profile)
   }
 }

@@ -36,7 +36,7 @@ import Testing
     #expect(r.status == 0, "\(r.output)")
     let names = Set(try FileManager.default.contentsOfDirectory(atPath: model.path).filter { $0.hasPrefix("checkpoint") })
     #expect(names == ["checkpoint.safetensors", "checkpoint-4.safetensors", "checkpoint-6.safetensors",
-                      "checkpoint-best.safetensors", "checkpoint-notes.txt"], "\(names)\n\(r.output)")
+                      "checkpoint-best.safetensors", "checkpoint-best.json", "checkpoint-notes.txt"], "\(names)\n\(r.output)")
     #expect(try savedStep(model.appendingPathComponent("checkpoint-4.safetensors")) == 4)
     #expect(try savedStep(model.appendingPathComponent("checkpoint-6.safetensors")) == 6)
     // The evaluations at steps 2 and 4 and the run's own at 6: the best is the first highest score.
@@ -44,6 +44,9 @@ import Testing
     #expect(scores.map(\.step) == [2, 4, 6], "\(r.output)")
     let best = try scores.dropFirst().reduce(#require(scores.first)) { $1.dice > $0.dice ? $1 : $0 }
     #expect(try savedStep(model.appendingPathComponent("checkpoint-best.safetensors")) == best.step, "\(r.output)")
+    // The best copy's score is kept beside it, for a resumed run to beat.
+    let score = try JSONSerialization.jsonObject(with: Data(contentsOf: model.appendingPathComponent("checkpoint-best.json"))) as? [String: Any]
+    #expect(score?["step"] as? Int == best.step && (score?["eval_dice_score"] as? Double).map { abs($0 - best.dice) < 5e-5 } == true, "\(String(describing: score))")
   }
 
   @Test func theBestIsAnEvaluatedSaveNotTheLatest() throws {
@@ -55,7 +58,7 @@ import Testing
                       "--workers", "0", "--learning-rate", "1e-2", "--model-dir", model.path] + tinyModel)
     #expect(r.status == 0, "\(r.output)")
     let names = Set(try FileManager.default.contentsOfDirectory(atPath: model.path))
-    #expect(names == ["checkpoint.safetensors", "checkpoint-5.safetensors", "checkpoint-best.safetensors"], "\(names)")
+    #expect(names == ["checkpoint.safetensors", "checkpoint-5.safetensors", "checkpoint-best.safetensors", "checkpoint-best.json"], "\(names)")
     let scores = evaluations(r.output)
     #expect(scores.map(\.step) == [2, 4], "\(r.output)")
     let best = try scores.dropFirst().reduce(#require(scores.first)) { $1.dice > $0.dice ? $1 : $0 }

@@ -11,7 +11,8 @@ public final class Checkpointer: TrainingCallback {
   public let policy: CheckpointPolicy
   /// The precision the run asked for, recorded in the checkpoint.
   public let precision: Precision
-  /// The step of the last save, and the Dice of the best save so far (this run's).
+  /// The step of the last save, and the Dice of the best save so far (of this run, or of the
+  /// run it resumes).
   private var savedStep: Int?, bestDice: Double?
   /// An evaluation reported before the save of its step (periodic ones come before it).
   private var pending: (step: Int, dice: Double)?
@@ -27,6 +28,12 @@ public final class Checkpointer: TrainingCallback {
     if run.settings.mode.trains { augmentation = run.settings.augmentation }
   }
 
+  /// A resumed run starts from the best score recorded in the model directory, so that only a
+  /// better evaluation replaces the earlier run's best copy.
+  public func trainingStarted(_ loop: TrainingLoop) throws {
+    if policy.settings.resume, let recorded = policy.history?.recordedBest() { bestDice = recorded.score.evalDiceScore }
+  }
+
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     if policy.savesAfter(step: event.step) { try save(loop) }
   }
@@ -37,7 +44,7 @@ public final class Checkpointer: TrainingCallback {
   /// training), else keeps the score for that save.
   public func evaluated(_ report: EvaluationReport, at step: Int) throws {
     if savedStep == step {
-      try considerBest(dice: report.softDice)
+      try considerBest(dice: report.softDice, step: step)
     } else {
       pending = (step, report.softDice)
     }
@@ -48,14 +55,14 @@ public final class Checkpointer: TrainingCallback {
       loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state, augmentation: augmentation)
     else { return }
     savedStep = step
-    if let p = pending, p.step == step { try considerBest(dice: p.dice) }
+    if let p = pending, p.step == step { try considerBest(dice: p.dice, step: step) }
     pending = nil
   }
 
   /// Makes the latest save the best copy when `dice` beats the best so far (a NaN score never does).
-  private func considerBest(dice: Double) throws {
+  private func considerBest(dice: Double, step: Int) throws {
     guard let history = policy.history, dice.isFinite, bestDice.map({ dice > $0 }) ?? true else { return }
-    try history.keepAsBest()
+    try history.keepAsBest(step: step, dice: dice)
     bestDice = dice
   }
 }

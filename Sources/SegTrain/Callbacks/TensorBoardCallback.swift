@@ -84,17 +84,9 @@ public final class TensorBoardCallback: TrainingCallback {
       try Overlay.render(image: gray, classes: prediction.classIndices),
     ]
     let (w, h, gap) = (slice.width, slice.height, 8)
-    let width = 3 * w + 2 * gap
-    var samples = [UInt16](repeating: 255, count: width * h * 3)
-    for (p, panel) in panels.enumerated() {
-      for y in 0..<h {
-        for x in 0..<w {
-          for ch in 0..<3 { samples[(y * width + p * (w + gap) + x) * 3 + ch] = UInt16(panel[(y * w + x) * 3 + ch]) }
-        }
-      }
-    }
-    let image = try Image(width: width, height: h, channels: 3, bitDepth: 8, samples: samples)
-    return (try PNG.encode(image), width, h)
+    var canvas = Canvas(width: 3 * w + 2 * gap, height: h)
+    for (p, panel) in panels.enumerated() { canvas.draw(rgb: panel, width: w, height: h, at: p * (w + gap), 0) }
+    return (try PNG.encode(canvas.image()), canvas.width, h)
   }
 
   /// Draws `curves.png` into the directory when the run trained or evaluated.

@@ -25,64 +25,16 @@ struct TensorBoardCurves {
     var canvas = Canvas(width: 2 * Canvas.panelWidth, height: Canvas.panelHeight)
     canvas.panel(at: 0, yLabel: "loss", curves: [(trainingLoss, Self.trainColour, "train"), (validationLoss, Self.validationColour, "val")])
     canvas.panel(at: Canvas.panelWidth, yLabel: "dice", curves: [(validationDice, Self.validationColour, "val")], range: (0, 1))
-    return try Image(width: canvas.width, height: canvas.height, channels: 3, bitDepth: 8, samples: canvas.pixels.map(UInt16.init))
+    return try canvas.image()
   }
 }
 
-// MARK: - Canvas
+// MARK: - Panels
 
-/// A white RGB raster with lines, rectangles and 5x7 text.
-struct Canvas {
+extension Canvas {
   static let panelWidth = 480, panelHeight = 340
   /// Plot area inside a panel: left, top, right, bottom margins.
   static let margins = (left: 80, top: 40, right: 20, bottom: 50)
-
-  let width, height: Int
-  var pixels: [UInt8]
-
-  init(width: Int, height: Int) {
-    (self.width, self.height) = (width, height)
-    pixels = [UInt8](repeating: 255, count: width * height * 3)
-  }
-
-  mutating func set(_ x: Int, _ y: Int, _ c: Overlay.Colour) {
-    guard (0..<width).contains(x), (0..<height).contains(y) else { return }
-    let i = (y * width + x) * 3
-    (pixels[i], pixels[i + 1], pixels[i + 2]) = (c.red, c.green, c.blue)
-  }
-
-  /// A line two pixels thick from (x0, y0) to (x1, y1) (Bresenham).
-  mutating func line(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, _ c: Overlay.Colour, thick: Bool = true) {
-    var (x, y) = (x0, y0)
-    let (dx, dy) = (abs(x1 - x0), -abs(y1 - y0))
-    let (sx, sy) = (x0 < x1 ? 1 : -1, y0 < y1 ? 1 : -1)
-    var err = dx + dy
-    while true {
-      set(x, y, c)
-      if thick { set(x + 1, y, c); set(x, y + 1, c) }
-      if x == x1 && y == y1 { break }
-      let e2 = 2 * err
-      if e2 >= dy { err += dy; x += sx }
-      if e2 <= dx { err += dx; y += sy }
-    }
-  }
-
-  /// `text` with its top-left corner at (x, y), each font pixel `scale` pixels wide.
-  mutating func text(_ text: String, _ x: Int, _ y: Int, scale: Int = 2, _ c: Overlay.Colour = (0, 0, 0)) {
-    for (n, ch) in text.enumerated() {
-      guard let rows = glyphs[ch] else { continue }
-      for (r, row) in rows.enumerated() {
-        for (col, bit) in row.enumerated() where bit == "#" {
-          for a in 0..<scale { for b in 0..<scale { set(x + (n * 6 + col) * scale + a, y + r * scale + b, c) } }
-        }
-      }
-    }
-  }
-
-  /// Width in pixels of `text` at `scale`.
-  static func textWidth(_ text: String, scale: Int = 2) -> Int { text.count * 6 * scale - scale }
-
-  // MARK: - Panels
 
   /// A plot at horizontal offset `x0`: axes, ticks labelled with steps and values, `yLabel`, "step",
   /// each curve as a line (a dot where it has one point) and a legend; `range` fixes the y axis.
@@ -135,34 +87,3 @@ struct Canvas {
     return String(format: "%.\(decimals)f", v)
   }
 }
-
-// MARK: - Font
-
-/// 5x7 glyphs of the characters the curves use: digits, '.', '-' and the labels' letters.
-private let glyphs: [Character: [String]] = [
-  "0": [" ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### "],
-  "1": ["  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "],
-  "2": [" ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####"],
-  "3": ["#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### "],
-  "4": ["   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # "],
-  "5": ["#####", "#    ", "#### ", "    #", "    #", "#   #", " ### "],
-  "6": ["  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### "],
-  "7": ["#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   "],
-  "8": [" ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### "],
-  "9": [" ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  "],
-  ".": ["     ", "     ", "     ", "     ", "     ", " ##  ", " ##  "],
-  "-": ["     ", "     ", "     ", "#####", "     ", "     ", "     "],
-  "a": ["     ", "     ", " ### ", "    #", " ####", "#   #", " ####"],
-  "c": ["     ", "     ", " ### ", "#    ", "#    ", "#   #", " ### "],
-  "d": ["    #", "    #", " ## #", "#  ##", "#   #", "#   #", " ####"],
-  "e": ["     ", "     ", " ### ", "#   #", "#####", "#    ", " ### "],
-  "i": ["  #  ", "     ", " ##  ", "  #  ", "  #  ", "  #  ", " ### "],
-  "l": [" ##  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "],
-  "n": ["     ", "     ", "# ## ", "##  #", "#   #", "#   #", "#   #"],
-  "o": ["     ", "     ", " ### ", "#   #", "#   #", "#   #", " ### "],
-  "p": ["     ", "     ", "#### ", "#   #", "#### ", "#    ", "#    "],
-  "r": ["     ", "     ", "# ## ", "##  #", "#    ", "#    ", "#    "],
-  "s": ["     ", "     ", " ####", "#    ", " ### ", "    #", "#### "],
-  "t": [" #   ", " #   ", "###  ", " #   ", " #   ", " #  #", "  ## "],
-  "v": ["     ", "     ", "#   #", "#   #", "#   #", " # # ", "  #  "],
-]

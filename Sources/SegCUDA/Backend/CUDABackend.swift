@@ -15,8 +15,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   public let name = "cuda"
   /// Where kernels run.
   public let device: any KernelDevice
-  /// cuDNN's convolutions; nil where there is no cuDNN (the emulator), so convolution kernels are absent.
-  let convolutions: CUDNNConvolutions?
+  /// cuDNN's convolutions (or the tests' host stand-in for them); nil where there is neither, so
+  /// convolution kernels are absent.
+  let convolutions: (any ConvolutionLibrary)?
   /// The same through cuDNN's graph API, tried first; nil with UNET_CUDNN_GRAPH=0 or a cuDNN without it.
   let graphConvolutions: CUDNNGraphConvolutions?
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
@@ -24,7 +25,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
   /// A backend over `device`; `convolutions` supplies conv2d and its backward ops, after
   /// `graphConvolutions` where there is one.
-  init(device: any KernelDevice, convolutions: CUDNNConvolutions?, graphConvolutions: CUDNNGraphConvolutions? = nil) {
+  init(device: any KernelDevice, convolutions: (any ConvolutionLibrary)?, graphConvolutions: CUDNNGraphConvolutions? = nil) {
     self.device = device
     self.convolutions = convolutions
     self.graphConvolutions = graphConvolutions

@@ -24,6 +24,13 @@ public protocol KernelDevice: AnyObject, Sendable {
   /// Queues kernel `kernel` (a name from `KernelLibrary`) over `count` work items (its
   /// grid-stride loop covers them whatever the launch shape).
   func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws
+  /// Notes a call into a vendor library that queues device work (a cuDNN convolution), so that a
+  /// recording device counts it beside the launches; devices that run work need not act.
+  func libraryCall(_ name: String)
+}
+
+extension KernelDevice {
+  public func libraryCall(_ name: String) {}
 }
 
 // MARK: - GPU

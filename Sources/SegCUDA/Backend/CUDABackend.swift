@@ -20,6 +20,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   let convolutions: (any ConvolutionLibrary)?
   /// The same through cuDNN's graph API, tried first; nil with UNET_CUDNN_GRAPH=0 or a cuDNN without it.
   let graphConvolutions: CUDNNGraphConvolutions?
+  /// Filters reordered for the convolution library, reused by a step's second convolution of one filter.
+  let filterLayouts = FilterLayouts()
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
   public private(set) var kernels = KernelTable(backendName: "cuda")
 
@@ -131,6 +133,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     guard convolutions != nil, let gpu = device as? GPUKernelDevice else { return false }
     return gpu.context.device.computeCapability.major >= 8
   }
+
+  /// A step's optimizer update is one `multiTensorAdam` (three launches, one host read of its
+  /// summary) rather than a dozen launches per parameter and four reads.
+  public var multiTensorOptimizer: Bool { true }
 
   /// Free device memory in bytes (cuMemGetInfo); nil on the emulator or when it cannot be asked.
   public var freeMemoryBytes: Int? { (device as? GPUKernelDevice).flatMap { try? $0.context.memoryInfo().free } }

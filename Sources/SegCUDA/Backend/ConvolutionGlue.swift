@@ -129,8 +129,13 @@ extension ConvolutionLibrary {
     return dw
   }
 
-  /// HWIO [KH,KW,C,O] -> OHWI [O,KH,KW,C], the library's NHWC filter layout.
+  /// HWIO [KH,KW,C,O] -> OHWI [O,KH,KW,C], the library's NHWC filter layout, made once per filter
+  /// buffer (`FilterLayouts`).
   func reorderToOHWI(_ b: CUDABackend, _ f: DeviceOperand) throws -> CUDAStorage {
+    try b.filterLayouts.ohwi(of: f) { try reorderedToOHWI(b, f) }
+  }
+
+  private func reorderedToOHWI(_ b: CUDABackend, _ f: DeviceOperand) throws -> CUDAStorage {
     let s = f.type.shape
     let (kh, kw, c, o) = (s[0], s[1], s[2], s[3])
     let y = try b.output(TensorType([o, kh, kw, c], f.type.dtype))

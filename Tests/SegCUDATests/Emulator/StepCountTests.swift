@@ -73,7 +73,41 @@ struct StepCountTests {
     for (name, n) in full.byName.sorted(by: { $0.value > $1.value }) { print("  \(name): \(n)") }
     // 23 convolutions forward, each with its data and filter gradients (the first has no data gradient).
     #expect(full.libraryCalls == 23 * 3 - 1)
-    #expect(full.downloads >= 1)
+    // One host read per step: the summary of `multiTensorAdam` (losses, L2 value, inf/NaN count).
+    #expect(full.downloads == 1)
+    // The optimizer step is three launches for the 46 parameters; 1,004 launches before it was fused.
+    #expect(full.byName["multiAdam_f32"] == 1 && full.byName["adamStats_f32"] == 1 && full.byName["adam_f32"] == nil)
+    #expect(full.launches <= 400, "\(full.launches) launches")
+  }
+
+  /// Loss scaling on the fused step: a scale at which the f16 gradients overflow is halved and the
+  /// step skipped on the device (weights, moments and Adam's step unchanged) until they are finite,
+  /// exactly as the reference backend's per-parameter path does it.
+  @Test func fusedStepSkipsAsThePerParameterPathDoes() throws {
+    let emulator = try HostEmulator.shared.get()
+    let cuda = CUDABackend(device: emulator, convolutions: HostConvolutions(computes: true))
+    var results: [(LossScaler.State, Int, [Double])] = []
+    for backend in [cuda as any Backend, ReferenceBackend.shared] {
+      let config = StepCount.small()
+      let model = try UNet(config: config, seed: 1, on: backend)
+      model.computeType = .f16
+      var options = TrainingOptions()
+      (options.batchSize, options.learningRate, options.maxSteps, options.maxSkippedStepsInARow) = (1, 1e-3, 2, 100)
+      let trainer = Trainer(
+        model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: LossScaler(initialScale: 0x1p40))
+      let s = config.inputSize, o = config.outputSize
+      let images = try Tensor(randomHost(TensorType([1, s, s, 1], .f32), seed: 4), on: backend)
+      let onehot: [Float] = (0..<(o * o)).flatMap { i -> [Float] in (i / 7) % 2 == 0 ? [1, 0] : [0, 1] }
+      let targets = try Tensor(shape: [1, o, o, 2], floats: onehot, on: backend)
+      var losses: [Double] = []
+      try trainer.train(nextBatch: { _ in (images, targets) }) { _, m, _ in losses.append(m.total) }
+      results.append((try #require(trainer.lossScaler).state, trainer.optimizer.step, losses))
+    }
+    let (fused, reference) = (results[0], results[1])
+    print("fused: \(fused.0), step \(fused.1), losses \(fused.2); per-parameter: \(reference.0), losses \(reference.2)")
+    #expect(fused.0.skippedSteps > 0, "the scale must overflow f16 at first")
+    #expect(fused.0 == reference.0 && fused.1 == reference.1 && fused.1 == 2)
+    for (a, b) in zip(fused.2, reference.2) { #expect(abs(a - b) <= 1e-2 * abs(b), "\(fused.2) vs \(reference.2)") }
   }
 
   /// The emulated backend with the host stand-in for cuDNN trains as the reference does (the

@@ -16,6 +16,15 @@ enum StepCount {
   /// with convolutions in `computeType` (loss scaling for f16), on `device` (the null device or a
   /// recorder in front of the emulator).
   static func secondStep(config: UNetConfig, batch: Int, computeType: DType, device: RecordingDevice) throws -> RecordingDevice.Counts {
+    let (trainer, images, targets) = try setUp(config: config, batch: batch, computeType: computeType, device: device)
+    _ = try trainer.step(images: images, targets: targets)
+    device.reset()
+    _ = try trainer.step(images: images, targets: targets)
+    return device.counts
+  }
+
+  /// A trainer of `config` on the CUDA backend over `device`, and a constant batch of `batch`.
+  static func setUp(config: UNetConfig, batch: Int, computeType: DType, device: RecordingDevice) throws -> (Trainer, Tensor, Tensor) {
     let backend = CUDABackend(device: device, convolutions: HostConvolutions(computes: device.runsWork))
     let model = try UNet(config: config, seed: 1, on: backend)
     model.computeType = computeType
@@ -28,10 +37,7 @@ enum StepCount {
     var onehot = [Float](repeating: 0, count: batch * o * o * 2)
     for i in stride(from: 0, to: onehot.count, by: 2) { onehot[i + (i / 2) % 2] = 1 }
     let targets = try Tensor(shape: [batch, o, o, 2], floats: onehot, on: backend)
-    _ = try trainer.step(images: images, targets: targets)
-    device.reset()
-    _ = try trainer.step(images: images, targets: targets)
-    return device.counts
+    return (trainer, images, targets)
   }
 
   /// The counts as one line of JSON, for the test log.

@@ -61,7 +61,7 @@ let package = Package(
     .target(name: "SegTestSupport", dependencies: ["SegCore", "SegCheck"], path: "Tests/SegTestSupport"),
     .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
     .testTarget(name: "SegCPUTests", dependencies: ["SegCore", "SegCPU", "SegNN", "SegTestSupport"]),
-    .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegTestSupport"]),
+    .testTarget(name: "SegCUDATests", dependencies: ["SegCore", "SegCUDA", "SegNN", "SegTrain", "SegCheck", "SegTestSupport"]),
     .testTarget(name: "SegNNTests", dependencies: ["SegCore", "SegNN", "SegTestSupport"]),
     .testTarget(name: "SegDataTests", dependencies: ["SegData"]),
     .testTarget(name: "SegTrainTests", dependencies: ["SegCore", "SegCPU", "SegData", "SegNN", "SegTrain", "SegTestSupport"]),

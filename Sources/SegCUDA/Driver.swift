@@ -101,7 +101,7 @@ public final class CUDAContext: @unchecked Sendable {
     try driver.api.check(driver.api.cuDevicePrimaryCtxRetain(&ctx, device.handle), "cuDevicePrimaryCtxRetain")
     guard let ctx else { throw CUDAError(.callFailed, "cuDevicePrimaryCtxRetain returned no context") }
     handle = ctx
-    try driver.api.check(driver.api.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    try CurrentContext.make(ctx, api: driver.api)
     var s: ccuda_CUstream? = nil
     try driver.api.check(driver.api.cuStreamCreate(&s, UInt32(CCUDA_STREAM_NON_BLOCKING)), "cuStreamCreate")
     guard let s else { throw CUDAError(.callFailed, "cuStreamCreate returned no stream") }
@@ -112,7 +112,7 @@ public final class CUDAContext: @unchecked Sendable {
   }
 
   deinit {
-    _ = api.cuCtxSetCurrent(handle)
+    try? CurrentContext.make(handle, api: api)
     // Blocks still in use belong to storages that hold this context, so by now all are cached.
     _ = try? memory.emptyCache()
     try? staging.releaseAll()
@@ -122,7 +122,7 @@ public final class CUDAContext: @unchecked Sendable {
 
   /// Runs `body` with this context current on the calling thread.
   func current<R>(_ body: () throws -> R) throws -> R {
-    try api.check(api.cuCtxSetCurrent(handle), "cuCtxSetCurrent")
+    try CurrentContext.make(handle, api: api)
     return try body()
   }
 
@@ -261,7 +261,7 @@ public final class CUDAContext: @unchecked Sendable {
     try KernelArgument.withParameters(arguments) { params in
       try current {
         try api.check(
-          api.cuLaunchKernel(function, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, &params, nil),
+          api.cuLaunchKernel(function, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, stream, params, nil),
           "cuLaunchKernel(\(name), \(blocks)x\(threads))")
       }
     }
@@ -315,19 +315,58 @@ public enum KernelArgument: Sendable {
     }
   }
 
-  /// Calls `body` with one pointer per argument to a copy of its bytes (the `void**` that
-  /// cuLaunchKernel takes), valid during the call.
-  public static func withParameters<T>(
-    _ arguments: [KernelArgument], _ body: (inout [UnsafeMutableRawPointer?]) throws -> T
-  ) rethrows -> T {
-    let buffers = arguments.map { a -> UnsafeMutableRawPointer in
-      let bytes = a.bytes
-      let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 16)
-      bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-      return p
+  /// The bytes the kernel reads for this argument.
+  var byteCount: Int {
+    switch self {
+    case .pointer, .int64, .uint64, .double: return 8
+    case .int32, .float: return 4
+    case .dims: return 8 * (Self.maxRank + 1)
+    case .vec: return 8 * Self.maxRank
+    case .int64s(let v): return 8 * v.count
     }
-    defer { buffers.forEach { $0.deallocate() } }
-    var params: [UnsafeMutableRawPointer?] = buffers
-    return try body(&params)
+  }
+
+  /// Writes the argument's bytes at `p` (aligned to 8), as `bytes` lists them, without an array.
+  func write(to p: UnsafeMutableRawPointer) {
+    func words(_ count: Int, _ word: (Int) -> Int64) {
+      for i in 0..<count { p.storeBytes(of: word(i), toByteOffset: 8 * i, as: Int64.self) }
+    }
+    switch self {
+    case .pointer(let v): p.storeBytes(of: v, as: UInt64.self)
+    case .int64(let v): p.storeBytes(of: v, as: Int64.self)
+    case .uint64(let v): p.storeBytes(of: v, as: UInt64.self)
+    case .int32(let v): p.storeBytes(of: v, as: Int32.self)
+    case .float(let v): p.storeBytes(of: v, as: Float.self)
+    case .double(let v): p.storeBytes(of: v, as: Double.self)
+    case .dims(let d):
+      precondition(d.count <= Self.maxRank, "a kernel index space has at most \(Self.maxRank) axes")
+      words(Self.maxRank + 1) { i in i == 0 ? Int64(d.count) : Int64(i - 1 < d.count ? d[i - 1] : 1) }
+    case .vec(let v):
+      precondition(v.count <= Self.maxRank, "a kernel vector has at most \(Self.maxRank) entries")
+      words(Self.maxRank) { i in Int64(i < v.count ? v[i] : 0) }
+    case .int64s(let v): words(v.count) { Int64(v[$0]) }
+    }
+  }
+
+  /// Calls `body` with one pointer per argument to a copy of its bytes (the `void**` that
+  /// cuLaunchKernel takes), valid during the call: one block on the stack holds every argument
+  /// (each at a 16-byte aligned offset) and the pointer array, so a launch allocates nothing.
+  public static func withParameters<T>(
+    _ arguments: [KernelArgument], _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) throws -> T
+  ) rethrows -> T {
+    var total = 0
+    for a in arguments { total += (max(a.byteCount, 8) + 15) & ~15 }
+    return try withUnsafeTemporaryAllocation(byteCount: max(total, 16), alignment: 16) { block in
+      try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(arguments.count, 1)) { params in
+        var offset = 0
+        for (i, a) in arguments.enumerated() {
+          let p = block.baseAddress! + offset
+          a.write(to: p)
+          params[i] = p
+          offset += (max(a.byteCount, 8) + 15) & ~15
+        }
+        return try body(params.baseAddress!)
+      }
+    }
   }
 }

@@ -10,6 +10,7 @@ public enum OpCases {
   static let convolutionDTypes: [DType] = [.f32, .f16, .bf16]
 
   public static let all: [OpCase] = convolutions + pooling + elementwise + reductions + layout + labels + optimizers
+    + multiTensorOptimizers
 
   /// Op kinds without a case (empty: every kind is checked).
   public static var missingKinds: [OpKind] {
@@ -177,6 +178,27 @@ public enum OpCases {
       try adamStep(x, gradientType: d == .f64 ? .f32 : d, stepSize: 0.5)
     },
   ]
+
+  /// Every output of one multi-tensor step over two parameters ([5,7] and [301]), flattened and
+  /// concatenated; with `poisoned`, the first gradient is -inf everywhere and the step is skipped.
+  /// The op computes in f32 whatever the case's dtype (gradients at f16 and bf16), so no f64 run.
+  static let multiTensorOptimizers: [OpCase] = [false, true].map { poisoned in
+    OpCase(
+      kind: .multiTensorAdam, label: poisoned ? "inf gradient, skipped" : "unscaled, weight decay",
+      inputs: [[1], [1], [5, 7], [301], [5, 7], [301], [5, 7], [301], [5, 7], [301]],
+      differentiable: Array(repeating: false, count: 10), dtypes: [.f32, .f16, .bf16]
+    ) { x, _, d in
+      let f32 = try x.map { try cast($0, to: .f32) }
+      let gradientType = d == .f64 ? DType.f32 : d
+      var g = try [x[8], x[9]].map { try cast($0, to: gradientType) }
+      if poisoned { g[0] = try g[0] + log(g[0] * 0) }
+      let c = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: 0.01)
+      let r = try multiTensorAdam(
+        crossEntropy: f32[0], dice: f32[1], parameters: [f32[2], f32[3]], m: [f32[4], f32[5]],
+        v: [f32[6] * f32[6], f32[7] * f32[7]], gradients: g, c, unscale: 0.25, weightDecay: 0.05, skipNonFinite: poisoned)
+      return try concat((r.parameters + r.m + r.v + [r.summary]).map { try reshape($0, [$0.shape.count]) }, axis: 0)
+    }
+  }
 
   private static func adamStep(_ x: [Tensor], gradientType: DType, stepSize: Double) throws -> Tensor {
     let (p, m, v) = (try cast(x[0], to: .f32), try cast(x[1], to: .f32), try cast(x[2] * x[2], to: .f32))

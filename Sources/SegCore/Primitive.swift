@@ -21,8 +21,8 @@ public enum OpKind: String, CaseIterable, Sendable {
   case reshape, concat, slice, pad, padBackward
   // Random, type and label ops (Ops/Random.swift, Ops/Cast.swift, Ops/Labels.swift).
   case randomMask, cast, argmax, oneHot
-  // Fused optimizer updates (Ops/Optimizer.swift).
-  case adamUpdate
+  // Fused optimizer updates (Ops/Optimizer.swift, Ops/MultiTensorAdam.swift).
+  case adamUpdate, multiTensorAdam
 }
 
 // MARK: - Primitive
@@ -103,7 +103,7 @@ public enum Primitives {
     Conv2D.self, Conv2DBackwardData.self, Conv2DBackwardFilter.self, MaxPool2D.self, MaxPool2DBackward.self,
     ReLU.self, ReLUBackward.self, Binary.self, Unary.self, Sum.self, BroadcastTo.self, Softmax.self,
     Reshape.self, Concat.self, Slice.self, Pad.self, PadBackward.self, RandomMask.self, Cast.self,
-    ArgMax.self, OneHot.self, AdamUpdate.self,
+    ArgMax.self, OneHot.self, AdamUpdate.self, MultiTensorAdam.self,
   ]
 
   /// The primitive type whose ops have `kind`.

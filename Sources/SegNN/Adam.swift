@@ -47,6 +47,36 @@ public final class Adam {
     }
   }
 
+  /// A training step's whole update as one op (`multiTensorAdam`, for a backend whose
+  /// `multiTensorOptimizer` is set): `gradients` (scaled by 1 / `unscale`) are unscaled and get
+  /// `weightDecay * p` added, then Adam runs on every parameter. Returns the step's summary,
+  /// [crossEntropy, dice, L2 penalty, inf/NaN gradient elements], read in one download, the
+  /// step's only host read. With `skipNonFinite`, a step whose count is not 0 changes nothing,
+  /// on the device and here (neither the parameters, the moments nor the step count).
+  public func updateAll(
+    _ parameters: [Parameter], gradients: [Tensor], crossEntropy: Tensor, dice: Tensor, unscale: Double,
+    weightDecay: Double, skipNonFinite: Bool
+  ) throws -> [Float] {
+    let t = Double(step + 1)
+    let stepSize = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+    let constants = AdamConstants(beta1: beta1, beta2: beta2, epsilon: epsilon, stepSize: stepSize)
+    return try withoutGradients {
+      let state = try parameters.map { p in try moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value)) }
+      let r = try multiTensorAdam(
+        crossEntropy: crossEntropy, dice: dice, parameters: parameters.map(\.value), m: state.map(\.0),
+        v: state.map(\.1), gradients: gradients, constants, unscale: unscale, weightDecay: weightDecay,
+        skipNonFinite: skipNonFinite)
+      let summary = try r.summary.host().floats
+      if skipNonFinite, summary[3] != 0 { return summary }
+      step += 1
+      for (i, p) in parameters.enumerated() {
+        p.value = r.parameters[i]
+        moments[p.name] = (r.m[i], r.v[i])
+      }
+      return summary
+    }
+  }
+
   /// Restores the state saved by a checkpoint.
   public func restore(step: Int, moments: [String: (m: Tensor, v: Tensor)]) {
     self.step = step

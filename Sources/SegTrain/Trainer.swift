@@ -81,6 +81,9 @@ public class Trainer {
     let scale = lossScaler?.scale ?? 1
     let seed = try lossScaler.map { try Tensor(repeating: $0.scale, shape: loss.shape, dtype: loss.dtype, on: loss.backend) }
     let dataGradients = try gradients(of: loss, wrt: weights, seed: seed)
+    if loss.backend.multiTensorOptimizer, optimizer.usesFusedUpdate, weights.allSatisfy({ $0.dtype == .f32 }) {
+      return try fusedUpdate(params, dataGradients, parts, scale: scale)
+    }
     if var scaler = lossScaler {
       let finite = try LossScaler.allFinite(dataGradients)
       if !finite, scaler.scale <= LossScaler.minimumScale {
@@ -105,6 +108,30 @@ public class Trainer {
     }
     try optimizer.update(params, gradients: grads)
     let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()
+    return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + penalty)
+  }
+
+  /// The update of `step` as one op queued after the backward pass (`Adam.updateAll`): unscaling,
+  /// the inf/NaN check, weight decay and Adam on the device, the step skipped there when the loss
+  /// scaler must skip it; then one host read of the losses, the L2 value and the inf/NaN count, from
+  /// which the scaler decides as `step` does (the same count the device acted on, so the two agree).
+  /// The check counts inf/NaN elements; `LossScaler.allFinite`'s sum also reads a sum that
+  /// overflows f32 from finite gradients as non-finite.
+  private func fusedUpdate(_ params: [Parameter], _ dataGradients: [Tensor], _ parts: SegmentationLoss, scale: Double) throws -> StepMetrics {
+    let s = try optimizer.updateAll(
+      params, gradients: dataGradients, crossEntropy: parts.crossEntropy, dice: parts.dice, unscale: 1 / scale,
+      weightDecay: options.weightDecay, skipNonFinite: lossScaler != nil)
+    let (ce, dice, penalty, finite) = (Double(s[0]), Double(s[1]), Double(s[2]), s[3] == 0)
+    if var scaler = lossScaler {
+      if !finite, scaler.scale <= LossScaler.minimumScale {
+        throw SettingError(
+          .precision,
+          "at step \(optimizer.step + 1) the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
+      }
+      let applied = scaler.update(gradientsFinite: finite)
+      lossScaler = scaler
+      if !applied { return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice, skipped: true) }
+    }
     return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + penalty)
   }
 

@@ -34,6 +34,8 @@ extension CPUBackend {
       try adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: inputs[3], op.constants)
         .map { [$0.parameter, $0.m, $0.v] }
     }
+    // The whole optimizer step as one op (MultiTensorAdam.swift).
+    table.registerOutputs(MultiTensorAdam.self, "swift") { op, inputs, outputs in try multiTensorAdam(op, inputs, outputs) }
   }
 
   // MARK: Running a Swift kernel

@@ -15,16 +15,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   public let name = "cuda"
   /// Where kernels run.
   public let device: any KernelDevice
-  /// cuDNN's convolutions; nil where there is no cuDNN (the emulator), so convolution kernels are absent.
-  let convolutions: CUDNNConvolutions?
+  /// cuDNN's convolutions (or the tests' host stand-in for them); nil where there is neither, so
+  /// convolution kernels are absent.
+  let convolutions: (any ConvolutionLibrary)?
   /// The same through cuDNN's graph API, tried first; nil with UNET_CUDNN_GRAPH=0 or a cuDNN without it.
   let graphConvolutions: CUDNNGraphConvolutions?
+  /// Filters reordered for the convolution library, reused by a step's second convolution of one filter.
+  let filterLayouts = FilterLayouts()
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
   public private(set) var kernels = KernelTable(backendName: "cuda")
 
   /// A backend over `device`; `convolutions` supplies conv2d and its backward ops, after
   /// `graphConvolutions` where there is one.
-  init(device: any KernelDevice, convolutions: CUDNNConvolutions?, graphConvolutions: CUDNNGraphConvolutions? = nil) {
+  init(device: any KernelDevice, convolutions: (any ConvolutionLibrary)?, graphConvolutions: CUDNNGraphConvolutions? = nil) {
     self.device = device
     self.convolutions = convolutions
     self.graphConvolutions = graphConvolutions
@@ -130,6 +133,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     guard convolutions != nil, let gpu = device as? GPUKernelDevice else { return false }
     return gpu.context.device.computeCapability.major >= 8
   }
+
+  /// A step's optimizer update is one `multiTensorAdam` (three launches, one host read of its
+  /// summary) rather than a dozen launches per parameter and four reads.
+  public var multiTensorOptimizer: Bool { true }
 
   /// Free device memory in bytes (cuMemGetInfo); nil on the emulator or when it cannot be asked.
   public var freeMemoryBytes: Int? { (device as? GPUKernelDevice).flatMap { try? $0.context.memoryInfo().free } }

@@ -42,6 +42,9 @@ extension CUDABackend {
     table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
       try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind))
     }
+    table.registerOutputs(MultiTensorAdam.self, "cuda") { [unowned self] op, inputs, _ in
+      try self.multiTensorAdam(op, try self.deviceOperands(inputs, op.kind))
+    }
 
     if let graph = graphConvolutions {
       add(Conv2D.self, as: "cudnn-graph") { b in { try graph.conv2d(b, $0, $1, $2) } }

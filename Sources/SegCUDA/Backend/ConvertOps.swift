@@ -27,7 +27,7 @@ extension CUDABackend {
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.name("randomMask", out.dtype), count: n,
+      KernelNames.launchName("randomMask", out.dtype), count: n,
       arguments: [
         .pointer(y.pointer), .int64(Int64(n)), .uint64(p.seed), .uint64(p.offset),
         .double(p.keepProbability * 16_777_216.0), .double(1 / p.keepProbability),
@@ -41,7 +41,7 @@ extension CUDABackend {
     let n = dims[p.axis], inner = dims[(p.axis + 1)...].reduce(1, *), outer = dims[..<p.axis].reduce(1, *)
     let y = try output(out)
     try device.launch(
-      KernelNames.name("argmax", x[0].type.dtype), count: outer * inner,
+      KernelNames.launchName("argmax", x[0].type.dtype), count: outer * inner,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(outer)), .int64(Int64(n)), .int64(Int64(inner))])
     return y
   }
@@ -92,7 +92,7 @@ extension CUDABackend {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     try device.launch(
-      KernelNames.name("maxPool2d", dtype), count: out.shape.count,
+      KernelNames.launchName("maxPool2d", dtype), count: out.shape.count,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64s(poolGeometry(p, x[0].type.shape, out.shape))])
     return y
   }
@@ -103,7 +103,7 @@ extension CUDABackend {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     try device.launch(
-      KernelNames.name("maxPool2dBackward", dtype), count: out.shape.count,
+      KernelNames.launchName("maxPool2dBackward", dtype), count: out.shape.count,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer),
         .int64s(poolGeometry(p.pool, x[0].type.shape, x[1].type.shape)),

@@ -41,7 +41,7 @@ extension CUDABackend {
       || space.dims.count == 2 && space.dims[1] % vectorLength(dtype) == 0
         && (a == [space.dims[1], 1] && b == [0, 1] || a == [0, 1] && b == [space.dims[1], 1])
     try device.launch(
-      KernelNames.name(base, dtype), count: vectors ? vectorItems(n, dtype) : n,
+      KernelNames.launchName(base, dtype), count: vectors ? vectorItems(n, dtype) : n,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(space.dims),
         .vec(space.strides[0]), .vec(space.strides[1]),
@@ -74,7 +74,7 @@ extension CUDABackend {
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.name(base, dtype), count: vectorItems(n, dtype),
+      KernelNames.launchName(base, dtype), count: vectorItems(n, dtype),
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .double(c)])
     return y
   }

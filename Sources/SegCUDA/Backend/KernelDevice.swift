@@ -24,6 +24,13 @@ public protocol KernelDevice: AnyObject, Sendable {
   /// Queues kernel `kernel` (a name from `KernelLibrary`) over `count` work items (its
   /// grid-stride loop covers them whatever the launch shape).
   func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws
+  /// Notes a call into a vendor library that queues device work (a cuDNN convolution), so that a
+  /// recording device counts it beside the launches; devices that run work need not act.
+  func libraryCall(_ name: String)
+}
+
+extension KernelDevice {
+  public func libraryCall(_ name: String) {}
 }
 
 // MARK: - GPU
@@ -36,7 +43,8 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
   /// The compilation target: sm_XY, or PTX for a GPU newer than NVRTC.
   public let target: (architecture: Int, ptx: Bool)
   private var modules: [String: CUDAModule] = [:]
-  private var functions: [String: ccuda_CUfunction] = [:]
+  /// Loaded functions by kernel handle (`KernelLibrary.handle`), filled at each kernel's first launch.
+  private var functions = [ccuda_CUfunction?](repeating: nil, count: KernelLibrary.allKernels.count)
   private let lock = NSLock()
 
   /// Threads per block of every launch, and the most blocks (the grid-stride loops cover the rest).
@@ -82,12 +90,12 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
 
   /// The loaded kernel, compiling and loading its family on first use.
   func function(_ kernel: String) throws -> ccuda_CUfunction {
-    lock.lock()
-    defer { lock.unlock() }
-    if let f = functions[kernel] { return f }
-    guard let family = KernelLibrary.family(of: kernel) else {
+    guard let handle = KernelLibrary.handle(kernel), let family = KernelLibrary.family(of: kernel) else {
       throw CUDAError(.unsupported, "no CUDA kernel is named \(kernel)")
     }
+    lock.lock()
+    defer { lock.unlock() }
+    if let f = functions[handle] { return f }
     let module: CUDAModule
     if let m = modules[family.name] {
       module = m
@@ -98,7 +106,7 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
       modules[family.name] = module
     }
     let f = try context.function(kernel, in: module)
-    functions[kernel] = f
+    functions[handle] = f
     return f
   }
 }

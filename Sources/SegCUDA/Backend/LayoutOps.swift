@@ -66,7 +66,7 @@ extension CUDABackend {
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.name("padBackward", dtype), count: n,
+      KernelNames.launchName("padBackward", dtype), count: n,
       arguments: [
         .pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(out.shape.dims), .vec(p.before),
         .vec(p.after), .vec(x[0].type.shape.strides),

@@ -15,11 +15,69 @@ extension CUDABackend {
     let results = try (0..<3).map { _ in try output(type) }
     let n = type.shape.count
     try device.launch(
-      KernelNames.name("adam", gradient.type.dtype), count: vectorItems(n, gradient.type.dtype),
+      KernelNames.launchName("adam", gradient.type.dtype), count: vectorItems(n, gradient.type.dtype),
       arguments: (x.map(\.pointer) + results.map(\.pointer)).map { .pointer($0) } + [
         .int64(Int64(n)), .float(Float(c.beta1)), .float(Float(c.beta2)), .float(Float(1 - c.beta1)),
         .float(Float(1 - c.beta2)), .float(Float(c.epsilon)), .float(Float(c.stepSize)),
       ])
     return results
+  }
+}
+
+// MARK: - The whole optimizer step
+
+extension CUDABackend {
+  /// `multiTensorAdam` in three launches over a device table of the parameters' buffers
+  /// (`OptimizerKernels.multiTensorBody`), one upload of the table, and no host read: the step is
+  /// skipped or applied on the device, from the count `adamStatsFinish` leaves in the summary.
+  /// Nil unless every parameter, m and v is f32 and the gradients share one dtype of `adam`'s.
+  func multiTensorAdam(_ op: MultiTensorAdam, _ x: [DeviceOperand]) throws -> [CUDAStorage]? {
+    let n = op.tensors
+    guard n > 0, x.count == 2 + 4 * n, x[0].type.dtype == .f32, x[1].type.dtype == .f32 else { return nil }
+    let gradientType = x[2 + 3 * n].type.dtype
+    guard OptimizerKernels.gradientTypes.contains(gradientType) else { return nil }
+    var states: [TensorType] = []
+    for i in 0..<n {
+      let state = TensorType(x[2 + i].type.shape, .f32)
+      guard [x[2 + i], x[2 + n + i], x[2 + 2 * n + i]].allSatisfy({ $0.type == state }),
+        x[2 + 3 * n + i].type == TensorType(state.shape, gradientType)
+      else { return nil }
+      states.append(state)
+    }
+    let outputs = try (states + states + states).map { try output($0) }
+    let summary = try output(TensorType([4], .f32))
+    // 8 words per parameter: p, m, v, g, pOut, mOut, vOut, n.
+    var words: [UInt64] = []
+    words.reserveCapacity(8 * n)
+    var vectors = 0
+    for i in 0..<n {
+      let count = states[i].shape.count
+      words += [x[2 + i], x[2 + n + i], x[2 + 2 * n + i], x[2 + 3 * n + i]].map(\.pointer)
+      words += [outputs[i].pointer, outputs[n + i].pointer, outputs[2 * n + i].pointer, UInt64(count)]
+      vectors += vectorItems(count, gradientType)
+    }
+    let table = try output(TensorType([8 * n * 8], .u8))
+    try words.withUnsafeBytes { try device.upload($0, to: table.pointer) }
+    // Enough work items to keep a GPU's memory busy, few enough for one block to add their sums.
+    let parts = min(max(vectors / 64, 1), 65_536)
+    let partial = try output(TensorType([2 * parts], .f32))
+    try device.launch(
+      KernelNames.launchName("adamStats", gradientType), count: parts,
+      arguments: [.pointer(table.pointer), .int32(Int32(n)), .pointer(partial.pointer), .int64(Int64(parts))])
+    try device.launch(
+      "adamStatsFinish", count: GPUKernelDevice.threads,
+      arguments: [
+        .pointer(partial.pointer), .int64(Int64(parts)), .pointer(x[0].pointer), .pointer(x[1].pointer),
+        .pointer(summary.pointer), .float(Float(op.weightDecay / 2)),
+      ])
+    let c = op.constants
+    try device.launch(
+      KernelNames.launchName("multiAdam", gradientType), count: vectors,
+      arguments: [
+        .pointer(table.pointer), .int32(Int32(n)), .pointer(summary.pointer), .int32(op.skipNonFinite ? 1 : 0),
+        .float(Float(op.unscale)), .float(Float(op.weightDecay)), .float(Float(c.beta1)), .float(Float(c.beta2)),
+        .float(Float(1 - c.beta1)), .float(Float(1 - c.beta2)), .float(Float(c.epsilon)), .float(Float(c.stepSize)),
+      ])
+    return outputs + [summary]
   }
 }

@@ -35,7 +35,7 @@ extension CUDABackend {
         kept: [outCount], keptStrides: [1], reduced: [rows], reducedStrides: [outCount])
     }
     try device.launch(
-      KernelNames.name("sumFinish", dtype), count: outCount,
+      KernelNames.launchName("sumFinish", dtype), count: outCount,
       arguments: [.pointer(partial.pointer), .pointer(y.pointer), .int64(Int64(outCount)), .int64(Int64(rows))])
     return y
   }
@@ -51,7 +51,7 @@ extension CUDABackend {
     let used = max(1, (redCount + chunk - 1) / chunk)
     let partial = try output(TensorType([used * outCount], partialType))
     try device.launch(
-      KernelNames.name("sumPartial", dtype), count: outCount * used,
+      KernelNames.launchName("sumPartial", dtype), count: outCount * used,
       arguments: [
         .pointer(source), .pointer(partial.pointer), .int64(Int64(outCount)), .int64(Int64(used)),
         .int64(Int64(chunk)), .int64(Int64(redCount)), .dims(kept), .vec(keptStrides),
@@ -88,7 +88,7 @@ extension CUDABackend {
     let block = n >= Self.blockRowLength
     let base = (op.log ? "logSoftmax" : "softmax") + (block ? "Block" : "")
     try device.launch(
-      KernelNames.name(base, dtype), count: block ? rows * 256 : rows,
+      KernelNames.launchName(base, dtype), count: block ? rows * 256 : rows,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(rows)), .int64(Int64(n))])
     return y
   }

@@ -165,6 +165,7 @@ final class CUDNNGraphConvolutions: @unchecked Sendable {
     try pack.set(.variantIDs, int64: [ConvTensorID.input, ConvTensorID.filter, ConvTensorID.output])
     try pack.set(.variantWorkspace, pointers: [legacy.address(workspace.pointer)])
     try pack.finalize()
+    b.device.libraryCall("cudnnBackendExecute")
     try legacy.context.current {
       try api.base.check(api.cudnnBackendExecute(legacy.handle, plan.descriptor.pointer, pack.pointer), "cudnnBackendExecute")
     }

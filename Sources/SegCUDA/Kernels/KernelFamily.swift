@@ -31,6 +31,19 @@ public enum KernelLibrary {
   /// The family that defines `kernel`.
   public static func family(of kernel: String) -> KernelFamily? { index[kernel].map { families[$0] } }
 
+  /// Every kernel of every family, in order: a kernel's position is its handle, the index of its
+  /// loaded function in a device's table.
+  public static let allKernels: [String] = families.flatMap(\.kernels)
+
+  /// The handle of `kernel` (its position in `allKernels`); nil for a name no family defines.
+  public static func handle(_ kernel: String) -> Int? { handles[kernel] }
+
+  private static let handles: [String: Int] = {
+    var result: [String: Int] = [:]
+    for (i, k) in allKernels.enumerated() { result[k] = i }
+    return result
+  }()
+
   private static let index: [String: Int] = {
     var result: [String: Int] = [:]
     for (i, f) in families.enumerated() { for k in f.kernels { result[k] = i } }
@@ -71,6 +84,22 @@ enum KernelNames {
     }
   }
 
-  /// "<base>_<dtype>", e.g. add_f32.
+  /// "<base>_<dtype>", e.g. add_f32 (the families' instance lists).
   static func name(_ base: String, _ d: DType) -> String { "\(base)_\(d.rawValue)" }
+
+  /// The same name for a launch: the kernel's own string, made once (`interned`), so that a launch
+  /// builds no string.
+  static func launchName(_ base: String, _ d: DType) -> String { interned[base]?[d.rawValue] ?? name(base, d) }
+
+  /// Every kernel name "<base>_<dtype>" by base and dtype.
+  private static let interned: [String: [String: String]] = {
+    var result: [String: [String: String]] = [:]
+    for family in KernelLibrary.families {
+      for k in family.kernels {
+        guard let cut = k.lastIndex(of: "_") else { continue }
+        result[String(k[..<cut]), default: [:]][String(k[k.index(after: cut)...])] = k
+      }
+    }
+    return result
+  }()
 }

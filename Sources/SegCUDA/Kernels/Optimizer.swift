@@ -15,10 +15,10 @@ enum OptimizerKernels {
   static let gradientTypes: [DType] = [.f32, .f16, .bf16]
 
   static let family = KernelFamily(
-    name: "optimizer", body: body,
+    name: "optimizer", body: body + multiTensorBody,
     instances: gradientTypes.map { d in
       (KernelNames.name("adam", d), "ADAM(\(KernelNames.cType(d)), \(d.rawValue))")
-    })
+    } + multiTensorInstances)
 
   static let body = #"""
     // ---- Adam ----

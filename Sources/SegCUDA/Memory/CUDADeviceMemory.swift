@@ -22,7 +22,7 @@ final class CUDADeviceMemory: RawDeviceMemory, PinnedHostMemory, @unchecked Send
 
   /// Runs `body` with the context current on the calling thread.
   private func current<R>(_ body: () throws -> R) throws -> R {
-    try api.check(api.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+    try CurrentContext.make(context, api: api)
     return try body()
   }
 

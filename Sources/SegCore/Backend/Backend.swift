@@ -40,6 +40,10 @@ public protocol Backend: AnyObject {
   /// True when f32 convolutions may use TF32 tensor-core math (10-bit mantissa products, f32
   /// accumulation) when asked to. Default: false.
   var tf32Convolutions: Bool { get }
+  /// True when a training step's optimizer update should run as the one `multiTensorAdam` op,
+  /// whose summary the host reads once: worth it where each op is a launch and each read a
+  /// synchronisation (a GPU). Default: false (the per-parameter ops, as fast on the host).
+  var multiTensorOptimizer: Bool { get }
 }
 
 extension Backend {
@@ -49,6 +53,7 @@ extension Backend {
   public func synchronize() throws {}
   public var halfPrecisionConvolutions: Bool { false }
   public var tf32Convolutions: Bool { false }
+  public var multiTensorOptimizer: Bool { false }
 
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { !kernels.covers($0) } }

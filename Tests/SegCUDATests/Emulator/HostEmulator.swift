@@ -103,7 +103,7 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
     guard count > 0 else { return }
     let threads = 32, blocks = min((count + threads - 1) / threads, 3)
     let status = KernelArgument.withParameters(arguments) { params in
-      kernel.withCString { launchFunction($0, UInt32(blocks), UInt32(threads), &params) }
+      kernel.withCString { launchFunction($0, UInt32(blocks), UInt32(threads), params) }
     }
     guard status == 0 else { throw CUDAError(.unsupported, "the emulator has no kernel \(kernel)") }
   }

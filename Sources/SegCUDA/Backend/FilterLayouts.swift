@@ -1,0 +1,38 @@
+import Foundation
+import SegCore
+
+// MARK: - Filters reordered once per step
+
+/// Filters already reordered into the convolution library's OHWI layout, by the buffer they were
+/// made from: a step's forward convolution and its data gradient read the same filter buffer (the
+/// step's cast of the weight), so the second reuses the first's reorder, one launch fewer per
+/// layer. Buffers are never written after they are made, so a live source still holds what its
+/// reorder was made from; an entry goes with its source (the next lookup drops it).
+final class FilterLayouts: @unchecked Sendable {
+  private struct Entry {
+    weak var source: CUDAStorage?
+    let pointer: UInt64
+    let type: TensorType
+    let ohwi: CUDAStorage
+  }
+
+  private var entries: [ObjectIdentifier: Entry] = [:]
+  private let lock = NSLock()
+
+  /// The OHWI reorder of `filter`, made by `reorder` unless one of the same buffer exists.
+  func ohwi(of filter: DeviceOperand, reorder: () throws -> CUDAStorage) throws -> CUDAStorage {
+    try lock.withLock {
+      entries = entries.filter { $0.value.source != nil }
+      let key = ObjectIdentifier(filter.storage)
+      if let e = entries[key], e.source === filter.storage, e.pointer == filter.pointer, e.type == filter.type {
+        return e.ohwi
+      }
+      let made = try reorder()
+      entries[key] = Entry(source: filter.storage, pointer: filter.pointer, type: filter.type, ohwi: made)
+      return made
+    }
+  }
+
+  /// The reorders held now (for tests).
+  var count: Int { lock.withLock { entries.values.filter { $0.source != nil }.count } }
+}

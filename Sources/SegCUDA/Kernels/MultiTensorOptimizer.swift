@@ -1,0 +1,174 @@
+import SegCore
+
+// MARK: - The whole optimizer step in three launches
+
+/// `multiTensorAdam` over every parameter at once, from a device table of 8 words per parameter
+/// (p, m, v, g, pOut, mOut, vOut, n), in three launches whatever the number of parameters:
+///
+/// - `adamStats_<g>(table, tensors, partial, parts)`: work item t of `parts` sums p^2 and counts
+///   inf/NaN gradient elements over vectors t, t + parts, ... of every tensor (16-byte loads),
+///   into partial[2t], partial[2t + 1]: a fixed order, so the sums are deterministic;
+/// - `adamStatsFinish(partial, parts, crossEntropy, dice, summary, halfDecay)`: block 0 adds the
+///   partials (fixed tree) and writes summary = [ce, dice, halfDecay * sum p^2, non-finite count];
+/// - `multiAdam_<g>(table, tensors, summary, skipNonFinite, unscale, decay, beta1, beta2,
+///   oneMinusBeta1, oneMinusBeta2, epsilon, stepSize)`: g = g * unscale + p * decay (the multiply
+///   skipped for unscale 1), then `adamAt`; with skipNonFinite and a non-zero count in summary[3]
+///   (read on the device: the host has not seen it), p, m and v are copied unchanged.
+extension OptimizerKernels {
+  static let multiTensorInstances: [(kernel: String, line: String)] =
+    gradientTypes.flatMap { d in
+      [
+        (KernelNames.name("adamStats", d), "ADAM_STATS(\(KernelNames.cType(d)), \(d.rawValue))"),
+        (KernelNames.name("multiAdam", d), "MULTI_ADAM(\(KernelNames.cType(d)), \(d.rawValue))"),
+      ]
+    } + [("adamStatsFinish", "")]
+
+  static let multiTensorBody = #"""
+    // ---- Multi-tensor Adam ----
+    struct AdamTensor {
+      const float* p; const float* m; const float* v; const void* g; float* pOut; float* mOut; float* vOut; i64 n;
+    };
+    DEVICE AdamTensor adamTensor(const u64* table, int k) {
+      const u64* e = table + 8 * (i64)k;
+      AdamTensor a;
+      a.p = (const float*)e[0]; a.m = (const float*)e[1]; a.v = (const float*)e[2]; a.g = (const void*)e[3];
+      a.pOut = (float*)e[4]; a.mOut = (float*)e[5]; a.vOut = (float*)e[6]; a.n = (i64)e[7];
+      return a;
+    }
+    DEVICE float notFinite(float x) { return (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u ? 1.f : 0.f; }
+
+    template <class G>
+    DEVICE void adamStats(const u64* table, int tensors, float* partial, i64 parts) {
+      const int K = Pack<G>::N;
+    #pragma unroll 1
+      for (i64 t = gridStart(); t < parts; t += gridStep()) {
+        float squares = 0.f, bad = 0.f;
+    #pragma unroll 1
+        for (int k = 0; k < tensors; ++k) {
+          const AdamTensor a = adamTensor(table, k);
+          const G* g = (const G*)a.g;
+          i64 done = 0;
+          if (aligned16(a.p) && aligned16(g)) {
+            const i64 vectors = a.n / K;
+    #pragma unroll 1
+            for (i64 j = t; j < vectors; j += parts) {
+              float pk[K];
+              G gk[K];
+              loadVec<float, K>(a.p + j * K, pk);
+              loadVec<G, K>(g + j * K, gk);
+    #pragma unroll
+              for (int e = 0; e < K; ++e) {
+                squares = addRn(squares, mulRn(pk[e], pk[e]));
+                bad += notFinite(Elem<G>::load(gk[e]));
+              }
+            }
+            done = vectors * K;
+          }
+    #pragma unroll 1
+          for (i64 i = done + t; i < a.n; i += parts) {
+            squares = addRn(squares, mulRn(a.p[i], a.p[i]));
+            bad += notFinite(Elem<G>::load(g[i]));
+          }
+        }
+        partial[2 * t] = squares;
+        partial[2 * t + 1] = bad;
+      }
+    }
+
+    // One block (blockDim.x a power of two, at most 1024) adds the partials; other blocks leave.
+    KERNEL adamStatsFinish(const float* partial, i64 parts, const float* crossEntropy, const float* dice,
+        float* summary, float halfDecay) {
+      __shared__ float squares[1024];
+      __shared__ float bad[1024];
+      if (blockIdx.x != 0) return;
+      float s = 0.f, b = 0.f;
+    #pragma unroll 1
+      for (i64 i = threadIdx.x; i < parts; i += blockDim.x) {
+        s = addRn(s, partial[2 * i]);
+        b += partial[2 * i + 1];
+      }
+      squares[threadIdx.x] = s;
+      bad[threadIdx.x] = b;
+      __syncthreads();
+    #pragma unroll 1
+      for (unsigned w = blockDim.x / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) {
+          squares[threadIdx.x] = addRn(squares[threadIdx.x], squares[threadIdx.x + w]);
+          bad[threadIdx.x] += bad[threadIdx.x + w];
+        }
+        __syncthreads();
+      }
+      if (threadIdx.x == 0) {
+        summary[0] = crossEntropy[0];
+        summary[1] = dice[0];
+        summary[2] = mulRn(squares[0], halfDecay);
+        summary[3] = bad[0];
+      }
+    }
+
+    DEVICE float decayed(float g, float p, float unscale, float decay) {
+      return addRn(unscale == 1.f ? g : mulRn(g, unscale), mulRn(p, decay));
+    }
+
+    template <class G>
+    DEVICE void multiAdam(const u64* table, int tensors, const float* summary, int skipNonFinite, float unscale,
+        float decay, float beta1, float beta2, float oneMinusBeta1, float oneMinusBeta2, float epsilon,
+        float stepSize) {
+      const int K = Pack<G>::N;
+      const bool skip = skipNonFinite != 0 && summary[3] != 0.f;
+    #pragma unroll 1
+      for (int k = 0; k < tensors; ++k) {
+        const AdamTensor a = adamTensor(table, k);
+        const G* g = (const G*)a.g;
+        i64 done = 0;
+        if (aligned16(a.p) && aligned16(a.m) && aligned16(a.v) && aligned16(g) && aligned16(a.pOut)
+            && aligned16(a.mOut) && aligned16(a.vOut)) {
+          const i64 vectors = a.n / K;
+    #pragma unroll 1
+          for (i64 j = gridStart(); j < vectors; j += gridStep()) {
+            float pk[K], mk[K], vk[K];
+            G gk[K];
+            loadVec<float, K>(a.p + j * K, pk);
+            loadVec<float, K>(a.m + j * K, mk);
+            loadVec<float, K>(a.v + j * K, vk);
+            if (!skip) {
+              loadVec<G, K>(g + j * K, gk);
+    #pragma unroll
+              for (int e = 0; e < K; ++e) {
+                adamAt(pk[e], mk[e], vk[e], decayed(Elem<G>::load(gk[e]), pk[e], unscale, decay), beta1, beta2,
+                    oneMinusBeta1, oneMinusBeta2, epsilon, stepSize, pk[e], mk[e], vk[e]);
+              }
+            }
+            storeVec<float, K>(a.mOut + j * K, mk);
+            storeVec<float, K>(a.vOut + j * K, vk);
+            storeVec<float, K>(a.pOut + j * K, pk);
+          }
+          done = vectors * K;
+        }
+    #pragma unroll 1
+        for (i64 i = done + gridStart(); i < a.n; i += gridStep()) {
+          float pi = a.p[i], mi = a.m[i], vi = a.v[i];
+          if (!skip) {
+            adamAt(a.p[i], a.m[i], a.v[i], decayed(Elem<G>::load(g[i]), a.p[i], unscale, decay), beta1, beta2,
+                oneMinusBeta1, oneMinusBeta2, epsilon, stepSize, pi, mi, vi);
+          }
+          a.mOut[i] = mi;
+          a.vOut[i] = vi;
+          a.pOut[i] = pi;
+        }
+      }
+    }
+
+    #define ADAM_STATS(G, SUFFIX)                                                                   \
+      KERNEL adamStats_##SUFFIX(const u64* table, int tensors, float* partial, i64 parts) {         \
+        adamStats<G>(table, tensors, partial, parts);                                               \
+      }
+    #define MULTI_ADAM(G, SUFFIX)                                                                   \
+      KERNEL multiAdam_##SUFFIX(const u64* table, int tensors, const float* summary, int skipNonFinite, \
+          float unscale, float decay, float beta1, float beta2, float oneMinusBeta1, float oneMinusBeta2, \
+          float epsilon, float stepSize) {                                                          \
+        multiAdam<G>(table, tensors, summary, skipNonFinite, unscale, decay, beta1, beta2, oneMinusBeta1, \
+            oneMinusBeta2, epsilon, stepSize);                                                      \
+      }
+    """#
+}

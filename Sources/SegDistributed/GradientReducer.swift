@@ -74,6 +74,7 @@ public final class GradientReducer {
       throw DistributedError.unsupported("the backward pass announced \(seen) of \(expected) gradients")
     }
     if open.count > 0 { try startOpenBucket() }
+    if steps == 0 { try checkLayout() }
     let t0 = clock.now
     for i in started.indices { try communicator.wait(&started[i].pending!) }
     let waited = (clock.now - t0).seconds
@@ -130,6 +131,22 @@ public final class GradientReducer {
     mpiSeconds += (clock.now - t0).seconds
     started.append(bucket)
     open = Bucket()
+  }
+
+  /// Throws unless every rank put the same gradients at the same places of the same buckets (the
+  /// backward pass announces them in one order on every rank; this proves it once).
+  private func checkLayout() throws {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for (k, bucket) in started.enumerated() {
+      for m in bucket.members {
+        for v in [k, m.index, m.offset, m.count] { h = (h ^ UInt64(truncatingIfNeeded: v)) &* 0x0000_0100_0000_01B3 }
+      }
+    }
+    var extremes = [h, ~h]
+    try communicator.allreduce(&extremes, .max)
+    guard extremes[0] == h, ~extremes[1] == h else {
+      throw DistributedError.replicasDiffer("the ranks' gradients are laid out in different all-reduce buckets")
+    }
   }
 
   /// Lets MPI move the started reductions on (non-blocking MPI progresses only inside MPI calls).

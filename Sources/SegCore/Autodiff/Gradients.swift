@@ -129,7 +129,10 @@ private struct GradientReadiness {
 
   /// `n` has run its VJP: announces the targets it was the last reader of.
   mutating func visited(_ n: Node, _ cotangents: [Int: Tensor]) throws {
-    for id in Set(n.inputs.map(\.id)) {
+    // In input order (not a Set's, which differs between processes): data-parallel ranks must
+    // hear of the gradients in one order.
+    var seen = Set<Int>()
+    for id in n.inputs.map(\.id) where seen.insert(id).inserted {
       guard let left = readers[id] else { continue }
       if left == 1 {
         readers[id] = nil

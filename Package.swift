@@ -72,7 +72,7 @@ let package = Package(
     .testTarget(
       name: "SegExportTests", dependencies: ["SegCore", "SegCPU", "SegNN", "SegData", "SegTrain", "SegExport", "SegTestSupport"]),
     .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
-    .testTarget(name: "SegDistributedTests", dependencies: ["SegDistributed", "SegCore", "SegData", "SegTrain"]),
+    .testTarget(name: "SegDistributedTests", dependencies: ["SegDistributed", "SegCore", "SegData", "SegTrain", "unet"]),
   ],
   swiftLanguageModes: [.v6]
 )

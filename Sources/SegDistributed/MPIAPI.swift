@@ -29,9 +29,9 @@ final class MPILibrary: MPISymbolSource, @unchecked Sendable {
   let soname: String
   private let handle: UnsafeMutableRawPointer
 
-  /// Opens the first of `sonames` the dynamic loader finds (UNET_MPI_LIBRARY names a file to try first).
+  /// Opens the first of `sonames` the dynamic loader finds, or only the file UNET_MPI_LIBRARY names.
   init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-    let names = (environment["UNET_MPI_LIBRARY"].map { [$0] } ?? []) + Self.sonames
+    let names = environment["UNET_MPI_LIBRARY"].map { [$0] } ?? Self.sonames
     var reasons: [String] = []
     for name in names {
       if let h = dlopen(name, RTLD_NOW | RTLD_GLOBAL) {

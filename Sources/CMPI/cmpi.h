@@ -51,6 +51,7 @@ typedef int (*cmpi_MPI_Iallreduce_fn)(const void *sendbuf, void *recvbuf, int co
                                       cmpi_Comm comm, cmpi_Request *request);
 typedef int (*cmpi_MPI_Bcast_fn)(void *buffer, int count, cmpi_Datatype datatype, int root, cmpi_Comm comm);
 typedef int (*cmpi_MPI_Barrier_fn)(cmpi_Comm comm);
+typedef int (*cmpi_MPI_Ibarrier_fn)(cmpi_Comm comm, cmpi_Request *request);
 typedef int (*cmpi_MPI_Test_fn)(cmpi_Request *request, int *flag, cmpi_Status *status);
 typedef int (*cmpi_MPI_Wait_fn)(cmpi_Request *request, cmpi_Status *status);
 typedef int (*cmpi_MPI_Error_string_fn)(int errorcode, char *string, int *resultlen);

@@ -120,6 +120,19 @@ public final class Communicator: @unchecked Sendable {
   /// Returns once every rank has called it.
   public func barrier() throws { try api.check(api.barrier(api.commWorld), "MPI_Barrier") }
 
+  /// Returns once every rank has called it, sleeping between polls rather than spinning, so that a
+  /// rank waiting here leaves its core to the others (MPI's own waits spin).
+  public func idleBarrier(poll: Duration = .milliseconds(10)) throws {
+    var request: cmpi_Request? = nil
+    try api.check(api.ibarrier(api.commWorld, &request), "MPI_Ibarrier")
+    var flag: Int32 = 0
+    while true {
+      try api.check(api.test(&request, &flag, nil), "MPI_Test")
+      if flag != 0 { return }
+      Thread.sleep(forTimeInterval: Double(poll.components.attoseconds) * 1e-18 + Double(poll.components.seconds))
+    }
+  }
+
   // MARK: - Ending
 
   /// Ends every process of the job with `code` (MPI_Abort): what a failing rank does after printing

@@ -70,6 +70,7 @@ struct MPIAPI: @unchecked Sendable {
   let iallreduce: cmpi_MPI_Iallreduce_fn
   let bcast: cmpi_MPI_Bcast_fn
   let barrier: cmpi_MPI_Barrier_fn
+  let ibarrier: cmpi_MPI_Ibarrier_fn
   let test: cmpi_MPI_Test_fn
   let wait: cmpi_MPI_Wait_fn
   let errorString: cmpi_MPI_Error_string_fn
@@ -84,7 +85,7 @@ struct MPIAPI: @unchecked Sendable {
   /// The functions our declarations name, as mpi.h spells them.
   static let functions = [
     "MPI_Init_thread", "MPI_Initialized", "MPI_Finalized", "MPI_Finalize", "MPI_Abort", "MPI_Comm_rank", "MPI_Comm_size",
-    "MPI_Comm_split_type", "MPI_Comm_free", "MPI_Allreduce", "MPI_Iallreduce", "MPI_Bcast", "MPI_Barrier", "MPI_Test",
+    "MPI_Comm_split_type", "MPI_Comm_free", "MPI_Allreduce", "MPI_Iallreduce", "MPI_Bcast", "MPI_Barrier", "MPI_Ibarrier", "MPI_Test",
     "MPI_Wait", "MPI_Error_string",
   ]
   /// Each predefined handle we use and the Open MPI global whose address it is.
@@ -108,6 +109,7 @@ struct MPIAPI: @unchecked Sendable {
     iallreduce = try s.function("MPI_Iallreduce")
     bcast = try s.function("MPI_Bcast")
     barrier = try s.function("MPI_Barrier")
+    ibarrier = try s.function("MPI_Ibarrier")
     test = try s.function("MPI_Test")
     wait = try s.function("MPI_Wait")
     errorString = try s.function("MPI_Error_string")

@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegDistributed
 import SegNN
 
 // MARK: - Options
@@ -174,10 +175,11 @@ public enum Benchmark {
   /// A training step is `Trainer.step` (forward, loss, gradients, Adam), or `CompiledTrainer.step`
   /// with `options.compile`; an inference step is forward + softmax without gradients (compiled
   /// likewise), downloaded to the host. `profiler`, when given, records
-  /// the timed steps only. `progress(done, total)` follows every step.
+  /// the timed steps only. `progress(done, total)` follows every step. With `reducer`, training
+  /// steps average their gradients over its ranks (`DataParallelBenchmark`).
   public static func run(
     config: UNetConfig, options: BenchmarkOptions, backend: any Backend, profiler: OpProfiler? = nil,
-    progress: ((Int, Int) -> Void)? = nil
+    progress: ((Int, Int) -> Void)? = nil, reducer: GradientReducer? = nil
   ) throws -> BenchmarkResult {
     try options.validate()
     try config.validate()
@@ -199,6 +201,7 @@ public enum Benchmark {
     let trainer = options.compile != nil
       ? CompiledTrainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
       : Trainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
+    trainer.reducer = reducer
     let step: () throws -> Void
     switch (options.mode, options.compile) {
     case (.train, _): step = { _ = try trainer.step(images: images, targets: targets) }

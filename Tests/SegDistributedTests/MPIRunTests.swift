@@ -119,6 +119,13 @@ struct MPIRunTests {
     let c = try Checkpoint.load(from: root.appendingPathComponent("initial/checkpoint.safetensors"))
     #expect(c.weights.contains { name, w in w.floats != b.weights[name]!.floats })
 
+    // Two ranks share the evaluation's images and report what one process reports.
+    let evalArgs = ["evaluate", "--data-dir", data, "--model-dir", root.appendingPathComponent("one").path]
+    let evalTwo = try MPIRun.unet(ranks: 2, evalArgs + ["--output", root.appendingPathComponent("two.json").path])
+    let evalOne = try MPIRun.run(MPIRun.unet.path, evalArgs + ["--output", root.appendingPathComponent("one.json").path])
+    try #require(evalTwo.status == 0 && evalOne.status == 0, "\(evalTwo.output)\n\(evalOne.output)")
+    #expect(try Data(contentsOf: root.appendingPathComponent("two.json")) == Data(contentsOf: root.appendingPathComponent("one.json")))
+
     // The two ranks' checkpoint resumes on one process.
     let resumed = try MPIRun.run(MPIRun.unet.path, common.map { $0 == "10" ? "12" : $0 }
       + ["--batch-size", "2", "--resume-training", "--model-dir", root.appendingPathComponent("two").path])
@@ -149,5 +156,71 @@ struct MPIRunTests {
     #expect(result.status != 0)
     #expect(result.seconds < 60, "the job took \(result.seconds) s to end")
     #expect(result.output.contains("[rank 1 of 2]") && result.output.contains("slice-0.png"), "\(result.output)")
+  }
+}
+
+// MARK: - A killed rank
+
+@Suite(.serialized, .enabled(if: MPIRun.missing == nil, Comment(rawValue: MPIRun.missing ?? "")))
+struct MPIKilledRankTests {
+  /// The processes of `parent`'s tree whose environment says they are rank `rank`.
+  static func rankProcess(_ rank: Int, under parent: Int32) -> Int32? {
+    let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+    func parentOf(_ pid: Int32) -> Int32? {
+      guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")") else { return nil }
+      return stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap { Int32($0) }
+    }
+    func descends(_ pid: Int32) -> Bool {
+      var p = pid
+      for _ in 0..<8 {
+        guard let q = parentOf(p) else { return false }
+        if q == parent { return true }
+        p = q
+      }
+      return false
+    }
+    return pids.first { pid in
+      guard descends(pid), let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+      return env.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=\(rank)" }
+        && ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").hasPrefix("unet")
+    }
+  }
+
+  /// SIGKILL to rank 1 in the middle of training ends the job within seconds, non-zero, and the
+  /// checkpoint rank 0 saved last is whole.
+  @Test func aKilledRankEndsTheJob() throws {
+    let root = try MPIRun.folder()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let model = root.appendingPathComponent("model")
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: MPIRun.mpirun!)
+    p.arguments = ["-np", "2", "--oversubscribe", MPIRun.unet.path, "train", "--exec-mode", "train", "--max-steps", "100000",
+                   "--checkpoint-every", "1", "--model-dir", model.path] + tinyModel
+    p.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
+    let log = root.appendingPathComponent("log")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: log)
+    (p.standardOutput, p.standardError) = (handle, handle)
+    try p.run()
+    defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+    // Wait for a saved checkpoint, then for rank 1.
+    let checkpoint = model.appendingPathComponent("checkpoint.safetensors")
+    let start = Date()
+    while !FileManager.default.fileExists(atPath: checkpoint.path), p.isRunning, Date().timeIntervalSince(start) < 240 {
+      Thread.sleep(forTimeInterval: 0.2)
+    }
+    try #require(p.isRunning, "the job ended before a checkpoint was saved: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self))")
+    let victim = try #require(Self.rankProcess(1, under: p.processIdentifier), "rank 1's process not found")
+    kill(victim, SIGKILL)
+    let killed = Date()
+    while p.isRunning, Date().timeIntervalSince(killed) < 60 { Thread.sleep(forTimeInterval: 0.1) }
+    let output = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
+    #expect(!p.isRunning, "the job still ran 60 s after rank 1 was killed:\n\(output)")
+    p.waitUntilExit()
+    #expect(p.terminationStatus != 0)
+    #expect(Date().timeIntervalSince(killed) < 30, "the job took \(Date().timeIntervalSince(killed)) s to end")
+    let saved = try Checkpoint.load(from: checkpoint)
+    #expect(saved.step >= 1, "\(output)")
   }
 }

@@ -34,6 +34,8 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
   /// The 1, 5 and 15 minute load averages at the end (the machine may be shared).
   public let loadAverage: [Double]
   public let gitCommit: String
+  /// The processor's model name and the widest vector ISA its flags show (/proc/cpuinfo).
+  public var processor = DataParallelBenchmark.processor()
 
   /// The speed-up of all ranks over one.
   public var speedup: Double { globalThroughput / max(singleThroughput, 1e-12) }
@@ -46,6 +48,7 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
     case singleThroughput = "single_throughput", globalThroughput = "global_throughput", scalingEfficiency = "scaling_efficiency"
     case waitMSPerStep = "communication_wait_ms_per_step", largestWaitMSPerStep = "largest_rank_communication_wait_ms_per_step"
     case mpiMSPerStep = "mpi_ms_per_step", loadAverage = "load_average", gitCommit = "git_commit"
+    case processor, isa
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -70,6 +73,8 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
     try c.encode(mpiMSPerStep, forKey: .mpiMSPerStep)
     try c.encode(loadAverage, forKey: .loadAverage)
     try c.encode(gitCommit, forKey: .gitCommit)
+    try c.encode(processor.name, forKey: .processor)
+    try c.encode(processor.isa, forKey: .isa)
   }
 
   /// A text table of the comparison.
@@ -77,6 +82,7 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
     let mean = { (xs: [Double]) in 1000 * xs.reduce(0, +) / Double(max(xs.count, 1)) }
     let rows: [(String, String)] = [
       ("setting", "\(inputSize)->\(outputSize), batch \(batchSize) per rank, \(threadsPerRank) thread(s) per rank, \(deviceName)"),
+      ("processor", "\(processor.name) (\(processor.isa))"),
       ("1 rank", String(format: "%.4f img/s, step %.0f ms", singleThroughput, mean(singleStepSeconds))),
       ("\(ranks) ranks", String(format: "%.4f img/s global, step %.0f ms (slowest rank)", globalThroughput, mean(parallelStepSeconds))),
       ("speed-up", String(format: "%.3fx (scaling efficiency %.1f%%)", speedup, 100 * scalingEfficiency)),
@@ -97,6 +103,18 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
 /// `options.warmupSteps` untimed). Both models start from the same weights on one synthetic
 /// batch. Every rank must call it; every rank gets the result.
 public enum DataParallelBenchmark {
+  /// The processor's model name and its widest vector ISA (avx512f, avx2, avx, sse4_2, neon...).
+  public static func processor() -> (name: String, isa: String) {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    func field(_ key: String) -> String? {
+      info.split(separator: "\n").first { $0.hasPrefix(key) }.flatMap { $0.split(separator: ":", maxSplits: 1).last }
+        .map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+    let flags = Set((field("flags") ?? field("Features") ?? "").split(separator: " ").map(String.init))
+    let isa = ["avx512f", "avx2", "avx", "sse4_2", "asimd"].first { flags.contains($0) } ?? "unknown"
+    return (field("model name") ?? "unknown", isa)
+  }
+
   public static func run(
     config: UNetConfig, options: BenchmarkOptions, backend: any Backend, communicator: Communicator, bucketMegabytes: Double = 25,
     progress: ((Int, Int) -> Void)? = nil

@@ -114,7 +114,7 @@ func runDataParallelBenchmark(_ options: BenchmarkOptions, config: UNetConfig, d
   let backend = try device.backend(precision: options.precision)
   let parallel = try DataParallel(communicator: world)
   if world.isRoot {
-    print("unet: data-parallel benchmark on \(world.size) ranks, batch \(options.batchSize) per rank, tile \(config.inputSize)->\(config.outputSize), on \(backend.name): rank 0 alone for \(options.steps) steps, then all ranks (the first \(options.warmupSteps) of each untimed)")
+    print("unet: data-parallel benchmark on \(world.size) ranks, batch \(options.batchSize) per rank, tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.steps) rounds of one step of rank 0 alone then one of all ranks (the first \(options.warmupSteps) untimed)")
   }
   let result = try DataParallelBenchmark.run(config: config, options: options, backend: backend, communicator: world,
                                              bucketMegabytes: parallel.bucketMegabytes)

@@ -13,6 +13,8 @@ public final class Communicator: @unchecked Sendable {
   public let size: Int
   /// This process's rank among those on its node (the GPU it takes).
   public let localRank: Int
+  /// The ranks on this process's node (they share its memory).
+  public let localSize: Int
   /// How the processes were started.
   public let launch: LaunchEnvironment
   let api: MPIAPI
@@ -36,10 +38,11 @@ public final class Communicator: @unchecked Sendable {
     // The ranks sharing this node's memory, in world order: this one's place among them.
     var node: cmpi_Comm? = nil
     try api.check(api.commSplitType(api.commWorld, CMPI_COMM_TYPE_SHARED, r, api.infoNull, &node), "MPI_Comm_split_type")
-    var local: Int32 = 0
+    var local: Int32 = 0, localCount: Int32 = 0
     try api.check(api.commRank(node, &local), "MPI_Comm_rank (node)")
+    try api.check(api.commSize(node, &localCount), "MPI_Comm_size (node)")
     try api.check(api.commFree(&node), "MPI_Comm_free")
-    localRank = Int(local)
+    (localRank, localSize) = (Int(local), Int(localCount))
     guard size == launch.size else {
       throw DistributedError.sizeMismatch(launcher: launch.launcher, expected: launch.size, actual: size)
     }

@@ -181,7 +181,10 @@ public final class Runner {
     if let free = deviceMemoryFree?() {
       try need.check(available: free, what: "free memory on \(backend.name)")
     } else if let available = AvailableMemory.host() {
-      try need.check(available: available, what: "available host memory (MemAvailable in /proc/meminfo)")
+      // The ranks on this node share its memory.
+      let ranks = parallel?.communicator.localSize ?? 1
+      try need.check(available: available / ranks, what: ranks == 1 ? "available host memory (MemAvailable in /proc/meminfo)"
+        : "this rank's share (1/\(ranks)) of the available host memory (MemAvailable in /proc/meminfo)")
     }
   }
 

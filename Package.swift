@@ -23,6 +23,8 @@ let package = Package(
     .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
     // Our own declarations of the CUDA entry points, filled by dlsym: nothing CUDA is needed to build.
     .systemLibrary(name: "CCUDA", path: "Sources/CCUDA"),
+    // Our own declarations of the Open MPI entry points, filled by dlsym: nothing MPI is needed to build.
+    .systemLibrary(name: "CMPI", path: "Sources/CMPI"),
     // mremap(2), which Swift cannot call directly (variadic).
     .systemLibrary(name: "CHostMemory", path: "Sources/CHostMemory"),
 
@@ -32,9 +34,11 @@ let package = Package(
     .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),
+    // Data-parallel training across processes: MPI loaded at run time, the gradient all-reduce.
+    .target(name: "SegDistributed", dependencies: ["SegCore", "CMPI"]),
     .target(
       name: "SegTrain",
-      dependencies: ["SegCore", "SegNN", "SegData", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+      dependencies: ["SegCore", "SegNN", "SegData", "SegDistributed", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // The trained U-Net as an ONNX model.
     .target(name: "SegExport", dependencies: ["SegCore", "SegNN", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // Backend conformance and the training comparison of `unet doctor --check`, for any backend.
@@ -44,7 +48,7 @@ let package = Package(
     .executableTarget(
       name: "unet",
       dependencies: [
-        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain", "SegCheck", "SegExport",
+        "SegCore", "SegCPU", "SegCUDA", "SegNN", "SegData", "SegTrain", "SegCheck", "SegExport", "SegDistributed",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
 
@@ -69,6 +73,7 @@ let package = Package(
     .testTarget(
       name: "SegExportTests", dependencies: ["SegCore", "SegCPU", "SegNN", "SegData", "SegTrain", "SegExport", "SegTestSupport"]),
     .testTarget(name: "UNetCLITests", dependencies: ["unet", "SegData"]),
+    .testTarget(name: "SegDistributedTests", dependencies: ["SegDistributed", "SegCore", "SegData", "SegTrain", "unet"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -42,6 +42,9 @@ apt_install() {
 }
 
 apt_install libdnnl-dev libtiff-dev libpng-dev pkg-config
+# Open MPI: `mpirun -np N unet train` trains data-parallel (libmpi is loaded at run time, so the
+# build does not need it; its tests check our declarations against mpi.h and run mpirun).
+apt_install openmpi-bin libopenmpi-dev
 
 if ! command -v swift >/dev/null; then
   fail "Swift 6 is not on PATH; install it from swift.org, then run this again"

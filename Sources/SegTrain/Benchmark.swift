@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegDistributed
 import SegNN
 
 // MARK: - Options
@@ -174,10 +175,11 @@ public enum Benchmark {
   /// A training step is `Trainer.step` (forward, loss, gradients, Adam), or `CompiledTrainer.step`
   /// with `options.compile`; an inference step is forward + softmax without gradients (compiled
   /// likewise), downloaded to the host. `profiler`, when given, records
-  /// the timed steps only. `progress(done, total)` follows every step.
+  /// the timed steps only. `progress(done, total)` follows every step. With `reducer`, training
+  /// steps average their gradients over its ranks (`DataParallelBenchmark`).
   public static func run(
     config: UNetConfig, options: BenchmarkOptions, backend: any Backend, profiler: OpProfiler? = nil,
-    progress: ((Int, Int) -> Void)? = nil
+    progress: ((Int, Int) -> Void)? = nil, reducer: GradientReducer? = nil
   ) throws -> BenchmarkResult {
     try options.validate()
     try config.validate()
@@ -185,12 +187,7 @@ public enum Benchmark {
     let policy = PrecisionPolicy(options.precision, on: backend)
     let model = try UNet(config: config, seed: options.seed, on: backend)
     model.computeType = policy.computeType
-    // The batch only needs to be reproducible, not of any distribution.
-    var random = SplitMix64(seed: options.seed)
-    let images = try Tensor(shape: [n, s, s, c], floats: (0..<n * s * s * c).map { _ in random.nextUnitFloat() }, on: backend)
-    var oneHot = [Float](repeating: 0, count: n * o * o * k)
-    for p in 0..<n * o * o { oneHot[p * k + Int(random.next() % UInt64(k))] = 1 }
-    let targets = try Tensor(shape: [n, o, o, k], floats: oneHot, on: backend)
+    let (images, targets) = try syntheticBatch(config: config, batchSize: n, seed: options.seed, on: backend)
 
     var training = TrainingOptions()
     (training.batchSize, training.seed, training.learningRate, training.compile) = (n, options.seed, options.learningRate, options.compile)
@@ -199,6 +196,7 @@ public enum Benchmark {
     let trainer = options.compile != nil
       ? CompiledTrainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
       : Trainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
+    trainer.reducer = reducer
     let step: () throws -> Void
     switch (options.mode, options.compile) {
     case (.train, _): step = { _ = try trainer.step(images: images, targets: targets) }
@@ -243,6 +241,17 @@ public enum Benchmark {
     return BenchmarkResult(stepSeconds: seconds, flopsPerStep: options.mode == .train ? 3 * forward : forward,
                            peakRSSMB: peakRSSMegabytes() ?? 0,
                            peakDeviceMB: backend.peakMemoryBytes.map { Double($0) / 1_048_576 }, config: environment)
+  }
+
+  /// The benchmark's batch: images [N,S,S,C] uniform in [0, 1) and random one-hot targets
+  /// [N,S',S',K] from `seed` (reproducible, not of any distribution).
+  static func syntheticBatch(config: UNetConfig, batchSize n: Int, seed: UInt64, on backend: any Backend) throws -> (Tensor, Tensor) {
+    let s = config.inputSize, o = config.outputSize, c = config.inputChannels, k = config.classes
+    var random = SplitMix64(seed: seed)
+    let images = try Tensor(shape: [n, s, s, c], floats: (0..<n * s * s * c).map { _ in random.nextUnitFloat() }, on: backend)
+    var oneHot = [Float](repeating: 0, count: n * o * o * k)
+    for p in 0..<n * o * o { oneHot[p * k + Int(random.next() % UInt64(k))] = 1 }
+    return (images, try Tensor(shape: [n, o, o, k], floats: oneHot, on: backend))
   }
 
   // MARK: - Statistics

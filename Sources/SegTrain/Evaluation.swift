@@ -55,6 +55,36 @@ public struct EvaluationAccumulator: Sendable {
       softDice: softDice, crossEntropy: ce / Double(max(truth.count, 1))))
   }
 
+  // MARK: - Merging ranks' images
+
+  /// The sums of the one image added, as numbers a data-parallel evaluation adds up over ranks:
+  /// soft Dice, cross-entropy summed over pixels, pixels, then the K x K confusion counts.
+  var imageSums: [Double] {
+    [softDiceSum, ceSum, Double(pixels)] + confusion.counts.map(Double.init)
+  }
+
+  /// Adds an image scored elsewhere from its `imageSums`.
+  mutating func add(name: String, sums: [Double]) throws {
+    let k = classes
+    var predicted: [Int32] = [], truth: [Int32] = []
+    for t in 0..<k {
+      for p in 0..<k {
+        let n = Int(sums[3 + t * k + p])
+        predicted += repeatElement(Int32(p), count: n)
+        truth += repeatElement(Int32(t), count: n)
+      }
+    }
+    let image = try ConfusionMatrix(predicted: predicted, truth: truth, classes: k)
+    let imagePixels = Int(sums[2])
+    softDiceSum += sums[0]
+    ceSum += sums[1]
+    pixels += imagePixels
+    confusion = try confusion + image
+    perImage.append(ImageEvaluation(
+      name: name, index: perImage.count, scores: SegmentationScores(confusion: image), softDice: sums[0],
+      crossEntropy: sums[1] / Double(max(imagePixels, 1))))
+  }
+
   /// The scores of the images added so far.
   public var report: EvaluationReport {
     EvaluationReport(

@@ -1,6 +1,7 @@
 import Foundation
 import SegCore
 import SegData
+import SegDistributed
 import SegNN
 
 // MARK: - Runner
@@ -21,6 +22,10 @@ public final class Runner {
   let say: (String) -> Void
   private let extraCallbacks: [any TrainingCallback]
   private let deviceMemoryFree: (() -> Int?)?
+  /// The ranks of a data-parallel run; nil runs alone.
+  public let parallel: DataParallel?
+  /// Whether this process writes files and prints: alone, or rank 0.
+  var isRoot: Bool { parallel?.communicator.isRoot ?? true }
 
   /// A run of `settings` on `backend` in `precision` (`PrecisionPolicy(settings.precision, on:
   /// backend)`), with `callbacks` told of it after the logging ones and before the evaluator and
@@ -28,14 +33,17 @@ public final class Runner {
   /// it a training step must fit in the host's available memory.
   public init(
     settings: RunSettings, backend: any Backend, precision: PrecisionPolicy, say: @escaping (String) -> Void,
-    callbacks: [any TrainingCallback] = [], deviceMemoryFree: (() -> Int?)? = nil
+    callbacks: [any TrainingCallback] = [], deviceMemoryFree: (() -> Int?)? = nil, parallel: DataParallel? = nil
   ) {
     self.deviceMemoryFree = deviceMemoryFree
     self.settings = settings
     self.backend = backend
     self.precision = precision
-    self.say = say
-    extraCallbacks = callbacks
+    self.parallel = parallel
+    // Only rank 0 prints, logs, draws progress and saves; the others train and evaluate silently.
+    let root = parallel?.communicator.isRoot ?? true
+    self.say = root ? say : { _ in }
+    extraCallbacks = root ? callbacks : []
   }
 
   /// Runs the mode; returns the last evaluation, if any.
@@ -43,13 +51,27 @@ public final class Runner {
   public func run() throws -> EvaluationReport? {
     let s = settings
     let evaluator = PeriodicEvaluator(every: s.evaluateEvery, batchSize: s.training.batchSize, window: s.window)
-    var list: [any TrainingCallback] = [ConsoleReporter(say: say)]
-    if let url = s.evaluationJSON { list.append(EvaluationJSONWriter(url: url)) }
-    if let url = s.logFile { list.append(DLLoggerCallback(url: url)) }
+    evaluator.communicator = parallel?.communicator
+    var list: [any TrainingCallback] = isRoot ? [ConsoleReporter(say: say)] : []
+    if isRoot, let url = s.evaluationJSON { list.append(EvaluationJSONWriter(url: url)) }
+    if isRoot, let url = s.logFile { list.append(DLLoggerCallback(url: url)) }
     list += extraCallbacks
     let policy = CheckpointPolicy(settings: s)
-    list += [evaluator, Checkpointer(policy: policy, precision: precision.requested),
-             SignalStopper(policy: policy, precision: precision.requested)] as [any TrainingCallback]
+    list.append(evaluator)
+    if isRoot { list.append(Checkpointer(policy: policy, precision: precision.requested)) }
+    let stopper = SignalStopper(policy: policy, precision: precision.requested)
+    if let parallel {
+      stopper.saves = isRoot
+      stopper.agreement = { [communicator = parallel.communicator] own in
+        var flag = [own ? 1.0 : 0]
+        try communicator.allreduce(&flag, .max)
+        return flag[0] != 0
+      }
+      if parallel.checkEvery > 0 {
+        list.append(ReplicaCheck(every: parallel.checkEvery, communicator: parallel.communicator, say: say))
+      }
+    }
+    list.append(stopper)
     let callbacks = TrainingCallbacks(list)
     try callbacks.scope { try runModes(callbacks: callbacks, evaluator: evaluator) }
     try callbacks.each { try $0.runEnded() }
@@ -61,14 +83,17 @@ public final class Runner {
     if let note = precision.note(training: s.mode.trains) { say("unet: " + note) }
     let policy = CheckpointPolicy(settings: s)
     let checkpoint = try policy.existing()
-    // Training holds the model directory until every mode is done (its last save included).
+    // Training holds the model directory until every mode is done (its last save included); in a
+    // data-parallel run rank 0 alone writes there, so it alone holds it.
     var lock: ModelDirectoryLock?
     defer { lock?.release() }
     if s.mode.trains {
-      let prepared = try policy.prepareDirectory()
-      lock = prepared.lock
-      for (path, bytes) in prepared.removed {
-        say("unet: removed \(path) (\(Runner.describeSize(bytes))), a temporary file of a run that stopped while saving")
+      if isRoot {
+        let prepared = try policy.prepareDirectory()
+        lock = prepared.lock
+        for (path, bytes) in prepared.removed {
+          say("unet: removed \(path) (\(Runner.describeSize(bytes))), a temporary file of a run that stopped while saving")
+        }
       }
       if s.resume, checkpoint == nil, let url = s.checkpointURL {
         say("unet: nothing to resume: no checkpoint at \(url.path) yet; training starts from step 0")
@@ -89,18 +114,24 @@ public final class Runner {
     let split = try source.split(data.train)
     try callbacks.each { try $0.runStarted(RunContext(settings: s, backendName: backend.name, precision: precision, validation: split.validation)) }
     let (model, optimizer) = try prepareModel(config: config, checkpoint: checkpoint)
+    var lossScale = checkpoint?.lossScale
+    if let parallel {
+      lossScale = try Replicas.broadcast(model, optimizer, lossScale: lossScale, over: parallel.communicator)
+      let h = try Replicas.verify(model, over: parallel.communicator, when: "after the broadcast from rank 0")
+      say("unet: \(parallel.communicator.size) ranks hold the same weights (checksum \(String(h, radix: 16)))")
+    }
 
     if s.mode.trains {
       try train(
-        model, optimizer, lossScale: checkpoint?.lossScale, augmentation: s.augmentation, resumed: checkpoint?.augmentation != nil,
+        model, optimizer, lossScale: lossScale, augmentation: s.augmentation, resumed: checkpoint?.augmentation != nil,
         on: split.train, validating: split.validation.count, callbacks: callbacks)
     }
     if s.mode.evaluates {
       let report = try evaluator.evaluate(model)
       try callbacks.evaluated(report, at: optimizer.step)
-      if let url = s.contactSheet { try drawContactSheet(report, of: evaluator.validation, model: model, to: url) }
+      if isRoot, let url = s.contactSheet { try drawContactSheet(report, of: evaluator.validation, model: model, to: url) }
     }
-    if s.mode.predicts {
+    if s.mode.predicts, isRoot {
       try predict(model, data: data)
     }
   }
@@ -137,6 +168,15 @@ public final class Runner {
     pipelineOptions.augmentation = augmentation.isEmpty ? nil : augmentation
     pipelineOptions.inputMode = s.inputMode
     pipelineOptions.workers = s.workers
+    if let parallel {
+      // Each rank reads its own share of every epoch; rank r's batch i is part of the run's batch i.
+      (pipelineOptions.rank, pipelineOptions.worldSize) = (parallel.communicator.rank, parallel.communicator.size)
+      if s.training.compile != nil {
+        throw DistributedError.unsupported(
+          "--xla (--compile) does not run with several processes yet: its replayed step has no point at which "
+            + "gradients are ready to reduce; train without it under mpirun")
+      }
+    }
     // Batch i depends only on (seed, i), so a resumed run sees what an uninterrupted one would.
     let pipeline = try TrainingPipeline(slices: slices, config: model.config, options: pipelineOptions, firstBatch: optimizer.step)
     defer { pipeline.stop() }
@@ -145,6 +185,12 @@ public final class Runner {
       on: backend, callbacks: callbacks)
     say("unet: \(describe(model)), on \(backend.name), \(precision); \(slices.count) training slices, \(validation) validation")
     if !augmentation.isEmpty { say("unet: augmentation: \(augmentation)" + (resumed ? " (the checkpoint's)" : "")) }
+    if let parallel {
+      let n = parallel.communicator.size
+      loop.trainer.reducer = GradientReducer(communicator: parallel.communicator, bucketMegabytes: parallel.bucketMegabytes)
+      say("unet: data-parallel on \(n) ranks: effective batch \(n) x \(s.training.batchSize) = \(n * s.training.batchSize) per update, "
+        + "learning rate \(s.training.learningRate) (gradients are averaged over the ranks; the rate is not scaled)")
+    }
     try loop.run()
     say(String(format: "unet: trained to step %ld in %.0f s", optimizer.step, loop.elapsedSeconds)
       + (loop.trainer.lossScaler.map { String(format: " (loss scale %.0f, %ld steps skipped)", $0.scale, $0.skippedSteps) } ?? "")
@@ -157,7 +203,10 @@ public final class Runner {
     if let free = deviceMemoryFree?() {
       try need.check(available: free, what: "free memory on \(backend.name)")
     } else if let available = AvailableMemory.host() {
-      try need.check(available: available, what: "available host memory (MemAvailable in /proc/meminfo)")
+      // The ranks on this node share its memory.
+      let ranks = parallel?.communicator.localSize ?? 1
+      try need.check(available: available / ranks, what: ranks == 1 ? "available host memory (MemAvailable in /proc/meminfo)"
+        : "this rank's share (1/\(ranks)) of the available host memory (MemAvailable in /proc/meminfo)")
     }
   }
 

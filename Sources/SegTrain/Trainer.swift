@@ -1,4 +1,5 @@
 import SegCore
+import SegDistributed
 import SegNN
 
 // MARK: - Training options
@@ -54,6 +55,9 @@ public class Trainer {
   public let options: TrainingOptions
   /// The dynamic loss scale; nil trains unscaled (fp32, tf32, bf16).
   public var lossScaler: LossScaler?
+  /// Averages the gradients, losses and the loss scaler's finite check over the processes of a
+  /// data-parallel run while the backward pass runs; nil trains alone.
+  public var reducer: GradientReducer?
 
   /// A trainer of `model` with `optimizer` (fresh, or restored from a checkpoint), scaling the
   /// loss with `lossScaler` when given.
@@ -72,7 +76,10 @@ public class Trainer {
     let params = model.parameters
     let stepIndex = UInt64(optimizer.step)
     // The dropout mask depends only on (seed, step), so a resumed run repeats an uninterrupted one.
-    let logits = try model(images, dropoutSeed: CounterRandom.mix(options.seed ^ CounterRandom.mix(stepIndex)))
+    // Each rank of a data-parallel run draws its own masks (rank 0's are a lone run's).
+    let rank = UInt64(reducer?.communicator.rank ?? 0)
+    let rankSalt = rank == 0 ? 0 : CounterRandom.mix(0xD207_0000_0000_0000 | rank)
+    let logits = try model(images, dropoutSeed: CounterRandom.mix(options.seed ^ CounterRandom.mix(stepIndex) ^ rankSalt))
     let parts = try segmentationLoss(logits: logits, targets: targets)
     let weights = params.map(\.value)
     let loss = try parts.total
@@ -80,12 +87,25 @@ public class Trainer {
     // the extra node; a power of two scales every rounding exactly.
     let scale = lossScaler?.scale ?? 1
     let seed = try lossScaler.map { try Tensor(repeating: $0.scale, shape: loss.shape, dtype: loss.dtype, on: loss.backend) }
-    let dataGradients = try gradients(of: loss, wrt: weights, seed: seed)
-    if loss.backend.multiTensorOptimizer, optimizer.usesFusedUpdate, weights.allSatisfy({ $0.dtype == .f32 }) {
+    let dataGradients: [Tensor]
+    var agreed: (finite: Bool, crossEntropy: Double, dice: Double)?
+    if let reducer {
+      reducer.begin(count: weights.count)
+      _ = try gradients(of: loss, wrt: weights, seed: seed, ready: reducer.ready)
+      let local = [try parts.crossEntropy.item(), try parts.dice.item()]
+      let reduced = try reducer.finish(checkFinite: lossScaler != nil, losses: local)
+      dataGradients = reduced.gradients
+      agreed = (reduced.finite, reduced.losses[0], reduced.losses[1])
+    } else {
+      dataGradients = try gradients(of: loss, wrt: weights, seed: seed)
+    }
+    // The fused update decides a loss-scaled step's skip on the device, from this rank's gradients
+    // alone: a data-parallel run takes the path below, whose finite flag all ranks agreed on.
+    if reducer == nil, loss.backend.multiTensorOptimizer, optimizer.usesFusedUpdate, weights.allSatisfy({ $0.dtype == .f32 }) {
       return try fusedUpdate(params, dataGradients, parts, scale: scale)
     }
     if var scaler = lossScaler {
-      let finite = try LossScaler.allFinite(dataGradients)
+      let finite = try agreed?.finite ?? LossScaler.allFinite(dataGradients)
       if !finite, scaler.scale <= LossScaler.minimumScale {
         throw SettingError(
           .precision,
@@ -94,7 +114,7 @@ public class Trainer {
       let apply = scaler.update(gradientsFinite: finite)
       lossScaler = scaler
       if !apply {
-        let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()
+        let ce = try agreed?.crossEntropy ?? parts.crossEntropy.item(), dice = try agreed?.dice ?? parts.dice.item()
         return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice, skipped: true)
       }
     }
@@ -107,7 +127,7 @@ public class Trainer {
        try zip(dataGradients, weights).map { g, w in try (scale == 1 ? g : g * (1 / scale)) + w * options.weightDecay })
     }
     try optimizer.update(params, gradients: grads)
-    let ce = try parts.crossEntropy.item(), dice = try parts.dice.item()
+    let ce = try agreed?.crossEntropy ?? parts.crossEntropy.item(), dice = try agreed?.dice ?? parts.dice.item()
     return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + penalty)
   }
 

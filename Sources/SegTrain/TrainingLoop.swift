@@ -158,7 +158,9 @@ public final class TrainingLoop {
     start = clock.now
     try callbacks.each { try $0.trainingStarted(self) }
     try trainer.train(nextBatch: { _ in try batches.next().tensors(on: backend) }) { step, metrics, window in
-      let rate = Double((step - firstStep) * options.batchSize) / max(elapsedSeconds, 1e-9)
+      // Every rank of a data-parallel run trains on its own batch: the run's rate is theirs summed.
+      let ranks = trainer.reducer?.communicator.size ?? 1
+      let rate = Double((step - firstStep) * options.batchSize * ranks) / max(elapsedSeconds, 1e-9)
       let event = StepEvent(step: step, maxSteps: options.maxSteps, metrics: metrics, window: window,
                             imagesPerSecond: rate, lossScaler: trainer.lossScaler)
       try callbacks.each { try $0.stepEnded(event, in: self) }

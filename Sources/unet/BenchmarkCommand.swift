@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegDistributed
 import SegCore
 import SegNN
 import SegTrain
@@ -74,6 +75,9 @@ func runBenchmark(
   _ options: BenchmarkOptions, model: ModelOptions, device: DeviceChoice, output: String?, logDir: String?, profile: Bool
 ) throws {
   let config = try model.config(embedded: false)
+  if let world = try Distributed.start(), world.size > 1 {
+    return try runDataParallelBenchmark(options, config: config, device: device.onLocalRank(world.localRank), world: world, output: output)
+  }
   let backend = try device.backend(precision: options.precision)
   let policy = PrecisionPolicy(options.precision, on: backend)
   if let note = policy.note(training: options.mode == .train) { print("unet: " + note) }
@@ -94,6 +98,28 @@ func runBenchmark(
   print(result.table())
   if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
   try logger?.log(step: [], data: result.logData)
+  if let output {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    do { try encoder.encode(result).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+      throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
+    }
+  }
+}
+
+/// `unet benchmark` under mpirun: rank 0 alone, then every rank with the gradient all-reduce;
+/// rank 0 prints the global throughput, the scaling efficiency and the time spent waiting on
+/// communication, and writes the JSON.
+func runDataParallelBenchmark(_ options: BenchmarkOptions, config: UNetConfig, device: DeviceChoice, world: Communicator, output: String?) throws {
+  let backend = try device.backend(precision: options.precision)
+  let parallel = try DataParallel(communicator: world)
+  if world.isRoot {
+    print("unet: data-parallel benchmark on \(world.size) ranks, batch \(options.batchSize) per rank, tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.steps) rounds of one step of rank 0 alone then one of all ranks (the first \(options.warmupSteps) untimed)")
+  }
+  let result = try DataParallelBenchmark.run(config: config, options: options, backend: backend, communicator: world,
+                                             bucketMegabytes: parallel.bucketMegabytes)
+  guard world.isRoot else { return }
+  print(result.table())
   if let output {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -23,6 +23,13 @@ struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
 
   init(_ kind: Kind) { self.kind = kind }
 
+  /// The device of a data-parallel rank: GPU N + its rank on the node (each rank its own GPU);
+  /// the CPU and the reference are shared.
+  func onLocalRank(_ localRank: Int) -> DeviceChoice {
+    guard case .cuda(let n) = kind else { return self }
+    return DeviceChoice(.cuda(n + localRank))
+  }
+
   var description: String {
     switch kind {
     case .cpu: return "cpu"

@@ -13,7 +13,8 @@ extension Setting {
     case .folds: return "--folds"
     case .workers: return "--workers"
     case .batches: return "--batches"
-    case .prefetch, .rank, .dropout: return nil
+    case .prefetch, .rank: return nil
+    case .dropout: return "--dropout"
     case .inputChannels: return "--input-channels"
     case .classes: return "--classes"
     case .baseFilters: return "--base-filters"

@@ -23,10 +23,12 @@ struct ModelOptions: ParsableArguments {
   var upconvKernel: Int?
   @Option(name: [.customLong("input-size"), .customLong("input_size")], parsing: .unconditional, help: "Side of the input tile (572; 96 without --data-dir).")
   var inputSize: Int?
+  @Option(parsing: .unconditional, help: "Dropout rate after the bottleneck's convs while training (0.5; 0 turns it off).")
+  var dropout: Double?
 
   /// True when any option was given.
   var given: Bool {
-    [inputChannels, classes, baseFilters, depth, upconvKernel, inputSize].contains { $0 != nil } || padding != nil
+    [inputChannels, classes, baseFilters, depth, upconvKernel, inputSize].contains { $0 != nil } || padding != nil || dropout != nil
   }
 
   /// The configuration, with the embedded model's defaults when `embedded`; a bad value throws
@@ -43,6 +45,7 @@ struct ModelOptions: ParsableArguments {
     c.padding = padding ?? c.padding
     c.upconvKernel = upconvKernel ?? c.upconvKernel
     c.inputSize = inputSize ?? c.inputSize
+    c.dropout = dropout ?? c.dropout
     try c.validate()
     return c
   }

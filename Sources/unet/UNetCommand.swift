@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegDistributed
 import SegTrain
 
 /// The command-line tool: train, evaluate and run U-Net segmentation models.
@@ -26,9 +27,18 @@ struct UNetCommand: ParsableCommand {
       }
       Self.exit(withError: error)
     }
-    do { try command.run() } catch let stopped as TrainingStopped {
-      FileHandle.standardError.write(Data("unet: \(stopped)\n".utf8))
+    do {
+      try command.run()
+      try Distributed.finish()
+    } catch let stopped as TrainingStopped {
+      // Every rank stopped after the same update (they agree each step): rank 0 saved and says so.
+      if Distributed.world?.isRoot ?? true { FileHandle.standardError.write(Data("unet: \(stopped)\n".utf8)) }
+      try? Distributed.finish()
       Self.exit(withError: ExitCode(128 + stopped.signal))
-    } catch { Self.exit(withError: commandLineError(error)) }
+    } catch {
+      // A failing rank names itself and ends the whole job, so that no other rank waits for it.
+      if Distributed.world != nil { Distributed.fail("Error: " + Self.message(for: commandLineError(error)), code: 1) }
+      Self.exit(withError: commandLineError(error))
+    }
   }
 }

@@ -12,7 +12,22 @@ enum Parallel {
   @TaskLocal static var threadLimit: Int? = nil
 
   /// Threads available to one loop.
-  static var threads: Int { max(1, threadLimit ?? ProcessInfo.processInfo.activeProcessorCount) }
+  static var threads: Int { max(1, threadLimit ?? processors) }
+
+  /// The processors this process may run on: its CPU affinity (a rank that `mpirun --bind-to core`
+  /// or `taskset` pinned to one core gets one thread), else the active processors.
+  static let processors: Int = {
+    // Cpus_allowed in /proc/self/status is the affinity mask in hex, in comma-separated words.
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+      let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+    {
+      let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+      let count = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+      if count > 0 { return min(count, ProcessInfo.processInfo.activeProcessorCount) }
+    }
+    return ProcessInfo.processInfo.activeProcessorCount
+  }()
+
 
   /// Runs `body` over contiguous subranges covering `0..<count`, in parallel when there is more
   /// than `grain` work items per thread. Subrange bounds are multiples of `align` (except the

@@ -10,11 +10,16 @@
 /// (unless the caller holds it), and the gradient nodes record nothing. A second call through a
 /// consumed node throws. With `keepGraph` the graph stays whole and the gradient nodes record
 /// their inputs, so that gradients can be taken again, or of the gradients.
+///
+/// `ready(i, g)`, when given, is called once per target as soon as its gradient `g` is final (the
+/// last node that reads target `i` has run its VJP), while the walk goes on: a data-parallel
+/// trainer starts reducing those gradients across processes while the rest are computed.
 public func gradients(
-  of output: Tensor, wrt targets: [Tensor], seed: Tensor? = nil, keepGraph: Bool = false
+  of output: Tensor, wrt targets: [Tensor], seed: Tensor? = nil, keepGraph: Bool = false,
+  ready: ((Int, Tensor) throws -> Void)? = nil
 ) throws -> [Tensor] {
-  if keepGraph { return try backward(output, targets, seed, consume: false) }
-  return try withoutGradients { try backward(output, targets, seed, consume: true) }
+  if keepGraph { return try backward(output, targets, seed, consume: false, ready: ready) }
+  return try withoutGradients { try backward(output, targets, seed, consume: true, ready: ready) }
 }
 
 /// The value of `f` at `xs` and its gradients with respect to each of `xs`; `f` must return a
@@ -28,7 +33,9 @@ public func valueAndGradients(
 
 // MARK: - The walk
 
-private func backward(_ output: Tensor, _ targets: [Tensor], _ seed: Tensor?, consume: Bool) throws -> [Tensor] {
+private func backward(
+  _ output: Tensor, _ targets: [Tensor], _ seed: Tensor?, consume: Bool, ready: ((Int, Tensor) throws -> Void)?
+) throws -> [Tensor] {
   let cotangentSeed: Tensor
   if let seed {
     guard seed.type == output.type, seed.backend === output.backend else {
@@ -59,17 +66,16 @@ private func backward(_ output: Tensor, _ targets: [Tensor], _ seed: Tensor?, co
   }
 
   var cotangents: [Int: Tensor] = [output.node.id: cotangentSeed]
-  // Consumers before producers; popping, so that a consumed node is referenced by nothing here
-  // once its turn is over. A node whose VJP is skipped is still consumed, so its inputs' values
-  // are freed as the walk passes.
-  while let n = pending.popLast() {
-    defer { if consume { n.consume() } }
-    guard leads.contains(n.id), let op = n.op, !n.inputs.isEmpty, let g = cotangents[n.id] else { continue }
+  var readiness = ready.map { GradientReadiness(targets: targets, nodes: pending, ready: $0) }
+  try readiness?.announceUnread(cotangents)
+  // The VJP of one node, adding its inputs' cotangents.
+  func visit(_ n: Node) throws {
+    guard leads.contains(n.id), let op = n.op, !n.inputs.isEmpty, let g = cotangents[n.id] else { return }
     // The VJP builds a cotangent only for inputs that lead to a target (not for an image, a label,
     // a constant); a node with none of those (a target made from constants) runs no VJP at all.
     let needed = n.inputs.map { leads.contains($0.id) }
     let asked = GradientWalk.buildsEveryCotangent ? needed.map { _ in true } : needed
-    guard asked.contains(true) else { continue }
+    guard asked.contains(true) else { return }
     let inputs = n.inputs.map(Tensor.init(node:))
     let inputGrads = try op.vjp(inputs, output: Tensor(node: n), cotangent: g, needed: asked)
     precondition(inputGrads.count == inputs.count, "\(op): vjp returned \(inputGrads.count) cotangents for \(inputs.count) inputs")
@@ -84,8 +90,64 @@ private func backward(_ output: Tensor, _ targets: [Tensor], _ seed: Tensor?, co
     if !targetIDs.contains(n.id) { cotangents[n.id] = nil }
   }
 
+  // Consumers before producers; popping, so that a consumed node is referenced by nothing here
+  // once its turn is over. A node whose VJP is skipped is still consumed, so its inputs' values
+  // are freed as the walk passes.
+  while let n = pending.popLast() {
+    defer { if consume { n.consume() } }
+    try visit(n)
+    try readiness?.visited(n, cotangents)
+  }
+
   return try targets.map {
     try cotangents[$0.node.id] ?? Tensor(repeating: 0, shape: $0.shape, dtype: $0.dtype, on: $0.backend)
+  }
+}
+
+/// Which targets' gradients are final as the walk goes: a target's is once every node on the walk
+/// that reads it has been visited.
+private struct GradientReadiness {
+  let targets: [Tensor]
+  let ready: (Int, Tensor) throws -> Void
+  /// Per target node id: the walk's nodes that read it and are not visited yet.
+  var readers: [Int: Int] = [:]
+  /// Target indices per target node id (a tensor may be asked for twice).
+  var indices: [Int: [Int]] = [:]
+
+  init(targets: [Tensor], nodes: [Node], ready: @escaping (Int, Tensor) throws -> Void) {
+    (self.targets, self.ready) = (targets, ready)
+    for (i, t) in targets.enumerated() { indices[t.node.id, default: []].append(i) }
+    for n in nodes {
+      for id in Set(n.inputs.map(\.id)) where indices[id] != nil { readers[id, default: 0] += 1 }
+    }
+  }
+
+  /// Announces the targets nothing on the walk reads (their gradient is zero, or the seed).
+  mutating func announceUnread(_ cotangents: [Int: Tensor]) throws {
+    for id in indices.keys.sorted() where readers[id] == nil { try announce(id, cotangents) }
+  }
+
+  /// `n` has run its VJP: announces the targets it was the last reader of.
+  mutating func visited(_ n: Node, _ cotangents: [Int: Tensor]) throws {
+    // In input order (not a Set's, which differs between processes): data-parallel ranks must
+    // hear of the gradients in one order.
+    var seen = Set<Int>()
+    for id in n.inputs.map(\.id) where seen.insert(id).inserted {
+      guard let left = readers[id] else { continue }
+      if left == 1 {
+        readers[id] = nil
+        try announce(id, cotangents)
+      } else {
+        readers[id] = left - 1
+      }
+    }
+  }
+
+  private func announce(_ id: Int, _ cotangents: [Int: Tensor]) throws {
+    for i in indices[id] ?? [] {
+      let t = targets[i]
+      try ready(i, cotangents[id] ?? Tensor(repeating: 0, shape: t.shape, dtype: t.dtype, on: t.backend))
+    }
   }
 }
 

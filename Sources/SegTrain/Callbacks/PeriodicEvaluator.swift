@@ -1,4 +1,5 @@
 import SegData
+import SegDistributed
 import SegNN
 
 // MARK: - Evaluation during training
@@ -17,6 +18,9 @@ public final class PeriodicEvaluator: TrainingCallback {
   public private(set) var validation: [LabelledSlice] = []
   /// The last report made.
   public private(set) var lastReport: EvaluationReport?
+  /// The ranks of a data-parallel run, which share the images and add up their scores; nil
+  /// evaluates every image here.
+  public var communicator: Communicator?
 
   /// An evaluator every `every` updates, predicting `batchSize` tiles at a time through `window`.
   public init(every: Int, batchSize: Int, window: SlidingWindow) {
@@ -32,7 +36,8 @@ public final class PeriodicEvaluator: TrainingCallback {
 
   /// The scores of `model` on the validation slices.
   public func evaluate(_ model: UNet) throws -> EvaluationReport {
-    let report = try SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window)
+    let report = try communicator.map { try SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window, over: $0) }
+      ?? SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window)
     lastReport = report
     return report
   }

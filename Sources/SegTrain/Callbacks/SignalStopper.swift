@@ -36,6 +36,12 @@ public final class SignalStopper: TrainingCallback, @unchecked Sendable {
   /// The run's augmentation, recorded in the checkpoint.
   private var augmentation: AugmentationOptions?
 
+  /// Whether this process saves (in a data-parallel run only rank 0 does).
+  public var saves = true
+  /// In a data-parallel run: whether any rank received a signal, told whether this one did (an
+  /// all-reduce every step), so that every rank stops after the same update; nil runs alone.
+  public var agreement: ((Bool) throws -> Bool)?
+
   /// A stopper saving where `policy` says, recording `precision` in the checkpoint.
   public init(policy: CheckpointPolicy, precision: Precision) { (self.policy, self.precision) = (policy, precision) }
 
@@ -57,8 +63,10 @@ public final class SignalStopper: TrainingCallback, @unchecked Sendable {
   }
 
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
-    guard let sig = requested else { return }
-    if !policy.savesAfter(step: event.step) {
+    let own = requested
+    guard try agreement.map({ try $0(own != nil) }) ?? (own != nil) else { return }
+    let sig = own ?? SIGTERM
+    if saves, !policy.savesAfter(step: event.step) {
       try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state, augmentation: augmentation)
     }
     restore()

@@ -63,6 +63,9 @@ public struct RunSettings {
   public var predictProbabilities = false
   /// Where evaluate writes its JSON report (mean_dice, mean_iou, soft_dice, per_image, ...).
   public var evaluationJSON: URL?
+  /// Records the first `steps` updates (weights, batches, dropout masks, losses) into
+  /// `directory` for a step-by-step comparison with another framework (`StepRecorder`).
+  public var dumpSteps: (directory: URL, steps: Int)?
   /// The embedded data set: labelled slices, their side, and unlabelled test slices.
   public var syntheticSlices = 15
   public var syntheticSize = 192

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Repeats in PyTorch the first steps that `unet train --dump-steps N:DIR` recorded, and compares.
 
-  python3 bench/golden_torch.py DIR [--rtol 1e-4] [--weights-rtol 1e-3] [--output FILE.json]
+  python3 bench/golden_torch.py DIR [--rtol 1e-4] [--weights-rtol 0.05] [--output FILE.json]
 
 DIR holds initial.safetensors (our initial weights and the run's config and hyper-parameters),
 step-NNNN.safetensors (each step's images, one-hot targets and the bottleneck's dropout mask, NHWC),
@@ -76,8 +76,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("record", help="the folder that unet train --dump-steps N:DIR wrote")
     p.add_argument("--rtol", type=float, default=1e-4, help="largest relative difference of a loss term (1e-4)")
-    p.add_argument("--weights-rtol", type=float, default=1e-3,
-                   help="largest |W_torch - W_ours| / |W_ours - W_initial| after the steps (1e-3)")
+    p.add_argument("--weights-rtol", type=float, default=0.05,
+                   help="largest |W_torch - W_ours| / |W_ours - W_initial| after the steps (0.05)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--output", help="also write the comparison as JSON")
     a = p.parse_args()

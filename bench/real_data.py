@@ -178,6 +178,15 @@ def build_ours(skip):
     return os.path.join(ROOT, ".build", "release", "unet")
 
 
+def thread_env(threads):
+    """The environment with `threads` for OpenMP (oneDNN) and our kernels' pools, as the peer's
+    torch.set_num_threads; waiting threads sleep rather than spin, which on a shared machine
+    otherwise burns the cores the other threads need."""
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"})
+    return env
+
+
 def run_ours(a, unet, py, root, seed, extra, work):
     model_dir = os.path.join(work, "model")
     pred_dir = os.path.join(work, "pred")
@@ -185,12 +194,12 @@ def run_ours(a, unet, py, root, seed, extra, work):
            *MODEL, "--batch-size", "4", "--max-steps", str(a.max_steps), "--learning-rate", str(a.learning_rate),
            "--seed", str(seed), "--log-every", "10", "--workers", "1", *(["--augment"] if a.augment else []), *extra]
     start = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=thread_env(a.threads)).stdout
     train_s = time.perf_counter() - start
     curve = [(int(m.group(1)), float(m.group(2))) for m in re.finditer(r"step (\d+): train_ce_loss ([0-9.eE+-]+)", out)]
     warned = "still on the class-prior plateau" in out
     subprocess.run([unet, "predict", "--model-dir", model_dir, "--input", os.path.join(root, "heldout", "images"),
-                    "--output", pred_dir], check=True, capture_output=True, text=True)
+                    "--output", pred_dir], check=True, capture_output=True, text=True, env=thread_env(a.threads))
     wall = time.perf_counter() - start
     dice, per_tile = score(py, root, pred_dir, "-mask.png")
     return {"dice": dice, "per_tile": per_tile, "curve": curve, "train_s": train_s, "wall_s": wall,
@@ -205,8 +214,8 @@ sys.path.insert(0, sys.argv[1])
 import numpy as np, torch
 from PIL import Image
 import torch_unet
-root, seed, steps, lr, augment, threads, init, pred_dir = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
-    float(sys.argv[5]), sys.argv[6] == "1", int(sys.argv[7]), sys.argv[8], sys.argv[9])
+root, seed, steps, lr, augment, threads, init, pred_dir, head_bias = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+    float(sys.argv[5]), sys.argv[6] == "1", int(sys.argv[7]), sys.argv[8], sys.argv[9], sys.argv[10])
 torch.set_num_threads(threads)
 torch.manual_seed(seed)
 def load(part, sub):
@@ -219,6 +228,11 @@ x_all = torch.from_numpy(images / 127.5 - 1)[:, None]
 y_all = torch.from_numpy((masks > 127).astype(np.int64))
 UNet, _ = torch_unet.build(torch, {"padding": "same", "depth": 4, "baseFilters": 16, "init": init})
 model = UNet()
+if head_bias == "prior":
+    # log of the class frequencies, as unet train --head-bias prior
+    f = float((y_all == 1).float().mean())
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([np.log(1 - f), np.log(f)]) - (np.log(1 - f) + np.log(f)) / 2)
 opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-7, weight_decay=5e-4)
 g = torch.Generator().manual_seed(seed)
 order, curve, window = [], [], []
@@ -259,8 +273,8 @@ print(json.dumps({"curve": curve, "train_s": train_s, "torch": torch.__version__
 def run_torch(a, py, root, seed, work):
     pred_dir = os.path.join(work, "pred")
     start = time.perf_counter()
-    out = subprocess.run([py, "-c", TORCH, HERE, root, str(seed), str(a.max_steps), str(a.learning_rate),
-                          "1" if a.augment else "0", str(a.threads), a.torch_init, pred_dir],
+    out = subprocess.run(env=thread_env(a.threads), args=[py, "-c", TORCH, HERE, root, str(seed), str(a.max_steps), str(a.learning_rate),
+                          "1" if a.augment else "0", str(a.threads), a.torch_init, pred_dir, a.torch_head_bias],
                          check=True, capture_output=True, text=True).stdout
     wall = time.perf_counter() - start
     r = json.loads(out.strip().splitlines()[-1])
@@ -301,9 +315,10 @@ def main():
     p.add_argument("--variant", action="append", default=[],
                    help="NAME=ARGS: a run of ours with these extra unet train flags (repeatable; default: one, 'ours', with none)")
     p.add_argument("--torch-init", default="glorot", choices=["glorot", "he"], help="the peer's kernels (glorot, as the reference)")
+    p.add_argument("--torch-head-bias", default="zero", choices=["zero", "prior"], help="the peer's head bias (zero, as the reference)")
     p.add_argument("--stall-after", type=int, default=100, help="steps after which a run still on the plateau is stalled")
     p.add_argument("--stall-tolerance", type=float, default=0.05)
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="the peer's torch threads (ours uses every core)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of both (torch.set_num_threads; OMP_NUM_THREADS for ours)")
     p.add_argument("--venv", default=os.path.join(CACHE, "bench-venv"))
     p.add_argument("--data-root", default=os.path.join(CACHE, "data", DATA_NAME))
     p.add_argument("--work", default=os.path.join(CACHE, "real-data-runs"))
@@ -326,7 +341,7 @@ def main():
             jobs += [(name, lambda s, w, extra=extra: run_ours(a, unet, py, a.data_root, s, shlex.split(extra), w))
                      for name, _, extra in variants]
         if "torch" in contestants:
-            jobs.append((f"torch-{a.torch_init}", lambda s, w: run_torch(a, py, a.data_root, s, w)))
+            jobs.append((f"torch-{a.torch_init}" + ("-prior" if a.torch_head_bias == "prior" else ""), lambda s, w: run_torch(a, py, a.data_root, s, w)))
         for name, job in jobs:
             work = os.path.join(a.work, f"{name}-seed{seed}")
             subprocess.run(["rm", "-rf", work], check=True)

@@ -46,6 +46,8 @@ public final class DLLoggerCallback: TrainingCallback {
       "learning_rate": .double(s.training.learningRate), "max_steps": .int(s.training.maxSteps),
       "weight_decay": .double(s.training.weightDecay), "fold": s.fold.map { .int($0) } ?? .null,
       "seed": .int(Int(truncatingIfNeeded: s.training.seed)), "augment": .bool(s.training.augment),
+      "init": .string(s.training.weightInitializer.rawValue), "head_bias": .string(s.training.headBias.rawValue),
+      "lr_warmup_steps": .int(s.training.learningRateWarmupSteps),
       "device": .string(run.backendName), "precision": .string(run.precision.requested.rawValue),
       "compute_precision": .string(run.precision.effective.rawValue),
     ]

@@ -21,9 +21,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 
-def build(torch):
-    """The model class, made after torch is imported (the threads must be set first)."""
+def build(torch, config=None):
+    """The model class, made after torch is imported (the threads must be set first). `config`
+    overrides the reference's shape and start (keys as UNetConfig's: inputChannels, classes,
+    baseFilters, depth, padding "valid"|"same", upconvKernel, dropout; and init "glorot"|"he")."""
     nn, F = torch.nn, torch.nn.functional
+    c = {"inputChannels": common.INPUT_CHANNELS, "classes": common.CLASSES, "baseFilters": common.BASE_FILTERS,
+         "depth": common.DEPTH, "padding": "valid", "upconvKernel": common.UPCONV_KERNEL, "dropout": common.DROPOUT,
+         "init": "glorot"}
+    c.update(config or {})
+    pad = 1 if c["padding"] == "same" else 0
+
+    def f(level):
+        return c["baseFilters"] << level
 
     class UpConv(nn.Module):
         """Transposed conv k x k, stride 2, TensorFlow 'same' ([N,C,H,W] -> [N,C',2H,2W]), ReLU.
@@ -41,38 +51,49 @@ def build(torch):
             return F.relu(self.conv(x)[..., : 2 * h, : 2 * w])
 
     def block(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3), nn.ReLU(inplace=True))
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=pad), nn.ReLU(inplace=True),
+                             nn.Conv2d(cout, cout, 3, padding=pad), nn.ReLU(inplace=True))
 
     def crop(t, side):
         off = (t.shape[-1] - side) // 2
         return t[..., off: off + side, off: off + side]
 
     class UNet(nn.Module):
-        """Input [N,1,S,S] -> logits [N,2,S',S'] (NCHW; channels-last is a memory format only)."""
+        """Input [N,C,S,S] -> logits [N,K,S',S'] (NCHW; channels-last is a memory format only)."""
 
         def __init__(self):
             super().__init__()
-            f = common.filters
+            depth = c["depth"]
             self.encoder = nn.ModuleList(
-                [block(common.INPUT_CHANNELS if level == 0 else f(level - 1), f(level)) for level in range(common.DEPTH)])
-            self.bottleneck = block(f(common.DEPTH - 1), f(common.DEPTH))
-            self.dropout = nn.Dropout(common.DROPOUT)
-            levels = list(reversed(range(common.DEPTH)))
-            self.upconvs = nn.ModuleList([UpConv(f(level + 1), f(level), common.UPCONV_KERNEL) for level in levels])
+                [block(c["inputChannels"] if level == 0 else f(level - 1), f(level)) for level in range(depth)])
+            self.bottleneck = block(f(depth - 1), f(depth))
+            self.dropout = nn.Dropout(c["dropout"])
+            levels = list(reversed(range(depth)))
+            self.upconvs = nn.ModuleList([UpConv(f(level + 1), f(level), c["upconvKernel"]) for level in levels])
             self.decoder = nn.ModuleList([block(2 * f(level), f(level)) for level in levels])
-            self.head = nn.Conv2d(f(0), common.CLASSES, 1)
+            self.head = nn.Conv2d(f(0), c["classes"], 1)
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                    nn.init.xavier_uniform_(m.weight)  # Glorot uniform, as Keras
+                    if c["init"] == "he" and m is not self.head:
+                        # N(0, 2 / fan-in), the fan-in of a stride-2 transposed conv being in * k * k / 4.
+                        fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+                        if isinstance(m, nn.ConvTranspose2d):
+                            fan_in = max(fan_in // 4, 1)
+                        nn.init.normal_(m.weight, 0.0, (2.0 / fan_in) ** 0.5)
+                    else:
+                        nn.init.xavier_uniform_(m.weight)  # Glorot uniform, as Keras
                     nn.init.zeros_(m.bias)
 
-        def forward(self, x):
+        def forward(self, x, dropout_mask=None):
+            """With `dropout_mask` ([N,F,B,B], 0 or 1/(1-rate)) the bottleneck is multiplied by it
+            instead of drawing one (a step repeated from another framework's record)."""
             skips = []
             for enc in self.encoder:
                 x = enc(x)
                 skips.append(x)
                 x = F.max_pool2d(x, 2)
-            x = self.dropout(self.bottleneck(x))
+            x = self.bottleneck(x)
+            x = x * dropout_mask if dropout_mask is not None else self.dropout(x)
             for up, dec, skip in zip(self.upconvs, self.decoder, reversed(skips)):
                 x = up(x)
                 x = dec(torch.cat([x, crop(skip, x.shape[-1])], dim=1))
@@ -80,15 +101,22 @@ def build(torch):
 
     def loss_fn(logits, onehot):
         """Mean softmax cross-entropy + (1 - soft Dice per image and class), in fp32."""
-        logp = F.log_softmax(logits.float(), dim=1)
-        ce = -(onehot * logp).sum(dim=1).mean()
-        p = logp.exp()
-        inter = (p * onehot).sum(dim=(2, 3))
-        denom = (p * p + onehot * onehot).sum(dim=(2, 3))
-        dice = ((2 * inter + common.DICE_SMOOTHING) / (denom + common.DICE_SMOOTHING)).mean()
-        return ce + (1 - dice)
+        ce, dice_loss = loss_terms(torch, logits, onehot)
+        return ce + dice_loss
 
     return UNet, loss_fn
+
+
+def loss_terms(torch, logits, onehot):
+    """The reference's loss terms of logits and one-hot targets [N,K,H,W], in fp32: the mean
+    softmax cross-entropy and 1 - soft Dice (per image and class, then averaged)."""
+    logp = torch.nn.functional.log_softmax(logits.float(), dim=1)
+    ce = -(onehot * logp).sum(dim=1).mean()
+    p = logp.exp()
+    inter = (p * onehot).sum(dim=(2, 3))
+    denom = (p * p + onehot * onehot).sum(dim=(2, 3))
+    dice = ((2 * inter + common.DICE_SMOOTHING) / (denom + common.DICE_SMOOTHING)).mean()
+    return ce, 1 - dice
 
 
 def main():

@@ -10,6 +10,7 @@ public enum Setting: String, CaseIterable, Sendable {
   case inputChannels, classes, baseFilters, depth, upconvKernel, dropout, inputSize
   // Training.
   case batchSize, warmupSteps, maxSteps, precision, learningRate, weightDecay
+  case weightInitializer, learningRateWarmupSteps, headBias, dumpSteps
   // Checkpoints, evaluation and prediction.
   case modelDirectory, resume, keepCheckpoints, overlap, evaluationOutput, predictionInputs, predictionOutput, overwrite
   // The augmentations that run, and the fields of the augmentation options.

@@ -9,12 +9,17 @@ public struct ConvLayer {
   public let padding: ConvPadding
   public let activation: FusedActivation
 
-  /// Glorot-uniform kernel [k,k,in,out] and zero bias [out] of `dtype`, made on `backend`.
+  /// A kernel [k,k,in,out] drawn by `initializer` (Glorot-uniform by default; a layer without
+  /// ReLU is always Glorot) and a zero bias [out], of `dtype`, made on `backend`.
   public init(
     _ name: String, kernelSize k: Int, in cin: Int, out cout: Int, padding: ConvPadding,
-    activation: FusedActivation, seed: UInt64, stream: UInt64, dtype: DType, on backend: any Backend
+    activation: FusedActivation, seed: UInt64, stream: UInt64, dtype: DType, initializer: WeightInitializer = .glorot,
+    on backend: any Backend
   ) throws {
-    let init_ = glorotUniform(shape: [k, k, cin, cout], fanIn: k * k * cin, fanOut: k * k * cout, seed: seed, stream: stream)
+    let shape: Shape = [k, k, cin, cout]
+    let init_ = initializer == .he && activation == .relu
+      ? heNormal(shape: shape, fanIn: k * k * cin, seed: seed, stream: stream)
+      : glorotUniform(shape: shape, fanIn: k * k * cin, fanOut: k * k * cout, seed: seed, stream: stream)
     kernel = Parameter(name + ".kernel", try Tensor(init_.converted(to: dtype), on: backend))
     bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], dtype: dtype, on: backend))
     self.padding = padding
@@ -38,12 +43,16 @@ public struct UpConvLayer {
   public let kernel: Parameter
   public let bias: Parameter
 
-  /// Glorot-uniform kernel and zero bias of `dtype`, made on `backend`.
+  /// A kernel drawn by `initializer` (Glorot-uniform by default) and a zero bias, of `dtype`, made
+  /// on `backend`. He's fan-in is the taps that reach one output on average: k*k*in / 4 at stride 2.
   public init(
     _ name: String, kernelSize k: Int, in cin: Int, out cout: Int, seed: UInt64, stream: UInt64, dtype: DType,
-    on backend: any Backend
+    initializer: WeightInitializer = .glorot, on backend: any Backend
   ) throws {
-    let init_ = glorotUniform(shape: [k, k, cout, cin], fanIn: k * k * cout, fanOut: k * k * cin, seed: seed, stream: stream)
+    let shape: Shape = [k, k, cout, cin]
+    let init_ = initializer == .he
+      ? heNormal(shape: shape, fanIn: max(k * k * cin / 4, 1), seed: seed, stream: stream)
+      : glorotUniform(shape: shape, fanIn: k * k * cout, fanOut: k * k * cin, seed: seed, stream: stream)
     kernel = Parameter(name + ".kernel", try Tensor(init_.converted(to: dtype), on: backend))
     bias = Parameter(name + ".bias", try Tensor(repeating: 0, shape: [cout], dtype: dtype, on: backend))
   }

@@ -26,6 +26,24 @@ public func glorotUniform(shape: Shape, fanIn: Int, fanOut: Int, seed: UInt64, s
   return try! HostTensor(shape: shape, floats: values)
 }
 
+/// How the kernels of the ReLU layers start. The 1x1 head, which has no ReLU, is Glorot-uniform
+/// either way.
+public enum WeightInitializer: String, Codable, Sendable, CaseIterable {
+  /// Glorot-uniform, the reference's (Keras's default): its variance 2 / (fanIn + fanOut) halves
+  /// the signal at every ReLU, so a deep U-Net without normalisation starts with logits near 0.
+  case glorot
+  /// He-normal, N(0, 2 / fanIn): keeps the activations' scale through ReLU layers.
+  case he
+}
+
+/// He-normal values for a kernel: N(0, 2 / fanIn). Deterministic in (seed, stream).
+public func heNormal(shape: Shape, fanIn: Int, seed: UInt64, stream: UInt64) -> HostTensor {
+  let std = (2.0 / Double(max(fanIn, 1))).squareRoot()
+  var rng = CounterRandom(seed: seed, stream: stream)
+  let values = (0..<shape.count).map { _ in Float(rng.nextNormal() * std) }
+  return try! HostTensor(shape: shape, floats: values)
+}
+
 /// A counter-based generator: the i-th value of a stream depends only on (seed, stream, i), so
 /// every random choice is reproducible whatever the order of work. Its draws (`nextUnit`,
 /// `nextInt`, `nextNormal`) are `RandomBits`'s.

@@ -1,3 +1,4 @@
+import Foundation
 import SegCore
 
 // MARK: - U-Net
@@ -22,9 +23,11 @@ public final class UNet {
   /// input and every kernel and bias before its conv, and the logits back to `dtype`.
   public var computeType: DType
 
-  /// Builds the layers with Glorot-uniform kernels drawn from `seed`, as `dtype` (f32; f64 for
-  /// gradient checks), on `backend`.
-  public init(config: UNetConfig, seed: UInt64 = 0, dtype: DType = .f32, on backend: any Backend) throws {
+  /// Builds the layers with kernels drawn from `seed` by `initializer` (the reference's
+  /// Glorot-uniform by default) and zero biases, as `dtype` (f32; f64 for gradient checks), on `backend`.
+  public init(
+    config: UNetConfig, seed: UInt64 = 0, dtype: DType = .f32, initializer: WeightInitializer = .glorot, on backend: any Backend
+  ) throws {
     try config.validate()
     self.config = config
     self.dtype = dtype
@@ -33,7 +36,8 @@ public final class UNet {
     var stream: UInt64 = 0
     func conv(_ name: String, _ k: Int, _ cin: Int, _ cout: Int, _ act: FusedActivation = .relu) throws -> ConvLayer {
       stream += 1
-      return try ConvLayer(name, kernelSize: k, in: cin, out: cout, padding: k == 1 ? .valid : pad, activation: act, seed: seed, stream: stream, dtype: dtype, on: backend)
+      return try ConvLayer(name, kernelSize: k, in: cin, out: cout, padding: k == 1 ? .valid : pad, activation: act, seed: seed, stream: stream, dtype: dtype,
+                           initializer: initializer, on: backend)
     }
     let f = config.filters(level:)
     var enc: [(ConvLayer, ConvLayer)] = []
@@ -49,7 +53,7 @@ public final class UNet {
     // Decoder levels from the bottom up; each ends with an upconv except the top one.
     for level in stride(from: d - 1, through: 0, by: -1) {
       stream += 1
-      ups.append(try UpConvLayer("upconv\(level)", kernelSize: config.upconvKernel, in: f(level + 1), out: f(level), seed: seed, stream: stream, dtype: dtype, on: backend))
+      ups.append(try UpConvLayer("upconv\(level)", kernelSize: config.upconvKernel, in: f(level + 1), out: f(level), seed: seed, stream: stream, dtype: dtype, initializer: initializer, on: backend))
       dec.append((try conv("decoder\(level).conv0", 3, 2 * f(level), f(level)), try conv("decoder\(level).conv1", 3, f(level), f(level))))
     }
     upconvs = ups
@@ -63,6 +67,19 @@ public final class UNet {
       + bottleneck.0.parameters + bottleneck.1.parameters
       + zip(upconvs, decoder.reversed()).flatMap { $0.0.parameters + $0.1.0.parameters + $0.1.1.parameters }
       + head.parameters
+  }
+
+  /// Sets the head's bias to log(prior): before any training the softmax then predicts the class
+  /// frequencies everywhere, the cross-entropy starts at their entropy, and the gradient does not
+  /// first spend its steps learning the prior. `prior` has one positive frequency per class.
+  public func setHeadBias(classPrior prior: [Double]) throws {
+    guard prior.count == config.classes, prior.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+      throw SettingError(.classes, value: config.classes, "the class prior needs one positive frequency per class, got \(prior)")
+    }
+    let logs = prior.map { Foundation.log($0) }
+    let mean = logs.reduce(0, +) / Double(logs.count)
+    let values = try HostTensor(shape: [config.classes], floats: logs.map { Float($0 - mean) })
+    head.bias.value = try Tensor(values.converted(to: head.bias.value.dtype), on: head.bias.value.backend)
   }
 
   /// Number of trainable scalars.

@@ -70,6 +70,9 @@ public struct RunSettings {
   public var evaluationJSON: URL?
   /// Where the evaluate mode draws its worst and best images (`ContactSheet`); nil draws none.
   public var contactSheet: URL?
+  /// Records the first `steps` updates (weights, batches, dropout masks, losses) into
+  /// `directory` for a step-by-step comparison with another framework (`StepRecorder`).
+  public var dumpSteps: (directory: URL, steps: Int)?
   /// The embedded data set: labelled slices, their side, and unlabelled test slices.
   public var syntheticSlices = 15
   public var syntheticSize = 192

@@ -26,16 +26,20 @@ public final class Runner {
   public let parallel: DataParallel?
   /// Whether this process writes files and prints: alone, or rank 0.
   var isRoot: Bool { parallel?.communicator.isRoot ?? true }
+  private let naming: (Setting) -> String
 
   /// A run of `settings` on `backend` in `precision` (`PrecisionPolicy(settings.precision, on:
   /// backend)`), with `callbacks` told of it after the logging ones and before the evaluator and
   /// the checkpointer. `deviceMemoryFree` tells a device backend's free memory (a GPU's); without
-  /// it a training step must fit in the host's available memory.
+  /// it a training step must fit in the host's available memory. Messages name settings with
+  /// `naming` (a command line passes its flags).
   public init(
     settings: RunSettings, backend: any Backend, precision: PrecisionPolicy, say: @escaping (String) -> Void,
-    callbacks: [any TrainingCallback] = [], deviceMemoryFree: (() -> Int?)? = nil, parallel: DataParallel? = nil
+    callbacks: [any TrainingCallback] = [], deviceMemoryFree: (() -> Int?)? = nil, parallel: DataParallel? = nil,
+    naming: @escaping (Setting) -> String = \.rawValue
   ) {
     self.deviceMemoryFree = deviceMemoryFree
+    self.naming = naming
     self.settings = settings
     self.backend = backend
     self.precision = precision
@@ -52,7 +56,7 @@ public final class Runner {
     let s = settings
     let evaluator = PeriodicEvaluator(every: s.evaluateEvery, batchSize: s.training.batchSize, window: s.window)
     evaluator.communicator = parallel?.communicator
-    var list: [any TrainingCallback] = isRoot ? [ConsoleReporter(say: say)] : []
+    var list: [any TrainingCallback] = isRoot ? [ConsoleReporter(say: say), PlateauWatch(say: say, naming: naming)] : []
     if isRoot, let url = s.evaluationJSON { list.append(EvaluationJSONWriter(url: url)) }
     if isRoot, let url = s.logFile { list.append(DLLoggerCallback(url: url)) }
     list += extraCallbacks
@@ -112,8 +116,11 @@ public final class Runner {
     let data = try source.load(channels: checkpoint != nil || s.inputChannelsGiven ? config.inputChannels : nil, classes: config.classes)
     config.inputChannels = data.channels
     let split = try source.split(data.train)
-    try callbacks.each { try $0.runStarted(RunContext(settings: s, backendName: backend.name, precision: precision, validation: split.validation)) }
-    let (model, optimizer) = try prepareModel(config: config, checkpoint: checkpoint)
+    let prior = s.mode.trains ? classPrior(split.train, classes: config.classes) : []
+    try callbacks.each {
+      try $0.runStarted(RunContext(settings: s, backendName: backend.name, precision: precision, validation: split.validation, classPrior: prior))
+    }
+    let (model, optimizer) = try prepareModel(config: config, checkpoint: checkpoint, classPrior: prior)
     var lossScale = checkpoint?.lossScale
     if let parallel {
       lossScale = try Replicas.broadcast(model, optimizer, lossScale: lossScale, over: parallel.communicator)
@@ -138,12 +145,18 @@ public final class Runner {
 
   // MARK: - Model
 
-  /// A fresh model of `config`, or `checkpoint`'s model with its weights and optimizer state.
-  private func prepareModel(config: UNetConfig, checkpoint: Checkpoint?) throws -> (UNet, Adam) {
+  /// A fresh model of `config` (initialised as the training options say, the head's bias from
+  /// `classPrior` when asked), or `checkpoint`'s model with its weights and optimizer state.
+  private func prepareModel(config: UNetConfig, checkpoint: Checkpoint?, classPrior: [Double]) throws -> (UNet, Adam) {
     let s = settings
     let optimizer = Adam(learningRate: s.training.learningRate)
     guard let checkpoint, let url = s.checkpointURL else {
-      let model = try UNet(config: config, seed: s.training.seed, on: backend)
+      let model = try UNet(config: config, seed: s.training.seed, initializer: s.training.weightInitializer, on: backend)
+      if s.training.headBias == .prior, s.mode.trains {
+        // A class absent from the masks gets a tiny share rather than log(0).
+        let total = classPrior.reduce(0, +)
+        try model.setHeadBias(classPrior: classPrior.map { max($0, 1e-4 * max(total, 1)) })
+      }
       model.computeType = precision.computeType
       return (model, optimizer)
     }
@@ -180,9 +193,15 @@ public final class Runner {
     // Batch i depends only on (seed, i), so a resumed run sees what an uninterrupted one would.
     let pipeline = try TrainingPipeline(slices: slices, config: model.config, options: pipelineOptions, firstBatch: optimizer.step)
     defer { pipeline.stop() }
+    var batches: any BatchSource = pipeline
+    var loopCallbacks = callbacks
+    if let dump = s.dumpSteps {
+      let recorder = try StepRecorder(directory: dump.directory, steps: dump.steps, source: pipeline, seed: s.training.seed)
+      (batches, loopCallbacks) = (recorder, TrainingCallbacks(callbacks.all + [recorder]))
+    }
     let loop = TrainingLoop(
-      model: model, optimizer: optimizer, options: s.training, precision: precision, lossScale: lossScale, batches: pipeline,
-      on: backend, callbacks: callbacks)
+      model: model, optimizer: optimizer, options: s.training, precision: precision, lossScale: lossScale, batches: batches,
+      on: backend, callbacks: loopCallbacks)
     say("unet: \(describe(model)), on \(backend.name), \(precision); \(slices.count) training slices, \(validation) validation")
     if !augmentation.isEmpty { say("unet: augmentation: \(augmentation)" + (resumed ? " (the checkpoint's)" : "")) }
     if let parallel {
@@ -195,6 +214,16 @@ public final class Runner {
     say(String(format: "unet: trained to step %ld in %.0f s", optimizer.step, loop.elapsedSeconds)
       + (loop.trainer.lossScaler.map { String(format: " (loss scale %.0f, %ld steps skipped)", $0.scale, $0.skippedSteps) } ?? "")
       + (s.checkpointURL.map { "; checkpoint \($0.path)" } ?? ""))
+  }
+
+  /// Each class's share of the pixels of `slices`' masks.
+  private func classPrior(_ slices: [LabelledSlice], classes: Int) -> [Double] {
+    var counts = [Double](repeating: 0, count: classes)
+    for slice in slices {
+      for label in slice.label where Int(label) < classes { counts[Int(label)] += 1 }
+    }
+    let total = counts.reduce(0, +)
+    return total > 0 ? counts.map { $0 / total } : []
   }
 
   /// Refuses a batch whose step cannot fit in the memory left, before anything large is allocated.

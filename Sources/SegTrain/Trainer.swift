@@ -12,11 +12,33 @@ public struct TrainingOptions: Sendable {
   public var maxSteps = 1000
   public var logEvery = 100
   public var seed: UInt64 = 0
+  /// How the ReLU layers' kernels of a fresh model start (the reference: Glorot-uniform).
+  public var weightInitializer = WeightInitializer.glorot
+  /// How the head's bias of a fresh model starts.
+  public var headBias = HeadBias.zero
+  /// Updates over which the learning rate ramps linearly up to `learningRate` (0: constant, as the
+  /// reference). It depends only on the step, so a resumed run keeps the schedule.
+  public var learningRateWarmupSteps = 0
   /// How the step is compiled (`CompiledTrainer`: traced once, then replayed); nil runs it eagerly.
   public var compile: CompileOptions?
   /// Loss-scaled steps skipped in a row after which an fp16 run stops as diverged.
   public var maxSkippedStepsInARow = Divergence.defaultMaxSkippedStepsInARow
   public init() {}
+
+  /// The learning rate of the update after `done` updates: `learningRate` * (done + 1) / warm-up
+  /// during the warm-up, then `learningRate`.
+  public func learningRate(afterUpdates done: Int) -> Double {
+    guard learningRateWarmupSteps > 0, done < learningRateWarmupSteps else { return learningRate }
+    return learningRate * Double(done + 1) / Double(learningRateWarmupSteps)
+  }
+}
+
+/// How the head's bias starts in a fresh model.
+public enum HeadBias: String, Sendable, CaseIterable {
+  /// Zero, as the reference: the first prediction is uniform over the classes.
+  case zero
+  /// log of each class's pixel frequency in the training masks: the first prediction is the prior.
+  case prior
 }
 
 // MARK: - Metrics
@@ -171,6 +193,7 @@ public class Trainer {
     var skippedInARow = 0
     while optimizer.step < options.maxSteps {
       let (x, y) = try retry ?? nextBatch(optimizer.step)
+      if options.learningRateWarmupSteps > 0 { optimizer.learningRate = options.learningRate(afterUpdates: optimizer.step) }
       let m = try step(images: x, targets: y)
       if m.skipped {
         skippedInARow += 1

@@ -42,10 +42,16 @@ public struct RunContext {
   public let precision: PrecisionPolicy
   /// The labelled slices evaluations score (the validation fold, or every slice).
   public let validation: [LabelledSlice]
+  /// Each class's share of the training masks' pixels (empty when the run does not train).
+  public let classPrior: [Double]
 
-  /// The context of a run of `settings` on `backendName`, validating on `validation`.
-  public init(settings: RunSettings, backendName: String, precision: PrecisionPolicy, validation: [LabelledSlice]) {
+  /// The context of a run of `settings` on `backendName`, validating on `validation`, whose
+  /// training masks have the class frequencies `classPrior`.
+  public init(
+    settings: RunSettings, backendName: String, precision: PrecisionPolicy, validation: [LabelledSlice], classPrior: [Double] = []
+  ) {
     (self.settings, self.backendName, self.precision, self.validation) = (settings, backendName, precision, validation)
+    self.classPrior = classPrior
   }
 }
 

@@ -194,5 +194,5 @@ func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool, callb
   let precision = PrecisionPolicy(settings.precision, on: backend)
   let gpu = backend as? CUDABackend
   try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks,
-             deviceMemoryFree: gpu.map { gpu in { gpu.freeMemoryBytes } }, parallel: parallel).run()
+             deviceMemoryFree: gpu.map { gpu in { gpu.freeMemoryBytes } }, parallel: parallel, naming: \.commandLineName).run()
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import SegNN
 import SegTrain
 
 // MARK: - Batches
@@ -37,6 +39,31 @@ struct TrainingOptions: ParsableArguments {
   var benchmark = false
   @Option(name: [.customLong("warmup-steps"), .customLong("warmup_steps")], parsing: .unconditional, help: "With --benchmark: steps excluded from timing.")
   var warmupSteps = 200
+  @Option(name: [.customLong("init")], help: "How the ReLU layers' kernels start: he (He-normal, the default: no long start on the class-prior plateau) or glorot (Glorot-uniform, the reference's).")
+  var initializer = TrainingOptions.defaultInitializer
+  @Option(name: [.customLong("head-bias"), .customLong("head_bias")], help: "How the head's bias starts: prior (log of the training masks' class frequencies, the default) or zero (the reference's).")
+  var headBias = TrainingOptions.defaultHeadBias
+  @Option(name: [.customLong("lr-warmup-steps"), .customLong("lr_warmup_steps")], parsing: .unconditional, help: "Steps over which the learning rate ramps up linearly from 0 (0: constant, as the reference).")
+  var learningRateWarmupSteps = TrainingOptions.defaultLearningRateWarmupSteps
+  @Option(name: [.customLong("dump-steps"), .customLong("dump_steps")], parsing: .unconditional, help: ArgumentHelp("Debugging: record the first N steps (initial weights, batches, dropout masks, losses, weights after step N) as safetensors in DIR, for bench/golden_torch.py.", valueName: "N:DIR"))
+  var dumpSteps: String?
+
+  /// The defaults measured best on real data (docs/reference.md, "Starting without a plateau").
+  static let defaultInitializer = WeightInitializer.he
+  static let defaultHeadBias = HeadBias.prior
+  static let defaultLearningRateWarmupSteps = 0
+
+  /// --dump-steps N:DIR as (DIR, N).
+  var dump: (directory: URL, steps: Int)? {
+    get throws {
+      guard let dumpSteps else { return nil }
+      let parts = dumpSteps.split(separator: ":", maxSplits: 1).map(String.init)
+      guard parts.count == 2, let n = Int(parts[0]), n >= 1, !parts[1].isEmpty else {
+        throw ValidationError("--dump-steps: expected N:DIR with N at least 1 (e.g. 20:golden), got \(dumpSteps)")
+      }
+      return (URL(fileURLWithPath: parts[1]), n)
+    }
+  }
 
   func validate() throws {
     if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps: must be at least 1, got \(maxSteps)") }
@@ -47,6 +74,8 @@ struct TrainingOptions: ParsableArguments {
     if evaluateEvery < 0 { throw ValidationError("--evaluate-every: must be 0 or more, got \(evaluateEvery)") }
     if checkpointEvery < 0 { throw ValidationError("--checkpoint-every: must be 0 or more, got \(checkpointEvery)") }
     if warmupSteps < 0 { throw ValidationError("--warmup-steps: must be 0 or more, got \(warmupSteps)") }
+    if learningRateWarmupSteps < 0 { throw ValidationError("--lr-warmup-steps: must be 0 or more, got \(learningRateWarmupSteps)") }
+    _ = try dump
   }
 
   func apply(to s: inout RunSettings, embedded: Bool) {
@@ -57,7 +86,13 @@ struct TrainingOptions: ParsableArguments {
     s.checkpointEvery = checkpointEvery
     s.keepCheckpoints = keepCheckpoints
     s.resume = resumeTraining
+    s.training.weightInitializer = initializer
+    s.training.headBias = headBias
+    s.training.learningRateWarmupSteps = learningRateWarmupSteps
+    s.dumpSteps = try? dump
   }
 }
 
 extension ExecMode: ExpressibleByArgument {}
+extension WeightInitializer: ExpressibleByArgument {}
+extension HeadBias: ExpressibleByArgument {}

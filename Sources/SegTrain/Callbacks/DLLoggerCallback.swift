@@ -48,6 +48,8 @@ public final class DLLoggerCallback: TrainingCallback {
       "weight_decay": .double(s.training.weightDecay), "fold": s.fold.map { .int($0) } ?? .null,
       "seed": .int(Int(truncatingIfNeeded: s.training.seed)), "augment": .bool(!s.augmentation.isEmpty),
       "augmentations": .string(AugmentationKind.list(s.augmentation.kinds)),
+      "init": .string(s.training.weightInitializer.rawValue), "head_bias": .string(s.training.headBias.rawValue),
+      "lr_warmup_steps": .int(s.training.learningRateWarmupSteps),
       "device": .string(run.backendName), "precision": .string(run.precision.requested.rawValue),
       "compute_precision": .string(run.precision.effective.rawValue),
     ]

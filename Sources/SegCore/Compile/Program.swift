@@ -36,6 +36,11 @@ public struct Program: CustomStringConvertible {
     public var bindings: [ScalarBinding] = []
     /// Slots to let go of once this instruction has run.
     public var frees: [Int] = []
+
+    /// An instruction running `op` on slots `inputs` into slots `outputs`, `traceIndex`th in the trace.
+    public init(op: any Primitive, inputs: [Int], outputs: [Int], traceIndex: Int, bindings: [ScalarBinding] = []) {
+      (self.op, self.inputs, self.outputs, self.traceIndex, self.bindings) = (op, inputs, outputs, traceIndex, bindings)
+    }
   }
 
   /// The backend the program was traced on, whose kernels replay it.

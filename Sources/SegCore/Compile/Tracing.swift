@@ -7,7 +7,7 @@
 /// Only tensors flow into the program: a value read on the host inside the traced function (an
 /// `item()`) and used to decide what to build is frozen as it was when traced, and a leaf made
 /// inside it is a constant. What changes per step must come in as an input tensor or as a step
-/// scalar (`StepScalars`).
+/// scalar (`StepScalars`), marked where its op is made (`markingStepScalar`).
 final class ProgramRecorder: @unchecked Sendable {
   /// The recorder of the current task, if any (one task traces at a time; its ops run in order).
   @TaskLocal static var active: ProgramRecorder?
@@ -28,7 +28,8 @@ final class ProgramRecorder: @unchecked Sendable {
       slots[node.id] = s
       outSlots.append(s)
     }
-    program.instructions.append(Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced))
+    program.instructions.append(
+      Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced, bindings: StepScalarMarks.bindings(of: op)))
     traced += 1
   }
 

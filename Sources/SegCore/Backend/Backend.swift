@@ -40,6 +40,14 @@ public protocol Backend: AnyObject {
   /// True when f32 convolutions may use TF32 tensor-core math (10-bit mantissa products, f32
   /// accumulation) when asked to. Default: false.
   var tf32Convolutions: Bool { get }
+  /// An arena of `bytes` in which its kernels place a replayed program's planned values
+  /// (`OutputPlacement`), or nil when its kernels never place outputs (the default: a replay then
+  /// lets each kernel allocate).
+  func makeArena(bytes: Int) throws -> (any DeviceArena)?
+  /// How `storage`, just made by one of its kernels, holds its value (`StorageFootprint`), so that a
+  /// memory plan reserves what the kernel will ask for and keeps views with their buffers; nil when
+  /// it does not say (the default; a backend with an arena must say).
+  func footprint(of storage: any DeviceStorage) -> StorageFootprint?
 }
 
 extension Backend {
@@ -49,6 +57,8 @@ extension Backend {
   public func synchronize() throws {}
   public var halfPrecisionConvolutions: Bool { false }
   public var tf32Convolutions: Bool { false }
+  public func makeArena(bytes: Int) throws -> (any DeviceArena)? { nil }
+  public func footprint(of storage: any DeviceStorage) -> StorageFootprint? { nil }
 
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { !kernels.covers($0) } }

@@ -24,7 +24,10 @@ final class ProgramRecorder: @unchecked Sendable {
     let inSlots = inputs.map(slot(of:))
     var outSlots: [Int] = []
     for (k, node) in outputs.enumerated() {
-      let s = program.addValue(node.type, .produced(instruction: traced, output: k))
+      let footprint = program.backend.footprint(of: node.storage)
+      // A kernel that returned a view of an input: the plan keeps the input's bytes while the view lives.
+      let viewed = footprint.flatMap { f in inSlots.first { program.values[$0].footprint?.memory == f.memory } }
+      let s = program.addValue(node.type, .produced(instruction: traced, output: k), footprint: footprint, aliasOf: viewed)
       slots[node.id] = s
       outSlots.append(s)
     }
@@ -43,7 +46,7 @@ final class ProgramRecorder: @unchecked Sendable {
     if let s = slots[node.id], case .input(let j) = program.values[s].source {
       throw TensorError(op: "compile", operands: [node.type], "input \(program.inputs.count) is the same tensor as input \(j); pass distinct tensors")
     }
-    let s = program.addValue(node.type, .input(program.inputs.count))
+    let s = program.addValue(node.type, .input(program.inputs.count), footprint: program.backend.footprint(of: node.storage))
     slots[node.id] = s
     program.inputs.append(s)
   }
@@ -54,7 +57,7 @@ final class ProgramRecorder: @unchecked Sendable {
   /// The slot of `node`, capturing it as a constant the first time an untraced node is seen.
   private func slot(of node: Node) -> Int {
     if let s = slots[node.id] { return s }
-    let s = program.addValue(node.type, .constant(node.storage))
+    let s = program.addValue(node.type, .constant(node.storage), footprint: program.backend.footprint(of: node.storage))
     slots[node.id] = s
     return s
   }

@@ -11,8 +11,12 @@ final class HostBuffer {
   /// The arena this buffer is a region of (kept alive by it), or nil for memory of its own.
   private let arena: CPUArena?
 
+  /// Counts the buffers allocated on this task while set (tests count a replay's allocations).
+  @TaskLocal static var allocations: AllocationCounter?
+
   /// Uninitialised memory of `byteCount` bytes (zeroed when asked).
   init(byteCount: Int, zeroed: Bool = false) {
+    Self.allocations?.count += 1
     self.byteCount = byteCount
     pointer = HostMemory.shared.allocate(byteCount)
     arena = nil
@@ -38,6 +42,11 @@ final class HostBuffer {
   }
 
   deinit { if arena == nil { HostMemory.shared.free(pointer, byteCount) } }
+}
+
+/// A number of allocations (`HostBuffer.allocations`).
+final class AllocationCounter: @unchecked Sendable {
+  var count = 0
 }
 
 // MARK: - Arena

@@ -112,4 +112,32 @@ import Testing
     // The schedule and the changing scale replay: the last steps trace nothing.
     #expect(traces.count == 12 && Set(traces.suffix(6)).count == 1, "\(traces)")
   }
+
+  @Test func aTinyUNetsInferenceProgramReplaysInTheArena() throws {
+    // Valid padding: the skips are centre-cropped and concatenated, as in the reference's U-Net.
+    let backend = CPUBackend.shared
+    var config = UNetConfig()
+    (config.baseFilters, config.depth, config.padding) = (8, 2, .valid)
+    config.inputSize = try #require((40...90).first { size in
+      var c = config
+      c.inputSize = size
+      return c.outputSize > 0 && (try? c.validate()) != nil
+    })
+    let s = config.inputSize
+    let model = try UNet(config: config, seed: 3, on: backend)
+    let eager: (Tensor) throws -> Tensor = { x in try withoutGradients { try softmax(model(x)) } }
+    let predict = CompiledFunction("predict") { xs, _ in try withoutGradients { [try softmax(model(xs[0]))] } }
+    for seed in 0..<4 as Range<UInt64> {
+      var rng = SplitMix64(seed: seed)
+      let x = try Tensor(shape: [2, s, s, 1], floats: (0..<2 * s * s).map { _ in rng.nextUnitFloat() }, on: backend)
+      let out = try predict([x] + model.parameters.map(\.value))[0]
+      #expect(try out.host().doubles.map(\.bitPattern) == eager(x).host().doubles.map(\.bitPattern))
+    }
+    #expect(predict.traceCount == 1)
+    let program = try #require(predict.allPrograms.first)
+    let plan = try #require(program.memoryPlan)
+    try plan.validate()
+    print("compiled U-Net inference: \(program.instructions.count) instructions, \(plan.summary)")
+    #expect(plan.buffers.count > 10 && plan.arenaBytes >= plan.peakLiveBytes && plan.arenaBytes < plan.totalBytes)
+  }
 }

@@ -13,14 +13,17 @@ public final class PeriodicEvaluator: TrainingCallback {
   public let batchSize: Int
   /// How whole images are tiled.
   public let window: SlidingWindow
+  /// How the forward pass is compiled (`--xla`); nil runs it eagerly.
+  public let compile: CompileOptions?
   /// The slices scored, set when the run starts.
   public private(set) var validation: [LabelledSlice] = []
   /// The last report made.
   public private(set) var lastReport: EvaluationReport?
 
-  /// An evaluator every `every` updates, predicting `batchSize` tiles at a time through `window`.
-  public init(every: Int, batchSize: Int, window: SlidingWindow) {
-    (self.every, self.batchSize, self.window) = (every, batchSize, window)
+  /// An evaluator every `every` updates, predicting `batchSize` tiles at a time through `window`,
+  /// compiled as `compile` says.
+  public init(every: Int, batchSize: Int, window: SlidingWindow, compile: CompileOptions? = nil) {
+    (self.every, self.batchSize, self.window, self.compile) = (every, batchSize, window, compile)
   }
 
   public func runStarted(_ run: RunContext) throws { validation = run.validation }
@@ -32,7 +35,7 @@ public final class PeriodicEvaluator: TrainingCallback {
 
   /// The scores of `model` on the validation slices.
   public func evaluate(_ model: UNet) throws -> EvaluationReport {
-    let report = try SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window)
+    let report = try SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window, compile: compile)
     lastReport = report
     return report
   }

@@ -62,6 +62,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     return StorageFootprint(bytes: s.origin.byteCount, memory: ObjectIdentifier(s.origin))
   }
 
+  /// True for a channel concat of one image that the blocked kernel made from inputs in its own
+  /// channel-blocked format (`BlockedKernels.concatenatesContiguously`).
+  public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool {
+    guard axis == 3, let out = output as? CPUStorage else { return false }
+    let xs = inputs.compactMap { $0 as? CPUStorage }
+    return xs.count == inputs.count && BlockedKernels.concatenatesContiguously(xs, into: out)
+  }
+
   // MARK: Transfers
 
   /// Copies row-major host values (any dtype) into a new row-major CPU buffer.

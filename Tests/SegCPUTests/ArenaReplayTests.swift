@@ -90,10 +90,50 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
     var (a, b): ([Tensor], [Tensor]) = ([], [])
     // Once each first: the constants keep their small conversions from the first run.
     _ = try unplanned.run(xs)
-    let planned = try allocations { a = try program.run(xs) }
     let own = try allocations { b = try unplanned.run(xs) }
+    // The backend's one arena serves one replay at a time, and other tests replay on the CPU
+    // backend too: a replay that finds it in use allocates as without a plan, so try again.
+    var planned = Int.max
+    for _ in 0..<50 where own - planned != plan.offsets.count {
+      planned = min(planned, try allocations { a = try program.run(xs) })
+    }
     #expect(try bits(a) == bits(b))
-    #expect(own - planned == plan.buffers.count, "\(own) buffers without the plan, \(planned) with it, \(plan.buffers.count) planned")
+    // Every planned value, a concat's inputs in place too, is written into the arena.
+    #expect(own - planned == plan.offsets.count, "\(own) buffers without the plan, \(planned) with it, \(plan.offsets.count) planned")
+  }
+
+  /// Two convolutions joined by a channel concat of one image, as the U-Net's skip joins its
+  /// upsampled path: the convolutions write into the concat's buffer, which copies nothing, and
+  /// the replays still give the eager bits.
+  @Test func aConcatOfOneImageIsWrittenInPlace() throws {
+    let cpu = CPUBackend.shared
+    var rng = SeededRandom(seed: 11)
+    func random(_ dims: [Int], _ scale: Double = 1) throws -> Tensor {
+      try Tensor(shape: Shape(dims), floats: rng.doubles(dims.reduce(1, *)).map { Float($0 * scale) }, on: cpu)
+    }
+    let (w1, w2, w3) = (try random([3, 3, 16, 16], 0.1), try random([3, 3, 16, 16], 0.1), try random([3, 3, 32, 16], 0.1))
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs) { ws in
+        let a = try conv2d(ws[0], ws[1], padding: .same, activation: .relu)
+        let b = try conv2d(ws[0], ws[2], padding: .same, activation: .relu)
+        let y = try conv2d(concat([a, b], axis: 3), ws[3], padding: .same)
+        return try sum(y * y)
+      }
+      return [value] + grads
+    }
+    let compiled = CompiledFunction("concat-in-place") { xs, _ in try step(xs) }
+    for _ in 0..<3 {
+      let xs = [try random([1, 12, 12, 16]), w1, w2, w3]
+      #expect(try bits(compiled(xs)) == bits(step(xs)))
+    }
+    let program = try #require(compiled.allPrograms.first)
+    #expect(program.concatGroups.count == 1, "\(program)")
+    let plan = try #require(program.memoryPlan)
+    try plan.validate()
+    for group in program.concatGroups {
+      for m in group.members { #expect(plan.inside[m.slot] == group.concat && plan.offsets[m.slot] == plan.offsets[group.concat]! + m.offset) }
+    }
+    #expect(program.description.contains("in place"))
   }
 
   /// A kernel that takes its region and then declines leaves the next candidate to allocate, and

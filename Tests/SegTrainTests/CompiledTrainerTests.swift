@@ -27,14 +27,34 @@ import Testing
   }
 
   @Test func twentyCPUStepsOfATinyUNetAreTheEagerBits() throws {
-    let backend = CPUBackend.shared
     var config = UNetConfig()
     (config.baseFilters, config.depth, config.padding, config.inputSize) = (4, 2, .same, 32)
+    _ = try Self.compareTwentySteps(config: config, batch: 2)
+  }
+
+  @Test func twentyCPUStepsOfAValidUNetOfOneImageWriteItsConcatsInPlace() throws {
+    // One image, 16 filters: the skips' crops and the upsampled paths are whole channel blocks, so
+    // the concats are written in place by their producers, and the steps stay the eager bits.
+    var config = UNetConfig()
+    (config.baseFilters, config.depth, config.padding) = (16, 2, .valid)
+    config.inputSize = try #require((40...90).first { size in
+      var c = config
+      c.inputSize = size
+      return c.outputSize > 0 && (try? c.validate()) != nil
+    })
+    let programs = try Self.compareTwentySteps(config: config, batch: 1)
+    #expect(programs.contains { !$0.concatGroups.isEmpty })
+  }
+
+  /// Trains `config` for 20 steps of `batch` images eagerly and compiled on the CPU, expects the
+  /// same bits and sound plans, and returns the compiled programs.
+  static func compareTwentySteps(config: UNetConfig, batch: Int) throws -> [Program] {
+    let backend = CPUBackend.shared
     var options = TrainingOptions()
-    (options.learningRate, options.maxSteps, options.seed, options.batchSize) = (1e-3, 20, 7, 2)
-    let slices = SyntheticEM.generate(count: 3, size: 48, seed: 2)
+    (options.learningRate, options.maxSteps, options.seed, options.batchSize) = (1e-3, 20, 7, batch)
+    let slices = SyntheticEM.generate(count: 3, size: max(48, config.inputSize + 8), seed: 2)
     let batches = try (0..<20).map { i -> (Tensor, Tensor) in
-      let (x, y) = try pipelineBatch(slices, config: config, size: 2, seed: 4, step: i)
+      let (x, y) = try pipelineBatch(slices, config: config, size: batch, seed: 4, step: i)
       return (try x.to(backend), try y.to(backend))
     }
     func trainer(_ compiled: Bool) throws -> Trainer {
@@ -60,6 +80,7 @@ import Testing
       print("compiled U-Net step: \(program.instructions.count) instructions, \(plan.summary)")
       #expect(plan.arenaBytes <= plan.totalBytes && plan.arenaBytes >= plan.peakLiveBytes)
     }
+    return programs
   }
 
   @Test func f16StepsWithALossScalerAreTheEagerBitsThroughSkipsAndGrowth() throws {

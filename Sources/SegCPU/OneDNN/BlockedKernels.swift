@@ -50,7 +50,10 @@ enum BlockedKernels {
     for image in 0..<images {
       for source in sources {
         let bytes = source.layout.byteCount / images
-        copyBytes(from: source.buffer.pointer + image * bytes, to: destination, count: bytes)
+        // A compiled program's producers may have written this input in place already.
+        if source.buffer.pointer + image * bytes != destination {
+          copyBytes(from: source.buffer.pointer + image * bytes, to: destination, count: bytes)
+        }
         destination += bytes
       }
     }
@@ -86,6 +89,21 @@ enum BlockedKernels {
     let out = try DNNLMemory.output(0, outLayout)
     try prim.execute([(DNNL_ARG_SRC_0, src0), (DNNL_ARG_SRC_1, src1), (DNNL_ARG_DST, out)], "binary add")
     return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  /// Whether `out`, a concat of `xs` along the channels just made by `concat`, is their bytes one
+  /// after another: one image, every tensor made in the same channel-blocked format, every channel
+  /// count whole blocks (so the output has no padding to zero).
+  static func concatenatesContiguously(_ xs: [CPUStorage], into out: CPUStorage) -> Bool {
+    guard out.type.dtype == .f32, out.type.shape.rank == 4, out.type.shape[0] == 1, out.madeLayout != nil else { return false }
+    for tag in [BlockedFormat(format: dnnl_aBcd8b, block: 8), BlockedFormat(format: dnnl_aBcd16b, block: 16)] {
+      func isMade(_ x: CPUStorage) -> Bool {
+        x.type.dtype == .f32 && x.type.shape.rank == 4 && x.type.shape[3] % tag.block == 0
+          && (try? Layout(Layout.make(nchw(x.type.shape.dims), tag.format))) == x.madeLayout
+      }
+      if isMade(out) { return xs.allSatisfy(isMade) }
+    }
+    return false
   }
 
   // MARK: Helpers

@@ -56,18 +56,22 @@ final class CPUStorage: DeviceStorage {
 
   /// The buffer the tensor was made in (a compiled program's plan reserves its size).
   let origin: HostBuffer
+  /// The oneDNN layout it was made in, when a kernel made it as a oneDNN memory.
+  let madeLayout: Layout?
 
   /// A tensor whose row-major elements are in `plain`.
   init(plain: HostBuffer, type: TensorType) {
     self.type = type
     self.plain = plain
     origin = plain
+    madeLayout = nil
   }
 
   /// A tensor held by a oneDNN memory in `role`.
   init(_ memory: DNNLMemory, role: TensorRole, type: TensorType) throws {
     self.type = type
     origin = memory.buffer
+    madeLayout = memory.layout
     views = [(role, memory)]
     if memory.layout == (try Layout.plain(type.shape, role)) { plain = memory.buffer }
   }

@@ -48,6 +48,10 @@ public protocol Backend: AnyObject {
   /// memory plan reserves what the kernel will ask for and keeps views with their buffers; nil when
   /// it does not say (the default; a backend with an arena must say).
   func footprint(of storage: any DeviceStorage) -> StorageFootprint?
+  /// Whether `output`, just made by concatenating `inputs` along `axis`, holds each input's buffer
+  /// bytes one after another, as they are, with nothing else (so that a compiled program may write
+  /// the inputs in place: `ConcatInPlace`); false by default.
+  func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool
 }
 
 extension Backend {
@@ -59,6 +63,7 @@ extension Backend {
   public var tf32Convolutions: Bool { false }
   public func makeArena(bytes: Int) throws -> (any DeviceArena)? { nil }
   public func footprint(of storage: any DeviceStorage) -> StorageFootprint? { nil }
+  public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool { false }
 
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { !kernels.covers($0) } }

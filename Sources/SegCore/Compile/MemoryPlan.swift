@@ -30,6 +30,10 @@ public struct MemoryPlan: Sendable {
   public internal(set) var offsets: [Int: Int] = [:]
   /// Each buffer's bytes, by slot.
   public internal(set) var sizes: [Int: Int] = [:]
+  /// The values placed inside another buffer (a concat's inputs in its output: `ConcatInPlace`),
+  /// by slot, with the slot of the buffer they lie in; their offsets and sizes are in `offsets`
+  /// and `sizes`.
+  public internal(set) var inside: [Int: Int] = [:]
   /// The arena's size: the end of the highest buffer.
   public internal(set) var arenaBytes = 0
   /// The bytes of all buffers together, as if none were reused.
@@ -75,13 +79,26 @@ public struct MemoryPlan: Sendable {
         end[root] = max(end[root] ?? i, last[s] ?? i, i)
       }
     }
-    let buffers = order.filter { !returned.contains($0) }.map { s -> Buffer in
+    // A concat written in place: its inputs are bytes of its buffer, which lives as long as any.
+    var memberOf: [Int: (concat: Int, member: ConcatGroup.Member)] = [:]
+    for g in program.concatGroups where start[g.concat] != nil {
+      for m in g.members where start[m.slot] != nil {
+        memberOf[m.slot] = (g.concat, m)
+        start[g.concat] = min(start[g.concat]!, start[m.slot]!)
+        end[g.concat] = max(end[g.concat]!, end[m.slot]!)
+      }
+    }
+    let buffers = order.filter { !returned.contains($0) && memberOf[$0] == nil }.map { s -> Buffer in
       let v = program.values[s]
       let raw = v.footprint?.bytes ?? v.type.shape.count * v.type.dtype.byteSize
       let bytes = max(raw + Self.alignment - 1, Self.alignment) / Self.alignment * Self.alignment
       return Buffer(slot: s, start: start[s]!, end: end[s]!, bytes: bytes)
     }
     self.init(packing: buffers)
+    for (slot, m) in memberOf.sorted(by: { $0.key < $1.key }) {
+      guard let base = offsets[m.concat] else { continue }
+      (offsets[slot], sizes[slot], inside[slot]) = (base + m.member.offset, m.member.bytes, m.concat)
+    }
   }
 
   /// Packs `buffers` (offsets ignored): largest first, each at the lowest offset where it overlaps
@@ -117,6 +134,12 @@ public struct MemoryPlan: Sendable {
   public func validate() throws {
     for b in buffers where b.offset < 0 || b.offset + b.bytes > arenaBytes || b.offset % Self.alignment != 0 || b.start > b.end {
       throw TensorError(op: "memory plan", "buffer %\(b.slot) at \(b.offset) (\(b.bytes) bytes, live \(b.start)...\(b.end)) is outside the arena of \(arenaBytes) bytes or misaligned")
+    }
+    for (slot, parent) in inside {
+      guard let o = offsets[slot], let n = sizes[slot], let po = offsets[parent], let pn = sizes[parent],
+            o >= po, o + n <= po + pn, o % Self.alignment == 0 else {
+        throw TensorError(op: "memory plan", "%\(slot), placed inside %\(parent), is not within its bytes or misaligned")
+      }
     }
     // A sweep by start: each buffer meets only those still live when it starts.
     var active: [Buffer] = []

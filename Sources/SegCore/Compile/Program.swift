@@ -40,6 +40,8 @@ public struct Program: CustomStringConvertible {
     public var bindings: [ScalarBinding] = []
     /// Slots to let go of once this instruction has run.
     public var frees: [Int] = []
+    /// For a concat: whether the backend laid its traced output out as its inputs' bytes in turn.
+    public var contiguousConcat = false
 
     /// An instruction running `op` on slots `inputs` into slots `outputs`, `traceIndex`th in the trace.
     public init(op: any Primitive, inputs: [Int], outputs: [Int], traceIndex: Int, bindings: [ScalarBinding] = []) {
@@ -59,8 +61,10 @@ public struct Program: CustomStringConvertible {
   public internal(set) var outputs: [Int] = []
   /// The arena layout of the intermediate values, once `PlanMemory` has run.
   public var memoryPlan: MemoryPlan?
-  /// The arena the replays place the planned values in (made at the first replay).
-  let arena = ProgramArena()
+  /// The concats whose inputs are written in place (`ConcatInPlace`).
+  public var concatGroups: [ConcatGroup] = []
+  /// The arena the replays place the planned values in (shared by the backend's programs).
+  var arena: ProgramArena { ProgramArena.shared(for: backend) }
 
   /// An empty program on `backend`.
   public init(backend: any Backend) { self.backend = backend }
@@ -107,6 +111,7 @@ public struct Program: CustomStringConvertible {
       lines.append(line)
     }
     lines.append("  return \(outputs.map { "%\($0)" }.joined(separator: ", "))")
+    for g in concatGroups { lines.append("  \(g)") }
     if let plan = memoryPlan { lines.append("  \(plan.summary)") }
     return lines.joined(separator: "\n")
   }

@@ -25,8 +25,9 @@ extension Program {
     let kernels = backend.kernels
     let profiler = OpProfiler.active
     let plan = memoryPlan
-    let placed = try plan.flatMap { $0.arenaBytes > 0 ? try arena.acquire(bytes: $0.arenaBytes, on: backend) : nil }
-    defer { if placed != nil { arena.release() } }
+    let shared = arena
+    let placed = try plan.flatMap { $0.arenaBytes > 0 ? try shared.acquire(bytes: $0.arenaBytes, on: backend) : nil }
+    defer { if placed != nil { shared.release() } }
     for ins in instructions {
       var placement: OutputPlacement?
       if let placed, let plan {

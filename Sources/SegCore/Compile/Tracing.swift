@@ -31,8 +31,11 @@ final class ProgramRecorder: @unchecked Sendable {
       slots[node.id] = s
       outSlots.append(s)
     }
-    program.instructions.append(
-      Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced, bindings: StepScalarMarks.bindings(of: op)))
+    var instruction = Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced, bindings: StepScalarMarks.bindings(of: op))
+    if let concat = op as? Concat, outputs.count == 1 {
+      instruction.contiguousConcat = program.backend.concatenatesContiguously(inputs.map(\.storage), into: outputs[0].storage, axis: concat.axis)
+    }
+    program.instructions.append(instruction)
     traced += 1
   }
 

@@ -50,6 +50,26 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// Starts a new peak from what the buffers hold now.
   public func resetPeakMemory() { HostMemory.shared.resetPeak() }
 
+  // MARK: Arenas
+
+  /// One buffer of `bytes` whose regions replayed kernels write their outputs into.
+  public func makeArena(bytes: Int) throws -> (any DeviceArena)? { CPUArena(bytes: bytes) }
+
+  /// The buffer `storage` was made in: its bytes and identity (a view made over another tensor's
+  /// buffer names that buffer).
+  public func footprint(of storage: any DeviceStorage) -> StorageFootprint? {
+    guard let s = storage as? CPUStorage else { return nil }
+    return StorageFootprint(bytes: s.origin.byteCount, memory: ObjectIdentifier(s.origin))
+  }
+
+  /// True for a channel concat of one image that the blocked kernel made from inputs in its own
+  /// channel-blocked format (`BlockedKernels.concatenatesContiguously`).
+  public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool {
+    guard axis == 3, let out = output as? CPUStorage else { return false }
+    let xs = inputs.compactMap { $0 as? CPUStorage }
+    return xs.count == inputs.count && BlockedKernels.concatenatesContiguously(xs, into: out)
+  }
+
   // MARK: Transfers
 
   /// Copies row-major host values (any dtype) into a new row-major CPU buffer.

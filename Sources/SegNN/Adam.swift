@@ -12,6 +12,9 @@ public final class Adam {
   public let beta1, beta2, epsilon: Double
   /// Whether each update is the fused `adamUpdate` op (tests turn it off to compare with ops).
   public var usesFusedUpdate = true
+  /// The step scalar Adam's bias-corrected step size is marked as (`markingStepScalar`), so that a
+  /// compiled update takes each step's value, and a learning-rate schedule's.
+  public static let stepSizeScalar = "stepSize"
   /// Number of updates applied so far.
   public private(set) var step = 0
   /// First and second moments, by parameter name.
@@ -35,13 +38,17 @@ public final class Adam {
         let (m0, v0) = try moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value))
         // The fused op takes f32 master weights; an f64 model (gradient checks) runs the ops.
         if usesFusedUpdate, p.value.dtype == .f32 {
-          let fused = try adamUpdate(parameter: p.value, m: m0, v: v0, gradient: g, constants)
+          let fused = try markingStepScalar(Self.stepSizeScalar, .adamStepSize) {
+            try adamUpdate(parameter: p.value, m: m0, v: v0, gradient: g, constants)
+          }
           (p.value, moments[p.name]) = (fused.parameter, (fused.m, fused.v))
           continue
         }
         let m = try m0 * beta1 + g * (1 - beta1)
         let v = try v0 * beta2 + g * g * (1 - beta2)
-        p.value = try (p.value - m / (sqrt(v) + epsilon) * stepSize).detached()
+        let direction = try m / (sqrt(v) + epsilon)
+        let change = try markingStepScalar(Self.stepSizeScalar, .mulScalar) { try direction * stepSize }
+        p.value = try (p.value - change).detached()
         moments[p.name] = (m.detached(), v.detached())
       }
     }

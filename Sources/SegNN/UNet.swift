@@ -85,6 +85,10 @@ public final class UNet {
   /// Number of trainable scalars.
   public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.shape.count } }
 
+  /// The step scalar the dropout seed is marked as (`markingStepScalar`): a compiled training step
+  /// takes each step's seed under this name.
+  public static let dropoutSeedScalar = "dropoutSeed"
+
   /// x [N,S,S,inputChannels] -> logits [N,S',S',classes] of `dtype`. With `dropoutSeed`, the
   /// bottleneck's dropout is applied (training); its mask derives from that seed only. Everything
   /// between the input and the logits runs in `computeType`.
@@ -101,7 +105,7 @@ public final class UNet {
     }
     h = try bottleneck.1(bottleneck.0(h, computeType: t), computeType: t)
     if let seed = dropoutSeed, config.dropout > 0 {
-      h = try dropout(h, rate: config.dropout, seed: seed)
+      h = try markingStepScalar(Self.dropoutSeedScalar, .randomMaskSeed) { try dropout(h, rate: config.dropout, seed: seed) }
     }
     for (i, level) in stride(from: config.depth - 1, through: 0, by: -1).enumerated() {
       h = try upconvs[i](h, computeType: t)

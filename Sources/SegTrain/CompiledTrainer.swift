@@ -31,6 +31,9 @@ public struct CompileOptions: Sendable {
 /// The dropout seed, Adam's step size and the loss scale's inverse change per step: they are step
 /// scalars, never constants, and a trace that does not bind each where expected is refused.
 public final class CompiledTrainer: Trainer {
+  /// The step scalar the loss scale's inverse is marked as where the gradients are unscaled.
+  public static let inverseScaleScalar = "inverseScale"
+
   private var gradientStep: CompiledFunction!
   private var penaltyStep: CompiledFunction!
   private var updateStep: CompiledFunction!
@@ -103,9 +106,9 @@ public final class CompiledTrainer: Trainer {
     }
     let traces = gradientStep.traceCount
     let variant = "\(lossScaler == nil ? "unscaled" : "scaled") \(model.computeType)"
-    let out = try gradientStep(inputs, scalars: ["dropoutSeed": .bits(dropoutSeed)], variant: variant)
+    let out = try gradientStep(inputs, scalars: [UNet.dropoutSeedScalar: .bits(dropoutSeed)], variant: variant)
     if gradientStep.traceCount > traces {
-      try expectBindings(gradientStep, inputs, variant, "dropoutSeed", count: model.config.dropout > 0 ? 1 : 0, kind: .randomMask)
+      try expectBindings(gradientStep, inputs, variant, UNet.dropoutSeedScalar, count: model.config.dropout > 0 ? 1 : 0, kind: .randomMask)
     }
     return (out[0], out[1], Array(out[2..<2 + n]), lossScaler == nil ? nil : out[2 + n])
   }
@@ -119,8 +122,8 @@ public final class CompiledTrainer: Trainer {
     // binding check below fails if the two ever differ.
     let t = Double(step + 1)
     let stepSize = optimizer.learningRate * (1 - pow(optimizer.beta2, t)).squareRoot() / (1 - pow(optimizer.beta1, t))
-    var scalars: StepScalars = ["stepSize": .real(stepSize)]
-    if scale != 1 { scalars["inverseScale"] = .real(1 / scale) }
+    var scalars: StepScalars = [Adam.stepSizeScalar: .real(stepSize)]
+    if scale != 1 { scalars[Self.inverseScaleScalar] = .real(1 / scale) }
     let variant = "\(scale == 1 ? "plain" : "unscale") \(optimizer.usesFusedUpdate ? "fused" : "ops")"
     // Taken out of Adam, so that each old pair is let go as soon as its parameter is updated.
     var moments = optimizer.moments
@@ -131,8 +134,8 @@ public final class CompiledTrainer: Trainer {
       let traces = updateStep.traceCount
       let out = try updateStep(inputs, scalars: scalars, variant: variant)
       if updateStep.traceCount > traces {
-        try expectBindings(updateStep, inputs, variant, "stepSize", count: 1, kind: nil)
-        try expectBindings(updateStep, inputs, variant, "inverseScale", count: scale == 1 ? 0 : 1, kind: .mulScalar)
+        try expectBindings(updateStep, inputs, variant, Adam.stepSizeScalar, count: 1, kind: nil)
+        try expectBindings(updateStep, inputs, variant, Self.inverseScaleScalar, count: scale == 1 ? 0 : 1, kind: .mulScalar)
       }
       p.value = out[0]
       moments[p.name] = (out[1], out[2])
@@ -144,7 +147,7 @@ public final class CompiledTrainer: Trainer {
 
   /// Forward, loss and gradients, as `Trainer.step` builds them.
   private func tracedGradients(_ inputs: [Tensor], _ scalars: StepScalars) throws -> [Tensor] {
-    guard case .bits(let dropoutSeed)? = scalars["dropoutSeed"] else { preconditionFailure("the gradients program takes its dropout seed") }
+    guard case .bits(let dropoutSeed)? = scalars[UNet.dropoutSeedScalar] else { preconditionFailure("the gradients program takes its dropout seed") }
     let n = model.parameters.count
     let (images, targets) = (inputs[0], inputs[1])
     let weights = Array(inputs[2..<2 + n])
@@ -173,8 +176,11 @@ public final class CompiledTrainer: Trainer {
   /// run them: inputs weight, gradient, m, v; outputs the new weight, m and v.
   private func tracedUpdate(_ inputs: [Tensor], _ scalars: StepScalars) throws -> [Tensor] {
     let (w, g) = (inputs[0], inputs[1])
-    let inverse: Double? = if case .real(let r)? = scalars["inverseScale"] { r } else { nil }
-    let decayed = try withoutGradients { try (inverse.map { try g * $0 } ?? g) + w * options.weightDecay }
+    let inverse: Double? = if case .real(let r)? = scalars[Self.inverseScaleScalar] { r } else { nil }
+    let decayed = try withoutGradients {
+      let unscaled = try inverse.map { r in try markingStepScalar(Self.inverseScaleScalar, .mulScalar) { try g * r } } ?? g
+      return try unscaled + w * options.weightDecay
+    }
     // A stand-in parameter: Adam updates it, and its moments, as it would the model's.
     let p = Parameter("traced", w)
     let step = optimizer.step

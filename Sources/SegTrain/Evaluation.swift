@@ -96,11 +96,12 @@ public struct EvaluationAccumulator: Sendable {
 // MARK: - Evaluation
 
 /// Evaluates `model` on `slices` (images with the model's channels, labels class indices), named
-/// "image i".
+/// "image i"; `compile` compiles the forward pass (`--xla`).
 public func evaluate(
-  _ model: UNet, on slices: [LabelledSlice], batchSize: Int, window: SlidingWindow = SlidingWindow()
+  _ model: UNet, on slices: [LabelledSlice], batchSize: Int, window: SlidingWindow = SlidingWindow(),
+  compile: CompileOptions? = nil
 ) throws -> EvaluationReport {
-  let predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window)
+  let predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window, compile: compile)
   var scores = try EvaluationAccumulator(classes: predictor.classes)
   for (i, s) in slices.enumerated() {
     try scores.add(name: "image \(i)", prediction: predictor.predict(s.imageFile), truth: s.label.map(Int32.init))

@@ -17,9 +17,11 @@ public struct PredictionWriter {
   /// Whether files that existed before the run may be replaced (inputs are never replaced).
   public let overwrite: Bool
 
-  /// A writer predicting with `model`, `batchSize` tiles at a time.
-  public init(model: UNet, batchSize: Int, window: SlidingWindow, probabilities: Bool, overwrite: Bool = false) throws {
-    predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window)
+  /// A writer predicting with `model`, `batchSize` tiles at a time, compiled as `compile` says.
+  public init(
+    model: UNet, batchSize: Int, window: SlidingWindow, probabilities: Bool, overwrite: Bool = false, compile: CompileOptions? = nil
+  ) throws {
+    predictor = try TiledPredictor(model: model, batchSize: batchSize, window: window, compile: compile)
     self.probabilities = probabilities
     self.overwrite = overwrite
   }

@@ -54,7 +54,7 @@ public final class Runner {
   @discardableResult
   public func run() throws -> EvaluationReport? {
     let s = settings
-    let evaluator = PeriodicEvaluator(every: s.evaluateEvery, batchSize: s.training.batchSize, window: s.window)
+    let evaluator = PeriodicEvaluator(every: s.evaluateEvery, batchSize: s.training.batchSize, window: s.window, compile: s.training.compile)
     evaluator.communicator = parallel?.communicator
     var list: [any TrainingCallback] = isRoot ? [ConsoleReporter(say: say), PlateauWatch(say: say, naming: naming)] : []
     if isRoot, let url = s.evaluationJSON { list.append(EvaluationJSONWriter(url: url)) }
@@ -270,7 +270,7 @@ public final class Runner {
   private func predict(_ model: UNet, data: RunData) throws {
     let s = settings
     let writer = try PredictionWriter(model: model, batchSize: s.training.batchSize, window: s.window, probabilities: s.predictProbabilities,
-                                      overwrite: s.overwrite)
+                                      overwrite: s.overwrite, compile: s.training.compile)
     if !s.predictInputs.isEmpty {
       guard let output = s.predictOutput else {
         throw SettingError(.predictionOutput, "needed with \(Setting.predictionInputs) (the folder for masks and overlays)")

@@ -161,11 +161,23 @@ public struct TiledPredictor {
   public let window: SlidingWindow
   private let tileFunction: TileFunction
 
-  /// A predictor for `model` (its config's input size is the tile), running `batchSize` tiles at once.
-  public init(model: UNet, batchSize: Int = 1, window: SlidingWindow = SlidingWindow()) throws {
+  /// A predictor for `model` (its config's input size is the tile), running `batchSize` tiles at
+  /// once; with `compile` (`--xla`) the forward pass is traced once per batch shape and replayed.
+  public init(model: UNet, batchSize: Int = 1, window: SlidingWindow = SlidingWindow(), compile: CompileOptions? = nil) throws {
     let c = model.config
+    let forward: ([Tensor]) throws -> [Tensor]
+    if let compile {
+      // The weights are inputs, not constants, so that the program holds no copy of them and a
+      // model trained further between two predictions is read as it is.
+      let compiled = CompiledFunction("predict", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { xs, _ in
+        try withoutGradients { [try softmax(model(xs[0]))] }
+      }
+      forward = { xs in try compiled(xs + model.parameters.map(\.value)) }
+    } else {
+      forward = { xs in try withoutGradients { [try softmax(model(xs[0]))] } }
+    }
     try self.init(inputTile: c.inputSize, outputTile: c.outputSize, inputChannels: c.inputChannels, classes: c.classes,
-                  batchSize: batchSize, window: window) { try Self.probabilities(of: model, tiles: $0) }
+                  batchSize: batchSize, window: window) { try Self.probabilities(of: model, tiles: $0, forward: forward) }
   }
 
   /// A predictor for any tile function with a model's geometry (a compiled model, or a stand-in in
@@ -216,11 +228,16 @@ public struct TiledPredictor {
   /// `model` as a tile function: input tiles [S,S,C] -> softmax probabilities [S',S',K], computed
   /// in one forward pass without gradients.
   public static func probabilities(of model: UNet, tiles: [[Float]]) throws -> [[Float]] {
+    try probabilities(of: model, tiles: tiles) { xs in try withoutGradients { [try softmax(model(xs[0]))] } }
+  }
+
+  /// `probabilities(of:tiles:)` through `forward` (the batch [N,S,S,C] to the probabilities [N,S',S',K]).
+  static func probabilities(of model: UNet, tiles: [[Float]], forward: ([Tensor]) throws -> [Tensor]) throws -> [[Float]] {
     let s = model.config.inputSize, o = model.config.outputSize, c = model.config.inputChannels, k = model.config.classes
     let backend = model.parameters[0].value.backend
     let flat = try withoutGradients { () -> [Float] in
       let x = try Tensor(shape: [tiles.count, s, s, c], floats: tiles.flatMap { $0 }, on: backend)
-      return try softmax(model(x)).floats()
+      return try forward([x])[0].floats()
     }
     let n = o * o * k
     return (0..<tiles.count).map { Array(flat[$0 * n..<($0 + 1) * n]) }

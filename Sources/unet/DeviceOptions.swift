@@ -12,7 +12,7 @@ struct DeviceOptions: ParsableArguments {
   var device = DeviceChoice(.cpu)
   @OptionGroup var precision: PrecisionOptions
   @Flag(name: [.customLong("xla"), .customLong("compile")],
-        help: "Compile the step (the role of XLA): traced once, then replayed as a program (train and benchmark).")
+        help: "Compile the step (the role of XLA): traced once, then replayed as a program (training, evaluation, prediction, benchmark).")
   var xla = false
   @Option(name: .customLong("dump-graph"), help: ArgumentHelp(
     "With --xla, print each compiled program before and after every pass into this folder.", valueName: "dir"))
@@ -28,8 +28,4 @@ struct DeviceOptions: ParsableArguments {
     return CompileOptions(dumpDirectory: dumpGraph.map { URL(fileURLWithPath: $0) } ?? GraphDump.environmentDirectory)
   }
 
-  /// Refuses --xla for `command`, which runs eagerly.
-  func rejectCompile(_ command: String) throws {
-    if xla { throw ValidationError("--xla: compiles the training and benchmark steps; \(command) runs eagerly, so leave it out") }
-  }
 }

@@ -121,7 +121,7 @@ struct EvaluateCommand: ParsableCommand {
     batch.apply(to: &s, embedded: embedded)
     window.apply(to: &s)
     logging.apply(to: &s)
-    try device.rejectCompile("unet evaluate")
+    s.training.compile = device.compile
     s.precision = try device.precision.resolved()
     s.evaluationJSON = report.output.map { URL(fileURLWithPath: $0) }
     s.contactSheet = report.contactSheetURL(modelDir: s.modelDir)
@@ -171,7 +171,7 @@ struct PredictCommand: ParsableCommand {
     batch.apply(to: &s, embedded: embedded)
     window.apply(to: &s)
     logging.apply(to: &s)
-    try device.rejectCompile("unet predict")
+    s.training.compile = device.compile
     s.precision = try device.precision.resolved()
     s.predictInputs = files.input
     s.predictOutput = files.output.map { URL(fileURLWithPath: $0) }

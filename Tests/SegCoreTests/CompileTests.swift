@@ -67,7 +67,11 @@ private func bits(_ ts: [Tensor]) throws -> [[UInt64]] { try ts.map { try $0.hos
 
   @Test func stepScalarsAreBoundNotBaked() throws {
     let x = try Tensor(shape: [64], floats: (0..<64).map { Float($0) })
-    let eager: (Tensor, UInt64, Double) throws -> Tensor = { x, seed, c in try dropout(x, rate: 0.5, seed: seed) * c }
+    // The ops are marked with their step scalars where they are made, as the model and Adam do.
+    let eager: (Tensor, UInt64, Double) throws -> Tensor = { x, seed, c in
+      let kept = try markingStepScalar("seed", .randomMaskSeed) { try dropout(x, rate: 0.5, seed: seed) }
+      return try markingStepScalar("c", .mulScalar) { try kept * c }
+    }
     let compiled = CompiledFunction("dropout") { xs, s in
       guard case .bits(let seed)? = s["seed"], case .real(let c)? = s["c"] else { throw TensorError(op: "test", "scalars") }
       return [try eager(xs[0], seed, c)]
@@ -81,6 +85,34 @@ private func bits(_ ts: [Tensor]) throws -> [[UInt64]] { try ts.map { try $0.hos
     #expect(program.instructions.map { $0.bindings.map(\.scalar) }.flatMap { $0 }.sorted() == ["c", "seed"])
     // A scalar the program needs but the call leaves out is an error that names it.
     #expect { try compiled([x], scalars: ["seed": .bits(1)]) } throws: { "\($0)".contains("\"c\"") }
+  }
+
+  @Test func aMarkedScalarAndAConstantOfTheSameValueStayApart() throws {
+    // A learning rate of 0.5 and a constant 0.5 in one program: only the marked product follows
+    // the schedule (finding scalars by their traced value could not tell the two apart).
+    let x = try Tensor(shape: [8], floats: (0..<8).map { Float($0) - 3 })
+    let eager: (Tensor, Double) throws -> [Tensor] = { x, rate in
+      let step = try markingStepScalar("rate", .mulScalar) { try x * rate }
+      return [try step * 0.5 + x * 0.5]
+    }
+    let compiled = CompiledFunction("schedule") { xs, s in
+      guard case .real(let rate)? = s["rate"] else { throw TensorError(op: "test", "rate") }
+      return try eager(xs[0], rate)
+    }
+    for rate in [0.5, 0.25, 0.125, 0.5, 3.0] {
+      #expect(try bits(compiled([x], scalars: ["rate": .real(rate)])) == bits(eager(x, rate)))
+    }
+    #expect(compiled.traceCount == 1)
+    let program = try #require(compiled.allPrograms.first)
+    #expect(program.instructions.filter { !$0.bindings.isEmpty }.count == 1)
+  }
+
+  @Test func aMarkOnTheWrongValueIsRefusedWhenTraced() throws {
+    // Marked with "rate" but made from another number: replaying it would be wrong, so the trace fails.
+    let compiled = CompiledFunction("wrong") { xs, _ in [try markingStepScalar("rate", .mulScalar) { try xs[0] * 2 }] }
+    let x = try Tensor(shape: [2], floats: [1, 2])
+    #expect { try compiled([x], scalars: ["rate": .real(3)]) } throws: { "\($0)".contains("\"rate\"") && "\($0)".contains("holds") }
+    #expect { try compiled([x]) } throws: { "\($0)".contains("was not given") }
   }
 
   @Test func otherShapesTraceAgainOrFailWhenStrict() throws {

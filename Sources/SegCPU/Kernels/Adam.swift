@@ -16,7 +16,7 @@ extension CPUBackend {
       try withDNNLErrors(op: "adam", operands.map(\.type)) { try cpuStorage(o.storage, op: "adam").plainBuffer() }
     }
     let n = shape.count
-    let outputs = (0..<3).map { _ in HostBuffer(byteCount: n * 4) }
+    let outputs = (0..<3).map { HostBuffer.output($0, byteCount: n * 4) }
     let (beta1, beta2) = (Float(c.beta1), Float(c.beta2))
     let (oneMinusBeta1, oneMinusBeta2) = (Float(1 - c.beta1), Float(1 - c.beta2))
     let (epsilon, stepSize) = (Float(c.epsilon), Float(c.stepSize))

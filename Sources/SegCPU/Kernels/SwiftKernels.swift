@@ -52,7 +52,7 @@ extension CPUBackend {
           try cpuStorage(operand.storage, op: op.kind.rawValue).plainBuffer()
         }
       }
-      let out = HostBuffer(byteCount: output.shape.count * output.dtype.byteSize)
+      let out = HostBuffer.output(0, byteCount: output.shape.count * output.dtype.byteSize)
       try withExtendedLifetime(buffers) {
         try kernel(
           op, zip(types, buffers).map { PlainOperand(type: $0, pointer: UnsafeRawPointer($1.pointer)) },

@@ -18,7 +18,7 @@ enum BlockedKernels {
           let offsets = channelAligned(op.starts, op.sizes, x.type.shape, tag.block) else { return nil }
     let outLayout = try Layout(Layout.make(nchw(op.sizes), tag.format))
     let window = try submemory(source, dims: nchw(op.sizes), offsets: offsets)
-    let out = try DNNLMemory(outLayout)
+    let out = try DNNLMemory.output(0, outLayout)
     try reorder(window, into: out)
     return try CPUStorage(out, role: .activation, type: output)
   }
@@ -27,7 +27,7 @@ enum BlockedKernels {
   static func pad(_ op: Pad, _ x: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
     guard op.mode == .zero, x.type.shape.count > 0, let (source, tag) = try blocked(x),
           let offsets = channelAligned(op.before, x.type.shape.dims, output.shape, tag.block) else { return nil }
-    let out = try DNNLMemory(Layout(Layout.make(nchw(output.shape.dims), tag.format)))
+    let out = try DNNLMemory.output(0, Layout(Layout.make(nchw(output.shape.dims), tag.format)))
     memset(out.buffer.pointer, 0, out.buffer.byteCount)
     try reorder(source, into: submemory(out, dims: nchw(x.type.shape.dims), offsets: offsets))
     return try CPUStorage(out, role: .activation, type: output)
@@ -44,13 +44,16 @@ enum BlockedKernels {
     let sources = try xs.map { x in
       try x.memory(Layout(Layout.make(nchw(x.type.shape.dims), tag.format)), role: .activation)
     }
-    let out = try DNNLMemory(Layout(Layout.make(nchw(output.shape.dims), tag.format)))
+    let out = try DNNLMemory.output(0, Layout(Layout.make(nchw(output.shape.dims), tag.format)))
     let images = output.shape[0]
     var destination = out.buffer.pointer
     for image in 0..<images {
       for source in sources {
         let bytes = source.layout.byteCount / images
-        copyBytes(from: source.buffer.pointer + image * bytes, to: destination, count: bytes)
+        // A compiled program's producers may have written this input in place already.
+        if source.buffer.pointer + image * bytes != destination {
+          copyBytes(from: source.buffer.pointer + image * bytes, to: destination, count: bytes)
+        }
         destination += bytes
       }
     }
@@ -83,9 +86,24 @@ enum BlockedKernels {
       try check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &s0, &s1, &d), "dnnl_binary_desc_init")
       return try DNNLPrimitive("binary add", opDesc: &desc)
     }
-    let out = try DNNLMemory(outLayout)
+    let out = try DNNLMemory.output(0, outLayout)
     try prim.execute([(DNNL_ARG_SRC_0, src0), (DNNL_ARG_SRC_1, src1), (DNNL_ARG_DST, out)], "binary add")
     return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  /// Whether `out`, a concat of `xs` along the channels just made by `concat`, is their bytes one
+  /// after another: one image, every tensor made in the same channel-blocked format, every channel
+  /// count whole blocks (so the output has no padding to zero).
+  static func concatenatesContiguously(_ xs: [CPUStorage], into out: CPUStorage) -> Bool {
+    guard out.type.dtype == .f32, out.type.shape.rank == 4, out.type.shape[0] == 1, out.madeLayout != nil else { return false }
+    for tag in [BlockedFormat(format: dnnl_aBcd8b, block: 8), BlockedFormat(format: dnnl_aBcd16b, block: 16)] {
+      func isMade(_ x: CPUStorage) -> Bool {
+        x.type.dtype == .f32 && x.type.shape.rank == 4 && x.type.shape[3] % tag.block == 0
+          && (try? Layout(Layout.make(nchw(x.type.shape.dims), tag.format))) == x.madeLayout
+      }
+      if isMade(out) { return xs.allSatisfy(isMade) }
+    }
+    return false
   }
 
   // MARK: Helpers

@@ -14,8 +14,7 @@ final class DNNLMemory {
   /// padded layouts (channels rounded up to the block) are zeroed: oneDNN reads the padding.
   init(_ layout: Layout, over buffer: HostBuffer? = nil) throws {
     let ctx = try DNNLContext.get()
-    let padded = dimsArray(layout.md.padded_dims, Int(layout.md.ndims)) != dimsArray(layout.md.dims, Int(layout.md.ndims))
-    let b = buffer ?? HostBuffer(byteCount: layout.byteCount, zeroed: padded)
+    let b = buffer ?? HostBuffer(byteCount: layout.byteCount, zeroed: Self.padded(layout))
     precondition(b.byteCount >= layout.byteCount, "DNNLMemory: buffer smaller than its layout")
     var h: dnnl_memory_t?
     try withUnsafePointer(to: layout.md) {
@@ -24,6 +23,17 @@ final class DNNLMemory {
     handle = h!
     self.layout = layout
     self.buffer = b
+  }
+
+  /// A memory of `layout` for output `index` of the kernel running now: in its region of the
+  /// caller's arena when placed there (`HostBuffer.output`), zeroed when the layout is padded.
+  static func output(_ index: Int, _ layout: Layout) throws -> DNNLMemory {
+    try DNNLMemory(layout, over: HostBuffer.output(index, byteCount: layout.byteCount, zeroed: padded(layout)))
+  }
+
+  /// Whether `layout` rounds some dimension up (channels to the block), leaving padding to zero.
+  private static func padded(_ layout: Layout) -> Bool {
+    dimsArray(layout.md.padded_dims, Int(layout.md.ndims)) != dimsArray(layout.md.dims, Int(layout.md.ndims))
   }
 
   deinit { dnnl_memory_destroy(handle) }
@@ -44,15 +54,24 @@ final class CPUStorage: DeviceStorage {
   /// oneDNN's dims).
   private var views: [(role: TensorRole, memory: DNNLMemory)] = []
 
+  /// The buffer the tensor was made in (a compiled program's plan reserves its size).
+  let origin: HostBuffer
+  /// The oneDNN layout it was made in, when a kernel made it as a oneDNN memory.
+  let madeLayout: Layout?
+
   /// A tensor whose row-major elements are in `plain`.
   init(plain: HostBuffer, type: TensorType) {
     self.type = type
     self.plain = plain
+    origin = plain
+    madeLayout = nil
   }
 
   /// A tensor held by a oneDNN memory in `role`.
   init(_ memory: DNNLMemory, role: TensorRole, type: TensorType) throws {
     self.type = type
+    origin = memory.buffer
+    madeLayout = memory.layout
     views = [(role, memory)]
     if memory.layout == (try Layout.plain(type.shape, role)) { plain = memory.buffer }
   }

@@ -74,7 +74,7 @@ enum ConvKernels {
       (DNNL_ARG_WEIGHTS, try inputs[1].memory(prim.layout(dnnl_query_weights_md), role: .filter)),
     ]
     if hasBias { args.append((DNNL_ARG_BIAS, try inputs[2].memory(prim.layout(dnnl_query_weights_md, 1), role: .flat))) }
-    let y = try DNNLMemory(prim.layout(dnnl_query_dst_md))
+    let y = try DNNLMemory.output(0, prim.layout(dnnl_query_dst_md))
     args.append((DNNL_ARG_DST, y))
     try prim.execute(args, "convolution forward")
     return try CPUStorage(y, role: .activation, type: output)
@@ -96,7 +96,7 @@ enum ConvKernels {
       return try DNNLPrimitive("convolution backward data", opDesc: &desc, hint: hint)
     }
 
-    let dx = try DNNLMemory(prim.layout(dnnl_query_diff_src_md))
+    let dx = try DNNLMemory.output(0, prim.layout(dnnl_query_diff_src_md))
     try prim.execute(
       [
         (DNNL_ARG_DIFF_DST, try inputs[0].memory(prim.layout(dnnl_query_diff_dst_md), role: .activation)),
@@ -122,7 +122,7 @@ enum ConvKernels {
       return try DNNLPrimitive("convolution backward weights", opDesc: &desc, hint: hint)
     }
 
-    let dw = try DNNLMemory(prim.layout(dnnl_query_diff_weights_md))
+    let dw = try DNNLMemory.output(0, prim.layout(dnnl_query_diff_weights_md))
     try prim.execute(
       [
         (DNNL_ARG_SRC, try inputs[0].memory(prim.layout(dnnl_query_src_md), role: .activation)),

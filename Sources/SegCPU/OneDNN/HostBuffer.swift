@@ -8,15 +8,57 @@ import SegCore
 final class HostBuffer {
   let pointer: UnsafeMutableRawPointer
   let byteCount: Int
+  /// The arena this buffer is a region of (kept alive by it), or nil for memory of its own.
+  private let arena: CPUArena?
+
+  /// Counts the buffers allocated on this task while set (tests count a replay's allocations).
+  @TaskLocal static var allocations: AllocationCounter?
 
   /// Uninitialised memory of `byteCount` bytes (zeroed when asked).
   init(byteCount: Int, zeroed: Bool = false) {
+    Self.allocations?.count += 1
     self.byteCount = byteCount
     pointer = HostMemory.shared.allocate(byteCount)
+    arena = nil
     if zeroed { memset(pointer, 0, max(byteCount, 1)) }
   }
 
-  deinit { HostMemory.shared.free(pointer, byteCount) }
+  /// `byteCount` bytes of `arena` from `offset` (zeroed when asked), which the arena keeps.
+  private init(_ arena: CPUArena, offset: Int, byteCount: Int, zeroed: Bool) {
+    precondition(offset >= 0 && offset + byteCount <= arena.byteCount, "HostBuffer: region outside its arena")
+    self.byteCount = byteCount
+    self.arena = arena
+    pointer = arena.buffer.pointer + offset
+    if zeroed, byteCount > 0 { memset(pointer, 0, byteCount) }
+  }
+
+  /// The memory of output `index` of the kernel running now: its region of the caller's arena when
+  /// the caller placed it there (`OutputPlacement`) and `byteCount` fits, else a fresh buffer.
+  static func output(_ index: Int, byteCount: Int, zeroed: Bool = false) -> HostBuffer {
+    if let region = OutputPlacement.take(index, bytes: byteCount), let arena = region.arena as? CPUArena {
+      return HostBuffer(arena, offset: region.offset, byteCount: byteCount, zeroed: zeroed)
+    }
+    return HostBuffer(byteCount: byteCount, zeroed: zeroed)
+  }
+
+  deinit { if arena == nil { HostMemory.shared.free(pointer, byteCount) } }
+}
+
+/// A number of allocations (`HostBuffer.allocations`).
+final class AllocationCounter: @unchecked Sendable {
+  var count = 0
+}
+
+// MARK: - Arena
+
+/// The CPU backend's arena (`DeviceArena`): one buffer, 64-byte aligned, whose regions replayed
+/// kernels write their outputs into.
+final class CPUArena: DeviceArena {
+  let buffer: HostBuffer
+  var byteCount: Int { buffer.byteCount }
+
+  /// An arena of `bytes` bytes.
+  init(bytes: Int) { buffer = HostBuffer(byteCount: bytes) }
 }
 
 // MARK: - Host memory

@@ -17,7 +17,7 @@ enum PoolingKernels {
     if output.shape.count == 0 { return CPUStorage(plain: HostBuffer(byteCount: 0), type: output) }
     let src = try inputLayout(x)
     let prim = try forwardPrimitive(op, src: src, output: output, training: false)
-    let y = try DNNLMemory(prim.layout(dnnl_query_dst_md))
+    let y = try DNNLMemory.output(0, prim.layout(dnnl_query_dst_md))
     try prim.execute(
       [(DNNL_ARG_SRC, try x.memory(src, role: .activation)), (DNNL_ARG_DST, y)], "pooling forward")
     return try CPUStorage(y, role: .activation, type: output)
@@ -49,7 +49,7 @@ enum PoolingKernels {
     try fwd.execute(
       [(DNNL_ARG_SRC, xm), (DNNL_ARG_DST, try DNNLMemory(dstLayout)), (DNNL_ARG_WORKSPACE, workspace)],
       "pooling forward (training)")
-    let dx = try DNNLMemory(bwd.layout(dnnl_query_diff_src_md))
+    let dx = try DNNLMemory.output(0, bwd.layout(dnnl_query_diff_src_md))
     try bwd.execute(
       [
         (DNNL_ARG_DIFF_DST, try dy.memory(bwd.layout(dnnl_query_diff_dst_md), role: .activation)),
@@ -101,7 +101,7 @@ enum ReLUKernels {
       try check(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, dnnl_eltwise_relu, &md, 0, 0), "dnnl_eltwise_forward_desc_init")
       return try DNNLPrimitive("eltwise relu forward", opDesc: &desc)
     }
-    let y = try DNNLMemory(layout)
+    let y = try DNNLMemory.output(0, layout)
     try prim.execute([(DNNL_ARG_SRC, try x.memory(layout, role: role)), (DNNL_ARG_DST, y)], "eltwise relu forward")
     return try CPUStorage(y, role: role, type: output)
   }
@@ -126,7 +126,7 @@ enum ReLUKernels {
         "dnnl_eltwise_backward_desc_init")
       return try DNNLPrimitive("eltwise relu backward", opDesc: &desc, hint: hint)
     }
-    let dx = try DNNLMemory(layout)
+    let dx = try DNNLMemory.output(0, layout)
     try prim.execute(
       [
         (DNNL_ARG_DST, try y.memory(layout, role: role)), (DNNL_ARG_DIFF_DST, try dy.memory(layout, role: role)),

@@ -44,6 +44,18 @@ public protocol Backend: AnyObject {
   /// whose summary the host reads once: worth it where each op is a launch and each read a
   /// synchronisation (a GPU). Default: false (the per-parameter ops, as fast on the host).
   var multiTensorOptimizer: Bool { get }
+  /// An arena of `bytes` in which its kernels place a replayed program's planned values
+  /// (`OutputPlacement`), or nil when its kernels never place outputs (the default: a replay then
+  /// lets each kernel allocate).
+  func makeArena(bytes: Int) throws -> (any DeviceArena)?
+  /// How `storage`, just made by one of its kernels, holds its value (`StorageFootprint`), so that a
+  /// memory plan reserves what the kernel will ask for and keeps views with their buffers; nil when
+  /// it does not say (the default; a backend with an arena must say).
+  func footprint(of storage: any DeviceStorage) -> StorageFootprint?
+  /// Whether `output`, just made by concatenating `inputs` along `axis`, holds each input's buffer
+  /// bytes one after another, as they are, with nothing else (so that a compiled program may write
+  /// the inputs in place: `ConcatInPlace`); false by default.
+  func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool
 }
 
 extension Backend {
@@ -54,6 +66,9 @@ extension Backend {
   public var halfPrecisionConvolutions: Bool { false }
   public var tf32Convolutions: Bool { false }
   public var multiTensorOptimizer: Bool { false }
+  public func makeArena(bytes: Int) throws -> (any DeviceArena)? { nil }
+  public func footprint(of storage: any DeviceStorage) -> StorageFootprint? { nil }
+  public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool { false }
 
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { !kernels.covers($0) } }

@@ -1,9 +1,10 @@
 // MARK: - Memory plan
 
-/// Where each intermediate value of a program would live in one arena: liveness over the whole
-/// step (a value is live from the instruction that makes it to its last reader, both included, so
-/// an output never shares bytes with an input of its own op), packed by size with reuse. Inputs and
-/// constants are not in the arena: the caller and the program hold them.
+/// Where each intermediate value of a program lives in one arena, which the replay allocates once
+/// and reuses: liveness over the whole step (a value is live from the instruction that makes it to
+/// its last reader, both included, so an output never shares bytes with an input of its own op),
+/// packed by size with reuse. Inputs, constants and the function's outputs are not in the arena:
+/// the caller and the program hold them (parameters, optimizer state, gradients handed back).
 public struct MemoryPlan: Sendable {
   /// One intermediate value: its slot, the instruction positions it is live over, its size and
   /// its offset in the arena.
@@ -27,6 +28,12 @@ public struct MemoryPlan: Sendable {
   public internal(set) var buffers: [Buffer]
   /// Each buffer's offset, by slot.
   public internal(set) var offsets: [Int: Int] = [:]
+  /// Each buffer's bytes, by slot.
+  public internal(set) var sizes: [Int: Int] = [:]
+  /// The values placed inside another buffer (a concat's inputs in its output: `ConcatInPlace`),
+  /// by slot, with the slot of the buffer they lie in; their offsets and sizes are in `offsets`
+  /// and `sizes`.
+  public internal(set) var inside: [Int: Int] = [:]
   /// The arena's size: the end of the highest buffer.
   public internal(set) var arenaBytes = 0
   /// The bytes of all buffers together, as if none were reused.
@@ -52,17 +59,46 @@ public struct MemoryPlan: Sendable {
     return "memory plan: \(buffers.count) buffers, arena \(mib(arenaBytes)), peak live \(mib(peakLiveBytes)), without reuse \(mib(totalBytes))"
   }
 
-  /// Plans the intermediate values of `program` (its instructions as they are now).
+  /// Plans the intermediate values of `program` (its instructions as they are now), each taking
+  /// the bytes its kernel allocated when traced (layout padding included) or, when the backend
+  /// does not say, its elements' bytes. A value with views (a kernel that returned a view of its
+  /// input) is one buffer live until its last view's last reader. The function's outputs are not
+  /// planned: the caller keeps them past the replay, so they are buffers of their own.
   public init(_ program: Program) {
     let last = program.lastUses()
-    var buffers: [Buffer] = []
+    let returned = Set(program.outputs.map(program.aliasRoot))
+    var start: [Int: Int] = [:], end: [Int: Int] = [:]
+    var order: [Int] = []
     for (i, ins) in program.instructions.enumerated() {
       for s in ins.outputs {
-        let bytes = (program.values[s].type.shape.count * program.values[s].type.dtype.byteSize + Self.alignment - 1) / Self.alignment * Self.alignment
-        buffers.append(Buffer(slot: s, start: i, end: max(last[s] ?? i, i), bytes: bytes))
+        let root = program.aliasRoot(s)
+        if root == s {
+          start[s] = i
+          order.append(s)
+        }
+        end[root] = max(end[root] ?? i, last[s] ?? i, i)
       }
     }
+    // A concat written in place: its inputs are bytes of its buffer, which lives as long as any.
+    var memberOf: [Int: (concat: Int, member: ConcatGroup.Member)] = [:]
+    for g in program.concatGroups where start[g.concat] != nil {
+      for m in g.members where start[m.slot] != nil {
+        memberOf[m.slot] = (g.concat, m)
+        start[g.concat] = min(start[g.concat]!, start[m.slot]!)
+        end[g.concat] = max(end[g.concat]!, end[m.slot]!)
+      }
+    }
+    let buffers = order.filter { !returned.contains($0) && memberOf[$0] == nil }.map { s -> Buffer in
+      let v = program.values[s]
+      let raw = v.footprint?.bytes ?? v.type.shape.count * v.type.dtype.byteSize
+      let bytes = max(raw + Self.alignment - 1, Self.alignment) / Self.alignment * Self.alignment
+      return Buffer(slot: s, start: start[s]!, end: end[s]!, bytes: bytes)
+    }
     self.init(packing: buffers)
+    for (slot, m) in memberOf.sorted(by: { $0.key < $1.key }) {
+      guard let base = offsets[m.concat] else { continue }
+      (offsets[slot], sizes[slot], inside[slot]) = (base + m.member.offset, m.member.bytes, m.concat)
+    }
   }
 
   /// Packs `buffers` (offsets ignored): largest first, each at the lowest offset where it overlaps
@@ -86,6 +122,7 @@ public struct MemoryPlan: Sendable {
     self.buffers = result
     for b in result {
       offsets[b.slot] = b.offset
+      sizes[b.slot] = b.bytes
       arenaBytes = max(arenaBytes, b.offset + b.bytes)
     }
   }
@@ -97,6 +134,12 @@ public struct MemoryPlan: Sendable {
   public func validate() throws {
     for b in buffers where b.offset < 0 || b.offset + b.bytes > arenaBytes || b.offset % Self.alignment != 0 || b.start > b.end {
       throw TensorError(op: "memory plan", "buffer %\(b.slot) at \(b.offset) (\(b.bytes) bytes, live \(b.start)...\(b.end)) is outside the arena of \(arenaBytes) bytes or misaligned")
+    }
+    for (slot, parent) in inside {
+      guard let o = offsets[slot], let n = sizes[slot], let po = offsets[parent], let pn = sizes[parent],
+            o >= po, o + n <= po + pn, o % Self.alignment == 0 else {
+        throw TensorError(op: "memory plan", "%\(slot), placed inside %\(parent), is not within its bytes or misaligned")
+      }
     }
     // A sweep by start: each buffer meets only those still live when it starts.
     var active: [Buffer] = []

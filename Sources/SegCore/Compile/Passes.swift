@@ -13,13 +13,14 @@ public protocol CompilerPass: Sendable {
 
 /// The passes of `compile`, in the order they run.
 public enum CompilerPasses {
-  /// Binding the step scalars comes first (later passes may copy ops and must copy their
-  /// bindings); rewrites that change which values exist (elementwise fusion, a convolution's
+  /// Checking the step scalars' bindings comes first (later passes may copy ops and must copy
+  /// their bindings); rewrites that change which values exist (elementwise fusion, a convolution's
   /// epilogue fused into it, a concat written in place by its producers) belong after dead values
   /// and before memory planning, which must see the final instructions; validation comes last.
   public static let standard: [any CompilerPass] = [
-    BindStepScalars(),
+    CheckStepScalars(),
     RemoveDeadValues(),
+    ConcatInPlace(),
     PlanMemory(),
     ValidateMemoryPlan(),
   ]
@@ -71,26 +72,28 @@ public struct GraphDump: Sendable {
   }
 }
 
-// MARK: - Binding step scalars
+// MARK: - Checking step scalars
 
-/// Finds the op attributes that hold a step scalar's traced value and binds them to it, so that
-/// each replay takes the call's value. Scalars must have distinct values when traced (a value two
-/// of them share could stand for either).
-public struct BindStepScalars: CompilerPass {
-  public let name = "bind-scalars"
+/// Checks the bindings the trace recorded where each step scalar was marked
+/// (`markingStepScalar`): every bound scalar was passed to the trace, and each bound attribute
+/// held the scalar's traced value (an op marked with the wrong number would replay another one).
+/// Nothing is found by value: two attributes with one value stay apart.
+public struct CheckStepScalars: CompilerPass {
+  public let name = "step-scalars"
   public init() {}
 
   public func run(_ program: inout Program, scalars: StepScalars) throws {
-    var byValue: [StepScalar: String] = [:]
-    for (name, value) in scalars.sorted(by: { $0.key < $1.key }) {
-      if let other = byValue[value] {
-        throw TensorError(op: "compile", "the step scalars \"\(other)\" and \"\(name)\" both hold \(value) when traced; trace with distinct values")
-      }
-      byValue[value] = name
-    }
-    for i in program.instructions.indices {
-      program.instructions[i].bindings = bindableAttributes(of: program.instructions[i].op).compactMap { attribute, value in
-        byValue[value].map { ScalarBinding(attribute: attribute, scalar: $0) }
+    for ins in program.instructions where !ins.bindings.isEmpty {
+      let values = Dictionary(bindableAttributes(of: ins.op).map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+      for b in ins.bindings {
+        guard let traced = scalars[b.scalar] else {
+          throw TensorError(op: "compile", "\(ins.op) is marked with the step scalar \"\(b.scalar)\", which the trace was not given; pass it at every call")
+        }
+        guard values[b.attribute] == traced else {
+          throw TensorError(
+            op: "compile",
+            "\(ins.op) is marked with the step scalar \"\(b.scalar)\" = \(traced), but its \(b.attribute.rawValue) holds \(values[b.attribute].map(\.description) ?? "nothing"); make the op from the scalar's value")
+        }
       }
     }
   }

@@ -15,10 +15,14 @@ public struct Program: CustomStringConvertible {
     case produced(instruction: Int, output: Int)
   }
 
-  /// One slot: its type and its source.
+  /// One slot: its type, its source and, as traced, how the backend held it.
   public struct Value {
     public let type: TensorType
     public let source: Source
+    /// The buffer its kernel made when traced (nil when the backend does not say).
+    public internal(set) var footprint: StorageFootprint?
+    /// The slot whose buffer this value is a view of (a kernel returned a view of its input), if any.
+    public internal(set) var aliasOf: Int?
   }
 
   /// One op of the program. `bindings` name the step scalars its attributes take at each replay
@@ -36,6 +40,13 @@ public struct Program: CustomStringConvertible {
     public var bindings: [ScalarBinding] = []
     /// Slots to let go of once this instruction has run.
     public var frees: [Int] = []
+    /// For a concat: whether the backend laid its traced output out as its inputs' bytes in turn.
+    public var contiguousConcat = false
+
+    /// An instruction running `op` on slots `inputs` into slots `outputs`, `traceIndex`th in the trace.
+    public init(op: any Primitive, inputs: [Int], outputs: [Int], traceIndex: Int, bindings: [ScalarBinding] = []) {
+      (self.op, self.inputs, self.outputs, self.traceIndex, self.bindings) = (op, inputs, outputs, traceIndex, bindings)
+    }
   }
 
   /// The backend the program was traced on, whose kernels replay it.
@@ -48,16 +59,27 @@ public struct Program: CustomStringConvertible {
   public internal(set) var inputs: [Int] = []
   /// The slot of each output of the function.
   public internal(set) var outputs: [Int] = []
-  /// The arena layout of the intermediate values, once `MemoryPlanning` has run.
+  /// The arena layout of the intermediate values, once `PlanMemory` has run.
   public var memoryPlan: MemoryPlan?
+  /// The concats whose inputs are written in place (`ConcatInPlace`).
+  public var concatGroups: [ConcatGroup] = []
+  /// The arena the replays place the planned values in (shared by the backend's programs).
+  var arena: ProgramArena { ProgramArena.shared(for: backend) }
 
   /// An empty program on `backend`.
   public init(backend: any Backend) { self.backend = backend }
 
   /// Adds a slot and returns its number.
-  mutating func addValue(_ type: TensorType, _ source: Source) -> Int {
-    values.append(Value(type: type, source: source))
+  mutating func addValue(_ type: TensorType, _ source: Source, footprint: StorageFootprint? = nil, aliasOf: Int? = nil) -> Int {
+    values.append(Value(type: type, source: source, footprint: footprint, aliasOf: aliasOf))
     return values.count - 1
+  }
+
+  /// The slot whose buffer `slot` lives in: itself, or the value it is a view of, followed to the end.
+  public func aliasRoot(_ slot: Int) -> Int {
+    var s = slot
+    while let a = values[s].aliasOf { s = a }
+    return s
   }
 
   /// Readers of each slot, by instruction position (outputs are read at the end, `instructions.count`).
@@ -77,8 +99,10 @@ public struct Program: CustomStringConvertible {
     }
     for ins in instructions {
       let outs = ins.outputs.map { "%\($0): \(values[$0].type)" }.joined(separator: ", ")
+      let views = ins.outputs.compactMap { s in values[s].aliasOf.map { "%\(s) views %\(aliasRoot($0))" } }
       var line = "  \(outs) = \(ins.op)(\(ins.inputs.map { "%\($0)" }.joined(separator: ", ")))"
       if !ins.bindings.isEmpty { line += " bound " + ins.bindings.map(\.description).joined(separator: ", ") }
+      if !views.isEmpty { line += " " + views.joined(separator: ", ") }
       if !ins.frees.isEmpty { line += " frees " + ins.frees.map { "%\($0)" }.joined(separator: " ") }
       if let plan = memoryPlan {
         let at = ins.outputs.compactMap { s in plan.offsets[s].map { "%\(s)@\($0)" } }
@@ -87,6 +111,7 @@ public struct Program: CustomStringConvertible {
       lines.append(line)
     }
     lines.append("  return \(outputs.map { "%\($0)" }.joined(separator: ", "))")
+    for g in concatGroups { lines.append("  \(g)") }
     if let plan = memoryPlan { lines.append("  \(plan.summary)") }
     return lines.joined(separator: "\n")
   }

@@ -2,8 +2,10 @@
 
 /// A number that changes from step to step and enters ops as an attribute, not a tensor: a dropout
 /// seed, Adam's bias-corrected step size, a loss scale's inverse. A compiled function receives them
-/// by name at each call; the trace finds the attributes that hold them (`ScalarBinding`) and the
-/// replay writes the call's values there, so they are never baked in as constants.
+/// by name at each call. The code that makes such an op marks it where it makes it
+/// (`markingStepScalar`), the trace records the mark as a `ScalarBinding`, and the replay writes the
+/// call's value there, so the value is never baked in as a constant, and two attributes that happen
+/// to hold the same number are never confused.
 public enum StepScalar: Hashable, Sendable, CustomStringConvertible {
   /// 64 bits taken as they are (a seed).
   case bits(UInt64)
@@ -40,9 +42,40 @@ public struct ScalarBinding: Sendable, CustomStringConvertible {
   public var description: String { "\(attribute.rawValue)=$\(scalar)" }
 }
 
-// MARK: - Finding and applying bindings
+// MARK: - Marking where a step scalar is made
 
-/// The attributes of `op` that a step scalar could stand for, with their traced values.
+/// The marks in force while an op is made: which attribute kind takes which step scalar.
+enum StepScalarMarks {
+  @TaskLocal static var active: [(name: String, attribute: ScalarBinding.Attribute)] = []
+
+  /// The bindings of `op` under the marks in force: each marked attribute kind that `op` has, the
+  /// innermost mark winning.
+  static func bindings(of op: any Primitive) -> [ScalarBinding] {
+    let marks = active
+    guard !marks.isEmpty else { return [] }
+    var result: [ScalarBinding] = []
+    for (attribute, _) in bindableAttributes(of: op) {
+      if let mark = marks.last(where: { $0.attribute == attribute }) {
+        result.append(ScalarBinding(attribute: attribute, scalar: mark.name))
+      }
+    }
+    return result
+  }
+}
+
+/// Runs `body`, marking the `attribute` of every op it makes as the step scalar `name`: while a
+/// compiled function traces, those ops are bound to the scalar and take its value at each replay;
+/// otherwise this is just `body()`. Mark the narrowest code that makes the op (the one product by
+/// a learning rate, not the whole optimizer), so that no other op of the same kind is bound.
+public func markingStepScalar<T>(
+  _ name: String, _ attribute: ScalarBinding.Attribute, _ body: () throws -> T
+) rethrows -> T {
+  try StepScalarMarks.$active.withValue(StepScalarMarks.active + [(name, attribute)]) { try body() }
+}
+
+// MARK: - Reading and applying bindings
+
+/// The attributes of `op` that a step scalar can be bound to, with their values.
 func bindableAttributes(of op: any Primitive) -> [(ScalarBinding.Attribute, StepScalar)] {
   switch op {
   case let m as RandomMask: return [(.randomMaskSeed, .bits(m.seed))]

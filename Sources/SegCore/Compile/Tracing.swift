@@ -7,7 +7,7 @@
 /// Only tensors flow into the program: a value read on the host inside the traced function (an
 /// `item()`) and used to decide what to build is frozen as it was when traced, and a leaf made
 /// inside it is a constant. What changes per step must come in as an input tensor or as a step
-/// scalar (`StepScalars`).
+/// scalar (`StepScalars`), marked where its op is made (`markingStepScalar`).
 final class ProgramRecorder: @unchecked Sendable {
   /// The recorder of the current task, if any (one task traces at a time; its ops run in order).
   @TaskLocal static var active: ProgramRecorder?
@@ -24,11 +24,18 @@ final class ProgramRecorder: @unchecked Sendable {
     let inSlots = inputs.map(slot(of:))
     var outSlots: [Int] = []
     for (k, node) in outputs.enumerated() {
-      let s = program.addValue(node.type, .produced(instruction: traced, output: k))
+      let footprint = program.backend.footprint(of: node.storage)
+      // A kernel that returned a view of an input: the plan keeps the input's bytes while the view lives.
+      let viewed = footprint.flatMap { f in inSlots.first { program.values[$0].footprint?.memory == f.memory } }
+      let s = program.addValue(node.type, .produced(instruction: traced, output: k), footprint: footprint, aliasOf: viewed)
       slots[node.id] = s
       outSlots.append(s)
     }
-    program.instructions.append(Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced))
+    var instruction = Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced, bindings: StepScalarMarks.bindings(of: op))
+    if let concat = op as? Concat, outputs.count == 1 {
+      instruction.contiguousConcat = program.backend.concatenatesContiguously(inputs.map(\.storage), into: outputs[0].storage, axis: concat.axis)
+    }
+    program.instructions.append(instruction)
     traced += 1
   }
 
@@ -42,7 +49,7 @@ final class ProgramRecorder: @unchecked Sendable {
     if let s = slots[node.id], case .input(let j) = program.values[s].source {
       throw TensorError(op: "compile", operands: [node.type], "input \(program.inputs.count) is the same tensor as input \(j); pass distinct tensors")
     }
-    let s = program.addValue(node.type, .input(program.inputs.count))
+    let s = program.addValue(node.type, .input(program.inputs.count), footprint: program.backend.footprint(of: node.storage))
     slots[node.id] = s
     program.inputs.append(s)
   }
@@ -53,7 +60,7 @@ final class ProgramRecorder: @unchecked Sendable {
   /// The slot of `node`, capturing it as a constant the first time an untraced node is seen.
   private func slot(of node: Node) -> Int {
     if let s = slots[node.id] { return s }
-    let s = program.addValue(node.type, .constant(node.storage))
+    let s = program.addValue(node.type, .constant(node.storage), footprint: program.backend.footprint(of: node.storage))
     slots[node.id] = s
     return s
   }

@@ -14,6 +14,8 @@ public final class PeriodicEvaluator: TrainingCallback {
   public let batchSize: Int
   /// How whole images are tiled.
   public let window: SlidingWindow
+  /// How the forward pass is compiled (`--xla`); nil runs it eagerly.
+  public let compile: CompileOptions?
   /// The slices scored, set when the run starts.
   public private(set) var validation: [LabelledSlice] = []
   /// The last report made.
@@ -22,9 +24,10 @@ public final class PeriodicEvaluator: TrainingCallback {
   /// evaluates every image here.
   public var communicator: Communicator?
 
-  /// An evaluator every `every` updates, predicting `batchSize` tiles at a time through `window`.
-  public init(every: Int, batchSize: Int, window: SlidingWindow) {
-    (self.every, self.batchSize, self.window) = (every, batchSize, window)
+  /// An evaluator every `every` updates, predicting `batchSize` tiles at a time through `window`,
+  /// compiled as `compile` says.
+  public init(every: Int, batchSize: Int, window: SlidingWindow, compile: CompileOptions? = nil) {
+    (self.every, self.batchSize, self.window, self.compile) = (every, batchSize, window, compile)
   }
 
   public func runStarted(_ run: RunContext) throws { validation = run.validation }
@@ -36,8 +39,10 @@ public final class PeriodicEvaluator: TrainingCallback {
 
   /// The scores of `model` on the validation slices.
   public func evaluate(_ model: UNet) throws -> EvaluationReport {
+    // A data-parallel evaluation runs eagerly: the ranks' compiled programs would need their own
+    // shares of the images traced.
     let report = try communicator.map { try SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window, over: $0) }
-      ?? SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window)
+      ?? SegTrain.evaluate(model, on: validation, batchSize: batchSize, window: window, compile: compile)
     lastReport = report
     return report
   }

@@ -1,0 +1,156 @@
+@testable import SegCPU
+import SegCore
+import SegTestSupport
+import Testing
+
+// MARK: - Random graphs on the CPU
+
+/// A random differentiable function of three [1,10,10,16] tensors from the ops a U-Net step runs
+/// on the CPU (convolutions with bias and ReLU in oneDNN's blocked layouts, their backward ops
+/// through the gradient, pooling, crops, pads, channel concats, adds and Swift elementwise ops),
+/// built by `seed`.
+private func randomCPUFunction(seed: UInt64, on cpu: CPUBackend) -> ([Tensor]) throws -> Tensor {
+  { xs in
+    var rng = SeededRandom(seed: seed)
+    var pool = xs
+    func pick() -> Tensor { pool[Int(rng.next() % UInt64(pool.count))] }
+    func filter(_ cin: Int, _ cout: Int) throws -> Tensor {
+      try Tensor(shape: [3, 3, cin, cout], floats: rng.doubles(9 * cin * cout).map { Float($0 * 0.1) }, on: cpu)
+    }
+    for _ in 0..<10 {
+      let a = pick(), b = pick()
+      let made: Tensor
+      switch rng.next() % 8 {
+      case 0: made = try a + b
+      case 1: made = try relu(a * b)
+      case 2:
+        let bias = try Tensor(shape: [16], floats: rng.doubles(16).map(Float.init), on: cpu)
+        made = try conv2d(a, filter(16, 16), bias: bias, padding: .same, activation: .relu)
+      case 3: made = try conv2d(a, filter(16, 16), padding: .same) + b
+      case 4:
+        let up = try conv2dTranspose(maxPool2d(a), filter(16, 16), strides: (2, 2), padding: .same)
+        made = try up * 0.5 + b
+      case 5:
+        let both = try concat([a, b], axis: 3)
+        made = try conv2d(both, filter(32, 16), padding: .same)
+      case 6: made = try pad(slice(a, starts: [0, 1, 1, 0], sizes: [1, 8, 8, 16]), before: [0, 1, 1, 0], after: [0, 1, 1, 0]) - b
+      default: made = try exp(a * 0.1) * b
+      }
+      pool.append(made)
+    }
+    var total = try sum(pool[4] * pool[4])
+    for t in pool.suffix(5) { total = try total + sum(t) }
+    return total
+  }
+}
+
+private func randomCPUInputs(_ seed: UInt64, on cpu: CPUBackend) throws -> [Tensor] {
+  var rng = SeededRandom(seed: seed)
+  return try (0..<3).map { _ in try Tensor(shape: [1, 10, 10, 16], floats: rng.doubles(1600).map(Float.init), on: cpu) }
+}
+
+private func bits(_ ts: [Tensor]) throws -> [[UInt64]] { try ts.map { try $0.host().doubles.map(\.bitPattern) } }
+
+/// The buffers `body` allocates on this task.
+private func allocations(_ body: () throws -> Void) rethrows -> Int {
+  let counter = AllocationCounter()
+  try HostBuffer.$allocations.withValue(counter) { try body() }
+  return counter.count
+}
+
+// MARK: - Tests
+
+@Suite struct ArenaReplayTests {
+  /// Compiled replays in the arena give the eager bits, the plan is proven sound, and each planned
+  /// value is written into the arena: a replay allocates exactly as many buffers fewer than the
+  /// same program replayed without its plan as the plan has buffers.
+  @Test(arguments: 0..<10 as Range<UInt64>) func randomCPUGraphsReplayInTheArena(seed: UInt64) throws {
+    let cpu = CPUBackend.shared
+    let f = randomCPUFunction(seed: seed, on: cpu)
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs, of: f)
+      return [value] + grads
+    }
+    let compiled = CompiledFunction("cpu-random\(seed)") { xs, _ in try step(xs) }
+    let first = try randomCPUInputs(seed, on: cpu)
+    #expect(try bits(compiled(first)) == bits(step(first)))
+    for k in 1...3 as ClosedRange<UInt64> {
+      let xs = try randomCPUInputs(seed &+ 100 * k, on: cpu)
+      #expect(try bits(compiled(xs)) == bits(step(xs)))
+    }
+    #expect(compiled.traceCount == 1)
+    let program = try #require(compiled.allPrograms.first)
+    let plan = try #require(program.memoryPlan)
+    try plan.validate()
+    #expect(plan.buffers.count > 10 && plan.arenaBytes >= plan.peakLiveBytes && plan.arenaBytes <= plan.totalBytes)
+
+    var unplanned = program
+    unplanned.memoryPlan = nil
+    let xs = try randomCPUInputs(seed &+ 7, on: cpu)
+    var (a, b): ([Tensor], [Tensor]) = ([], [])
+    // Once each first: the constants keep their small conversions from the first run.
+    _ = try unplanned.run(xs)
+    let own = try allocations { b = try unplanned.run(xs) }
+    // The backend's one arena serves one replay at a time, and other tests replay on the CPU
+    // backend too: a replay that finds it in use allocates as without a plan, so try again.
+    var planned = Int.max
+    for _ in 0..<50 where own - planned != plan.offsets.count {
+      planned = min(planned, try allocations { a = try program.run(xs) })
+    }
+    #expect(try bits(a) == bits(b))
+    // Every planned value, a concat's inputs in place too, is written into the arena.
+    #expect(own - planned == plan.offsets.count, "\(own) buffers without the plan, \(planned) with it, \(plan.offsets.count) planned")
+  }
+
+  /// Two convolutions joined by a channel concat of one image, as the U-Net's skip joins its
+  /// upsampled path: the convolutions write into the concat's buffer, which copies nothing, and
+  /// the replays still give the eager bits.
+  @Test func aConcatOfOneImageIsWrittenInPlace() throws {
+    let cpu = CPUBackend.shared
+    var rng = SeededRandom(seed: 11)
+    func random(_ dims: [Int], _ scale: Double = 1) throws -> Tensor {
+      try Tensor(shape: Shape(dims), floats: rng.doubles(dims.reduce(1, *)).map { Float($0 * scale) }, on: cpu)
+    }
+    let (w1, w2, w3) = (try random([3, 3, 16, 16], 0.1), try random([3, 3, 16, 16], 0.1), try random([3, 3, 32, 16], 0.1))
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs) { ws in
+        let a = try conv2d(ws[0], ws[1], padding: .same, activation: .relu)
+        let b = try conv2d(ws[0], ws[2], padding: .same, activation: .relu)
+        let y = try conv2d(concat([a, b], axis: 3), ws[3], padding: .same)
+        return try sum(y * y)
+      }
+      return [value] + grads
+    }
+    let compiled = CompiledFunction("concat-in-place") { xs, _ in try step(xs) }
+    for _ in 0..<3 {
+      let xs = [try random([1, 12, 12, 16]), w1, w2, w3]
+      #expect(try bits(compiled(xs)) == bits(step(xs)))
+    }
+    let program = try #require(compiled.allPrograms.first)
+    #expect(program.concatGroups.count == 1, "\(program)")
+    let plan = try #require(program.memoryPlan)
+    try plan.validate()
+    for group in program.concatGroups {
+      for m in group.members { #expect(plan.inside[m.slot] == group.concat && plan.offsets[m.slot] == plan.offsets[group.concat]! + m.offset) }
+    }
+    #expect(program.description.contains("in place"))
+  }
+
+  /// A kernel that takes its region and then declines leaves the next candidate to allocate, and
+  /// a region too small for the output is not used.
+  @Test func aRegionIsHandedOutOnceAndOnlyWhenTheOutputFits() throws {
+    let arena = CPUArena(bytes: 4096)
+    let placement = OutputPlacement([OutputPlacement.Region(arena: arena, offset: 128, bytes: 256), nil])
+    #expect(placement.take(0, bytes: 512) == nil)
+    #expect(placement.take(1, bytes: 8) == nil)
+    let region = try #require(placement.take(0, bytes: 256))
+    #expect(region.offset == 128)
+    #expect(placement.take(0, bytes: 256) == nil)
+    // Inside a kernel: the buffer lies in the arena at its offset.
+    let inArena = OutputPlacement.$current.withValue(OutputPlacement([OutputPlacement.Region(arena: arena, offset: 192, bytes: 256)])) {
+      HostBuffer.output(0, byteCount: 200)
+    }
+    #expect(inArena.pointer == arena.buffer.pointer + 192)
+    #expect(HostBuffer.output(0, byteCount: 200).pointer != arena.buffer.pointer + 192)
+  }
+}

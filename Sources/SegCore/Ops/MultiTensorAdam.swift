@@ -25,7 +25,7 @@ public func multiTensorAdam(
 /// The fused optimizer step (`multiTensorAdam`): inputs crossEntropy, dice, then n parameters, n
 /// first moments, n second moments and n gradients; outputs n parameters, n m, n v (f32, the
 /// parameters' shapes) and the summary (f32 [4]). Not differentiable.
-public struct MultiTensorAdam: Primitive {
+public struct MultiTensorAdam: OptimizerUpdate {
   public let constants: AdamConstants
   /// The number of parameters n.
   public let tensors: Int
@@ -67,20 +67,6 @@ public struct MultiTensorAdam: Primitive {
       states.append(state)
     }
     return states + states + states + [TensorType([4], .f32)]
-  }
-
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
-    guard !needed.contains(true) else {
-      throw TensorError(op: kind.rawValue, "an optimizer update has no gradient; run it inside withoutGradients")
-    }
-    return needed.map { _ in nil }
-  }
-
-  public func vjpReads(input index: Int) -> Bool { false }
-  public var vjpReadsOutput: Bool { false }
-
-  public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    try referenceOutputs(inputs, outputs: outputTypes(inputs.map(\.type)))[0]
   }
 
   /// The formula in f32, one rounding per operation as documented; the sum of squares in Double.

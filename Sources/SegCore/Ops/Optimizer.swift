@@ -36,11 +36,33 @@ public struct AdamConstants: Sendable, Equatable {
   }
 }
 
+// MARK: - Optimizer updates
+
+/// An optimizer step as one op with several outputs: it runs outside the gradient graph, so it has
+/// no gradient and keeps no value alive for one; its `reference` is its first output's.
+public protocol OptimizerUpdate: Primitive {}
+
+extension OptimizerUpdate {
+  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    guard !needed.contains(true) else {
+      throw TensorError(op: kind.rawValue, "an optimizer update has no gradient; run it inside withoutGradients")
+    }
+    return needed.map { _ in nil }
+  }
+
+  public func vjpReads(input index: Int) -> Bool { false }
+  public var vjpReadsOutput: Bool { false }
+
+  public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
+    try referenceOutputs(inputs, outputs: outputTypes(inputs.map(\.type)))[0]
+  }
+}
+
 // MARK: - AdamUpdate
 
 /// The fused Adam update (`adamUpdate`): inputs p, m, v (f32) and g (f32, f16 or bf16) of one
 /// shape; outputs p', m', v' (f32). An optimizer step, not differentiable.
-public struct AdamUpdate: Primitive {
+public struct AdamUpdate: OptimizerUpdate {
   public let constants: AdamConstants
 
   public init(_ constants: AdamConstants) { self.constants = constants }
@@ -59,20 +81,6 @@ public struct AdamUpdate: Primitive {
       throw TensorError(op: kind.rawValue, operands: inputs, "the gradient must have the parameter's shape and be f32, f16 or bf16")
     }
     return [state, state, state]
-  }
-
-  public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
-    guard !needed.contains(true) else {
-      throw TensorError(op: kind.rawValue, "an optimizer update has no gradient; run it inside withoutGradients")
-    }
-    return needed.map { _ in nil }
-  }
-
-  public func vjpReads(input index: Int) -> Bool { false }
-  public var vjpReadsOutput: Bool { false }
-
-  public func reference(_ inputs: [HostTensor], output: TensorType) throws -> HostTensor {
-    try referenceOutputs(inputs, outputs: outputTypes(inputs.map(\.type)))[0]
   }
 
   /// The formula in f32, one operation at a time in the documented order: the same roundings as

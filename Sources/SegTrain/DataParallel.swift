@@ -126,6 +126,14 @@ public struct DataParallel {
   public var bucketMegabytes = 25.0
   /// Updates between checksum comparisons of every rank's weights (0: none during training).
   public var checkEvery = 0
+  /// The sum on the device for the gradients of its backend (NCCL for CUDA tensors), set by the
+  /// caller that made the backend; nil sums every gradient through MPI on the host.
+  public var device: (any DeviceAllReduce)?
+
+  /// A gradient reducer of these settings.
+  public func reducer() -> GradientReducer {
+    GradientReducer(communicator: communicator, bucketMegabytes: bucketMegabytes, device: device)
+  }
 
   /// The settings for `communicator` from `environment`; a value that is not a number is an error
   /// naming its variable.

@@ -8,7 +8,7 @@ import SegTrain
 
 /// NCCL sums the gradients of CUDA tensors (SegCUDA knows nothing of MPI, SegDistributed nothing
 /// of CUDA: the command line joins them here).
-extension NCCLAllReduce: @retroactive DeviceAllReduce {}
+extension NCCLAllReduce: DeviceAllReduce {}
 
 extension DataParallel {
   /// These settings with NCCL summing `backend`'s gradients when it is a CUDA backend on a GPU

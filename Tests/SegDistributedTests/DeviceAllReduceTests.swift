@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import SegCore
+import SegCore
 @testable import SegDistributed
 
 // MARK: - A fake device sum
@@ -21,12 +21,22 @@ final class FakeDeviceSum: DeviceAllReduce {
   func finish() throws { finished += 1 }
 }
 
+/// A second backend (standing for a GPU's) with the reference's kernels and buffers.
+final class StandInBackend: Backend, @unchecked Sendable {
+  let name = "stand-in"
+  func upload(_ host: HostTensor) throws -> any DeviceStorage { try ReferenceBackend.shared.upload(host) }
+  func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {
+    try ReferenceBackend.shared.download(storage, type: type)
+  }
+  var kernels: KernelTable { ReferenceBackend.shared.kernels }
+}
+
 // MARK: - Tests
 
 @Suite struct DeviceAllReduceTests {
   /// Gradients of the backend the device sums go to it; those of any other backend go through MPI.
   @Test func theDeviceTakesOnlyItsOwnBackendsTensors() {
-    let gpuLike = ReferenceBackend(), host = ReferenceBackend.shared
+    let gpuLike = StandInBackend(), host = ReferenceBackend.shared
     let device = FakeDeviceSum(gpuLike)
     #expect(GradientReducer.sumsOnDevice(gpuLike, device))
     #expect(!GradientReducer.sumsOnDevice(host, device))
@@ -36,7 +46,7 @@ final class FakeDeviceSum: DeviceAllReduce {
   /// A bucket holds its gradients flattened in f32 one after another (a bf16 one widened), and
   /// comes back as gradients of their own shapes and types, scaled by 1 / ranks.
   @Test func aBucketRoundTripsItsGradients() throws {
-    let backend = ReferenceBackend()
+    let backend = StandInBackend()
     let a = try Tensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6], on: backend)
     let b = try cast(Tensor(shape: [2], floats: [0.5, -8], on: backend), to: .bf16)
     let device = FakeDeviceSum(backend)
@@ -57,7 +67,7 @@ final class FakeDeviceSum: DeviceAllReduce {
 
   /// A NaN in a bucket's sum is seen, so that the loss scaler skips the step on every rank.
   @Test func aNonFiniteSumIsSeen() throws {
-    let backend = ReferenceBackend()
+    let backend = StandInBackend()
     var bucket = DeviceBucket()
     try withoutGradients {
       try bucket.add(0, Tensor(shape: [3], floats: [1, .nan, 2], on: backend))

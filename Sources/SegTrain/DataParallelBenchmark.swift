@@ -122,7 +122,7 @@ public enum DataParallelBenchmark {
 
   public static func run(
     config: UNetConfig, options: BenchmarkOptions, backend: any Backend, communicator: Communicator, bucketMegabytes: Double = 25,
-    device: (any DeviceAllReduce)? = nil, progress: ((Int, Int) -> Void)? = nil
+    communicationThread: Bool = true, device: (any DeviceAllReduce)? = nil, progress: ((Int, Int) -> Void)? = nil
   ) throws -> DataParallelBenchmarkResult {
     try options.validate()
     try config.validate()
@@ -141,7 +141,8 @@ public enum DataParallelBenchmark {
       t.reducer = reducer
       return t
     }
-    let reducer = GradientReducer(communicator: communicator, bucketMegabytes: bucketMegabytes, device: device)
+    let reducer = GradientReducer(communicator: communicator, bucketMegabytes: bucketMegabytes,
+                                  communicationThread: communicationThread, device: device)
     let alone = communicator.isRoot ? try trainer(nil) : nil
     let together = try trainer(reducer)
 

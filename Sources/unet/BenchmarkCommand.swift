@@ -117,7 +117,8 @@ func runDataParallelBenchmark(_ options: BenchmarkOptions, config: UNetConfig, d
     print("unet: data-parallel benchmark on \(world.size) ranks, batch \(options.batchSize) per rank, tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.steps) rounds of one step of rank 0 alone then one of all ranks (the first \(options.warmupSteps) untimed)")
   }
   let result = try DataParallelBenchmark.run(config: config, options: options, backend: backend, communicator: world,
-                                             bucketMegabytes: parallel.bucketMegabytes, device: parallel.device)
+                                             bucketMegabytes: parallel.bucketMegabytes, communicationThread: parallel.communicationThread,
+                                             device: parallel.device)
   guard world.isRoot else { return }
   print(result.table())
   if let output {

@@ -28,8 +28,9 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
   public let globalThroughput: Double
   /// The global throughput over `ranks` times the single rank's (1 is perfect scaling).
   public let scalingEfficiency: Double
-  /// Per parallel step: rank 0's seconds blocked waiting for the last buckets after the backward
-  /// pass (communication it did not hide), the largest rank's, and rank 0's in every MPI call.
+  /// Per parallel step, in milliseconds: rank 0's training thread blocked waiting for the last
+  /// buckets after the backward pass (communication it did not hide), the largest rank's, and
+  /// rank 0's time inside the reducer's MPI calls (on the communication thread, when there is one).
   public let waitMSPerStep, largestWaitMSPerStep, mpiMSPerStep: Double
   /// Whether a communication thread reduced the buckets behind the backward pass (false: the
   /// training thread did, inside MPI_Test calls between backward ops).

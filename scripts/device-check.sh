@@ -7,7 +7,8 @@
 #   bash scripts/device-check.sh [smoke|full]     (OUT defaults to ./device-out)
 #
 # smoke: doctor, a short training run and one benchmark of each mode (about 1 minute).
-# full:  what fits in about 8 minutes: the conformance check, the commands end to end, fp16 and
+# full:  what fits in about 8 minutes: the conformance check, the commands end to end, the NCCL
+#        path under `mpirun -np 1`, fp16 and
 #        bf16 training against fp32's validation Dice, then the benchmarks in order of importance
 #        (TensorRT beside ours after inference at batch 16 and 1: bench/trt_unet.py);
 #        those that would start after UNET_DEVICE_BUDGET seconds (default 400) are skipped and
@@ -89,6 +90,27 @@ step e2e 150 bash -c "set -e
   '$unet' evaluate --device cuda --data-dir '$data' --model-dir '$model' --fold 0 --output '$results/e2e-evaluate.json'
   '$unet' predict --device cuda --data-dir '$data' --model-dir '$model' --output '$root/predictions'
   ls '$root/predictions' | head -4"
+
+# The data-parallel path on a GPU: one rank under mpirun (NCCL works with one), a few training steps whose
+# gradients NCCL sums on a stream of its own (rank 0's unique id broadcast over MPI). mpirun is the
+# machine's, else the bundle's Open MPI (relocated with OPAL_PREFIX); libnccl.so.2 comes from the
+# machine's pip packages (PyTorch's nvidia-nccl) or UNET_CUDA_PATH, found like the other CUDA libraries.
+mpirun_bin="$(command -v mpirun || true)"
+if [ -z "$mpirun_bin" ] && [ -x "$root/openmpi/bin/mpirun" ]; then
+  mpirun_bin="$root/openmpi/bin/mpirun"
+  export OPAL_PREFIX="$root/openmpi" PMIX_INSTALL_PREFIX="$root/pmix" PMIX_MCA_mca_base_component_path="$root/pmix/lib/pmix"
+fi
+if [ -n "$mpirun_bin" ]; then
+  step nccl-one-rank 150 bash -c "set -eo pipefail
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 '$mpirun_bin' -np 1 -x LD_LIBRARY_PATH -x PATH \
+      '$unet' train --device cuda --precision fp16 --data-dir '$data' --model-dir '$root/nccl' --exec-mode train \
+      --depth 3 --base-filters 16 --padding same --input-size 128 --batch-size 4 --learning-rate 1e-3 --max-steps 20 \
+      --log-every 5 2>&1 | tee '$results/nccl-one-rank.log'
+    grep -q 'NCCL all-reduce on the GPU' '$results/nccl-one-rank.log'
+    grep -q 'step 20: train_ce_loss' '$results/nccl-one-rank.log'"
+else
+  echo "!! nccl-one-rank: skipped: no mpirun on this machine and none in the bundle (package-device.sh carries Open MPI's)"
+fi
 
 # The mixed-precision target: training in fp16 and in bf16 reaches the fp32 validation Dice within 0.005 (same data,
 # seed and steps; each evaluated in the precision it trained in).

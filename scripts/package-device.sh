@@ -2,7 +2,8 @@
 # Builds what scripts/device-check.sh runs on a GPU machine that has no Swift toolchain: a release
 # `unet` with the Swift runtime linked in statically, stripped, plus the shared libraries it loads
 # that such a machine may lack (oneDNN, libtiff, libpng and theirs), all in one xz archive:
-#   .device/unet-bundle.tar.xz   (bin/unet, lib/*.so*, COMMIT: the commit it was built from)
+#   .device/unet-bundle.tar.xz   (bin/unet, lib/*.so*, COMMIT: the commit it was built from; openmpi/ and
+#   pmix/: Open MPI's runtime, for the NCCL check under mpirun)
 # The archive stays under the 64 MiB that travels to the lent machine (about 25 MB today).
 # Usage: bash scripts/package-device.sh [--tensorrt] [OUTPUT_DIR]   (default .device, ignored by git)
 # --tensorrt also fetches TensorRT's Python wheels for device-check.sh's TensorRT step into
@@ -34,11 +35,48 @@ ldd "$binary" | awk '/=>/ { print $1, $3 }' | while read -r name path; do
   cp -L "$path" "$stage/lib/$name"
 done
 
+# MARK: - Open MPI
+
+# device-check.sh runs the NCCL path as `mpirun -np 1 unet train --device cuda` (NCCL's unique id goes
+# through MPI); a GPU machine may have no MPI, so Open MPI's runtime travels too: mpirun (orterun),
+# orted, libmpi with its plug-ins and help texts, and the PMIx library's plug-ins, laid out under
+# openmpi/ as under their prefixes here, so that OPAL_PREFIX and PMIX_INSTALL_PREFIX relocate them;
+# the shared libraries they need join lib/. NCCL itself (300 MB) does not fit in the archive:
+# device-check.sh finds libnccl.so.2 in the machine's pip packages like the other CUDA libraries.
+if command -v ompi_info >/dev/null && command -v orterun >/dev/null; then
+  ompi="$stage/openmpi"
+  path() { ompi_info --path "$1" --parsable | cut -d: -f3; }
+  prefix="$(path prefix)"
+  for dir in "$(path libdir)" "$(path pkglibdir)" "$(path pkgdatadir)"; do
+    mkdir -p "$ompi${dir#"$prefix"}"
+    cp -a "$dir/." "$ompi${dir#"$prefix"}/"
+  done
+  mkdir -p "$ompi/bin"
+  cp -L "$(command -v orterun)" "$ompi/bin/orterun"
+  cp -L "$(command -v orted)" "$ompi/bin/orted"
+  ln -s orterun "$ompi/bin/mpirun"
+  pmix="$(ompi_info | sed -n "s/.*'--with-pmix=\([^']*\)'.*/\1/p")"
+  if [ -n "$pmix" ] && [ -d "$pmix/lib/pmix" ]; then
+    mkdir -p "$stage/pmix/lib"
+    cp -a "$pmix/lib/pmix" "$stage/pmix/lib/"
+    [ -d "$pmix/share" ] && cp -a "$pmix/share" "$stage/pmix/"
+  fi
+  # The closure of every Open MPI and PMIx binary and plug-in, less what the GPU machine has.
+  find "$ompi" "$stage/pmix" -type f \( -name '*.so*' -o -path '*/bin/*' \) 2>/dev/null | while read -r f; do
+    ldd "$f" 2>/dev/null | awk '/=>/ { print $1, $3 }'
+  done | sort -u | while read -r name lib; do
+    [[ "$name" =~ $base ]] && continue
+    [ -f "$lib" ] && [ ! -e "$stage/lib/$name" ] && cp -L "$lib" "$stage/lib/$name"
+  done
+else
+  echo "package-device: no Open MPI here (apt-get install openmpi-bin libopenmpi-dev): the bundle has no mpirun" >&2
+fi
+
 # The commit the binary is built from ("+dirty" with uncommitted changes), for its benchmark JSON.
 commit="$(git rev-parse HEAD)$(git diff --quiet HEAD -- Sources Package.swift || echo +dirty)"
 echo "$commit" > "$stage/COMMIT"
 
-tar -C "$stage" -cf - bin lib COMMIT | xz -T0 -6 > "$out/unet-bundle.tar.xz"
+tar -C "$stage" -cf - $(cd "$stage" && ls -d bin lib COMMIT openmpi pmix 2>/dev/null) | xz -T0 -6 > "$out/unet-bundle.tar.xz"
 echo "package-device: $out/unet-bundle.tar.xz ($(du -h "$out/unet-bundle.tar.xz" | cut -f1)): $(ls "$stage/lib" | tr '\n' ' ')"
 
 # MARK: - TensorRT's wheels

@@ -58,15 +58,16 @@ fi
 # cccl hold crt/host_defines.h and nv/target, which those headers include. cuDNN is the full wheel
 # (its engines and heuristics; the JIT-only wheel offers no plan), so that the graph API's plans
 # for the U-Net are built in the tests; it needs cuBLAS beside it. onnx and onnxruntime check
-# `unet export`'s models, tensorboard reads the event files of `--tensorboard`. No GPU is needed
+# `unet export`'s models, tensorboard reads the event files of `--tensorboard`. NCCL brings nccl.h
+# (checked like the others) and libnccl.so.2, which loads and reports its version. No GPU is needed
 # for any of it.
 python_packages=(numpy safetensors tifffile pillow onnx onnxruntime tensorboard nvidia-cuda-nvrtc nvidia-cuda-runtime
-  nvidia-cuda-crt nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13)
+  nvidia-cuda-crt nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13)
 # The imports and header files that show they are all there.
 venv_check='
 import glob, os, site, sys
 import numpy, safetensors.numpy, tifffile, PIL.Image, onnx, onnxruntime, tensorboard
-need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h", "lib/libcudnn_engines_precompiled.so.9"]
+need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h", "lib/libcudnn_engines_precompiled.so.9", "include/nccl.h", "lib/libnccl.so.2"]
 roots = [p for s in site.getsitepackages() for p in glob.glob(os.path.join(s, "nvidia", "*"))]
 missing = [n for n in need if not any(glob.glob(os.path.join(r, n)) for r in roots)]
 sys.exit("missing: " + " ".join(missing) if missing else 0)
@@ -89,7 +90,7 @@ if $with_tests; then
       echo "setup: creating $venv with $(command -v python3) ($(python3 --version 2>&1))"
       python3 -m venv "$venv" || fail "python3 -m venv $venv did not succeed"
     fi
-    echo "setup: installing ${python_packages[*]} into $venv (pip; about 1.1 GB to download, 2 GB installed, most of it cuBLAS and cuDNN)"
+    echo "setup: installing ${python_packages[*]} into $venv (pip; about 1.4 GB to download, 2.5 GB installed, most of it cuBLAS, cuDNN and NCCL)"
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" \
       || fail "pip could not install the test-only packages into $venv (see pip's message above)"
     "$venv/bin/python3" -c "$venv_check" || fail "the packages installed into $venv are incomplete"

@@ -9,5 +9,6 @@
 #include "ccuda_nvrtc.h"
 #include "ccuda_cublas.h"
 #include "ccuda_cudnn.h"
+#include "ccuda_nccl.h"
 
 #endif

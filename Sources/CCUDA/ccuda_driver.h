@@ -143,5 +143,6 @@ _Static_assert(CCUDA_EVENT_DISABLE_TIMING == CU_EVENT_DISABLE_TIMING, "event fla
 typedef ccuda_CUresult (*ccuda_cuMemHostAlloc_fn)(void **pp, size_t bytesize, unsigned int Flags);
 typedef ccuda_CUresult (*ccuda_cuMemFreeHost_fn)(void *p);
 typedef ccuda_CUresult (*ccuda_cuEventQuery_fn)(ccuda_CUevent hEvent);
+typedef ccuda_CUresult (*ccuda_cuStreamWaitEvent_fn)(ccuda_CUstream hStream, ccuda_CUevent hEvent, unsigned int Flags);
 
 #endif

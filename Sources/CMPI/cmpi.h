@@ -38,6 +38,7 @@ typedef struct cmpi_Status cmpi_Status; /* only ever passed as MPI_STATUS_IGNORE
 
 typedef int (*cmpi_MPI_Init_thread_fn)(int *argc, char ***argv, int required, int *provided);
 typedef int (*cmpi_MPI_Initialized_fn)(int *flag);
+typedef int (*cmpi_MPI_Query_thread_fn)(int *provided);
 typedef int (*cmpi_MPI_Finalized_fn)(int *flag);
 typedef int (*cmpi_MPI_Finalize_fn)(void);
 typedef int (*cmpi_MPI_Abort_fn)(cmpi_Comm comm, int errorcode);

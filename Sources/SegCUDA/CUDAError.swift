@@ -75,4 +75,9 @@ public enum CUDAStatus {
     4003: "CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED", 4004: "CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED",
     5000: "CUDNN_STATUS_EXECUTION_FAILED",
   ]
+  /// ncclResult_t names (nccl.h; all of them).
+  public static let nccl: [Int32: String] = [
+    0: "ncclSuccess", 1: "ncclUnhandledCudaError", 2: "ncclSystemError", 3: "ncclInternalError", 4: "ncclInvalidArgument",
+    5: "ncclInvalidUsage", 6: "ncclRemoteError", 7: "ncclInProgress", 8: "ncclTimeout",
+  ]
 }

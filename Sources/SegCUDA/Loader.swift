@@ -9,7 +9,7 @@ import Foundation
 /// A CUDA library the backend loads at run time with dlopen, so that the package builds and its
 /// tests run on machines without CUDA.
 public enum CUDALibrary: String, CaseIterable, Sendable {
-  case driver, nvrtc, cublasLt, cublas, cudnn
+  case driver, nvrtc, cublasLt, cublas, cudnn, nccl
 
   /// The file names to look for, preferred first (CUDA 13 before 12; cuDNN 9).
   public var sonames: [String] {
@@ -19,6 +19,7 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cublasLt: return ["libcublasLt.so.13", "libcublasLt.so.12"]
     case .cublas: return ["libcublas.so.13", "libcublas.so.12"]
     case .cudnn: return ["libcudnn.so.9"]
+    case .nccl: return ["libnccl.so.2"]
     }
   }
 
@@ -30,6 +31,7 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cublasLt: return "cuBLASLt (libcublasLt.so.13 or .12)"
     case .cublas: return "cuBLAS (libcublas.so.13 or .12)"
     case .cudnn: return "cuDNN 9 (libcudnn.so.9)"
+    case .nccl: return "NCCL 2 (libnccl.so.2), for the gradient all-reduce of data-parallel runs on GPUs"
     }
   }
 
@@ -49,6 +51,9 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cudnn:
       return "`pip install nvidia-cudnn-cu13` (or `nvidia-cudnn-cu12`), or NVIDIA's apt repository "
         + "(`apt install cudnn9-cuda-13`); or set UNET_CUDA_PATH to the folder that holds libcudnn.so.9."
+    case .nccl:
+      return "`pip install nvidia-nccl-cu13` (or `nvidia-nccl-cu12`), or NVIDIA's apt repository (`apt install libnccl2`); "
+        + "or set UNET_CUDA_PATH to the folder that holds libnccl.so.2."
     }
   }
 
@@ -60,6 +65,7 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cublasLt: return "cublasLtGetVersion"
     case .cublas: return "cublasCreate_v2"
     case .cudnn: return "cudnnGetVersion"
+    case .nccl: return "ncclGetVersion"
     }
   }
 

@@ -5,7 +5,8 @@ import Foundation
 
 /// The processes of a data-parallel run, joined through MPI's world communicator: ranks, the
 /// collectives the training needs (all-reduce, started ones too, broadcast, barrier) and the abort
-/// that ends every process. Every call is made from one thread at a time (MPI_THREAD_SERIALIZED).
+/// that ends every process. Every call is made from one thread at a time (MPI_THREAD_SERIALIZED),
+/// though not always the same one (`GradientReducer`'s communication thread makes some).
 public final class Communicator: @unchecked Sendable {
   /// This process's rank, 0..<size.
   public let rank: Int
@@ -17,6 +18,9 @@ public final class Communicator: @unchecked Sendable {
   public let localSize: Int
   /// How the processes were started.
   public let launch: LaunchEnvironment
+  /// Whether the library lets threads other than the one that initialised it call MPI, one at a
+  /// time (it provides MPI_THREAD_SERIALIZED or more): what the communication thread needs.
+  public let threadsMayCall: Bool
   let api: MPIAPI
   private var finished = false
 
@@ -27,10 +31,13 @@ public final class Communicator: @unchecked Sendable {
     self.launch = launch
     var flag: Int32 = 0
     try api.check(api.initialized(&flag), "MPI_Initialized")
+    var provided: Int32 = 0
     if flag == 0 {
-      var provided: Int32 = 0
       try api.check(api.initThread(nil, nil, CMPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread")
+    } else {
+      try api.check(api.queryThread(&provided), "MPI_Query_thread")
     }
+    threadsMayCall = provided >= CMPI_THREAD_SERIALIZED
     var r: Int32 = 0, n: Int32 = 0
     try api.check(api.commRank(api.commWorld, &r), "MPI_Comm_rank")
     try api.check(api.commSize(api.commWorld, &n), "MPI_Comm_size")
@@ -117,6 +124,15 @@ public final class Communicator: @unchecked Sendable {
     let count = values.count
     try values.withUnsafeMutableBytes {
       try api.check(api.bcast($0.baseAddress!, Int32(count), api.double, Int32(root), api.commWorld), "MPI_Bcast")
+    }
+  }
+
+  /// Rank `root`'s `bytes` on every rank (the count must be the same on all).
+  public func broadcast(_ bytes: inout [UInt8], root: Int = 0) throws {
+    guard !bytes.isEmpty else { return }
+    let count = bytes.count
+    try bytes.withUnsafeMutableBytes {
+      try api.check(api.bcast($0.baseAddress!, Int32(count), api.byte, Int32(root), api.commWorld), "MPI_Bcast")
     }
   }
 

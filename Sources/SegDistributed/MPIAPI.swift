@@ -59,6 +59,7 @@ final class MPILibrary: MPISymbolSource, @unchecked Sendable {
 struct MPIAPI: @unchecked Sendable {
   let initThread: cmpi_MPI_Init_thread_fn
   let initialized: cmpi_MPI_Initialized_fn
+  let queryThread: cmpi_MPI_Query_thread_fn
   let finalized: cmpi_MPI_Finalized_fn
   let finalize: cmpi_MPI_Finalize_fn
   let abort: cmpi_MPI_Abort_fn
@@ -84,7 +85,7 @@ struct MPIAPI: @unchecked Sendable {
 
   /// The functions our declarations name, as mpi.h spells them.
   static let functions = [
-    "MPI_Init_thread", "MPI_Initialized", "MPI_Finalized", "MPI_Finalize", "MPI_Abort", "MPI_Comm_rank", "MPI_Comm_size",
+    "MPI_Init_thread", "MPI_Initialized", "MPI_Query_thread", "MPI_Finalized", "MPI_Finalize", "MPI_Abort", "MPI_Comm_rank", "MPI_Comm_size",
     "MPI_Comm_split_type", "MPI_Comm_free", "MPI_Allreduce", "MPI_Iallreduce", "MPI_Bcast", "MPI_Barrier", "MPI_Ibarrier", "MPI_Test",
     "MPI_Wait", "MPI_Error_string",
   ]
@@ -98,6 +99,7 @@ struct MPIAPI: @unchecked Sendable {
   init(_ s: some MPISymbolSource) throws {
     initThread = try s.function("MPI_Init_thread")
     initialized = try s.function("MPI_Initialized")
+    queryThread = try s.function("MPI_Query_thread")
     finalized = try s.function("MPI_Finalized")
     finalize = try s.function("MPI_Finalize")
     abort = try s.function("MPI_Abort")

@@ -276,9 +276,20 @@ public enum Benchmark {
     return kb / 1024
   }
 
-  /// Threads the CPU backend may use: OMP_NUM_THREADS (oneDNN's) when set, else the cores.
+  /// Threads the CPU backend may use: OMP_NUM_THREADS (oneDNN's) when set, else the cores the
+  /// process is bound to (`mpirun --bind-to core`, `taskset`: oneDNN's OpenMP and our own loops both
+  /// start that many), else the cores.
   static var threadCount: Int {
-    ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0) } ?? ProcessInfo.processInfo.activeProcessorCount
+    ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0) } ?? boundCores ?? ProcessInfo.processInfo.activeProcessorCount
+  }
+
+  /// The cores in this process's affinity mask (Cpus_allowed in /proc/self/status), if readable.
+  static var boundCores: Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+      let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+    else { return nil }
+    let count = line.dropFirst("Cpus_allowed:".count).filter(\.isHexDigit).reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+    return count > 0 ? count : nil
   }
 
   /// The compiler that built this binary, as far as `#if compiler` can tell.

@@ -117,8 +117,9 @@ public func evaluate(
 // MARK: - Settings
 
 /// A data-parallel run's communicator and settings, read once from the environment:
-/// UNET_BUCKET_MB (MB of gradients per all-reduce bucket, default 25) and UNET_REPLICA_CHECK_EVERY
-/// (updates between weight checksum comparisons; default 0: only once, after the broadcast).
+/// UNET_BUCKET_MB (MB of gradients per all-reduce bucket, default 25), UNET_COMM_THREAD (1: the
+/// default, a communication thread; 0: none) and UNET_REPLICA_CHECK_EVERY (updates between weight
+/// checksum comparisons; default 0: only once, after the broadcast).
 public struct DataParallel {
   /// The ranks.
   public let communicator: Communicator
@@ -126,6 +127,17 @@ public struct DataParallel {
   public var bucketMegabytes = 25.0
   /// Updates between checksum comparisons of every rank's weights (0: none during training).
   public var checkEvery = 0
+  /// The sum on the device for the gradients of its backend (NCCL for CUDA tensors), set by the
+  /// caller that made the backend; nil sums every gradient through MPI on the host.
+  public var device: (any DeviceAllReduce)?
+  /// Whether a communication thread reduces the host's buckets (UNET_COMM_THREAD=0 turns it off:
+  /// the training thread then moves them on between backward ops, for comparison).
+  public var communicationThread = true
+
+  /// A gradient reducer of these settings.
+  public func reducer() -> GradientReducer {
+    GradientReducer(communicator: communicator, bucketMegabytes: bucketMegabytes, communicationThread: communicationThread, device: device)
+  }
 
   /// The settings for `communicator` from `environment`; a value that is not a number is an error
   /// naming its variable.
@@ -136,6 +148,10 @@ public struct DataParallel {
         throw DistributedError.unsupported("UNET_BUCKET_MB=\(v): must be a positive number of megabytes (default 25)")
       }
       bucketMegabytes = mb
+    }
+    if let v = environment["UNET_COMM_THREAD"] {
+      guard v == "0" || v == "1" else { throw DistributedError.unsupported("UNET_COMM_THREAD=\(v): must be 1 (the default) or 0") }
+      communicationThread = v == "1"
     }
     if let v = environment["UNET_REPLICA_CHECK_EVERY"] {
       guard let n = Int(v), n >= 0 else {

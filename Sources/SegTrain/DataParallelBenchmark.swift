@@ -28,9 +28,13 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
   public let globalThroughput: Double
   /// The global throughput over `ranks` times the single rank's (1 is perfect scaling).
   public let scalingEfficiency: Double
-  /// Per parallel step: rank 0's seconds blocked waiting for the last buckets after the backward
-  /// pass (communication it did not hide), the largest rank's, and rank 0's in every MPI call.
+  /// Per parallel step, in milliseconds: rank 0's training thread blocked waiting for the last
+  /// buckets after the backward pass (communication it did not hide), the largest rank's, and
+  /// rank 0's time inside the reducer's MPI calls (on the communication thread, when there is one).
   public let waitMSPerStep, largestWaitMSPerStep, mpiMSPerStep: Double
+  /// Whether a communication thread reduced the buckets behind the backward pass (false: the
+  /// training thread did, inside MPI_Test calls between backward ops).
+  public let communicationThread: Bool
   /// The 1, 5 and 15 minute load averages at the end (the machine may be shared).
   public let loadAverage: [Double]
   public let gitCommit: String
@@ -47,7 +51,7 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
     case singleStepSeconds = "single_step_seconds", parallelStepSeconds = "parallel_step_seconds"
     case singleThroughput = "single_throughput", globalThroughput = "global_throughput", scalingEfficiency = "scaling_efficiency"
     case waitMSPerStep = "communication_wait_ms_per_step", largestWaitMSPerStep = "largest_rank_communication_wait_ms_per_step"
-    case mpiMSPerStep = "mpi_ms_per_step", loadAverage = "load_average", gitCommit = "git_commit"
+    case mpiMSPerStep = "mpi_ms_per_step", communicationThread = "communication_thread", loadAverage = "load_average", gitCommit = "git_commit"
     case processor, isa
   }
 
@@ -71,6 +75,7 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
     try c.encode(waitMSPerStep, forKey: .waitMSPerStep)
     try c.encode(largestWaitMSPerStep, forKey: .largestWaitMSPerStep)
     try c.encode(mpiMSPerStep, forKey: .mpiMSPerStep)
+    try c.encode(communicationThread, forKey: .communicationThread)
     try c.encode(loadAverage, forKey: .loadAverage)
     try c.encode(gitCommit, forKey: .gitCommit)
     try c.encode(processor.name, forKey: .processor)
@@ -86,8 +91,9 @@ public struct DataParallelBenchmarkResult: Encodable, Sendable {
       ("1 rank", String(format: "%.4f img/s, step %.0f ms", singleThroughput, mean(singleStepSeconds))),
       ("\(ranks) ranks", String(format: "%.4f img/s global, step %.0f ms (slowest rank)", globalThroughput, mean(parallelStepSeconds))),
       ("speed-up", String(format: "%.3fx (scaling efficiency %.1f%%)", speedup, 100 * scalingEfficiency)),
-      ("communication", String(format: "%.1f ms/step waited after backward (largest rank %.1f), %.1f ms/step in MPI calls",
-                               waitMSPerStep, largestWaitMSPerStep, mpiMSPerStep)),
+      ("communication", String(format: "%.1f ms/step waited after backward (largest rank %.1f), %.1f ms/step in MPI calls %@",
+                               waitMSPerStep, largestWaitMSPerStep, mpiMSPerStep,
+                               communicationThread ? "on the communication thread" : "on the training thread")),
       ("rounds", "\(warmupRounds) warm-up + \(singleStepSeconds.count) timed, alternating 1 rank and \(ranks)"),
       ("load average", loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " ")),
     ]
@@ -117,7 +123,7 @@ public enum DataParallelBenchmark {
 
   public static func run(
     config: UNetConfig, options: BenchmarkOptions, backend: any Backend, communicator: Communicator, bucketMegabytes: Double = 25,
-    progress: ((Int, Int) -> Void)? = nil
+    communicationThread: Bool = true, device: (any DeviceAllReduce)? = nil, progress: ((Int, Int) -> Void)? = nil
   ) throws -> DataParallelBenchmarkResult {
     try options.validate()
     try config.validate()
@@ -136,7 +142,8 @@ public enum DataParallelBenchmark {
       t.reducer = reducer
       return t
     }
-    let reducer = GradientReducer(communicator: communicator, bucketMegabytes: bucketMegabytes)
+    let reducer = GradientReducer(communicator: communicator, bucketMegabytes: bucketMegabytes,
+                                  communicationThread: communicationThread, device: device)
     let alone = communicator.isRoot ? try trainer(nil) : nil
     let together = try trainer(reducer)
 
@@ -176,7 +183,8 @@ public enum DataParallelBenchmark {
       threadsPerRank: Benchmark.threadCount, device: backend.name, deviceName: backend.deviceDescription,
       warmupRounds: options.warmupSteps, singleStepSeconds: singleTimed, parallelStepSeconds: slowest,
       singleThroughput: singleThroughput, globalThroughput: global, scalingEfficiency: global / (Double(w) * singleThroughput),
-      waitMSPerStep: 1000 * wait, largestWaitMSPerStep: 1000 * largestWait, mpiMSPerStep: 1000 * mpi, loadAverage: load,
+      waitMSPerStep: 1000 * wait, largestWaitMSPerStep: 1000 * largestWait, mpiMSPerStep: 1000 * mpi,
+      communicationThread: reducer.overlapped, loadAverage: load,
       gitCommit: Benchmark.gitCommit())
   }
 }

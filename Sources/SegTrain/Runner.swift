@@ -206,9 +206,11 @@ public final class Runner {
     if !augmentation.isEmpty { say("unet: augmentation: \(augmentation)" + (resumed ? " (the checkpoint's)" : "")) }
     if let parallel {
       let n = parallel.communicator.size
-      loop.trainer.reducer = GradientReducer(communicator: parallel.communicator, bucketMegabytes: parallel.bucketMegabytes)
+      let reducer = parallel.reducer()
+      loop.trainer.reducer = reducer
       say("unet: data-parallel on \(n) ranks: effective batch \(n) x \(s.training.batchSize) = \(n * s.training.batchSize) per update, "
-        + "learning rate \(s.training.learningRate) (gradients are averaged over the ranks; the rate is not scaled)")
+        + "learning rate \(s.training.learningRate) (gradients are averaged over the ranks; the rate is not scaled); "
+        + "gradients by \(reducer.transport)")
     }
     try loop.run()
     say(String(format: "unet: trained to step %ld in %.0f s", optimizer.step, loop.elapsedSeconds)

@@ -112,12 +112,13 @@ func runBenchmark(
 /// communication, and writes the JSON.
 func runDataParallelBenchmark(_ options: BenchmarkOptions, config: UNetConfig, device: DeviceChoice, world: Communicator, output: String?) throws {
   let backend = try device.backend(precision: options.precision)
-  let parallel = try DataParallel(communicator: world)
+  let parallel = try DataParallel(communicator: world).withDeviceSums(for: backend)
   if world.isRoot {
     print("unet: data-parallel benchmark on \(world.size) ranks, batch \(options.batchSize) per rank, tile \(config.inputSize)->\(config.outputSize), on \(backend.name): \(options.steps) rounds of one step of rank 0 alone then one of all ranks (the first \(options.warmupSteps) untimed)")
   }
   let result = try DataParallelBenchmark.run(config: config, options: options, backend: backend, communicator: world,
-                                             bucketMegabytes: parallel.bucketMegabytes)
+                                             bucketMegabytes: parallel.bucketMegabytes, communicationThread: parallel.communicationThread,
+                                             device: parallel.device)
   guard world.isRoot else { return }
   print(result.table())
   if let output {

@@ -186,9 +186,10 @@ struct PredictCommand: ParsableCommand {
 /// Runs `settings` on `device`, printing to stdout (a progress bar on a terminal).
 func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool, callbacks extra: [any TrainingCallback] = []) throws {
   // Under mpirun or srun: join the other ranks (Open MPI loaded now); alone, nothing changes.
-  let parallel = try Distributed.start().map { try DataParallel(communicator: $0) }
+  var parallel = try Distributed.start().map { try DataParallel(communicator: $0) }
   let device = parallel.map { device.onLocalRank($0.communicator.localRank) } ?? device
   let backend = try device.backend(precision: settings.precision)
+  parallel = try parallel?.withDeviceSums(for: backend)
   let bar = ProgressBar()
   let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : []) + extra
   let precision = PrecisionPolicy(settings.precision, on: backend)

@@ -37,6 +37,11 @@ enum RecordedTables {
     _ = try CUDNNAPI(r, library: nil)
     return r.entries
   }
+  static func nccl() throws -> [(api: String, symbols: [String])] {
+    let r = SymbolRecorder()
+    _ = try NCCLAPI(r, library: nil)
+    return r.entries
+  }
 }
 
 // MARK: - Real headers
@@ -165,6 +170,9 @@ struct HeaderCheck {
   static let nvrtcMissing = CUDAHeaders.missing("nvrtc.h", roots: nvrtcRoots, package: "nvidia-cuda-nvrtc")
   static let cublasMissing = CUDAHeaders.missing("cublas_v2.h", roots: cublasRoots, package: "nvidia-cublas")
   static let cudnnMissing = CUDAHeaders.missing("cudnn.h", roots: cudnnRoots, package: "nvidia-cudnn-jit-cu13")
+  // nccl.h includes cuda_runtime.h: both from one site-packages (nvidia-nccl-cu13 beside nvidia-cuda-runtime).
+  static let ncclRoots = CUDAHeaders.roots(with: ["nccl.h", "cuda_runtime.h"])
+  static let ncclMissing = CUDAHeaders.missing("nccl.h", roots: ncclRoots, package: "nvidia-nccl-cu13")
 
   @Test(.enabled(if: driverMissing == nil, Comment(rawValue: driverMissing ?? "")))
   func driverDeclarationsMatchCudaH() throws {
@@ -198,6 +206,14 @@ struct HeaderCheck {
     ).run(roots: Self.cudnnRoots)
   }
 
+  @Test(.enabled(if: ncclMissing == nil, Comment(rawValue: ncclMissing ?? "")))
+  func ncclDeclarationsMatchNcclH() throws {
+    try HeaderCheck(
+      includes: ["nccl.h"], define: "CCUDA_CHECK_NCCL", ourHeader: "ccuda_nccl.h",
+      table: try RecordedTables.nccl(), statuses: CUDAStatus.nccl
+    ).run(roots: Self.ncclRoots)
+  }
+
   /// The check can fail: a declaration with one wrong parameter type is rejected.
   @Test(.enabled(if: driverMissing == nil, Comment(rawValue: driverMissing ?? "")))
   func aWrongDeclarationIsCaught() throws {
@@ -213,10 +229,11 @@ struct HeaderCheck {
 
   /// Every table entry has a typedef named after its API name, in our header, compiled by Swift.
   @Test func tablesAreComplete() throws {
-    #expect(try RecordedTables.driver().count == 40)
+    #expect(try RecordedTables.driver().count == 41)
     #expect(try RecordedTables.nvrtc().count == 13)
     #expect(try RecordedTables.cublas().count == 11)
     #expect(try RecordedTables.cudnn().count == 29)
+    #expect(try RecordedTables.nccl().count == 8)
     let versioned = try RecordedTables.driver().filter { $0.symbols != [$0.api] }.map(\.api)
     #expect(versioned.contains("cuMemAlloc") && versioned.contains("cuCtxPopCurrent"))
   }

@@ -47,6 +47,7 @@ public struct DriverAPI: @unchecked Sendable {
   let cuMemHostAlloc: ccuda_cuMemHostAlloc_fn
   let cuMemFreeHost: ccuda_cuMemFreeHost_fn
   let cuEventQuery: ccuda_cuEventQuery_fn
+  let cuStreamWaitEvent: ccuda_cuStreamWaitEvent_fn
 
   /// The library the table came from (nil for a recorded table in tests).
   public let library: SharedLibrary?
@@ -95,6 +96,7 @@ public struct DriverAPI: @unchecked Sendable {
     cuMemHostAlloc = try s.load("cuMemHostAlloc")
     cuMemFreeHost = try s.load("cuMemFreeHost")
     cuEventQuery = try s.load("cuEventQuery")
+    cuStreamWaitEvent = try s.load("cuStreamWaitEvent")
   }
 
   /// The table from libcuda.so.1 found by `loader`.

@@ -16,13 +16,14 @@ struct ConvolutionKey: Hashable, Sendable {
   var data: Shape, filter: Shape, output: Shape
   var padH: Int, padW: Int, strideH: Int, strideW: Int
   var dtype: DType
+}
 
+extension ConvolutionKey {
+  /// The key of `c` in `direction`.
   init(_ direction: Direction, _ c: ConvolutionCall) {
-    self.direction = direction
-    (data, filter, output) = (c.dataShape, c.filterShape, c.outputShape)
-    (padH, padW) = c.pad
-    (strideH, strideW) = (c.geometry.strideH, c.geometry.strideW)
-    dtype = c.dtype
+    self.init(
+      direction: direction, data: c.dataShape, filter: c.filterShape, output: c.outputShape, padH: c.pad.0,
+      padW: c.pad.1, strideH: c.geometry.strideH, strideW: c.geometry.strideW, dtype: c.dtype)
   }
 }
 

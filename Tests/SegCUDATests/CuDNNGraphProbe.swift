@@ -16,10 +16,6 @@ struct PlanProbeAnswer: Codable {
   var results: [PlanProbeResult]
   /// The error of setting a tensor's dimensions as a float (which cuDNN refuses).
   var wrongAttributeError: String?
-  /// The legacy path's descriptors (`CUDNNConvolutionSetup`) built for the requested graphs of
-  /// symmetric padding, and each failure's message.
-  var legacySetups = 0
-  var legacyErrors: [String] = []
 }
 
 /// What the probe process found for one graph on one device.
@@ -197,31 +193,6 @@ enum CuDNNGraphProbe {
     }
     var wrong: String? = nil
     do { try BackendDescriptor(.tensor, api: api).set(.tensorDimensions, float: 1) } catch { wrong = "\(error)" }
-    var answer = PlanProbeAnswer(results: results, wrongAttributeError: wrong)
-    for key in Set(request.keys.compactMap(\.legacyKey)) {
-      do {
-        _ = try CUDNNConvolutionSetup(api: api.base, key: key, tensorFloat32: key.dtype == .f32)
-        answer.legacySetups += 1
-      } catch {
-        answer.legacyErrors.append("\(key): \(error)")
-      }
-    }
-    try JSONEncoder().encode(answer).write(to: URL(fileURLWithPath: ProcessInfo.processInfo.environment[CuDNNGraphProbe.resultVariable]!))
-  }
-}
-
-// MARK: - The legacy path's keys
-
-extension ConvGraphKey {
-  /// The legacy path's key of the same convolution (NHWC data, OHWI filter), for the graphs the
-  /// legacy API takes as they are: symmetric padding, no fused epilogue; nil for the others.
-  var legacyKey: ConvolutionKey? {
-    guard padTop == padBottom, padLeft == padRight, kind != .forwardBiasReLU, let d = DType(rawValue: dtype) else { return nil }
-    let direction: ConvolutionKey.Direction =
-      kind == .forward ? .forward : kind == .backwardData ? .backwardData : .backwardFilter
-    return ConvolutionKey(
-      direction: direction, data: [batch, height, width, channels], filter: [outputChannels, kernelHeight, kernelWidth, channels],
-      output: [batch, outputHeight, outputWidth, outputChannels], padH: padTop, padW: padLeft, strideH: strideH,
-      strideW: strideW, dtype: d)
+    try JSONEncoder().encode(PlanProbeAnswer(results: results, wrongAttributeError: wrong)).write(to: URL(fileURLWithPath: ProcessInfo.processInfo.environment[CuDNNGraphProbe.resultVariable]!))
   }
 }

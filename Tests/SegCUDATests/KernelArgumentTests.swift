@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 import Testing
 
 @testable import SegCUDA
@@ -25,11 +26,26 @@ import Testing
     }
   }
 
-  /// Kernel names for launches are the families' own strings, and every kernel has a handle.
-  @Test func launchNamesAreTheKernelsNames() {
-    #expect(KernelNames.launchName("adam", .f16) == "adam_f16")
-    #expect(KernelNames.launchName("multiAdam", .f32) == "multiAdam_f32")
-    for (i, k) in KernelLibrary.allKernels.enumerated() { #expect(KernelLibrary.handle(k) == i) }
+  /// Typed handles resolve to the kernels of those names, every kernel has a handle by name and
+  /// one by (op, dtype), and a kernel no family instantiates is an error that names it.
+  @Test func typedHandlesAreTheKernelsOfThoseNames() throws {
+    #expect(try KernelLibrary.handle(.adam, .f16).name == "adam_f16")
+    #expect(try KernelLibrary.handle(.multiAdam, .f32).name == "multiAdam_f32")
+    #expect(try KernelLibrary.handle(.copy, .bf16).name == "copy_b2")
+    #expect(try KernelLibrary.handle(.cast, .u8, .f16).name == "cast_u8_f16")
+    #expect(try KernelLibrary.handle(.oneHot, .i32, .f32).name == "oneHot_i32_f32")
+    #expect(try KernelLibrary.handle(.adamStatsFinish, .f32).name == "adamStatsFinish")
+    #expect(try KernelLibrary.handle(.softmaxBlock, .f64).family.name == "reduce")
+    for (i, k) in KernelLibrary.allKernels.enumerated() { #expect(KernelLibrary.handle(k)?.index == i) }
     #expect(KernelLibrary.handle("noSuchKernel") == nil)
+    var typed = Set<Int>()
+    for op in KernelOp.allCases {
+      for a in DType.allCases {
+        for b in DType.allCases { if let h = try? KernelLibrary.handle(op, a, b) { typed.insert(h.index) } }
+      }
+    }
+    #expect(typed == Set(KernelLibrary.allKernels.indices), "kernels with no typed key")
+    #expect(throws: CUDAError.self) { try KernelLibrary.handle(.add, .i32) }
+    #expect(throws: CUDAError.self) { try KernelLibrary.handle(.cast, .f32, .f32) }
   }
 }

@@ -15,7 +15,7 @@ extension CUDABackend {
     // The kernel converts 16 bytes of the smaller type per thread.
     let perThread = 16 / min(from.byteSize, out.dtype.byteSize)
     try device.launch(
-      "cast_\(from.rawValue)_\(out.dtype.rawValue)", count: (n + perThread - 1) / perThread,
+      try KernelLibrary.handle(.cast, from, out.dtype), count: (n + perThread - 1) / perThread,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n))])
     return y
   }
@@ -27,7 +27,7 @@ extension CUDABackend {
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.launchName("randomMask", out.dtype), count: n,
+      try KernelLibrary.handle(.randomMask, out.dtype), count: n,
       arguments: [
         .pointer(y.pointer), .int64(Int64(n)), .uint64(p.seed), .uint64(p.offset),
         .double(p.keepProbability * 16_777_216.0), .double(1 / p.keepProbability),
@@ -41,7 +41,7 @@ extension CUDABackend {
     let n = dims[p.axis], inner = dims[(p.axis + 1)...].reduce(1, *), outer = dims[..<p.axis].reduce(1, *)
     let y = try output(out)
     try device.launch(
-      KernelNames.launchName("argmax", x[0].type.dtype), count: outer * inner,
+      try KernelLibrary.handle(.argmax, x[0].type.dtype), count: outer * inner,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(outer)), .int64(Int64(n)), .int64(Int64(inner))])
     return y
   }
@@ -57,7 +57,7 @@ extension CUDABackend {
     let firstBad = try output(TensorType([1], .f64))  // 8 bytes: a UInt64 index
     try device.fill(firstBad.pointer, byte: 0xFF, bytes: 8)
     try device.launch(
-      "oneHot_\(labels.type.dtype.rawValue)_\(out.dtype.rawValue)", count: count * p.classes,
+      try KernelLibrary.handle(.oneHot, labels.type.dtype, out.dtype), count: count * p.classes,
       arguments: [
         .pointer(labels.pointer), .pointer(y.pointer), .int64(Int64(count)), .int64(Int64(p.classes)),
         .pointer(firstBad.pointer),
@@ -92,7 +92,7 @@ extension CUDABackend {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     try device.launch(
-      KernelNames.launchName("maxPool2d", dtype), count: out.shape.count,
+      try KernelLibrary.handle(.maxPool2d, dtype), count: out.shape.count,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64s(poolGeometry(p, x[0].type.shape, out.shape))])
     return y
   }
@@ -103,7 +103,7 @@ extension CUDABackend {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     try device.launch(
-      KernelNames.launchName("maxPool2dBackward", dtype), count: out.shape.count,
+      try KernelLibrary.handle(.maxPool2dBackward, dtype), count: out.shape.count,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer),
         .int64s(poolGeometry(p.pool, x[0].type.shape, x[1].type.shape)),

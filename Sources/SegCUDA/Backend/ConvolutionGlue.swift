@@ -108,14 +108,14 @@ extension ConvolutionLibrary {
     if x.count == 3 {
       // y = act(y + bias), one pass in place (each work item reads and writes its own 16-byte vector).
       try b.device.launch(
-        KernelNames.launchName("biasActivation", out.dtype), count: vectorItems(n, out.dtype),
+        try KernelLibrary.handle(.biasActivation, out.dtype), count: vectorItems(n, out.dtype),
         arguments: [
           .pointer(y.pointer), .pointer(x[2].pointer), .int64(Int64(n)), .int64(Int64(out.shape[3])),
           .int32(p.activation == .relu ? 1 : 0),
         ])
     } else if p.activation == .relu {
       try b.device.launch(
-        KernelNames.launchName("relu", out.dtype), count: n,
+        try KernelLibrary.handle(.relu, out.dtype), count: n,
         arguments: [.pointer(y.pointer), .pointer(y.pointer), .int64(Int64(n)), .double(0)])
     }
   }

@@ -6,23 +6,23 @@ extension CUDABackend {
   /// add, sub, mul, div (NumPy broadcasting): `<function>_<dtype>`; nil for operands that are not
   /// of the output's floating dtype.
   func binary(_ op: Binary, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
-    let base: String
+    let base: KernelOp
     switch op.function {
-    case .add: base = "add"
-    case .sub: base = "sub"
-    case .mul: base = "mul"
-    case .div: base = "div"
+    case .add: base = .add
+    case .sub: base = .sub
+    case .mul: base = .mul
+    case .div: base = .div
     }
     return try broadcastBinary(base, x, out)
   }
 
   /// reluBackward (dy, y): `reluBackward_<dtype>`, the binary kernel with broadcasting.
   func reluBackward(_ op: ReLUBackward, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
-    try broadcastBinary(op.kind.rawValue, x, out)
+    try broadcastBinary(.reluBackward, x, out)
   }
 
   /// `<base>_<dtype>` over the merged output space, each input read through its broadcast strides.
-  private func broadcastBinary(_ base: String, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+  private func broadcastBinary(_ base: KernelOp, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let shape = out.shape
@@ -32,7 +32,7 @@ extension CUDABackend {
         Broadcast.strides(of: x[0].type.shape, broadcastTo: shape),
         Broadcast.strides(of: x[1].type.shape, broadcastTo: shape), shape.strides,
       ]
-    ).forKernel(base, x.map(\.type))
+    ).forKernel("\(base)", x.map(\.type))
     let n = shape.count
     // The kernel moves 16-byte vectors when both inputs are contiguous, or one is a row repeated
     // on every row (a bias); a thread per vector then.
@@ -41,7 +41,7 @@ extension CUDABackend {
       || space.dims.count == 2 && space.dims[1] % vectorLength(dtype) == 0
         && (a == [space.dims[1], 1] && b == [0, 1] || a == [0, 1] && b == [space.dims[1], 1])
     try device.launch(
-      KernelNames.launchName(base, dtype), count: vectors ? vectorItems(n, dtype) : n,
+      try KernelLibrary.handle(base, dtype), count: vectors ? vectorItems(n, dtype) : n,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(space.dims),
         .vec(space.strides[0]), .vec(space.strides[1]),
@@ -52,29 +52,29 @@ extension CUDABackend {
   /// neg, exp, log, sqrt, addScalar and mulScalar: `<function>_<dtype>(x, out, n, c)`, c the
   /// scalar of addScalar and mulScalar (0 for the others).
   func unary(_ op: Unary, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
-    let (base, c): (String, Double)
+    let (base, c): (KernelOp, Double)
     switch op.function {
-    case .neg: (base, c) = ("neg", 0)
-    case .exp: (base, c) = ("exp", 0)
-    case .log: (base, c) = ("log", 0)
-    case .sqrt: (base, c) = ("sqrt", 0)
-    case .addScalar(let v): (base, c) = ("addScalar", v)
-    case .mulScalar(let v): (base, c) = ("mulScalar", v)
+    case .neg: (base, c) = (.neg, 0)
+    case .exp: (base, c) = (.exp, 0)
+    case .log: (base, c) = (.log, 0)
+    case .sqrt: (base, c) = (.sqrt, 0)
+    case .addScalar(let v): (base, c) = (.addScalar, v)
+    case .mulScalar(let v): (base, c) = (.mulScalar, v)
     }
     return try unaryKernel(base, c, x, out)
   }
 
   /// relu: `relu_<dtype>(x, out, n, 0)`.
   func relu(_ op: ReLU, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
-    try unaryKernel(op.kind.rawValue, 0, x, out)
+    try unaryKernel(.relu, 0, x, out)
   }
 
-  private func unaryKernel(_ base: String, _ c: Double, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+  private func unaryKernel(_ base: KernelOp, _ c: Double, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.launchName(base, dtype), count: vectorItems(n, dtype),
+      try KernelLibrary.handle(base, dtype), count: vectorItems(n, dtype),
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .double(c)])
     return y
   }

@@ -21,9 +21,9 @@ public protocol KernelDevice: AnyObject, Sendable {
   func copy(from source: UInt64, to destination: UInt64, bytes: Int) throws
   /// Queues filling `bytes` bytes with `value`.
   func fill(_ pointer: UInt64, byte value: UInt8, bytes: Int) throws
-  /// Queues kernel `kernel` (a name from `KernelLibrary`) over `count` work items (its
-  /// grid-stride loop covers them whatever the launch shape).
-  func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws
+  /// Queues kernel `kernel` (a handle of `KernelLibrary`, resolved by op and dtype) over `count`
+  /// work items (its grid-stride loop covers them whatever the launch shape).
+  func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws
   /// Notes a call into a vendor library that queues device work (a cuDNN convolution), so that a
   /// recording device counts it beside the launches; devices that run work need not act.
   func libraryCall(_ name: String)
@@ -82,20 +82,18 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
     try context.fill(pointer, byte: value, bytes: bytes)
   }
 
-  public func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
+  public func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws {
     guard count > 0 else { return }
     let blocks = min((count + Self.threads - 1) / Self.threads, Self.maxBlocks)
-    try context.launch(try function(kernel), name: kernel, blocks: blocks, threads: Self.threads, arguments: arguments)
+    try context.launch(try function(kernel), name: kernel.name, blocks: blocks, threads: Self.threads, arguments: arguments)
   }
 
   /// The loaded kernel, compiling and loading its family on first use.
-  func function(_ kernel: String) throws -> ccuda_CUfunction {
-    guard let handle = KernelLibrary.handle(kernel), let family = KernelLibrary.family(of: kernel) else {
-      throw CUDAError(.unsupported, "no CUDA kernel is named \(kernel)")
-    }
+  func function(_ kernel: KernelHandle) throws -> ccuda_CUfunction {
     lock.lock()
     defer { lock.unlock() }
-    if let f = functions[handle] { return f }
+    if let f = functions[kernel.index] { return f }
+    let family = kernel.family
     let module: CUDAModule
     if let m = modules[family.name] {
       module = m
@@ -105,8 +103,8 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
       module = try context.loadModule(code, name: family.name)
       modules[family.name] = module
     }
-    let f = try context.function(kernel, in: module)
-    functions[handle] = f
+    let f = try context.function(kernel.name, in: module)
+    functions[kernel.index] = f
     return f
   }
 }

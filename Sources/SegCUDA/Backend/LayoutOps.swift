@@ -50,7 +50,7 @@ extension CUDABackend {
     let v = vectorLength(out.dtype)
     let vectors = (p.before.last ?? 1) == 0 && (p.after.last ?? 1) == 0 && (out.shape.dims.last ?? 1) % v == 0
     try device.launch(
-      "pad_b\(out.dtype.byteSize)", count: vectors ? n / v : n,
+      try KernelLibrary.handle(.pad, out.dtype), count: vectors ? n / v : n,
       arguments: [
         .pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(out.shape.dims), .vec(p.before),
         .vec(x[0].type.shape.dims), .vec(x[0].type.shape.strides), .int64(p.mode == .reflect ? 1 : 0),
@@ -66,7 +66,7 @@ extension CUDABackend {
     let y = try output(out)
     let n = out.shape.count
     try device.launch(
-      KernelNames.launchName("padBackward", dtype), count: n,
+      try KernelLibrary.handle(.padBackward, dtype), count: n,
       arguments: [
         .pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .dims(out.shape.dims), .vec(p.before),
         .vec(p.after), .vec(x[0].type.shape.strides),

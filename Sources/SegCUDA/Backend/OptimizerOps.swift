@@ -15,7 +15,7 @@ extension CUDABackend {
     let results = try (0..<3).map { _ in try output(type) }
     let n = type.shape.count
     try device.launch(
-      KernelNames.launchName("adam", gradient.type.dtype), count: vectorItems(n, gradient.type.dtype),
+      try KernelLibrary.handle(.adam, gradient.type.dtype), count: vectorItems(n, gradient.type.dtype),
       arguments: (x.map(\.pointer) + results.map(\.pointer)).map { .pointer($0) } + [
         .int64(Int64(n)), .float(Float(c.beta1)), .float(Float(c.beta2)), .float(Float(1 - c.beta1)),
         .float(Float(1 - c.beta2)), .float(Float(c.epsilon)), .float(Float(c.stepSize)),
@@ -62,17 +62,17 @@ extension CUDABackend {
     let parts = min(max(vectors / 64, 1), 65_536)
     let partial = try output(TensorType([2 * parts], .f32))
     try device.launch(
-      KernelNames.launchName("adamStats", gradientType), count: parts,
+      try KernelLibrary.handle(.adamStats, gradientType), count: parts,
       arguments: [.pointer(table.pointer), .int32(Int32(n)), .pointer(partial.pointer), .int64(Int64(parts))])
     try device.launch(
-      "adamStatsFinish", count: GPUKernelDevice.threads,
+      try KernelLibrary.handle(.adamStatsFinish, .f32), count: GPUKernelDevice.threads,
       arguments: [
         .pointer(partial.pointer), .int64(Int64(parts)), .pointer(x[0].pointer), .pointer(x[1].pointer),
         .pointer(summary.pointer), .float(Float(op.weightDecay / 2)),
       ])
     let c = op.constants
     try device.launch(
-      KernelNames.launchName("multiAdam", gradientType), count: vectors,
+      try KernelLibrary.handle(.multiAdam, gradientType), count: vectors,
       arguments: [
         .pointer(table.pointer), .int32(Int32(n)), .pointer(summary.pointer), .int32(op.skipNonFinite ? 1 : 0),
         .float(Float(op.unscale)), .float(Float(op.weightDecay)), .float(Float(c.beta1)), .float(Float(c.beta2)),

@@ -88,15 +88,15 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
     try inner?.fill(pointer, byte: value, bytes: bytes)
   }
 
-  public func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
+  public func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws {
     guard count > 0 else { return }
     note {
       $0.launches += 1
-      if recordsNames { $0.byName[kernel, default: 0] += 1 }
+      if recordsNames { $0.byName[kernel.name, default: 0] += 1 }
     }
     if let inner { return try inner.launch(kernel, count: count, arguments: arguments) }
-    // What a GPU launch costs the host besides the driver: the kernel's handle and its parameter block.
-    _ = KernelLibrary.handle(kernel)
+    // What a GPU launch costs the host besides the driver: its parameter block (the handle is
+    // already resolved, as the GPU device's table of functions is indexed by it).
     KernelArgument.withParameters(arguments) { _ in }
   }
 

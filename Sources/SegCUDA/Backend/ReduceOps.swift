@@ -35,7 +35,7 @@ extension CUDABackend {
         kept: [outCount], keptStrides: [1], reduced: [rows], reducedStrides: [outCount])
     }
     try device.launch(
-      KernelNames.launchName("sumFinish", dtype), count: outCount,
+      try KernelLibrary.handle(.sumFinish, dtype), count: outCount,
       arguments: [.pointer(partial.pointer), .pointer(y.pointer), .int64(Int64(outCount)), .int64(Int64(rows))])
     return y
   }
@@ -51,7 +51,7 @@ extension CUDABackend {
     let used = max(1, (redCount + chunk - 1) / chunk)
     let partial = try output(TensorType([used * outCount], partialType))
     try device.launch(
-      KernelNames.launchName("sumPartial", dtype), count: outCount * used,
+      try KernelLibrary.handle(.sumPartial, dtype), count: outCount * used,
       arguments: [
         .pointer(source), .pointer(partial.pointer), .int64(Int64(outCount)), .int64(Int64(used)),
         .int64(Int64(chunk)), .int64(Int64(redCount)), .dims(kept), .vec(keptStrides),
@@ -86,9 +86,9 @@ extension CUDABackend {
     // read by one thread would be serial and uncoalesced, so a block takes it (256 work items per
     // row: a block of the GPU's launch, several rows per block on a device with smaller blocks).
     let block = n >= Self.blockRowLength
-    let base = (op.log ? "logSoftmax" : "softmax") + (block ? "Block" : "")
+    let base: KernelOp = op.log ? (block ? .logSoftmaxBlock : .logSoftmax) : (block ? .softmaxBlock : .softmax)
     try device.launch(
-      KernelNames.launchName(base, dtype), count: block ? rows * 256 : rows,
+      try KernelLibrary.handle(base, dtype), count: block ? rows * 256 : rows,
       arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(rows)), .int64(Int64(n))])
     return y
   }
@@ -107,7 +107,7 @@ extension CUDABackend {
     let vectors = last >= 0 && space.dims[last] % v == 0 && sourceBase % v == 0 && destinationBase % v == 0
       && space.strides.allSatisfy { s in s[last] == 1 && s[..<last].allSatisfy { $0 % v == 0 } }
     try device.launch(
-      "copy_b\(dtype.byteSize)", count: vectors ? n / v : n,
+      try KernelLibrary.handle(.copy, dtype), count: vectors ? n / v : n,
       arguments: [
         .pointer(source), .pointer(destination), .int64(Int64(n)), .dims(space.dims), .vec(space.strides[0]),
         .int64(Int64(sourceBase)), .vec(space.strides[1]), .int64(Int64(destinationBase)),

@@ -28,12 +28,13 @@ struct StridedSpace {
     return StridedSpace(dims: dims, strides: strides)
   }
 
-  /// Merged, or an error naming the op when it still has more axes than a kernel takes.
-  func forKernel(_ op: String, _ operands: [TensorType]) throws -> StridedSpace {
+  /// Merged, or an error naming the op when it still has more axes than a kernel takes (the name
+  /// is made only then).
+  func forKernel(_ op: @autoclosure () -> String, _ operands: [TensorType]) throws -> StridedSpace {
     let m = merged()
     guard m.dims.count <= KernelArgument.maxRank else {
       throw TensorError(
-        op: op, operands: operands, "the CUDA kernels index at most \(KernelArgument.maxRank) axes; reshape first")
+        op: op(), operands: operands, "the CUDA kernels index at most \(KernelArgument.maxRank) axes; reshape first")
     }
     return m
   }

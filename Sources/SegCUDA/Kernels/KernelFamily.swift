@@ -35,8 +35,24 @@ public enum KernelLibrary {
   /// loaded function in a device's table.
   public static let allKernels: [String] = families.flatMap(\.kernels)
 
-  /// The handle of `kernel` (its position in `allKernels`); nil for a name no family defines.
-  public static func handle(_ kernel: String) -> Int? { handles[kernel] }
+  /// The handle of the kernel named `kernel`; nil for a name no family defines. Launches resolve
+  /// handles by `handle(_:_:_:)` instead, which builds no string.
+  public static func handle(_ kernel: String) -> KernelHandle? { handles[kernel].map(KernelHandle.init) }
+
+  /// The handle of `op`'s kernel for `dtype` (and `second`, the output dtype of cast and oneHot):
+  /// an index into a table made once, so a launch makes and hashes no string. An error names the
+  /// kernel when no family instantiates it for these dtypes.
+  @inline(__always)
+  public static func handle(_ op: KernelOp, _ dtype: DType, _ second: DType? = nil) throws -> KernelHandle {
+    let i = typed[KernelOp.slot(op, dtype, second ?? dtype)]
+    guard i >= 0 else {
+      throw CUDAError(.unsupported, "no CUDA kernel \(op.kernelName(dtype, second ?? dtype)) is compiled for \(dtype)")
+    }
+    return KernelHandle(index: Int(i))
+  }
+
+  /// The family index of each kernel, by handle.
+  static let familyOfHandle: [Int] = families.indices.flatMap { i in Array(repeating: i, count: families[i].kernels.count) }
 
   private static let handles: [String: Int] = {
     var result: [String: Int] = [:]
@@ -49,6 +65,84 @@ public enum KernelLibrary {
     for (i, f) in families.enumerated() { for k in f.kernels { result[k] = i } }
     return result
   }()
+
+  /// Handles by `KernelOp.slot`, -1 where no family defines the kernel; filled once from the names.
+  private static let typed: [Int32] = {
+    var table = [Int32](repeating: -1, count: KernelOp.allCases.count * KernelOp.dtypeSlots * KernelOp.dtypeSlots)
+    for op in KernelOp.allCases {
+      for a in DType.allCases {
+        for b in DType.allCases where op.takesTwoTypes || a == b {
+          if let h = handles[op.kernelName(a, b)] { table[KernelOp.slot(op, a, b)] = Int32(h) }
+        }
+      }
+    }
+    return table
+  }()
+}
+
+// MARK: - Typed handles
+
+/// A kernel of `KernelLibrary`, by its position in `allKernels`: what a device launches, resolved
+/// from `(KernelOp, DType)` with no string.
+public struct KernelHandle: Hashable, Sendable, CustomStringConvertible {
+  /// The position in `KernelLibrary.allKernels` (and in a device's table of loaded functions).
+  public let index: Int
+  /// The kernel's extern "C" name (for messages, profiles and the emulator).
+  public var name: String { KernelLibrary.allKernels[index] }
+  /// The family (module) that defines it.
+  public var family: KernelFamily { KernelLibrary.families[KernelLibrary.familyOfHandle[index]] }
+  public var description: String { name }
+}
+
+/// What a kernel does, the first half of its typed key (the second is the dtype): one case per
+/// kernel template the families instantiate.
+public enum KernelOp: Int, CaseIterable, Sendable {
+  case add, sub, mul, div, reluBackward, neg, exp, log, sqrt, relu, addScalar, mulScalar, biasActivation
+  case sumPartial, sumFinish, softmax, logSoftmax, softmaxBlock, logSoftmaxBlock
+  case padBackward, randomMask, argmax, maxPool2d, maxPool2dBackward
+  case adam, adamStats, multiAdam
+  /// Moved by element size: `<op>_b<dtype.byteSize>`.
+  case copy, pad, cropConcat
+  /// Keyed by two dtypes: `cast_<from>_<to>`, `oneHot_<labels>_<output>`.
+  case cast, oneHot
+  /// One kernel for every dtype (it reads the f32 partial sums of `adamStats`).
+  case adamStatsFinish
+
+  static let dtypeSlots = DType.allCases.count
+
+  /// Whether the kernel is keyed by two dtypes.
+  var takesTwoTypes: Bool { self == .cast || self == .oneHot }
+
+  /// The kernel's name for the dtypes: built only to fill the table and for messages.
+  func kernelName(_ a: DType, _ b: DType) -> String {
+    switch self {
+    case .copy, .pad, .cropConcat: return "\(self)_b\(a.byteSize)"
+    case .cast, .oneHot: return "\(self)_\(a.rawValue)_\(b.rawValue)"
+    case .adamStatsFinish: return "\(self)"
+    default: return "\(self)_\(a.rawValue)"
+    }
+  }
+
+  /// The table position of (op, a, b).
+  @inline(__always)
+  static func slot(_ op: KernelOp, _ a: DType, _ b: DType) -> Int {
+    (op.rawValue * dtypeSlots + a.kernelSlot) * dtypeSlots + b.kernelSlot
+  }
+}
+
+extension DType {
+  /// The dtype's position in kernel tables (a switch, no hashing).
+  @inline(__always)
+  var kernelSlot: Int {
+    switch self {
+    case .f64: return 0
+    case .f32: return 1
+    case .f16: return 2
+    case .bf16: return 3
+    case .i32: return 4
+    case .u8: return 5
+    }
+  }
 }
 
 // MARK: - Names and types
@@ -86,20 +180,4 @@ enum KernelNames {
 
   /// "<base>_<dtype>", e.g. add_f32 (the families' instance lists).
   static func name(_ base: String, _ d: DType) -> String { "\(base)_\(d.rawValue)" }
-
-  /// The same name for a launch: the kernel's own string, made once (`interned`), so that a launch
-  /// builds no string.
-  static func launchName(_ base: String, _ d: DType) -> String { interned[base]?[d.rawValue] ?? name(base, d) }
-
-  /// Every kernel name "<base>_<dtype>" by base and dtype.
-  private static let interned: [String: [String: String]] = {
-    var result: [String: [String: String]] = [:]
-    for family in KernelLibrary.families {
-      for k in family.kernels {
-        guard let cut = k.lastIndex(of: "_") else { continue }
-        result[String(k[..<cut]), default: [:]][String(k[k.index(after: cut)...])] = k
-      }
-    }
-    return result
-  }()
 }

@@ -13,29 +13,35 @@ import Foundation
 final class HostConvolutions: ConvolutionLibrary, @unchecked Sendable {
   /// Whether the device's memory is host memory to compute on (false for the null device).
   let computes: Bool
+  /// Each shape's geometry, made once as cuDNN's descriptors are (the legacy path's cache), so
+  /// that a test counts the setups a step builds.
+  let setups = ConvolutionSetups<ConvGeometry>()
 
   init(computes: Bool) { self.computes = computes }
 
   func forward(_ b: CUDABackend, _ c: ConvolutionCall) throws {
+    let g = setups.setup(ConvolutionKey(.forward, c)) { geometry(c) }
     guard computes else { return }
     let x = read(c.data, c.dataShape, c.dtype), f = hwio(c)
-    let op = Conv2D(geometry: geometry(c))
+    let op = Conv2D(geometry: g)
     let y = try op.reference([x, f], output: TensorType(c.outputShape, c.dtype))
     write(y, to: c.output)
   }
 
   func backwardData(_ b: CUDABackend, _ c: ConvolutionCall) throws {
+    let g = setups.setup(ConvolutionKey(.backwardData, c)) { geometry(c) }
     guard computes else { return }
     let dy = read(c.output, c.outputShape, c.dtype), f = hwio(c)
-    let op = Conv2DBackwardData(geometry: geometry(c), inputH: c.dataShape[1], inputW: c.dataShape[2])
+    let op = Conv2DBackwardData(geometry: g, inputH: c.dataShape[1], inputW: c.dataShape[2])
     write(try op.reference([dy, f], output: TensorType(c.dataShape, c.dtype)), to: c.data)
   }
 
   func backwardFilter(_ b: CUDABackend, _ c: ConvolutionCall) throws {
+    let g = setups.setup(ConvolutionKey(.backwardFilter, c)) { geometry(c) }
     guard computes else { return }
     let x = read(c.data, c.dataShape, c.dtype), dy = read(c.output, c.outputShape, c.dtype)
     let (o, kh, kw, ci) = (c.filterShape[0], c.filterShape[1], c.filterShape[2], c.filterShape[3])
-    let op = Conv2DBackwardFilter(geometry: geometry(c), kernelH: kh, kernelW: kw)
+    let op = Conv2DBackwardFilter(geometry: g, kernelH: kh, kernelW: kw)
     let dw = try op.reference([x, dy], output: TensorType([kh, kw, ci, o], c.dtype)).doubles
     // HWIO -> OHWI, the library's layout.
     var ohwi = [Double](repeating: 0, count: dw.count)

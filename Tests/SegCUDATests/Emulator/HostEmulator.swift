@@ -99,6 +99,11 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
   }
 
   /// Few threads per block and few blocks, so that the grid-stride loops take several turns.
+  func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws {
+    try launch(kernel.name, count: count, arguments: arguments)
+  }
+
+  /// The same by the kernel's name (the kernel tests launch kernels by name).
   func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
     guard count > 0 else { return }
     let threads = 32, blocks = min((count + threads - 1) / threads, 3)

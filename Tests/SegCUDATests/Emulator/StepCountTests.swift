@@ -24,8 +24,10 @@ enum StepCount {
   }
 
   /// A trainer of `config` on the CUDA backend over `device`, and a constant batch of `batch`.
-  static func setUp(config: UNetConfig, batch: Int, computeType: DType, device: RecordingDevice) throws -> (Trainer, Tensor, Tensor) {
-    let backend = CUDABackend(device: device, convolutions: HostConvolutions(computes: device.runsWork))
+  static func setUp(
+    config: UNetConfig, batch: Int, computeType: DType, device: RecordingDevice, convolutions: HostConvolutions? = nil
+  ) throws -> (Trainer, Tensor, Tensor) {
+    let backend = CUDABackend(device: device, convolutions: convolutions ?? HostConvolutions(computes: device.runsWork))
     let model = try UNet(config: config, seed: 1, on: backend)
     model.computeType = computeType
     var options = TrainingOptions()
@@ -84,6 +86,27 @@ struct StepCountTests {
     // The optimizer step is three launches for the 46 parameters; 1,004 launches before it was fused.
     #expect(full.byName["multiAdam_f32"] == 1 && full.byName["adamStats_f32"] == 1 && full.byName["adam_f32"] == nil)
     #expect(full.launches <= 400, "\(full.launches) launches")
+  }
+
+  /// The library's per-shape setups (cuDNN's descriptors and algorithm on a GPU) are made at a
+  /// shape's first call only: the first full-size step makes one per distinct convolution, the
+  /// next ones none, while every call still looks its setup up.
+  @Test func convolutionSetupsAreMadeOncePerShape() throws {
+    let device = RecordingDevice(wrapping: nil)
+    let library = HostConvolutions(computes: false)
+    let (trainer, images, targets) = try StepCount.setUp(
+      config: UNetConfig(), batch: 8, computeType: .f16, device: device, convolutions: library)
+    _ = try trainer.step(images: images, targets: targets)
+    let first = (made: library.setups.made, lookups: library.setups.lookups)
+    print("convolution setups: \(first.made) made in the first step's \(first.lookups) calls")
+    #expect(first.made > 0 && first.made <= first.lookups)
+    for step in 2...3 {
+      device.reset()
+      _ = try trainer.step(images: images, targets: targets)
+      #expect(library.setups.made == first.made, "step \(step) made setups")
+      #expect(library.setups.lookups == first.lookups * (step), "step \(step)")
+      #expect(device.counts.libraryCalls == first.lookups)
+    }
   }
 
   /// Loss scaling on the fused step: a scale at which the f16 gradients overflow is halved and the

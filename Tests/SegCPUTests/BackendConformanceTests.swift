@@ -21,7 +21,7 @@ import Testing
 // MARK: - Every candidate of the CPU's kernel table on its own
 
 /// Each (primitive type, candidate) of the CPU's table runs its type's op cases alone, at the
-/// dtypes it takes: oneDNN and the blocked kernels f32, the Swift kernels f32 and f64 (their
+/// dtypes it takes: oneDNN, Winograd and the blocked kernels f32, the Swift kernels f32 and f64 (their
 /// half-precision arithmetic goes through a cast). The blocked kernels take only blocked operands,
 /// so their cases get inputs in oneDNN's blocked layout, and they may decline a case whose
 /// channels are not whole blocks.
@@ -36,6 +36,9 @@ import Testing
         wrap: { BlockedUploads($0) })
     case "onednn":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32])
+    case "winograd":
+      // Forced on (auto would leave the list's small cases to oneDNN); declines other strides and sizes.
+      ConvAlgorithm.with(.winograd) { expectCandidateConforms(candidate, of: cpu, dtypes: [.f32], mayDecline: true) }
     case "swift":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32, .f64])
     default:

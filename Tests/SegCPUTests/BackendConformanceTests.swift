@@ -38,13 +38,28 @@ import Testing
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32])
     case "winograd":
       // Forced on (auto would leave the list's small cases to oneDNN); declines other strides and sizes.
-      ConvAlgorithm.with(.winograd) { expectCandidateConforms(candidate, of: cpu, dtypes: [.f32], mayDecline: true) }
+      ConvAlgorithm.with(.winograd) {
+        expectCandidateConforms(candidate, of: cpu, dtypes: [.f32], extraCases: Self.winogradCases, mayDecline: true)
+      }
     case "swift":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32, .f64])
     default:
       Issue.record("\(candidate): a candidate this test does not know; say which dtypes it takes")
     }
   }
+
+  /// 3x3 stride-1 backward-data cases (the list's are transposed convolutions of stride 2), which
+  /// Winograd computes: valid, and padded on one side.
+  static let winogradCases: [OpCase] = [
+    OpCase(kind: .conv2dBackwardData, label: "3x3 stride 1 valid", inputs: [[2, 5, 6, 8], [3, 3, 5, 8]], dtypes: [.f32]) {
+      x, _, _ in try conv2dBackwardData(x[0], x[1], inputSize: (7, 8), geometry: ConvGeometry(strides: (1, 1), padding: .zero))
+    },
+    OpCase(kind: .conv2dBackwardData, label: "3x3 stride 1 padded", inputs: [[1, 4, 3, 3], [3, 3, 4, 3]], dtypes: [.f32]) {
+      x, _, _ in
+      try conv2dBackwardData(
+        x[0], x[1], inputSize: (5, 4), geometry: ConvGeometry(strides: (1, 1), padding: Padding2D(top: 1, bottom: 0, left: 0, right: 1)))
+    },
+  ]
 
   /// Cases the blocked kernels take (channels on whole blocks of 8), beside the list's, whose
   /// concat and adds have channel counts no block divides.

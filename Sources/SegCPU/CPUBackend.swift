@@ -17,12 +17,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   /// The kernel table, built once: per primitive type, in the order tried, "blocked" (ops on
   /// oneDNN's blocked layouts, declining other operands), "onednn" (f32, declining other dtypes)
-  /// and "swift" (row-major Swift kernels).
+  /// and "swift" (row-major Swift kernels); "winograd" (3x3 stride-1 convolutions) before "onednn".
   public let kernels: KernelTable
 
   private init() {
     var table = KernelTable(backendName: "cpu")
     Self.registerBlockedKernels(in: &table)
+    Self.registerWinogradKernels(in: &table)
     Self.registerOneDNNKernels(in: &table)
     Self.registerSwiftKernels(in: &table)
     kernels = table
@@ -31,10 +32,13 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// Applies `options` (a program does this once, with the options read from its environment).
   public func configure(_ options: CPUBackendOptions) {
     recycledBufferLimit = options.recycledBufferLimit
+    ConvAlgorithm.configured = options.convAlgorithm
   }
 
   /// The settings in force: the defaults until `configure(_:)`.
-  public var options: CPUBackendOptions { CPUBackendOptions(recycledBufferLimit: recycledBufferLimit) }
+  public var options: CPUBackendOptions {
+    CPUBackendOptions(recycledBufferLimit: recycledBufferLimit, convAlgorithm: ConvAlgorithm.configured)
+  }
 
   /// Bytes of freed large buffers the backend keeps for reuse (default 1 GiB): a training step
   /// asks for the same sizes every step, and reusing them avoids faulting in fresh pages.

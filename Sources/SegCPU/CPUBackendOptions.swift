@@ -9,13 +9,20 @@ public struct CPUBackendOptions: Equatable, Sendable {
   /// Bytes of freed large buffers kept for reuse (`CPUBackend.recycledBufferLimit`); 0 keeps none.
   public var recycledBufferLimit: Int
 
-  /// Options with a buffer pool of `recycledBufferLimit` bytes (default 1 GiB).
-  public init(recycledBufferLimit: Int = 1 << 30) {
+  /// The variable giving `convAlgorithm`: auto, direct or winograd.
+  public static let convAlgorithmVariable = "UNET_CPU_CONV_ALGORITHM"
+
+  /// How 3x3 stride-1 convolutions are computed (default auto: Winograd where it measured faster).
+  public var convAlgorithm: ConvAlgorithm
+
+  /// Options with a buffer pool of `recycledBufferLimit` bytes (default 1 GiB) and `convAlgorithm`.
+  public init(recycledBufferLimit: Int = 1 << 30, convAlgorithm: ConvAlgorithm = .auto) {
     self.recycledBufferLimit = recycledBufferLimit
+    self.convAlgorithm = convAlgorithm
   }
 
   /// The defaults overridden by `environment`: UNET_CPU_BUFFER_POOL_MB, a whole number of MiB (0 or
-  /// more) of freed buffers to keep; unset or empty keeps the default. Any other value is an
+  /// more) of freed buffers to keep, and UNET_CPU_CONV_ALGORITHM; unset or empty keeps the default. Any other value is an
   /// error naming the variable and what it expects.
   public init(environment: [String: String]) throws {
     self.init()
@@ -26,6 +33,14 @@ public struct CPUBackendOptions: Equatable, Sendable {
             + "(0 keeps no freed buffers; the default is \(CPUBackendOptions().recycledBufferLimit >> 20))")
       }
       recycledBufferLimit = mb << 20
+    }
+    if let text = environment[Self.convAlgorithmVariable], !text.isEmpty {
+      guard let algorithm = ConvAlgorithm(rawValue: text) else {
+        throw CPUBackendOptionsError(
+          "\(Self.convAlgorithmVariable)=\(text): expected one of "
+            + ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ") + " (the default is auto)")
+      }
+      convAlgorithm = algorithm
     }
   }
 }

@@ -73,6 +73,8 @@ public struct BenchmarkResult: Encodable, Sendable {
     public var parameters: Int
     public var swiftCompiler: String
     public var gitCommit: String
+    /// On the CPU: each 3x3 stride-1 convolution ("direction shape: algorithm", direct or winograd).
+    public var convAlgorithms: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
       case mode, device, precision, compiled, threads, steps, classes, depth, padding, parameters
@@ -80,6 +82,7 @@ public struct BenchmarkResult: Encodable, Sendable {
       case inputChannels = "input_channels", baseFilters = "base_filters", upconvKernel = "upconv_kernel"
       case computePrecision = "compute_precision", lossScaling = "loss_scaling", skippedSteps = "skipped_steps"
       case swiftCompiler = "swift_compiler", gitCommit = "git_commit", deviceName = "device_name"
+      case convAlgorithms = "conv_algorithms"
     }
   }
 
@@ -91,7 +94,7 @@ public struct BenchmarkResult: Encodable, Sendable {
   /// Peak memory of the backend's buffers over the timed steps in MiB (tensors, workspaces and, on
   /// the CPU, freed buffers kept for reuse); nil where the backend does not count it.
   public let peakDeviceMB: Double?
-  public let config: Environment
+  public var config: Environment
 
   /// Images per second: the mean over timed steps of batch / step time (the reference's rule).
   public var throughput: Double {

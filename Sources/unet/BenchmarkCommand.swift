@@ -92,11 +92,13 @@ func runBenchmark(
   let profiler = profile ? OpProfiler() : nil
   let bar = ProgressBar()
   print("unet: benchmark \(options.mode.rawValue), batch \(options.batchSize), tile \(config.inputSize)->\(config.outputSize), on \(backend.name), \(policy)\(options.compile != nil ? ", compiled" : ""): \(options.steps) steps, the first \(options.warmupSteps) untimed")
-  let result = try Benchmark.run(config: config, options: options, backend: backend, profiler: profiler,
+  var result = try Benchmark.run(config: config, options: options, backend: backend, profiler: profiler,
                                  progress: bar.isTerminal ? bar.update : nil)
+  result.config.convAlgorithms = convAlgorithmList(backend)
   bar.finish()
   print(result.table())
   if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
+  if profile, let table = convAlgorithmTable(backend) { print("\n" + table) }
   try logger?.log(step: [], data: result.logData)
   if let output {
     let encoder = JSONEncoder()

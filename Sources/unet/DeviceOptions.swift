@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegCPU
 import SegCore
 import SegNN
 import SegTrain
@@ -17,8 +18,13 @@ struct DeviceOptions: ParsableArguments {
   @Option(name: .customLong("dump-graph"), help: ArgumentHelp(
     "With --xla, print each compiled program before and after every pass into this folder.", valueName: "dir"))
   var dumpGraph: String?
+  @Option(name: .customLong("conv-algorithm"), help: ArgumentHelp(
+    "3x3 stride-1 convolutions on the CPU: auto (Winograd where it measured faster), direct (oneDNN) or winograd (default: UNET_CPU_CONV_ALGORITHM, else auto).",
+    valueName: "auto|direct|winograd"))
+  var convAlgorithm: ConvAlgorithm?
 
   func validate() throws {
+    if let convAlgorithm { DeviceChoice.convAlgorithmFlag = convAlgorithm }
     if dumpGraph != nil, !xla { throw ValidationError("--dump-graph: prints the compiled programs, so it needs --xla (or --compile)") }
   }
 

@@ -38,10 +38,16 @@ struct DeviceChoice: ExpressibleByArgument, CustomStringConvertible {
     }
   }
 
-  /// The CPU backend configured once from the environment (UNET_CPU_BUFFER_POOL_MB), or why not.
+  /// The CPU backend configured once from the environment (UNET_CPU_BUFFER_POOL_MB,
+  /// UNET_CPU_CONV_ALGORITHM) and --conv-algorithm, which wins over the variable; or why not.
   private static let cpuConfigured = Result<Void, Error> {
-    CPUBackend.shared.configure(try CPUBackendOptions(environment: ProcessInfo.processInfo.environment))
+    var options = try CPUBackendOptions(environment: ProcessInfo.processInfo.environment)
+    if let algorithm = convAlgorithmFlag { options.convAlgorithm = algorithm }
+    CPUBackend.shared.configure(options)
   }
+
+  /// --conv-algorithm as parsed (`DeviceOptions.validate`), applied when the CPU backend is configured.
+  nonisolated(unsafe) static var convAlgorithmFlag: ConvAlgorithm?
 
   static var allValueStrings: [String] { ["cpu", "reference", "cuda", "cuda:N"] }
 

@@ -191,7 +191,7 @@ func execute(_ settings: RunSettings, device: DeviceChoice, profile: Bool, callb
   let backend = try device.backend(precision: settings.precision)
   parallel = try parallel?.withDeviceSums(for: backend)
   let bar = ProgressBar()
-  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0) }] : []) + extra
+  let callbacks: [any TrainingCallback] = (bar.isTerminal ? [bar] : []) + (profile ? [ProfilerCallback { print($0 + (convAlgorithmTable(backend).map { "\n\n" + $0 } ?? "")) }] : []) + extra
   let precision = PrecisionPolicy(settings.precision, on: backend)
   let gpu = backend as? CUDABackend
   try Runner(settings: settings, backend: backend, precision: precision, say: bar.say, callbacks: callbacks,

@@ -21,7 +21,7 @@ import Testing
 // MARK: - Every candidate of the CPU's kernel table on its own
 
 /// Each (primitive type, candidate) of the CPU's table runs its type's op cases alone, at the
-/// dtypes it takes: oneDNN and the blocked kernels f32, the Swift kernels f32 and f64 (their
+/// dtypes it takes: oneDNN, Winograd and the blocked kernels f32, the Swift kernels f32 and f64 (their
 /// half-precision arithmetic goes through a cast). The blocked kernels take only blocked operands,
 /// so their cases get inputs in oneDNN's blocked layout, and they may decline a case whose
 /// channels are not whole blocks.
@@ -36,12 +36,30 @@ import Testing
         wrap: { BlockedUploads($0) })
     case "onednn":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32])
+    case "winograd":
+      // Forced on (auto would leave the list's small cases to oneDNN); declines other strides and sizes.
+      ConvAlgorithm.with(.winograd) {
+        expectCandidateConforms(candidate, of: cpu, dtypes: [.f32], extraCases: Self.winogradCases, mayDecline: true)
+      }
     case "swift":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32, .f64])
     default:
       Issue.record("\(candidate): a candidate this test does not know; say which dtypes it takes")
     }
   }
+
+  /// 3x3 stride-1 backward-data cases (the list's are transposed convolutions of stride 2), which
+  /// Winograd computes: valid, and padded on one side.
+  static let winogradCases: [OpCase] = [
+    OpCase(kind: .conv2dBackwardData, label: "3x3 stride 1 valid", inputs: [[2, 5, 6, 8], [3, 3, 5, 8]], dtypes: [.f32]) {
+      x, _, _ in try conv2dBackwardData(x[0], x[1], inputSize: (7, 8), geometry: ConvGeometry(strides: (1, 1), padding: .zero))
+    },
+    OpCase(kind: .conv2dBackwardData, label: "3x3 stride 1 padded", inputs: [[1, 4, 3, 3], [3, 3, 4, 3]], dtypes: [.f32]) {
+      x, _, _ in
+      try conv2dBackwardData(
+        x[0], x[1], inputSize: (5, 4), geometry: ConvGeometry(strides: (1, 1), padding: Padding2D(top: 1, bottom: 0, left: 0, right: 1)))
+    },
+  ]
 
   /// Cases the blocked kernels take (channels on whole blocks of 8), beside the list's, whose
   /// concat and adds have channel counts no block divides.

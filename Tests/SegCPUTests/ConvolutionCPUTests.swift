@@ -89,14 +89,14 @@ import Testing
 
   // MARK: Errors
 
-  /// oneDNN takes f32 only and declines f16: an op with no other kernel fails naming itself, its
-  /// operands and the kernel that declined; ReLU falls to its Swift kernel, which asks for a cast.
+  /// oneDNN and Winograd take f32 only and decline f16: an op with no other kernel fails naming
+  /// itself, its operands and the kernels that declined; ReLU falls to its Swift kernel, which asks for a cast.
   @Test func otherFloatTypesAreDeclined() throws {
     let x = try Tensor(randomHost(TensorType([1, 4, 4, 3], .f16), seed: 1), on: CPUBackend.shared)
     let w = try Tensor(randomHost(TensorType([3, 3, 3, 2], .f16), seed: 2), on: CPUBackend.shared)
     #expect { try conv2d(x, w) } throws: { error in
       let text = "\(error)"
-      return text.hasPrefix("conv2d: f16[1,4,4,3], f16[3,3,3,2]:") && text.contains("(onednn) declined these operands")
+      return text.hasPrefix("conv2d: f16[1,4,4,3], f16[3,3,3,2]:") && text.contains("(winograd, onednn) declined these operands")
     }
     #expect { try maxPool2d(x) } throws: {
       "\($0)".hasPrefix("maxPool2d: f16[1,4,4,3]:") && "\($0)".contains("(onednn) declined")

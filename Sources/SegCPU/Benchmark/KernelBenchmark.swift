@@ -12,13 +12,19 @@ public struct KernelBenchmarkResult: Codable, Sendable {
     public let layer: String
     /// "sgemm", "forward", "backwardData" or "backwardFilter".
     public let direction: String
+    /// "direct" (oneDNN) or "winograd" for a convolution; nil for the sgemm.
+    public let algorithm: String?
+    /// The largest difference of the Winograd result from the direct one, over the direct
+    /// result's largest magnitude (Winograd rows only).
+    public let errorVsDirect: Double?
     /// Floating-point operations of one run, in units of 1e9.
     public let gflop: Double
     /// The fastest timed run.
     public let bestSeconds: Double
     /// The median timed run.
     public let medianSeconds: Double
-    /// gflop / bestSeconds.
+    /// gflop / bestSeconds: for Winograd, the direct algorithm's operations over its time (its
+    /// effective rate).
     public let gflops: Double
     /// gflops over the sgemm's gflops (1 for the sgemm itself).
     public let ratioToSgemm: Double
@@ -34,7 +40,8 @@ public struct KernelBenchmarkResult: Codable, Sendable {
   public let processors: Int
   /// A 4096x4096x4096 dnnl_sgemm: the machine's practical f32 ceiling.
   public let sgemm: Measurement
-  /// Forward, backward-data and backward-filter of three U-Net layers, batch 1.
+  /// Forward, backward-data and backward-filter of three U-Net layers, batch 1: forward and
+  /// backward-data both by the direct algorithm and by Winograd.
   public let convolutions: [Measurement]
 }
 
@@ -83,6 +90,8 @@ public enum KernelBenchmark {
   /// One timed operation: `run` does it once and returns its seconds.
   private struct Case {
     let layer, direction: String
+    var algorithm: String? = nil
+    var error: Double? = nil
     let gflop: Double
     let run: () throws -> Double
   }
@@ -116,23 +125,38 @@ public enum KernelBenchmark {
     let x = try Tensor(randomTensor([1, size, size, c], scale: 1), on: cpu)
     let dy = try Tensor(randomTensor([1, out, out, o], scale: 1), on: cpu)
 
-    func timed(_ direction: String, _ body: @escaping (Tensor) throws -> Void) -> Case {
-      Case(layer: name, direction: direction, gflop: gflop) {
+    func timed(_ direction: String, _ algorithm: ConvAlgorithm = .direct, _ body: @escaping (Tensor) throws -> Tensor) -> Case {
+      Case(layer: name, direction: direction, algorithm: algorithm.rawValue, gflop: gflop) {
         let w = try Tensor(filterHost, on: cpu)
         var failure: Error?
         let t = seconds {
-          do { try body(w) } catch { failure = error }
+          do { _ = try ConvAlgorithm.with(algorithm) { try body(w) } } catch { failure = error }
         }
         if let failure { throw failure }
         return t
       }
     }
+    let forward = { (w: Tensor) in try conv2d(x, w, padding: .valid) }
+    let backwardData = { (w: Tensor) in try conv2dBackwardData(dy, w, inputSize: (size, size), geometry: geometry) }
+    /// Winograd's difference from the direct result on this layer, measured once untimed.
+    func error(_ body: (Tensor) throws -> Tensor) throws -> Double {
+      let w = try Tensor(filterHost, on: cpu)
+      let direct = try ConvAlgorithm.with(.direct) { try body(w).floats() }
+      let winograd = try ConvAlgorithm.with(.winograd) { try body(w).floats() }
+      let scale = direct.reduce(0) { max($0, abs(Double($1))) }
+      return zip(winograd, direct).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / max(scale, 1e-30)
+    }
+    var winogradForward = timed("forward", .winograd, forward)
+    winogradForward.error = try error(forward)
+    var winogradBackwardData = timed("backwardData", .winograd, backwardData)
+    winogradBackwardData.error = try error(backwardData)
     return [
-      timed("forward") { w in _ = try conv2d(x, w, padding: .valid) },
-      timed("backwardData") { w in _ = try conv2dBackwardData(dy, w, inputSize: (size, size), geometry: geometry) },
+      timed("forward", .direct, forward), winogradForward,
+      timed("backwardData", .direct, backwardData), winogradBackwardData,
       timed("backwardFilter") { _ in
         let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
         _ = try (dw.node.storage as! CPUStorage).plainBuffer()
+        return dw
       },
     ]
   }
@@ -145,7 +169,7 @@ public enum KernelBenchmark {
     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     let gflops = c.gflop / best
     return .init(
-      layer: c.layer, direction: c.direction, gflop: c.gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
+      layer: c.layer, direction: c.direction, algorithm: c.algorithm, errorVsDirect: c.error, gflop: c.gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
       ratioToSgemm: ceiling.map { gflops / $0 } ?? 1)
   }
 

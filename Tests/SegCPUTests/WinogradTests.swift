@@ -1,0 +1,150 @@
+import Foundation
+@testable import SegCPU
+import SegCore
+import SegTestSupport
+import Testing
+
+// MARK: - Winograd F(4x4,3x3) against the reference
+
+/// The Winograd candidate on every 3x3 stride-1 convolution shape of the U-Net (its real channel
+/// counts, small images: the large channel counts on the smallest), forward and backward-data,
+/// valid and same padding, odd sizes and partial edge tiles, against the reference backend. The
+/// error is reported relative to the output's scale (its largest magnitude).
+@Suite struct WinogradTests {
+  /// One convolution: channels, image size, padding.
+  struct Case: CustomTestStringConvertible, Sendable {
+    let c, o, h, w: Int
+    let same: Bool
+    var testDescription: String { "\(batch)x \(c)->\(o) at \(h)x\(w) \(same ? "same" : "valid")" }
+    /// Two images, one where the channels make the reference slow.
+    var batch: Int { c * o >= 256 * 256 ? 1 : 2 }
+  }
+
+  /// The U-Net's 3x3 convolutions (in -> out channels) at sizes that keep the reference quick: odd
+  /// sizes whose outputs leave partial 4x4 tiles at the bottom and right edges.
+  static let cases: [Case] = [
+    Case(c: 1, o: 64, h: 19, w: 17, same: false),
+    Case(c: 64, o: 64, h: 17, w: 13, same: false),
+    Case(c: 64, o: 128, h: 11, w: 10, same: true),
+    Case(c: 128, o: 128, h: 11, w: 9, same: false),
+    Case(c: 128, o: 256, h: 9, w: 9, same: false),
+    Case(c: 256, o: 256, h: 7, w: 9, same: true),
+    Case(c: 256, o: 512, h: 7, w: 6, same: false),
+    Case(c: 512, o: 512, h: 6, w: 7, same: false),
+    Case(c: 512, o: 1024, h: 5, w: 6, same: false),
+    Case(c: 1024, o: 1024, h: 6, w: 5, same: false),
+    Case(c: 1024, o: 512, h: 5, w: 5, same: true),
+    Case(c: 512, o: 256, h: 7, w: 6, same: false),
+    Case(c: 256, o: 128, h: 9, w: 10, same: false),
+    Case(c: 128, o: 64, h: 13, w: 11, same: true),
+    // Channels off the 16-lane block, several images, and images smaller than one tile.
+    Case(c: 5, o: 7, h: 10, w: 11, same: false),
+    Case(c: 3, o: 20, h: 3, w: 4, same: true),
+  ]
+
+  /// fp32 Winograd: the error is expected near 1e-5 of the output's scale (docs/reference.md).
+  static let bound = 5e-5
+
+  @Test(arguments: cases) func forwardMatchesReference(_ c: Case) throws {
+    let x = random([c.batch, c.h, c.w, c.c], seed: 11)
+    let f = random([3, 3, c.c, c.o], seed: 12, in: -0.1..<0.1)
+    let b = random([c.o], seed: 13)
+    let run = { (backend: any Backend) throws -> [Float] in
+      try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), bias: Tensor(b, on: backend),
+                 padding: c.same ? .same : .valid, activation: .relu).floats()
+    }
+    let error = try ConvAlgorithm.with(.winograd) { relativeError(try run(CPUBackend.shared), try run(ReferenceBackend.shared)) }
+    print("winograd forward \(c.testDescription): largest error \(error) of the output's scale")
+    #expect(error < Self.bound, "\(c.testDescription): \(error)")
+  }
+
+  @Test(arguments: cases) func backwardDataMatchesReference(_ c: Case) throws {
+    let pad = c.same ? 1 : 0
+    let (oh, ow) = (c.h + 2 * pad - 2, c.w + 2 * pad - 2)
+    let dy = random([c.batch, oh, ow, c.o], seed: 21)
+    let f = random([3, 3, c.c, c.o], seed: 22, in: -0.1..<0.1)
+    let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
+    let run = { (backend: any Backend) throws -> [Float] in
+      try conv2dBackwardData(Tensor(dy, on: backend), Tensor(f, on: backend), inputSize: (c.h, c.w), geometry: geometry).floats()
+    }
+    let error = try ConvAlgorithm.with(.winograd) { relativeError(try run(CPUBackend.shared), try run(ReferenceBackend.shared)) }
+    print("winograd backward-data \(c.testDescription): largest error \(error) of the output's scale")
+    #expect(error < Self.bound, "\(c.testDescription): \(error)")
+  }
+
+  /// Asymmetric and large padding: a backward-data pad of 2 - pad below zero starts inside dy.
+  @Test func unevenPadding() throws {
+    let x = random([1, 9, 10, 16], seed: 31), f = random([3, 3, 16, 8], seed: 32, in: -0.3..<0.3)
+    for p in [Padding2D(top: 2, bottom: 0, left: 0, right: 1), Padding2D(top: 3, bottom: 1, left: 4, right: 0)] {
+      let geometry = ConvGeometry(strides: (1, 1), padding: p)
+      let run = { (backend: any Backend) throws -> (y: [Float], dx: [Float]) in
+        let y = try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: .explicit(p))
+        let dx = try conv2dBackwardData(y, Tensor(f, on: backend), inputSize: (9, 10), geometry: geometry)
+        return (try y.floats(), try dx.floats())
+      }
+      let (got, want) = try ConvAlgorithm.with(.winograd) { (try run(CPUBackend.shared), try run(ReferenceBackend.shared)) }
+      #expect(relativeError(got.y, want.y) < Self.bound, "\(p)")
+      #expect(relativeError(got.dx, want.dx) < Self.bound, "\(p)")
+    }
+  }
+
+  // MARK: Filter cache
+
+  /// A filter is transformed again when its values change, and a new tensor never reuses another's
+  /// transform.
+  @Test func filterCacheNeverServesStaleValues() throws {
+    let cpu = CPUBackend.shared
+    let x = try Tensor(random([1, 8, 8, 16], seed: 41), on: cpu)
+    try ConvAlgorithm.with(.winograd) {
+      for seed in UInt64(0)..<4 {
+        let fHost = random([3, 3, 16, 16], seed: 50 + seed)
+        let got = try conv2d(x, try Tensor(fHost, on: cpu)).floats()
+        let want = try conv2d(try Tensor(x.host()), try Tensor(fHost)).floats()
+        #expect(relativeError(got, want) < Self.bound, "filter \(seed)")
+      }
+      // The same storage rewritten in place (as no kernel does today) still gets a fresh transform.
+      let f = try Tensor(random([3, 3, 16, 16], seed: 60), on: cpu)
+      _ = try conv2d(x, f).floats()
+      let storage = f.node.storage as! CPUStorage
+      let buffer = try storage.plainBuffer()
+      let values = buffer.pointer.assumingMemoryBound(to: Float.self)
+      for i in 0..<(9 * 16 * 16) { values[i] = -values[i] }
+      let got = try conv2d(x, f).floats()
+      let want = try conv2d(try Tensor(x.host()), try Tensor(f.host())).floats()
+      #expect(relativeError(got, want) < Self.bound)
+    }
+  }
+
+  // MARK: Choice
+
+  /// direct never runs Winograd; auto follows its rule; every use is recorded. Each call has an
+  /// image size of its own, so that other tests' convolutions (the log is the process's) do not count.
+  @Test func algorithmSettingDecides() throws {
+    let cpu = CPUBackend.shared
+    func ran(_ a: ConvAlgorithm, size: Int, channels: Int) throws -> [String] {
+      let x = try Tensor(random([1, size, size, channels], seed: 71), on: cpu)
+      let f = try Tensor(random([3, 3, channels, channels], seed: 72), on: cpu)
+      try ConvAlgorithm.with(a) { _ = try conv2d(x, f).floats() }
+      let shape = "1x\(size)x\(size)x\(channels) -> "
+      return cpu.convAlgorithmLog.filter { $0.direction == "forward" && $0.shape.hasPrefix(shape) }.map(\.algorithm)
+    }
+    #expect(try ran(.direct, size: 31, channels: 64) == ["direct"])
+    #expect(try ran(.winograd, size: 32, channels: 64) == ["winograd"])
+    #expect(try ran(.auto, size: 33, channels: 64) == ["winograd"])
+    #expect(try ran(.auto, size: 34, channels: 4) == ["direct"])
+  }
+
+  @Test func environmentChoosesTheAlgorithm() throws {
+    #expect(try CPUBackendOptions(environment: [:]).convAlgorithm == .auto)
+    #expect(try CPUBackendOptions(environment: ["UNET_CPU_CONV_ALGORITHM": "winograd"]).convAlgorithm == .winograd)
+    #expect(throws: CPUBackendOptionsError.self) { try CPUBackendOptions(environment: ["UNET_CPU_CONV_ALGORITHM": "fft"]) }
+  }
+
+  /// Largest |a - b| over the largest |b|.
+  private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count)
+    let scale = b.reduce(0) { max($0, abs(Double($1))) }
+    let diff = zip(a, b).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) }
+    return diff / max(scale, 1e-30)
+  }
+}

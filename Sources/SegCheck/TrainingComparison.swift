@@ -36,11 +36,12 @@ public enum TrainingComparison {
     public init() {}
 
     /// The candidate in bf16 against an fp32 baseline: every convolution's operands and the
-    /// activations between them round to 8 mantissa bits (u = 2^-8), which moves the loss by
-    /// about 1e-3 relative per step and lets the weights drift apart; 3e-2 over 10 steps.
+    /// activations between them round to 8 mantissa bits (u = 2^-8), which moved the loss by up to
+    /// 1.3e-3 relative over 10 steps on the CPU; 1e-2 leaves a margin, and convolutions 10% off
+    /// still fail it.
     public static func bf16() -> Options {
       var o = Options()
-      (o.precision, o.tolerance) = (.bf16, 3e-2)
+      (o.precision, o.tolerance) = (.bf16, 1e-2)
       return o
     }
 

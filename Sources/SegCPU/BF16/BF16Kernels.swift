@@ -4,7 +4,7 @@ import SegCore
 
 extension CPUBackend {
   /// "bf16": the Swift arithmetic kernels (elementwise, relu and its gradient, sums, softmax, the
-  /// pad gradient) on bf16 operands, each widened to f32, computed by the f32 kernel and rounded
+  /// pad gradient, Adam's update on a bf16 gradient) on bf16 operands, each widened to f32, computed by the f32 kernel and rounded
   /// once to bf16: f32 accumulation, as oneDNN's bf16 convolutions and a GPU's bf16 kernels do.
   /// Tried before "swift"; declines when no operand and no output is bf16. Copies, casts and
   /// layout moves take bf16 as they are (their Swift kernels move bytes).
@@ -16,6 +16,19 @@ extension CPUBackend {
     table.register(Sum.self, "bf16", widened(sumKernel))
     table.register(Softmax.self, "bf16", widened(softmaxKernel))
     table.register(PadBackward.self, "bf16", widened(padBackwardKernel))
+    // Adam on a bf16 gradient: widened, then the f32 update (the weights and moments stay f32).
+    table.registerOutputs(AdamUpdate.self, "bf16") { op, inputs, _ in
+      guard inputs.count == 4, inputs[3].type.dtype == .bf16 else { return nil }
+      let g = inputs[3]
+      let buffer = try withDNNLErrors(op: op.kind.rawValue, inputs.map(\.type)) {
+        try cpuStorage(g.storage, op: op.kind.rawValue).plainBuffer()
+      }
+      let wide = TensorType(g.type.shape, .f32)
+      let gradient = Operand(
+        storage: CPUStorage(plain: BF16Conversion.widen(buffer, count: g.type.shape.count), type: wide), type: wide)
+      return try adamUpdate(parameter: inputs[0], m: inputs[1], v: inputs[2], gradient: gradient, op.constants)
+        .map { [$0.parameter, $0.m, $0.v] }
+    }
   }
 
   /// A table kernel running the f32 Swift kernel `kernel` on bf16 operands widened to f32, its

@@ -10,18 +10,18 @@ import Testing
     #expect(missing.isEmpty, "the cpu backend has no kernel for: \(missing.map(\.rawValue).joined(separator: ", "))")
   }
 
-  /// Each type's candidates run in the order blocked layout, oneDNN, Swift.
+  /// Each type's candidates run in the order blocked layout, oneDNN, bf16 through f32, Swift.
   @Test func candidatesAreTriedBlockedThenOneDNNThenSwift() {
     let kernels = CPUBackend.shared.kernels
-    let order = ["blocked", "onednn", "swift"]
+    let order = ["blocked", "onednn", "bf16", "swift"]
     for type in Primitives.all {
       let names = kernels.candidates(for: type)
       #expect(!names.isEmpty && names == order.filter(names.contains), "\(type): \(names)")
     }
     #expect(kernels.candidates(for: Slice.self) == ["blocked", "swift"])
-    #expect(kernels.candidates(for: Binary.self) == ["blocked", "swift"])
-    #expect(kernels.candidates(for: ReLU.self) == ["onednn", "swift"])
+    #expect(kernels.candidates(for: Binary.self) == ["blocked", "bf16", "swift"])
+    #expect(kernels.candidates(for: ReLU.self) == ["onednn", "bf16", "swift"])
     #expect(kernels.candidates(for: Conv2D.self) == ["onednn"])
-    #expect(kernels.candidates(for: AdamUpdate.self) == ["swift"])
+    #expect(kernels.candidates(for: AdamUpdate.self) == ["bf16", "swift"])
   }
 }

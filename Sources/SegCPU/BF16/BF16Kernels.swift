@@ -6,9 +6,9 @@ extension CPUBackend {
   /// "bf16": the Swift arithmetic kernels (elementwise, relu and its gradient, sums, softmax, the
   /// pad gradient, Adam's update on a bf16 gradient) on bf16 operands, each widened to f32,
   /// computed by the f32 kernel and rounded once to bf16: f32 accumulation, as oneDNN's bf16
-  /// convolutions and a GPU's bf16 kernels do; and casts between f32 and bf16, vectorised. Tried
-  /// before "swift"; declines when no operand and no output is bf16. Copies and layout moves take
-  /// bf16 as they are (their Swift kernels move bytes).
+  /// convolutions and a GPU's bf16 kernels do. Tried before "swift"; declines when no operand and
+  /// no output is bf16. Copies, casts and layout moves take bf16 as they are (their Swift kernels
+  /// move bytes).
   static func registerBF16Kernels(in table: inout KernelTable) {
     table.register(Binary.self, "bf16", widened(binaryKernel))
     table.register(Unary.self, "bf16", widened(unaryKernel))
@@ -17,25 +17,6 @@ extension CPUBackend {
     table.register(Sum.self, "bf16", widened(sumKernel))
     table.register(Softmax.self, "bf16", widened(softmaxKernel))
     table.register(PadBackward.self, "bf16", widened(padBackwardKernel))
-    // f32 <-> bf16 over whole buffers: the policy casts every weight each step.
-    table.register(Cast.self, "bf16") { op, inputs, output in
-      guard inputs.count == 1 else { return nil }
-      let from = inputs[0].type.dtype, count = output.shape.count
-      guard (from, output.dtype) == (.f32, .bf16) || (from, output.dtype) == (.bf16, .f32) else { return nil }
-      let name = op.kind.rawValue
-      let buffer = try withDNNLErrors(op: name, [inputs[0].type]) {
-        try cpuStorage(inputs[0].storage, op: name).plainBuffer()
-      }
-      let out = HostBuffer.output(0, byteCount: count * output.dtype.byteSize)
-      withExtendedLifetime(buffer) {
-        if from == .f32 {
-          BF16Conversion.round(buffer, into: out, count: count)
-        } else {
-          BF16Conversion.widen(buffer, into: out, count: count)
-        }
-      }
-      return CPUStorage(plain: out, type: output)
-    }
     // Adam on a bf16 gradient: widened, then the f32 update (the weights and moments stay f32).
     table.registerOutputs(AdamUpdate.self, "bf16") { op, inputs, _ in
       guard inputs.count == 4, inputs[3].type.dtype == .bf16 else { return nil }
@@ -107,26 +88,12 @@ enum BF16Conversion {
     }
   }
 
-  /// Rounds `count` f32 values of `f32` to nearest even bf16 into `out`, bit for bit as
-  /// `BFloat16.fromFloat` (NaN stays a quiet NaN), eight at a time.
+  /// Rounds `count` f32 values of `f32` to nearest even bf16 into `out`.
   static func round(_ f32: HostBuffer, into out: HostBuffer, count: Int) {
-    let x = UnsafeRawPointer(f32.pointer)
-    let y = out.pointer
+    let x = f32.pointer.assumingMemoryBound(to: Float.self)
+    let y = out.pointer.assumingMemoryBound(to: UInt16.self)
     Parallel.forEach(count, grain: Parallel.defaultGrain) { r in
-      var i = r.lowerBound
-      while i + 8 <= r.upperBound {
-        let b = x.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
-        let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
-        let nan = (b & 0x7FFF_FFFF) .> 0x7F80_0000
-        let bits = rounded.replacing(with: (b &>> 16) | 0x40, where: nan)
-        y.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits), toByteOffset: i * 2, as: SIMD8<UInt16>.self)
-        i += 8
-      }
-      let xs = x.assumingMemoryBound(to: Float.self), ys = y.assumingMemoryBound(to: UInt16.self)
-      while i < r.upperBound {
-        ys[i] = BFloat16.fromFloat(xs[i])
-        i += 1
-      }
+      for i in r { y[i] = BFloat16.fromFloat(x[i]) }
     }
   }
 }

@@ -45,6 +45,10 @@ CONTESTANTS = {
     "torch-compile-cl": "PyTorch torch.compile, channels-last",
     "tf": "TensorFlow/Keras tf.function",
     "tf-jit": "TensorFlow/Keras jit_compile=True (XLA)",
+    # bf16 where the processor has AVX-512 BF16: ours through oneDNN, PyTorch's CPU autocast.
+    "ours-bf16": "unet benchmark --precision bf16",
+    "torch-bf16": "PyTorch eager, autocast bf16",
+    "torch-cl-bf16": "PyTorch eager, channels-last, autocast bf16",
 }
 DEFAULT_CONTESTANTS = ["ours", "torch", "torch-cl", "torch-compile", "tf", "tf-jit"]
 
@@ -189,6 +193,8 @@ def command(a, who, unet, mode, batch, output):
     warmup, steps = (a.train_warmup, a.train_steps) if mode == "train" else (a.predict_warmup, a.predict_steps)
     shared = ["--mode", mode, "--batch-size", str(batch), "--input-size", str(a.input_size),
               "--warmup-steps", str(warmup), "--max-steps", str(steps), "--output", output]
+    if who.endswith("-bf16"):
+        who, shared = who[:-len("-bf16")], shared + ["--precision", "bf16"]
     if who == "ours":
         return [unet, "benchmark", "--device", "cpu"] + shared
     py = venv_python(a)
@@ -279,7 +285,7 @@ def pooled(a, runs):
 
 def best_peer(rows):
     """(name, result) of the peer (not ours) with the most images/s, or (None, None)."""
-    peers = [(who, r) for who, r in rows.items() if who != "ours"]
+    peers = [(who, r) for who, r in rows.items() if not who.startswith("ours")]
     return max(peers, key=lambda p: p[1]["throughput"], default=(None, None))
 
 
@@ -289,7 +295,7 @@ def table(a, pools, ceiling):
              "| vs best peer (img/s) | RSS vs lowest peer |", "|" + "---|" * 9]
     for (mode, batch), rows in pools.items():
         _, best = best_peer(rows)
-        lowest = min((r["peak_rss_mb"] for who, r in rows.items() if who != "ours"), default=None)
+        lowest = min((r["peak_rss_mb"] for who, r in rows.items() if not who.startswith("ours")), default=None)
         top = max((r["throughput"] for r in rows.values()), default=None)
         for who in a.contestants:
             if who not in rows:
@@ -321,9 +327,12 @@ def verdicts(pools, ceiling):
             frac = ours["gflops_per_s"] / ceiling
             parts.append(f"{100 * frac:.0f}% of sgemm, target >= 70%: {'met' if frac >= 0.7 else 'missed'}")
         else:
-            lowest = min(r["peak_rss_mb"] for who, r in rows.items() if who != "ours")
+            lowest = min(r["peak_rss_mb"] for who, r in rows.items() if not who.startswith("ours"))
             parts.append(f"peak RSS {ours['peak_rss_mb']:.0f} MB vs the lowest peer's {lowest:.0f} MB, target <=: "
                          f"{'met' if ours['peak_rss_mb'] <= lowest else 'missed'}")
+        if "ours-bf16" in rows:
+            bf16 = rows["ours-bf16"]["throughput"] / ours["throughput"]
+            parts.append(f"bf16 {bf16:.2f}x our fp32, target >= 1.5x: {'met' if bf16 >= 1.5 else 'missed'}")
         out.append(f"- {label(mode, batch)}: ours " + "; ".join(parts))
     return "\n".join(out)
 

@@ -16,8 +16,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   public let name = "cpu"
 
   /// The kernel table, built once: per primitive type, in the order tried, "blocked" (ops on
-  /// oneDNN's blocked layouts, declining other operands), "onednn" (f32, declining other dtypes)
-  /// and "swift" (row-major Swift kernels); "winograd" (3x3 stride-1 convolutions) before "onednn".
+  /// oneDNN's blocked layouts, declining other operands), "winograd" (3x3 stride-1 convolutions
+  /// in f32), "onednn" (f32, and bf16 where the processor has AVX-512 BF16; declining other
+  /// dtypes), "bf16" (Swift arithmetic on bf16 through f32) and "swift" (row-major Swift kernels).
   public let kernels: KernelTable
 
   private init() {
@@ -25,6 +26,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     Self.registerBlockedKernels(in: &table)
     Self.registerWinogradKernels(in: &table)
     Self.registerOneDNNKernels(in: &table)
+    Self.registerBF16Kernels(in: &table)
     Self.registerSwiftKernels(in: &table)
     kernels = table
   }
@@ -53,6 +55,19 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
   /// Starts a new peak from what the buffers hold now.
   public func resetPeakMemory() { HostMemory.shared.resetPeak() }
+
+  /// True on processors with AVX-512 BF16 or AMX-BF16 (`CPUFeatures`): oneDNN convolves bf16
+  /// there with f32 accumulation. There are no f16 convolutions on the CPU.
+  public var bf16Convolutions: Bool { CPUFeatures.current.bf16Convolutions }
+
+  /// Why `bf16Convolutions` is false on this machine, nil when it is true.
+  public var bf16Unavailability: String? { CPUFeatures.current.bf16Unavailability }
+
+  /// The processor and the ISA oneDNN runs on, e.g. "AMD EPYC 9R14 (oneDNN avx512_core_bf16)",
+  /// so that a benchmark record says which kernels ran.
+  public var deviceDescription: String {
+    "\(CPUFeatures.current.modelName ?? name) (oneDNN \(CPUFeatures.oneDNNISA))"
+  }
 
   // MARK: Arenas
 

@@ -52,5 +52,7 @@ public final class CandidateBackend: Backend, @unchecked Sendable {
   public var deviceDescription: String { base.deviceDescription }
   public func synchronize() throws { try base.synchronize() }
   public var halfPrecisionConvolutions: Bool { base.halfPrecisionConvolutions }
+  public var bf16Convolutions: Bool { base.bf16Convolutions }
+  public var bf16Unavailability: String? { base.bf16Unavailability }
   public var tf32Convolutions: Bool { base.tf32Convolutions }
 }

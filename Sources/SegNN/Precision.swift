@@ -39,7 +39,8 @@ public enum Precision: String, CaseIterable, Sendable, Codable, CustomStringConv
 // MARK: - Resolved policy
 
 /// A requested `Precision` resolved against what a backend computes: a backend without
-/// half-precision convolutions computes fp16 and bf16 requests in f32 (fp16 keeps its loss
+/// half-precision convolutions computes fp16 and bf16 requests in f32 (the CPU has bf16 ones on
+/// processors with AVX-512 BF16, and no f16 ones) (fp16 keeps its loss
 /// scaling, so the scaled path runs and is tested there), and one without TF32 computes tf32 as
 /// fp32. The one place that decides the compute type.
 public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
@@ -50,21 +51,33 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
   /// The backend's name, for `note`.
   public let backendName: String
 
-  /// `requested` on a backend that has (or lacks) half-precision and TF32 convolutions.
-  public init(_ requested: Precision, backendName: String, halfPrecisionConvolutions: Bool, tf32Convolutions: Bool) {
+  /// Why bf16 was not computed as asked (the backend's words, e.g. the processor lacks it), nil when
+  /// the backend gave none.
+  public let reason: String?
+
+  /// `requested` on a backend that has (or lacks) half-precision and TF32 convolutions; bf16 ones
+  /// are the half-precision ones unless `bf16Convolutions` says otherwise (a CPU with AVX-512 BF16
+  /// has bf16 convolutions and no f16 ones), and `reason` says why they are missing.
+  public init(
+    _ requested: Precision, backendName: String, halfPrecisionConvolutions: Bool, tf32Convolutions: Bool,
+    bf16Convolutions: Bool? = nil, reason: String? = nil
+  ) {
     self.requested = requested
     self.backendName = backendName
     switch requested {
     case .fp32: effective = .fp32
     case .tf32: effective = tf32Convolutions ? .tf32 : .fp32
-    case .fp16, .bf16: effective = halfPrecisionConvolutions ? requested : .fp32
+    case .fp16: effective = halfPrecisionConvolutions ? .fp16 : .fp32
+    case .bf16: effective = bf16Convolutions ?? halfPrecisionConvolutions ? .bf16 : .fp32
     }
+    self.reason = requested == .bf16 && effective != .bf16 ? reason : nil
   }
 
   /// `requested` resolved against `backend`'s capabilities.
   public init(_ requested: Precision, on backend: any Backend) {
     self.init(requested, backendName: backend.name, halfPrecisionConvolutions: backend.halfPrecisionConvolutions,
-              tf32Convolutions: backend.tf32Convolutions)
+              tf32Convolutions: backend.tf32Convolutions, bf16Convolutions: backend.bf16Convolutions,
+              reason: backend.bf16Unavailability)
   }
 
   /// Plain fp32: no casts, no loss scaling.
@@ -82,8 +95,11 @@ public struct PrecisionPolicy: Sendable, Equatable, CustomStringConvertible {
   /// `training` adds that fp16's loss scaling still applies.
   public func note(training: Bool) -> String? {
     guard effective != requested else { return nil }
-    let missing = requested == .tf32 ? "TF32" : "half-precision"
     let scaling = training && usesLossScaling ? "; training still applies fp16's dynamic loss scaling" : ""
+    if let reason {
+      return "\(reason), so the \(backendName) backend has no \(requested) convolutions here: \(requested) computes in \(effective)\(scaling)"
+    }
+    let missing = requested == .tf32 ? "TF32" : "half-precision"
     return "the \(backendName) backend has no \(missing) convolutions: \(requested) computes in \(effective)\(scaling)"
   }
 

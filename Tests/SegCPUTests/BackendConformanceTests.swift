@@ -21,26 +21,32 @@ import Testing
 // MARK: - Every candidate of the CPU's kernel table on its own
 
 /// Each (primitive type, candidate) of the CPU's table runs its type's op cases alone, at the
-/// dtypes it takes: oneDNN, Winograd and the blocked kernels f32, the Swift kernels f32 and f64 (their
-/// half-precision arithmetic goes through a cast). The blocked kernels take only blocked operands,
-/// so their cases get inputs in oneDNN's blocked layout, and they may decline a case whose
+/// dtypes it takes: oneDNN and the blocked kernels f32 (and bf16 on a processor with AVX-512
+/// BF16), Winograd f32, the Swift kernels f32 and f64, the "bf16" ones bf16 (through f32). The
+/// blocked kernels take only blocked operands, so their cases get inputs in oneDNN's blocked layout, and they may decline a case whose
 /// channels are not whole blocks.
 @Suite struct CandidateConformanceTests {
   @Test(arguments: KernelCandidate.all(of: CPUBackend.shared))
   func candidateMatchesReference(_ candidate: KernelCandidate) {
     let cpu = CPUBackend.shared
+    // bf16 through oneDNN where the processor has it (`BF16Tests` reports when it does not).
+    let oneDNNTypes: [DType] = BF16Machine.available ? [.f32, .bf16] : [.f32]
     switch candidate.name {
     case "blocked":
       expectCandidateConforms(
-        candidate, of: cpu, dtypes: [.f32], extraCases: Self.blockedCases, mayDecline: true,
+        candidate, of: cpu, dtypes: oneDNNTypes, extraCases: Self.blockedCases, mayDecline: true,
         wrap: { BlockedUploads($0) })
     case "onednn":
-      expectCandidateConforms(candidate, of: cpu, dtypes: [.f32])
+      expectCandidateConforms(candidate, of: cpu, dtypes: oneDNNTypes)
     case "winograd":
       // Forced on (auto would leave the list's small cases to oneDNN); declines other strides and sizes.
       ConvAlgorithm.with(.winograd) {
         expectCandidateConforms(candidate, of: cpu, dtypes: [.f32], extraCases: Self.winogradCases, mayDecline: true)
       }
+    case "bf16":
+      // It may decline: Adam's "f32 gradient" case keeps an f32 gradient at every dtype, which is
+      // the Swift kernel's.
+      expectCandidateConforms(candidate, of: cpu, dtypes: [.bf16], mayDecline: true)
     case "swift":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32, .f64])
     default:
@@ -64,22 +70,22 @@ import Testing
   /// Cases the blocked kernels take (channels on whole blocks of 8), beside the list's, whose
   /// concat and adds have channel counts no block divides.
   static let blockedCases: [OpCase] = [
-    OpCase(kind: .concat, label: "channels on whole blocks", inputs: [[2, 3, 3, 8], [2, 3, 3, 5]], dtypes: [.f32]) {
+    OpCase(kind: .concat, label: "channels on whole blocks", inputs: [[2, 3, 3, 8], [2, 3, 3, 5]], dtypes: [.f32, .bf16]) {
       x, _, _ in try concat([x[0], x[1]])
     },
-    OpCase(kind: .add, label: "like rank-4 tensors", inputs: [[2, 3, 4, 5], [2, 3, 4, 5]], dtypes: [.f32]) {
+    OpCase(kind: .add, label: "like rank-4 tensors", inputs: [[2, 3, 4, 5], [2, 3, 4, 5]], dtypes: [.f32, .bf16]) {
       x, _, _ in try x[0] + x[1]
     },
-    OpCase(kind: .add, label: "bias on whole blocks", inputs: [[2, 3, 4, 8], [8]], dtypes: [.f32]) { x, _, _ in
+    OpCase(kind: .add, label: "bias on whole blocks", inputs: [[2, 3, 4, 8], [8]], dtypes: [.f32, .bf16]) { x, _, _ in
       try x[0] + x[1]
     },
-    OpCase(kind: .slice, label: "channel window on whole blocks", inputs: [[1, 5, 4, 16]], dtypes: [.f32]) { x, _, _ in
+    OpCase(kind: .slice, label: "channel window on whole blocks", inputs: [[1, 5, 4, 16]], dtypes: [.f32, .bf16]) { x, _, _ in
       try slice(x[0], starts: [0, 1, 0, 8], sizes: [1, 3, 4, 8])
     },
   ]
 }
 
-/// `base` with every non-empty rank-4 f32 tensor uploaded in oneDNN's blocked layout nChw8c, as a
+/// `base` with every non-empty rank-4 f32 or bf16 tensor uploaded in oneDNN's blocked layout nChw8c, as a
 /// oneDNN op leaves its output: the operands the blocked kernels take.
 final class BlockedUploads: Backend, @unchecked Sendable {
   let base: CandidateBackend
@@ -89,7 +95,9 @@ final class BlockedUploads: Backend, @unchecked Sendable {
   var kernels: KernelTable { base.kernels }
 
   func upload(_ host: HostTensor) throws -> any DeviceStorage {
-    guard host.dtype == .f32, host.shape.rank == 4, host.shape.count > 0 else { return try base.upload(host) }
+    guard host.dtype == .f32 || host.dtype == .bf16, host.shape.rank == 4, host.shape.count > 0 else {
+      return try base.upload(host)
+    }
     return try CPUBackend.shared.uploadBlocked(host)
   }
 

@@ -10,20 +10,20 @@ import Testing
     #expect(missing.isEmpty, "the cpu backend has no kernel for: \(missing.map(\.rawValue).joined(separator: ", "))")
   }
 
-  /// Each type's candidates run in the order blocked layout, Winograd, oneDNN, Swift.
+  /// Each type's candidates run in the order blocked layout, Winograd, oneDNN, bf16 through f32, Swift.
   @Test func candidatesAreTriedBlockedThenOneDNNThenSwift() {
     let kernels = CPUBackend.shared.kernels
-    let order = ["blocked", "winograd", "onednn", "swift"]
+    let order = ["blocked", "winograd", "onednn", "bf16", "swift"]
     for type in Primitives.all {
       let names = kernels.candidates(for: type)
       #expect(!names.isEmpty && names == order.filter(names.contains), "\(type): \(names)")
     }
     #expect(kernels.candidates(for: Slice.self) == ["blocked", "swift"])
-    #expect(kernels.candidates(for: Binary.self) == ["blocked", "swift"])
-    #expect(kernels.candidates(for: ReLU.self) == ["onednn", "swift"])
+    #expect(kernels.candidates(for: Binary.self) == ["blocked", "bf16", "swift"])
+    #expect(kernels.candidates(for: ReLU.self) == ["onednn", "bf16", "swift"])
     #expect(kernels.candidates(for: Conv2D.self) == ["winograd", "onednn"])
     #expect(kernels.candidates(for: Conv2DBackwardData.self) == ["winograd", "onednn"])
     #expect(kernels.candidates(for: Conv2DBackwardFilter.self) == ["onednn"])
-    #expect(kernels.candidates(for: AdamUpdate.self) == ["swift"])
+    #expect(kernels.candidates(for: AdamUpdate.self) == ["bf16", "swift"])
   }
 }

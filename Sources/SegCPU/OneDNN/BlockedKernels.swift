@@ -4,7 +4,7 @@ import SegCore
 
 // MARK: - Ops on blocked activations
 
-/// slice, zero pad, concat and add of 4-D f32 activations held in a oneDNN channel-blocked layout
+/// slice, zero pad, concat and add of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
 /// (nChw8c or nChw16c), done by oneDNN in that layout: a crop is a reorder from a window
 /// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat a copy of
 /// each input's blocks in turn, an add (of a like tensor or of a per-channel bias) oneDNN's binary
@@ -16,7 +16,7 @@ enum BlockedKernels {
   static func slice(_ op: Slice, _ x: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
     guard output.shape.count > 0, let (source, tag) = try blocked(x),
           let offsets = channelAligned(op.starts, op.sizes, x.type.shape, tag.block) else { return nil }
-    let outLayout = try Layout(Layout.make(nchw(op.sizes), tag.format))
+    let outLayout = try Layout(Layout.make(nchw(op.sizes), tag.format, output.dtype))
     let window = try submemory(source, dims: nchw(op.sizes), offsets: offsets)
     let out = try DNNLMemory.output(0, outLayout)
     try reorder(window, into: out)
@@ -27,7 +27,7 @@ enum BlockedKernels {
   static func pad(_ op: Pad, _ x: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
     guard op.mode == .zero, x.type.shape.count > 0, let (source, tag) = try blocked(x),
           let offsets = channelAligned(op.before, x.type.shape.dims, output.shape, tag.block) else { return nil }
-    let out = try DNNLMemory.output(0, Layout(Layout.make(nchw(output.shape.dims), tag.format)))
+    let out = try DNNLMemory.output(0, Layout(Layout.make(nchw(output.shape.dims), tag.format, output.dtype)))
     memset(out.buffer.pointer, 0, out.buffer.byteCount)
     try reorder(source, into: submemory(out, dims: nchw(x.type.shape.dims), offsets: offsets))
     return try CPUStorage(out, role: .activation, type: output)
@@ -38,13 +38,13 @@ enum BlockedKernels {
   /// so the output is each image's bytes of each input in turn: copies, after reordering any input
   /// in another layout. (oneDNN's own concat ran 3-4 times slower here.)
   static func concat(_ op: Concat, _ xs: [CPUStorage], _ output: TensorType) throws -> CPUStorage? {
-    guard op.axis == 3, output.shape.count > 0, xs.allSatisfy({ $0.type.shape.count > 0 && $0.type.dtype == .f32 }),
+    guard op.axis == 3, output.shape.count > 0, xs.allSatisfy({ $0.type.shape.count > 0 && $0.type.dtype == output.dtype }),
           let tag = try xs.lazy.compactMap({ try blocked($0)?.tag }).first,
           xs.dropLast().allSatisfy({ $0.type.shape[3] % tag.block == 0 }) else { return nil }
     let sources = try xs.map { x in
-      try x.memory(Layout(Layout.make(nchw(x.type.shape.dims), tag.format)), role: .activation)
+      try x.memory(Layout(Layout.make(nchw(x.type.shape.dims), tag.format, x.type.dtype)), role: .activation)
     }
-    let out = try DNNLMemory.output(0, Layout(Layout.make(nchw(output.shape.dims), tag.format)))
+    let out = try DNNLMemory.output(0, Layout(Layout.make(nchw(output.shape.dims), tag.format, output.dtype)))
     let images = output.shape[0]
     var destination = out.buffer.pointer
     for image in 0..<images {
@@ -63,18 +63,18 @@ enum BlockedKernels {
   /// add: a [N,H,W,C] tensor plus one of the same shape or a per-channel bias [C], either order,
   /// when some [N,H,W,C] operand is blocked; the output takes its layout.
   static func add(_ a: CPUStorage, _ b: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
-    guard output.shape.rank == 4, output.shape.count > 0, a.type.dtype == .f32, b.type.dtype == .f32 else { return nil }
+    guard output.shape.rank == 4, output.shape.count > 0, a.type.dtype == output.dtype, b.type.dtype == output.dtype else { return nil }
     let full = [a, b].filter { $0.type.shape == output.shape }
     guard let first = try full.lazy.compactMap({ try blocked($0) }).first else { return nil }
     let channels = output.shape[3]
     func memory(_ x: CPUStorage) throws -> DNNLMemory? {
       if x.type.shape == output.shape {
-        return try blocked(x)?.memory ?? x.memory(Layout.plain(x.type.shape, .activation), role: .activation)
+        return try blocked(x)?.memory ?? x.memory(Layout.plain(x.type.shape, .activation, x.type.dtype), role: .activation)
       }
       // A bias seen as (1, C, 1, 1) in the blocked format, which is its row-major order when C is
       // whole blocks (oneDNN's broadcast from a plain (1, C, 1, 1) ran 20 times slower).
       guard x.type.shape.dims.last == channels, x.type.shape.count == channels, channels % first.tag.block == 0 else { return nil }
-      return try DNNLMemory(Layout(Layout.make([1, channels, 1, 1], first.tag.format)), over: x.plainBuffer())
+      return try DNNLMemory(Layout(Layout.make([1, channels, 1, 1], first.tag.format, x.type.dtype)), over: x.plainBuffer())
     }
     guard let ma = try memory(a), let mb = try memory(b) else { return nil }
     // oneDNN broadcasts only its second source; add commutes.
@@ -95,11 +95,11 @@ enum BlockedKernels {
   /// after another: one image, every tensor made in the same channel-blocked format, every channel
   /// count whole blocks (so the output has no padding to zero).
   static func concatenatesContiguously(_ xs: [CPUStorage], into out: CPUStorage) -> Bool {
-    guard out.type.dtype == .f32, out.type.shape.rank == 4, out.type.shape[0] == 1, out.madeLayout != nil else { return false }
+    guard blockable(out.type.dtype), out.type.shape.rank == 4, out.type.shape[0] == 1, out.madeLayout != nil else { return false }
     for tag in [BlockedFormat(format: dnnl_aBcd8b, block: 8), BlockedFormat(format: dnnl_aBcd16b, block: 16)] {
       func isMade(_ x: CPUStorage) -> Bool {
-        x.type.dtype == .f32 && x.type.shape.rank == 4 && x.type.shape[3] % tag.block == 0
-          && (try? Layout(Layout.make(nchw(x.type.shape.dims), tag.format))) == x.madeLayout
+        x.type.dtype == out.type.dtype && x.type.shape.rank == 4 && x.type.shape[3] % tag.block == 0
+          && (try? Layout(Layout.make(nchw(x.type.shape.dims), tag.format, x.type.dtype))) == x.madeLayout
       }
       if isMade(out) { return xs.allSatisfy(isMade) }
     }
@@ -107,6 +107,9 @@ enum BlockedKernels {
   }
 
   // MARK: Helpers
+
+  /// The dtypes oneDNN holds blocked activations in here: f32, and bf16 (the CPU's bf16 convolutions).
+  private static func blockable(_ dtype: DType) -> Bool { dtype == .f32 || dtype == .bf16 }
 
   /// A channel-blocked format and its block size.
   struct BlockedFormat {
@@ -117,10 +120,10 @@ enum BlockedKernels {
   /// `x`'s memory in its blocked layout and that layout's format, when it has no row-major copy
   /// and its layout is nChw8c or nChw16c.
   private static func blocked(_ x: CPUStorage) throws -> (memory: DNNLMemory, tag: BlockedFormat)? {
-    guard x.type.dtype == .f32, x.type.shape.rank == 4, let layout = x.blockedLayout(.activation) else { return nil }
+    guard blockable(x.type.dtype), x.type.shape.rank == 4, let layout = x.blockedLayout(.activation) else { return nil }
     let dims = nchw(x.type.shape.dims)
     for tag in [BlockedFormat(format: dnnl_aBcd8b, block: 8), BlockedFormat(format: dnnl_aBcd16b, block: 16)]
-    where try Layout(Layout.make(dims, tag.format)) == layout {
+    where try Layout(Layout.make(dims, tag.format, x.type.dtype)) == layout {
       return (try x.memory(layout, role: .activation), tag)
     }
     return nil
@@ -151,17 +154,17 @@ enum BlockedKernels {
 // MARK: - Blocked tensors for tests
 
 extension CPUBackend {
-  /// `host` (a non-empty rank-4 f32 tensor) held only in oneDNN's channel-blocked layout nChw8c,
+  /// `host` (a non-empty rank-4 f32 or bf16 tensor) held only in oneDNN's channel-blocked layout nChw8c,
   /// as a convolution leaves its output: how a test gives the blocked kernels their operands
   /// without running a convolution first.
   func uploadBlocked(_ host: HostTensor) throws -> any DeviceStorage {
-    guard host.dtype == .f32, host.shape.rank == 4, host.shape.count > 0 else {
+    guard host.dtype == .f32 || host.dtype == .bf16, host.shape.rank == 4, host.shape.count > 0 else {
       throw TensorError(
-        op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 tensor")
+        op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 or bf16 tensor")
     }
     let plain = try Self.cpuStorage(upload(host), op: "uploadBlocked")
     return try withDNNLErrors(op: "uploadBlocked", [host.type]) {
-      let layout = try Layout(Layout.make(Layout.oneDNNDims(host.shape, .activation), dnnl_aBcd8b))
+      let layout = try Layout(Layout.make(Layout.oneDNNDims(host.shape, .activation), dnnl_aBcd8b, host.dtype))
       return try CPUStorage(plain.memory(layout, role: .activation), role: .activation, type: host.type)
     }
   }

@@ -41,7 +41,7 @@ final class DNNLMemory {
 
 // MARK: - CPU storage
 
-/// One tensor on the CPU backend: a row-major buffer in the tensor's dtype, and/or f32 oneDNN
+/// One tensor on the CPU backend: a row-major buffer in the tensor's dtype, and/or oneDNN
 /// memories in the layouts oneDNN's primitives chose. A chain of oneDNN ops stays in its blocked
 /// layouts, and copies in another layout are made only where an op or a download asks for one;
 /// values never change once made, so a small tensor keeps its copies, and a large one lets each go
@@ -73,7 +73,7 @@ final class CPUStorage: DeviceStorage {
     origin = memory.buffer
     madeLayout = memory.layout
     views = [(role, memory)]
-    if memory.layout == (try Layout.plain(type.shape, role)) { plain = memory.buffer }
+    if memory.layout == (try Layout.plain(type.shape, role, type.dtype)) { plain = memory.buffer }
   }
 
   /// The row-major elements, reordered from a oneDNN layout if need be (kept when
@@ -83,7 +83,7 @@ final class CPUStorage: DeviceStorage {
       if let plain { return plain }
       let (role, source) = views[0]
       let buffer = HostBuffer(byteCount: type.shape.count * type.dtype.byteSize)
-      let dst = try DNNLMemory(Layout.plain(type.shape, role), over: buffer)
+      let dst = try DNNLMemory(Layout.plain(type.shape, role, type.dtype), over: buffer)
       try reorder(source, into: dst)
       if keepsConversions {
         plain = buffer
@@ -93,12 +93,12 @@ final class CPUStorage: DeviceStorage {
     }
   }
 
-  /// The values as an f32 oneDNN memory of `layout` in `role`, reordered if need be (kept when
+  /// The values as a oneDNN memory (of the tensor's dtype) of `layout` in `role`, reordered if need be (kept when
   /// `keepsConversions`).
   func memory(_ layout: Layout, role: TensorRole) throws -> DNNLMemory {
     try DNNLContext.locked {
       if let v = views.first(where: { $0.role == role && $0.memory.layout == layout }) { return v.memory }
-      let plainLayout = try Layout.plain(type.shape, role)
+      let plainLayout = try Layout.plain(type.shape, role, type.dtype)
       if layout == plainLayout, let plain {
         let made = try DNNLMemory(layout, over: plain)
         views.append((role, made))

@@ -15,7 +15,7 @@ enum TensorRole: Int, Hashable {
 
 // MARK: - Layout
 
-/// A concrete oneDNN memory descriptor (f32), compared and hashed by every field that places an
+/// A concrete oneDNN memory descriptor (f32 or bf16), compared and hashed by every field that places an
 /// element, so that it can key caches and tell whether two memories share one layout.
 struct Layout: Hashable {
   let md: dnnl_memory_desc_t
@@ -53,25 +53,35 @@ struct Layout: Hashable {
 
   /// A layout of `dims` (oneDNN's logical order) in the given format tag, or 'any' for a
   /// primitive to choose.
-  static func make(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+  static func make(_ dims: [Int], _ tag: dnnl_format_tag_t, _ dtype: DType = .f32) throws -> dnnl_memory_desc_t {
     var md = dnnl_memory_desc_t()
     let d = dims.map(Int64.init)
-    try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "dnnl_memory_desc_init_by_tag")
+    try check(
+      dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, try dataType(dtype), tag), "dnnl_memory_desc_init_by_tag")
     return md
   }
 
+  /// oneDNN's data type for `dtype`: f32 and bf16 (the types the CPU's oneDNN kernels take).
+  static func dataType(_ dtype: DType) throws -> dnnl_data_type_t {
+    switch dtype {
+    case .f32: return dnnl_f32
+    case .bf16: return dnnl_bf16
+    default: throw DNNLFailure(call: "a oneDNN memory of \(dtype)", status: dnnl_invalid_arguments)
+    }
+  }
+
   /// The row-major layout of a tensor of `shape` in `role`: NHWC, HWIO or one flat dimension.
-  static func plain(_ shape: Shape, _ role: TensorRole) throws -> Layout {
+  static func plain(_ shape: Shape, _ role: TensorRole, _ dtype: DType = .f32) throws -> Layout {
     guard role == .flat || shape.rank == 4 else {
       throw DNNLFailure(call: "layout of a rank-\(shape.rank) tensor as \(role)", status: dnnl_invalid_arguments)
     }
     switch role {
     case .activation:
-      return Layout(try make(oneDNNDims(shape, role), dnnl_nhwc))
+      return Layout(try make(oneDNNDims(shape, role), dnnl_nhwc, dtype))
     case .filter:
-      return Layout(try make(oneDNNDims(shape, role), dnnl_hwio))
+      return Layout(try make(oneDNNDims(shape, role), dnnl_hwio, dtype))
     case .flat:
-      return Layout(try make([shape.count], dnnl_a))
+      return Layout(try make([shape.count], dnnl_a, dtype))
     }
   }
 
@@ -85,7 +95,9 @@ struct Layout: Hashable {
   }
 
   /// 'any': the primitive picks the layout it runs fastest on.
-  static func any(_ dims: [Int]) throws -> dnnl_memory_desc_t { try make(dims, dnnl_format_tag_any) }
+  static func any(_ dims: [Int], _ dtype: DType = .f32) throws -> dnnl_memory_desc_t {
+    try make(dims, dnnl_format_tag_any, dtype)
+  }
 }
 
 /// The first `n` entries of a C array of dims.

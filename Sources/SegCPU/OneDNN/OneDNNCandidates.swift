@@ -19,9 +19,10 @@ extension CPUBackend {
     }
   }
 
-  /// "onednn": convolutions, max pooling and ReLU in f32, in the layouts oneDNN picks. Operands of
-  /// other dtypes are declined: ReLU's then go to its Swift kernel, and the others have none, so
-  /// the table's error names the op and its operands.
+  /// "onednn": convolutions, max pooling and ReLU in f32, and in bf16 (f32 accumulation) on
+  /// processors with AVX-512 BF16, in the layouts oneDNN picks. Operands of other dtypes are
+  /// declined: ReLU's then go to its Swift kernel, and the others have none, so the table's error
+  /// names the op and its operands.
   static func registerOneDNNKernels(in table: inout KernelTable) {
     table.register(Conv2D.self, "onednn", oneDNN(ConvKernels.forward))
     table.register(Conv2DBackwardData.self, "onednn", oneDNN(ConvKernels.backwardData))
@@ -46,13 +47,16 @@ extension CPUBackend {
     }
   }
 
-  /// A table kernel running oneDNN's `kernel` on f32 operands, declining every other dtype.
+  /// A table kernel running oneDNN's `kernel` on f32 operands, or bf16 ones where the processor
+  /// has bf16 arithmetic (`CPUFeatures`), declining every other dtype.
   private static func oneDNN<P: Primitive>(
     _ kernel: @escaping (P, [CPUStorage], TensorType) throws -> CPUStorage
   ) -> (P, [Operand], TensorType) throws -> (any DeviceStorage)? {
     { op, inputs, output in
       let types = inputs.map(\.type)
-      guard types.allSatisfy({ $0.dtype == .f32 }) else { return nil }
+      let dtype = output.dtype
+      guard dtype == .f32 || (dtype == .bf16 && CPUFeatures.current.bf16Convolutions),
+            types.allSatisfy({ $0.dtype == dtype }) else { return nil }
       let storages = try inputs.map { try cpuStorage($0.storage, op: op.kind.rawValue) }
       return try withDNNLErrors(op: op.kind.rawValue, types) { try kernel(op, storages, output) }
     }

@@ -27,7 +27,7 @@ enum PoolingKernels {
   static func backward(_ op: MaxPool2DBackward, _ x: CPUStorage, _ dy: CPUStorage, _ output: TensorType) throws -> CPUStorage {
     if output.shape.count == 0 { return CPUStorage(plain: HostBuffer(byteCount: 0), type: output) }
     if dy.type.shape.count == 0 {
-      return CPUStorage(plain: HostBuffer(byteCount: output.shape.count * 4, zeroed: true), type: output)
+      return CPUStorage(plain: HostBuffer(byteCount: output.shape.count * output.dtype.byteSize, zeroed: true), type: output)
     }
     let src = try inputLayout(x)
     let fwd = try forwardPrimitive(op.pool, src: src, output: dy.type, training: true)
@@ -62,7 +62,7 @@ enum PoolingKernels {
 
   /// The layout pooling runs in: the input's blocked layout if it has one, else NHWC.
   private static func inputLayout(_ x: CPUStorage) throws -> Layout {
-    try x.blockedLayout(.activation) ?? Layout.plain(x.type.shape, .activation)
+    try x.blockedLayout(.activation) ?? Layout.plain(x.type.shape, .activation, x.type.dtype)
   }
 
   private static func forwardPrimitive(_ op: MaxPool2D, src: Layout, output: TensorType, training: Bool) throws -> DNNLPrimitive {
@@ -70,7 +70,7 @@ enum PoolingKernels {
     return try PrimitiveCache.get(PrimitiveKey(name, poolValues(op), layouts: [src])) {
       let y = output.shape
       var s = src.md
-      var d = try Layout.any([y[0], y[3], y[1], y[2]])
+      var d = try Layout.any([y[0], y[3], y[1], y[2]], output.dtype)
       var desc = dnnl_pooling_desc_t()
       try check(
         dnnl_pooling_forward_desc_init(
@@ -140,6 +140,6 @@ enum ReLUKernels {
     for x in xs {
       if let l = x.blockedLayout(.activation) { return (l, .activation) }
     }
-    return (try Layout.plain(xs[0].type.shape, .flat), .flat)
+    return (try Layout.plain(xs[0].type.shape, .flat, xs[0].type.dtype), .flat)
   }
 }

@@ -37,6 +37,12 @@ public protocol Backend: AnyObject {
   /// True when convolutions run in f16 and bf16 (with the casts, pooling and elementwise ops
   /// around them), so that a half-precision compute type is worth asking for. Default: false.
   var halfPrecisionConvolutions: Bool { get }
+  /// True when convolutions run in bf16 (a CPU with AVX-512 BF16 has these without f16 ones).
+  /// Default: `halfPrecisionConvolutions`.
+  var bf16Convolutions: Bool { get }
+  /// Why bf16 convolutions are missing on this machine, for people (e.g. the processor lacks the
+  /// instructions); nil by default.
+  var bf16Unavailability: String? { get }
   /// True when f32 convolutions may use TF32 tensor-core math (10-bit mantissa products, f32
   /// accumulation) when asked to. Default: false.
   var tf32Convolutions: Bool { get }
@@ -64,6 +70,8 @@ extension Backend {
   public func resetPeakMemory() {}
   public func synchronize() throws {}
   public var halfPrecisionConvolutions: Bool { false }
+  public var bf16Convolutions: Bool { halfPrecisionConvolutions }
+  public var bf16Unavailability: String? { nil }
   public var tf32Convolutions: Bool { false }
   public var multiTensorOptimizer: Bool { false }
   public func makeArena(bytes: Int) throws -> (any DeviceArena)? { nil }

@@ -36,6 +36,9 @@ extension CPUBackend {
     }
     // The whole optimizer step as one op (MultiTensorAdam.swift).
     table.registerOutputs(MultiTensorAdam.self, "swift") { op, inputs, outputs in try multiTensorAdam(op, inputs, outputs) }
+    // Elementwise chains the compiler fused (Fused.swift), then each step by the kernels above.
+    table.register(FusedElementwise.self, "swift-fused", FusedKernel.run)
+    table.registerComposedFusion { CPUBackend.shared.kernels }
   }
 
   // MARK: Running a Swift kernel

@@ -38,6 +38,7 @@ extension CUDABackend {
     add(ArgMax.self, CUDABackend.argmax)
     add(OneHot.self, CUDABackend.oneHot)
     add(MaxPool2D.self, CUDABackend.maxPool)
+    table.registerComposedFusion { [unowned self] in self.kernels }
     add(MaxPool2DBackward.self, CUDABackend.maxPoolBackward)
     table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
       try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind))

@@ -17,7 +17,7 @@ private let chain: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] =
 
 @Suite struct FusedKernelTests {
   /// The fused loop gives the bits of the same steps run one by one by the backend's kernels
-  /// (the "composed" candidate), row-major and in a channel-blocked layout, at sizes that end in a
+  /// (`runSteps`), row-major and in a channel-blocked layout, at sizes that end in a
   /// partial tile and a partial vector, on one thread and on several.
   @Test(arguments: [[1, 6, 5, 16], [2, 9, 7, 8], [1, 33, 31, 32]] as [[Int]]) func fusedLoopEqualsTheStepsOneByOne(dims: [Int]) throws {
     let cpu = CPUBackend.shared
@@ -34,16 +34,16 @@ private let chain: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] =
     let op = try FusedElementwise(inputs: [full.type, bias.type, other.type, scalar.type], chain)
     for x in [full, blocked] {
       let operands = [x, bias, other, scalar].map { Operand(storage: $0.node.storage, type: $0.type) }
-      let composed = try #require(try cpu.kernels.run(candidate: "composed", op, operands, outputs: [op.steps.last!.type]))
+      let composed = [try op.runSteps(operands, with: cpu.kernels)]
       for threads in [1, 4] {
         let fast = try #require(try Parallel.$threadLimit.withValue(threads) {
-          try cpu.kernels.run(candidate: "swift-fused", op, operands, outputs: [op.steps.last!.type])
+          try FusedKernel.run(op, operands, op.steps.last!.type).map { [$0] }
         })
         let a = try cpu.download(fast[0], type: op.steps.last!.type).doubles, b = try cpu.download(composed[0], type: op.steps.last!.type).doubles
         #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
       }
       let reference = try op.reference(try [x, bias, other, scalar].map { try $0.host() }, output: op.steps.last!.type).doubles
-      let fast = try cpu.kernels.run(candidate: "swift-fused", op, operands, outputs: [op.steps.last!.type])!
+      let fast = try FusedKernel.run(op, operands, op.steps.last!.type).map { [$0] }!
       let got = try cpu.download(fast[0], type: op.steps.last!.type).doubles
       let worst = zip(got, reference).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
       #expect(worst < 1e-5, "largest relative difference to the reference \(worst)")
@@ -51,7 +51,7 @@ private let chain: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] =
   }
 
   /// A blocked operand's output stays blocked (no reorder to row-major and back), and what the
-  /// fused loop does not take (a cast, a general broadcast) is left to the composed steps.
+  /// fused loop does not take (a cast, a general broadcast) is left to the steps one by one.
   @Test func layoutsAndDeclines() throws {
     let cpu = CPUBackend.shared
     var rng = SeededRandom(seed: 5)
@@ -63,17 +63,17 @@ private let chain: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] =
     let addRelu: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] = [(.binary(Binary(.add)), [.input(0), .input(1)]), (.relu(ReLU()), [.step(0)])]
     let op = try FusedElementwise(inputs: [up.type, bias.type], addRelu)
     let operands = [up, bias].map { Operand(storage: $0.node.storage, type: $0.type) }
-    let out = try #require(try cpu.kernels.run(candidate: "swift-fused", op, operands, outputs: [up.type]))
+    let out = try #require(try FusedKernel.run(op, operands, up.type).map { [$0] })
     let storage = try #require(out[0] as? CPUStorage)
     #expect(!storage.hasRowMajorElements, "the output stays in the convolution's blocked layout")
     #expect(try cpu.download(storage, type: up.type).doubles == (try relu(up + bias)).host().doubles)
 
     let cast = try FusedElementwise(inputs: [up.type], [(.cast(Cast(dtype: .f64)), [.input(0)]), (.relu(ReLU()), [.step(0)])])
-    #expect(try cpu.kernels.run(candidate: "swift-fused", cast, [operands[0]], outputs: [cast.steps.last!.type]) == nil)
+    #expect(try FusedKernel.run(cast, [operands[0]], cast.steps.last!.type) == nil)
     let row = try Tensor(shape: [1, 8, 1, 16], floats: rng.doubles(128).map(Float.init), on: cpu)
     let general = try FusedElementwise(inputs: [up.type, row.type], addRelu)
     let rowOperands = [up, row].map { Operand(storage: $0.node.storage, type: $0.type) }
-    #expect(try cpu.kernels.run(candidate: "swift-fused", general, rowOperands, outputs: [up.type]) == nil)
+    #expect(try FusedKernel.run(general, rowOperands, up.type) == nil)
     let composed = try cpu.kernels.run(general, rowOperands, outputs: [up.type])
     #expect(try cpu.download(composed[0], type: up.type).doubles == (try relu(up + row)).host().doubles)
   }

@@ -9,8 +9,8 @@ import SegCore
 /// input and writes the output once. f32 only; operands of the output's shape, per-channel ([C],
 /// or [1,...,1,C]) or single values; in the layout of the full-size operands when they are in one
 /// channel-blocked oneDNN layout (a transposed conv's output needs no reorder for its bias and
-/// ReLU), else row-major. Anything else is declined, and the "composed" candidate runs the steps
-/// with the backend's own kernels.
+/// ReLU), else row-major. Anything else is declined (nil), and the "swift" candidate then runs the
+/// steps with the backend's own kernels (`FusedElementwise.runSteps`).
 enum FusedKernel {
   /// Elements per tile: steps' scratch tiles of this many floats stay in L1.
   static let tile = 512
@@ -42,7 +42,7 @@ enum FusedKernel {
 
     // The output's layout is the one the unfused ops would have made (the next ops' arithmetic,
     // a reduction's order say, may depend on it); a blocked layout with padding is left to the
-    // composed steps.
+    // steps one by one.
     var blocked: (layout: Layout, block: Int)?
     if let layout = try eagerLayout(op, storages, kinds) {
       guard let b = try blockedFormat(layout, output.shape) else { return nil }

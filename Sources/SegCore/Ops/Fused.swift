@@ -195,30 +195,26 @@ public struct FusedElementwise: Primitive {
 
 // MARK: - Running the steps with a backend's own kernels
 
-extension KernelTable {
-  /// Registers, for `FusedElementwise`, the candidate "composed": each step run in turn by the
-  /// kernels of the table `table()` returns (the backend's own, read when the op runs), the output
-  /// placed where the caller asked and the steps between in buffers of their own. It takes every
-  /// fused op, so it goes after the backend's fast candidates, and gives what the unfused ops give.
-  public mutating func registerComposedFusion(_ table: @escaping @Sendable () -> KernelTable) {
-    register(FusedElementwise.self, "composed") { op, inputs, output in
-      let kernels = table()
-      let placement = OutputPlacement.current
-      var results: [Operand] = []
-      for (j, s) in op.steps.enumerated() {
-        let operands = s.operands.map { src -> Operand in
-          switch src {
-          case .input(let i): return inputs[i]
-          case .step(let k): return results[k]
-          }
+extension FusedElementwise {
+  /// The output computed by running each step in turn with `kernels` (a backend's own table), the
+  /// output placed where the caller asked (`OutputPlacement.current`) and the steps between in
+  /// buffers of their own: what the unfused ops give, for operands a backend's fused kernel does
+  /// not take.
+  public func runSteps(_ inputs: [Operand], with kernels: KernelTable) throws -> any DeviceStorage {
+    let placement = OutputPlacement.current
+    var results: [Operand] = []
+    for (j, s) in steps.enumerated() {
+      let operands = s.operands.map { src -> Operand in
+        switch src {
+        case .input(let i): return inputs[i]
+        case .step(let k): return results[k]
         }
-        let last = j == op.steps.count - 1
-        let made = try OutputPlacement.$current.withValue(last ? placement : nil) {
-          try kernels.run(s.op.primitive, operands, outputs: [s.type])
-        }
-        results.append(Operand(storage: made[0], type: s.type))
       }
-      return results.last!.storage
+      let made = try OutputPlacement.$current.withValue(j == steps.count - 1 ? placement : nil) {
+        try kernels.run(s.op.primitive, operands, outputs: [s.type])
+      }
+      results.append(Operand(storage: made[0], type: s.type))
     }
+    return results.last!.storage
   }
 }

@@ -10,7 +10,7 @@ public enum OpCases {
   static let convolutionDTypes: [DType] = [.f32, .f16, .bf16]
 
   public static let all: [OpCase] = convolutions + pooling + elementwise + reductions + layout + labels + optimizers
-    + multiTensorOptimizers
+    + multiTensorOptimizers + fused
 
   /// Op kinds without a case (empty: every kind is checked).
   public static var missingKinds: [OpKind] {
@@ -206,4 +206,23 @@ public enum OpCases {
     let r = try adamUpdate(parameter: p, m: m, v: v, gradient: cast(x[3], to: gradientType), c)
     return try concat([r.parameter, r.m, r.v], axis: 0)
   }
+
+  // MARK: Fused elementwise
+
+  /// A transposed conv's bias + ReLU with a skip scaled in, and a chain over a scalar and a
+  /// broadcast row: what the compiler's fusion makes.
+  static let fused: [OpCase] = [
+    OpCase(kind: .fusedElementwise, label: "bias, relu, scaled residual", inputs: [[2, 5, 4, 8], [8], [2, 5, 4, 8]]) { x, _, _ in
+      try fusedElementwise(x, [
+        (.binary(Binary(.add)), [.input(0), .input(1)]), (.relu(ReLU()), [.step(0)]),
+        (.unary(Unary(.mulScalar(0.5))), [.input(2)]), (.binary(Binary(.add)), [.step(1), .step(2)]),
+      ])
+    },
+    OpCase(kind: .fusedElementwise, label: "exp, div by a broadcast row, relu backward", inputs: [[3, 7, 5], [1, 5], [1]]) { x, _, _ in
+      try fusedElementwise(x, [
+        (.unary(Unary(.exp)), [.input(0)]), (.binary(Binary(.div)), [.step(0), .input(1)]),
+        (.binary(Binary(.sub)), [.step(1), .input(2)]), (.reluBackward(ReLUBackward()), [.step(2), .input(0)]),
+      ])
+    },
+  ]
 }

@@ -23,6 +23,8 @@ public enum OpKind: String, CaseIterable, Sendable {
   case randomMask, cast, argmax, oneHot
   // Fused optimizer updates (Ops/Optimizer.swift, Ops/MultiTensorAdam.swift).
   case adamUpdate, multiTensorAdam
+  // Elementwise ops run as one, made by the compiler (Ops/Fused.swift).
+  case fusedElementwise
 }
 
 // MARK: - Primitive
@@ -103,7 +105,7 @@ public enum Primitives {
     Conv2D.self, Conv2DBackwardData.self, Conv2DBackwardFilter.self, MaxPool2D.self, MaxPool2DBackward.self,
     ReLU.self, ReLUBackward.self, Binary.self, Unary.self, Sum.self, BroadcastTo.self, Softmax.self,
     Reshape.self, Concat.self, Slice.self, Pad.self, PadBackward.self, RandomMask.self, Cast.self,
-    ArgMax.self, OneHot.self, AdamUpdate.self, MultiTensorAdam.self,
+    ArgMax.self, OneHot.self, AdamUpdate.self, MultiTensorAdam.self, FusedElementwise.self,
   ]
 
   /// The primitive type whose ops have `kind`.

@@ -29,7 +29,11 @@ import Testing
   @Test func twentyCPUStepsOfATinyUNetAreTheEagerBits() throws {
     var config = UNetConfig()
     (config.baseFilters, config.depth, config.padding, config.inputSize) = (4, 2, .same, 32)
-    _ = try Self.compareTwentySteps(config: config, batch: 2)
+    let programs = try Self.compareTwentySteps(config: config, batch: 2)
+    // The same bits with the elementwise chains fused: the loss's arithmetic, the ReLU backward
+    // and the update's weight decay each run as one op.
+    let fused = programs.flatMap(\.instructions).filter { $0.op.kind == .fusedElementwise }
+    #expect(fused.count >= 3, "\(fused.count) fused ops")
   }
 
   @Test func twentyCPUStepsOfAValidUNetOfOneImageWriteItsConcatsInPlace() throws {
@@ -97,6 +101,7 @@ import Testing
     expectSame(e, c)
     #expect(Self.sameMetrics(em, cm))
     #expect(eager.lossScaler == compiled.lossScaler)
+    #expect((compiled as? CompiledTrainer)?.programs.contains { p in p.instructions.contains { $0.op.kind == .fusedElementwise } } == true)
     let scaler = try #require(compiled.lossScaler)
     print("compiled f16: \(scaler.skippedSteps) steps skipped, scale now 2^\(Int(log2(scaler.scale)))")
     #expect(scaler.skippedSteps > 0)

@@ -36,6 +36,10 @@ extension CPUBackend {
     }
     // The whole optimizer step as one op (MultiTensorAdam.swift).
     table.registerOutputs(MultiTensorAdam.self, "swift") { op, inputs, outputs in try multiTensorAdam(op, inputs, outputs) }
+    // Elementwise chains the compiler fused (Fused.swift), then each step by the kernels above.
+    table.register(FusedElementwise.self, "swift") { op, inputs, output in
+      try FusedKernel.run(op, inputs, output) ?? op.runSteps(inputs, with: CPUBackend.shared.kernels)
+    }
   }
 
   // MARK: Running a Swift kernel

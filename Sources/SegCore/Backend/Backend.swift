@@ -62,6 +62,9 @@ public protocol Backend: AnyObject {
   /// bytes one after another, as they are, with nothing else (so that a compiled program may write
   /// the inputs in place: `ConcatInPlace`); false by default.
   func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool
+  /// The kernel source a backend generates for `op` on inputs of `inputs`' types (CUDA C for NVRTC), for dumps of a compiled
+  /// program; nil where it runs a fused op without generating code (the default).
+  func generatedSource(for op: FusedElementwise, inputs: [TensorType]) -> String?
 }
 
 extension Backend {
@@ -77,6 +80,7 @@ extension Backend {
   public func makeArena(bytes: Int) throws -> (any DeviceArena)? { nil }
   public func footprint(of storage: any DeviceStorage) -> StorageFootprint? { nil }
   public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool { false }
+  public func generatedSource(for op: FusedElementwise, inputs: [TensorType]) -> String? { nil }
 
   /// Op kinds this backend has no kernel for.
   public var missingKernels: [OpKind] { OpKind.allCases.filter { !kernels.covers($0) } }

@@ -101,21 +101,59 @@ public struct MemoryPlan: Sendable {
     }
   }
 
-  /// Packs `buffers` (offsets ignored): largest first, each at the lowest offset where it overlaps
-  /// no placed buffer whose lifetime meets its own (greedy by size, as TensorFlow Lite's planner).
-  public init(packing buffers: [Buffer]) {
+  /// How `init(packing:)` may order and place buffers: the order they are placed in and whether
+  /// each goes in the lowest gap that fits (first fit) or the smallest one (best fit).
+  public enum Packing: CaseIterable, Sendable {
+    /// Largest first, lowest gap (TensorFlow Lite's greedy-by-size planner).
+    case sizeFirstFit
+    /// Largest first, smallest gap that fits.
+    case sizeBestFit
+    /// Largest bytes x lifetime first, lowest gap.
+    case areaFirstFit
+    /// Longest-lived first, lowest gap.
+    case lifetimeFirstFit
+  }
+
+  /// Packs `buffers` (offsets ignored) each of the ways of `Packing` and keeps the smallest arena:
+  /// no single greedy order wins on every program, and planning runs once per trace.
+  public init(packing buffers: [Buffer], ways: [Packing] = Packing.allCases) {
+    var best: MemoryPlan?
+    for way in ways {
+      let plan = MemoryPlan(packing: buffers, way: way)
+      if best == nil || plan.arenaBytes < best!.arenaBytes { best = plan }
+    }
+    self = best ?? MemoryPlan(packing: buffers, way: .sizeFirstFit)
+  }
+
+  /// Packs `buffers` one way: in its order, each at the offset it picks among the gaps left by
+  /// placed buffers whose lifetimes meet its own.
+  init(packing buffers: [Buffer], way: Packing) {
     var placed: [Buffer] = []
-    let order = buffers.indices.sorted { (buffers[$0].bytes, -buffers[$0].start) > (buffers[$1].bytes, -buffers[$1].start) }
+    let key: (Buffer) -> (Int, Int)
+    switch way {
+    case .sizeFirstFit, .sizeBestFit: key = { ($0.bytes, -$0.start) }
+    case .areaFirstFit: key = { ($0.bytes * ($0.end - $0.start + 1), $0.bytes) }
+    case .lifetimeFirstFit: key = { ($0.end - $0.start, $0.bytes) }
+    }
+    let order = buffers.indices.sorted { key(buffers[$0]) > key(buffers[$1]) }
     var result = buffers
     for i in order {
       var b = buffers[i]
       let conflicts = placed.filter { $0.start <= b.end && b.start <= $0.end }.sorted { $0.offset < $1.offset }
-      var offset = 0
+      // Gaps between the conflicting buffers, in offset order; the last is open-ended.
+      var gaps: [(offset: Int, size: Int?)] = []
+      var end = 0
       for c in conflicts {
-        if offset + b.bytes <= c.offset { break }
-        offset = max(offset, c.offset + c.bytes)
+        if c.offset > end { gaps.append((end, c.offset - end)) }
+        end = max(end, c.offset + c.bytes)
       }
-      b.offset = offset
+      gaps.append((end, nil))
+      let fitting = gaps.filter { $0.size.map { $0 >= b.bytes } ?? true }
+      if way == .sizeBestFit {
+        b.offset = fitting.min { ($0.size ?? .max, $0.offset) < ($1.size ?? .max, $1.offset) }!.offset
+      } else {
+        b.offset = fitting[0].offset
+      }
       placed.append(b)
       result[i] = b
     }

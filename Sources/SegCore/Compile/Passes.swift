@@ -20,6 +20,7 @@ public enum CompilerPasses {
   public static let standard: [any CompilerPass] = [
     CheckStepScalars(),
     RemoveDeadValues(),
+    FuseElementwise(),
     ConcatInPlace(),
     PlanMemory(),
     ValidateMemoryPlan(),

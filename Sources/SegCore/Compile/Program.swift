@@ -109,6 +109,10 @@ public struct Program: CustomStringConvertible {
         if !at.isEmpty { line += " at " + at.joined(separator: " ") }
       }
       lines.append(line)
+      if let fused = ins.op as? FusedElementwise {
+        lines += fused.expression.split(separator: "\n").map { "      \($0)" }
+        if let source = backend.generatedSource(for: fused, inputs: ins.inputs.map { values[$0].type }) { lines += source.split(separator: "\n", omittingEmptySubsequences: false).map { "      | \($0)" } }
+      }
     }
     lines.append("  return \(outputs.map { "%\($0)" }.joined(separator: ", "))")
     for g in concatGroups { lines.append("  \(g)") }

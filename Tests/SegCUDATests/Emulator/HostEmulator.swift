@@ -49,9 +49,10 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
   /// Live allocations (to check that the backend frees what it allocates).
   var liveAllocations: Int { lock.withLock { allocations.count } }
 
-  /// A device of its own (allocations counted apart), over the shared build of the kernels.
-  init() throws {
-    let library = try Self.build()
+  /// A device of its own (allocations counted apart), over the shared build of the kernels, with
+  /// `extra` families (generated kernels) built in too.
+  init(extra: [KernelFamily] = []) throws {
+    let library = try Self.build(extra: extra)
     guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
       throw CUDAError(.libraryNotFound, "cannot open the emulator \(library): \(String(cString: dlerror()))")
     }
@@ -117,10 +118,10 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
 
   /// Compiles every family as its own translation unit (in parallel) and links them with the
   /// runtime into a shared library; returns its path.
-  static func build() throws -> String {
+  static func build(extra: [KernelFamily] = []) throws -> String {
     guard let cxx = compiler else { throw CUDAError(.libraryNotFound, "no C++ compiler for the kernel emulator") }
     let units = [("runtime", EmulatorSource.runtime)]
-      + KernelLibrary.families.map { f in
+      + (KernelLibrary.families + extra).map { f in
         (
           f.name,
           "#include \"emu.h\"\n" + f.source + "\n"

@@ -54,6 +54,17 @@ public final class OutputPlacement: @unchecked Sendable {
     return region
   }
 
+  /// The first region not yet handed out that was planned for `bytes` bytes (its size is `bytes`
+  /// rounded up to the plan's alignment), handed out once: for a backend whose kernels make their
+  /// buffers without knowing which output each is. Lifetimes in a plan include the instruction
+  /// that reads a value, so a region free for an output is never one of the instruction's inputs.
+  public func takeFirst(bytes: Int) -> Region? {
+    let a = MemoryPlan.alignment
+    guard let k = regions.firstIndex(where: { r in r.map { bytes <= $0.bytes && $0.bytes - bytes < a } ?? false }) else { return nil }
+    defer { regions[k] = nil }
+    return regions[k]
+  }
+
   /// Output `index`'s region for the kernel running now (`current`), if any.
   public static func take(_ index: Int, bytes: Int) -> Region? { current?.take(index, bytes: bytes) }
 }

@@ -39,13 +39,11 @@ extension CUDABackend {
     return xs.reduce(0) { $0 + $1.bytes } == out.bytes
   }
 
-  /// The region of the replay's arena planned for an output of exactly `type`'s bytes, if the
-  /// caller placed one: kernels ask in the order they make buffers, and a scratch buffer of the
-  /// same size that takes the region first is still safe, since the stream runs in order.
+  /// The region of the replay's arena planned for the kernel's only output, to a buffer of that
+  /// output's type (`OutputPlacement.takeOnly`); a multi-output kernel's outputs allocate.
   func placedOutput(_ type: TensorType) -> CUDAStorage? {
     guard let placement = OutputPlacement.current else { return nil }
-    let bytes = type.shape.count * type.dtype.byteSize
-    guard let region = placement.takeFirst(bytes: bytes), let arena = region.arena as? CUDAArena, arena.device === device else {
+    guard let region = placement.takeOnly(type), region.bytes >= type.shape.count * type.dtype.byteSize, let arena = region.arena as? CUDAArena, arena.device === device else {
       return nil
     }
     return CUDAStorage(arena: arena, offset: region.offset, type: type)

@@ -67,7 +67,7 @@ public final class RecordedGraph: CapturedGraph, @unchecked Sendable {
     return byName
   }
 
-  deinit { for p in kept { device?.inner?.free(p) } }
+  deinit { for p in kept { device?.free(p) } }
 }
 
 extension RecordingDevice {
@@ -102,7 +102,7 @@ extension RecordingDevice {
       defer { (captured, keptDuringCapture) = (nil, []) }
       return keptDuringCapture
     }
-    for p in kept { inner?.free(p) }
+    for p in kept { free(p) }
   }
 
   /// Counts one host request and runs the graph's requests on the wrapped device.

@@ -35,6 +35,10 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
   let lock = NSLock()
   private var recorded = Counts()
   private var nextAddress: UInt64 = 1 << 40
+  /// The null device's freed addresses by block size, reused last-freed first as the caching
+  /// allocator reuses blocks, so that a step repeated on the same buffers gets the same addresses.
+  private var freeBlocks: [Int: [UInt64]] = [:]
+  private var blockSizes: [UInt64: Int] = [:]
   /// The requests of the capture under way (`RecordedGraph.swift`), and the blocks freed during it.
   var captured: [RecordedRequest]?
   var keptDuringCapture: [UInt64] = []
@@ -74,8 +78,11 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
     note { $0.allocations += 1 }
     if let inner { return try inner.allocate(bytes) }
     return lock.withLock {
+      let size = (max(bytes, 1) + 255) / 256 * 256
+      if let address = freeBlocks[size]?.popLast() { return address }
       let address = nextAddress
-      nextAddress += UInt64((max(bytes, 1) + 255) / 256 * 256)
+      nextAddress += UInt64(size)
+      blockSizes[address] = size
       return address
     }
   }
@@ -86,7 +93,9 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
       keptDuringCapture.append(pointer)
       return true
     }
-    if !kept { inner?.free(pointer) }
+    guard !kept else { return }
+    if let inner { return inner.free(pointer) }
+    lock.withLock { if let size = blockSizes[pointer] { freeBlocks[size, default: []].append(pointer) } }
   }
 
   public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws {

@@ -42,9 +42,11 @@ public final class OutputPlacement: @unchecked Sendable {
   @TaskLocal public static var current: OutputPlacement?
 
   private var regions: [Region?]
+  /// The types of the outputs of the kernel running now, when the caller gave them.
+  public let outputTypes: [TensorType]?
 
-  /// Places output `k` in `regions[k]` (nil: not placed).
-  public init(_ regions: [Region?]) { self.regions = regions }
+  /// Places output `k` (of type `types[k]`, when given) in `regions[k]` (nil: not placed).
+  public init(_ regions: [Region?], types: [TensorType]? = nil) { (self.regions, outputTypes) = (regions, types) }
 
   /// Output `index`'s region when it was given and `bytes` fit in it, handed out once: a
   /// candidate that takes it and then declines leaves the next candidate to allocate.
@@ -54,15 +56,14 @@ public final class OutputPlacement: @unchecked Sendable {
     return region
   }
 
-  /// The first region not yet handed out that was planned for `bytes` bytes (its size is `bytes`
-  /// rounded up to the plan's alignment), handed out once: for a backend whose kernels make their
-  /// buffers without knowing which output each is. Lifetimes in a plan include the instruction
-  /// that reads a value, so a region free for an output is never one of the instruction's inputs.
-  public func takeFirst(bytes: Int) -> Region? {
-    let a = MemoryPlan.alignment
-    guard let k = regions.firstIndex(where: { r in r.map { bytes <= $0.bytes && $0.bytes - bytes < a } ?? false }) else { return nil }
-    defer { regions[k] = nil }
-    return regions[k]
+  /// The region of a kernel's only output, handed out once, to a buffer of exactly that output's
+  /// type: for a backend whose kernels make their buffers without saying which output each is. A
+  /// scratch buffer of another type never gets it (one kept past the kernel, as a cache, would be
+  /// overwritten by the values planned after); with several outputs none is placed.
+  public func takeOnly(_ type: TensorType) -> Region? {
+    guard let types = outputTypes, types.count == 1, types[0] == type, let region = regions[0] else { return nil }
+    regions[0] = nil
+    return region
   }
 
   /// Output `index`'s region for the kernel running now (`current`), if any.

@@ -40,6 +40,10 @@ public final class ProgramCapture: @unchecked Sendable {
     let arena: (any DeviceArena)?
     let scalarBuffer: (any DeviceStorage)?
     let scalarNames: [String]
+    /// Every other buffer the graph's work touches that was still held when the capture ended
+    /// (a value no instruction reads, say): let go now, it would go back to the allocator while
+    /// each launch still writes it.
+    let retained: [any DeviceStorage]
   }
   private var state: State?
   private let lock = Lock()
@@ -134,7 +138,9 @@ public final class ProgramCapture: @unchecked Sendable {
       throw CaptureRefusal(reason: "\(error)")
     }
     // The call's inputs are copied in by `run`, after the capture, as at every later call.
-    return State(graph: graph, inputs: inputs, outputs: outputs, arena: arena, scalarBuffer: scalarBuffer, scalarNames: names)
+    return State(
+      graph: graph, inputs: inputs, outputs: outputs, arena: arena, scalarBuffer: scalarBuffer, scalarNames: names,
+      retained: slots.compactMap { $0 })
   }
 
   private func word(_ scalars: StepScalars, _ name: String) throws -> UInt64 {

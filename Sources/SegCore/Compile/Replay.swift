@@ -56,16 +56,16 @@ extension Program {
     let kernels = backend.kernels
     let plan = memoryPlan
     for ins in instructions {
+      let types = ins.outputs.map { values[$0].type }
       var placement: OutputPlacement?
       if let placed, let plan {
         let regions = ins.outputs.map { s in
           plan.offsets[s].map { OutputPlacement.Region(arena: placed, offset: $0, bytes: plan.sizes[s]!) }
         }
-        if regions.contains(where: { $0 != nil }) { placement = OutputPlacement(regions) }
+        if regions.contains(where: { $0 != nil }) { placement = OutputPlacement(regions, types: types) }
       }
       let op = ins.bindings.isEmpty ? ins.op : try rebind(ins.op, ins.bindings, scalars)
       let operands = ins.inputs.map { Operand(storage: slots[$0]!, type: values[$0].type) }
-      let types = ins.outputs.map { values[$0].type }
       let results: [any DeviceStorage]
       if let profiler {
         try backend.synchronize()

@@ -20,8 +20,10 @@ public enum RecordedRequest: @unchecked Sendable {
   /// (addresses included); nil for the other requests.
   public var launchRecord: LaunchRecord? {
     switch self {
-    case .launch(let name, let count, let arguments): return LaunchRecord(name: name, count: count, arguments: arguments.map(\.bytes))
-    case .library(let name): return LaunchRecord(name: name, count: 0, arguments: [])
+    case .launch(let name, let count, let arguments):
+      let addresses = arguments.enumerated().compactMap { i, a in if case .pointer = a { i } else { nil } }
+      return LaunchRecord(name: name, count: count, arguments: arguments.map(\.bytes), addressArguments: addresses)
+    case .library(let name): return LaunchRecord(name: name, count: 0, arguments: [], addressArguments: [])
     default: return nil
     }
   }
@@ -33,6 +35,8 @@ public struct LaunchRecord: Equatable, Sendable, CustomStringConvertible {
   public let name: String
   public let count: Int
   public let arguments: [[UInt8]]
+  /// Which arguments are device addresses.
+  public let addressArguments: [Int]
   public var description: String { "\(name)[\(count)](\(arguments.map { $0.map { String(format: "%02x", $0) }.joined() }.joined(separator: ", ")))" }
 }
 

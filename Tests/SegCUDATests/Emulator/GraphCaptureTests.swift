@@ -144,8 +144,13 @@ struct GraphCaptureTests {
   @Test func capturedStepIsOneHostLaunch() throws {
     let device = RecordingDevice(wrapping: nil)
     let (trainer, backend) = try CapturedStepFixture.trainer(compiled: true, device: device)
-    let (images, targets) = try CapturedStepFixture.batch(StepCount.small(), 2, on: backend)
-    for _ in 0..<3 { _ = try trainer.step(images: images, targets: targets) }
+    // A new batch every step, as in training (the same batch again would not be copied).
+    var batches = try (0..<5).map { _ in try CapturedStepFixture.batch(StepCount.small(), 2, on: backend) }
+    for _ in 0..<3 {
+      let (images, targets) = batches.removeFirst()
+      _ = try trainer.step(images: images, targets: targets)
+    }
+    let (images, targets) = batches.removeFirst()
     device.reset()
     _ = try trainer.step(images: images, targets: targets)
     let c = device.counts

@@ -20,7 +20,7 @@ extension CompiledTrainer {
 
   /// Whether the step runs as one captured program here.
   func capturesWholeStep(_ backend: any Backend, _ params: [Parameter]) -> Bool {
-    guard let capturing = backend as? any GraphCapturingBackend, capturing.capturesGraphs,
+    guard reducer == nil, let capturing = backend as? any GraphCapturingBackend, capturing.capturesGraphs,
       backend.multiTensorOptimizer, optimizer.usesFusedUpdate, params.allSatisfy({ $0.value.dtype == .f32 })
     else { return false }
     return true

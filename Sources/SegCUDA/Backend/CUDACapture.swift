@@ -8,7 +8,7 @@ import SegCore
 extension CUDABackend: GraphCapturingBackend {
   /// True on a GPU and on a recording device; UNET_CUDA_GRAPHS=0 turns captures off.
   public var capturesGraphs: Bool {
-    guard ProcessInfoEnvironment.value("UNET_CUDA_GRAPHS") != "0" else { return false }
+    guard !ProcessEnvironment.graphsOff else { return false }
     return device is GPUKernelDevice || device is RecordingDevice
   }
 
@@ -30,7 +30,7 @@ extension CUDABackend: GraphCapturingBackend {
   }
 }
 
-/// The process's environment, read once per name (a capture asks at every replay).
-enum ProcessInfoEnvironment {
-  static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
+/// UNET_CUDA_GRAPHS=0, read once: compiled programs then launch their kernels one by one.
+enum ProcessEnvironment {
+  static let graphsOff = ProcessInfo.processInfo.environment["UNET_CUDA_GRAPHS"] == "0"
 }

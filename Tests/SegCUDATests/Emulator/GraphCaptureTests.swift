@@ -158,6 +158,12 @@ struct GraphCaptureTests {
     #expect(c.graphLaunches == 1 && c.launches == 0 && c.libraryCalls == 0)
     #expect(c.uploads == 1 && c.downloads == 1 && c.copies == 2 && c.fills == 0)
     #expect(c.graphNodes > 20)
+    // `--profile` says the step was one graph launch, with the work in its graph.
+    let profiler = OpProfiler()
+    let (x, y) = batches.removeFirst()
+    try OpProfiler.record(into: profiler) { _ = try trainer.step(images: x, targets: y) }
+    #expect(profiler.graphLaunches.calls == 1 && profiler.graphNodes == c.graphNodes)
+    #expect(profiler.table().contains("graph launch"), "\(profiler.table())")
   }
 
   /// The full-size fp16 step at batch 8 (572x572) on the null device: the work inside its graph,

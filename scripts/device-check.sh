@@ -148,6 +148,12 @@ ours() {
   case " $conv_paths " in *" graph "*) bench ours "$@" env UNET_CUDNN_GRAPH=1 "$unet" benchmark --device cuda ;; esac
 }
 
+# The compiled step (--xla): traced once, then each step one CUDA graph launch (the JSON's
+# config.captured says whether it was captured); file names ours-xla-<mode>-b<batch>-<precision>.json.
+ours_xla() {
+  case " $conv_paths " in *" graph "*) bench ours-xla "$@" env UNET_CUDNN_GRAPH=1 "$unet" benchmark --device cuda --xla ;; esac
+}
+
 ours_legacy() {
   case " $conv_paths " in *" legacy "*) bench ours-legacy "$@" env UNET_CUDNN_GRAPH=0 "$unet" benchmark --device cuda ;; esac
 }
@@ -207,8 +213,10 @@ tensorrt() {
 
 # In order of importance: training at batch 8 and inference at batch 16 and 1 carry the targets.
 for p in $precisions; do ours train 8 "$p" 3 10; ours_legacy train 8 "$p" 3 10; torch_eager train 8 "$p" 3 10; done
+ours_xla train 8 fp16 3 10
 for p in $precisions; do ours predict 16 "$p" 3 12; ours_legacy predict 16 "$p" 3 12; torch_eager predict 16 "$p" 3 12; done
 for p in $precisions; do ours predict 1 "$p" 5 30; torch_eager predict 1 "$p" 5 30; done
+ours_xla predict 1 fp16 5 30
 tensorrt
 for p in $precisions; do ours train 1 "$p" 3 15; torch_eager train 1 "$p" 3 15; done
 torch_compiled train 8 fp16 3 10
@@ -242,6 +250,36 @@ if keys:
         g, l, t = v.get("ours"), v.get("ours-legacy"), v.get("torch-eager")
         f = lambda x: "-" if x is None else f"{x:.1f}"
         print(f"| {k[0]} | {k[1]} | {k[2]} | {f(g)} | {f(l)} | {f'{g / l:.2f}x' if g and l else '-'} | {f(t)} |")
+PY
+# The compiled step's targets: fp16 training at batch 8 >= 1.1x our eager step, batch-1 fp16
+# inference latency <= 0.7x PyTorch eager's; also kept as results/compiled-ablation.json.
+python3 - "$results" <<'PY' | tee -a "$OUT/summary.md"
+import json, sys
+from pathlib import Path
+folder = Path(sys.argv[1])
+def load(name):
+    try:
+        return json.loads((folder / name).read_text())
+    except (OSError, ValueError):
+        return None
+eager, xla = load("ours-train-b8-fp16.json"), load("ours-xla-train-b8-fp16.json")
+torch1, xla1 = load("torch-eager-predict-b1-fp16.json"), load("ours-xla-predict-b1-fp16.json")
+report = {
+    "train_b8_fp16": {"eager_images_per_s": eager and eager.get("throughput"), "compiled_images_per_s": xla and xla.get("throughput"),
+                      "captured": xla and xla.get("config", {}).get("captured"), "target": ">= 1.1x eager"},
+    "predict_b1_fp16": {"torch_eager_p50_ms": torch1 and torch1.get("latency_p50_ms"), "compiled_p50_ms": xla1 and xla1.get("latency_p50_ms"),
+                        "captured": xla1 and xla1.get("config", {}).get("captured"), "target": "<= 0.7x torch eager"},
+}
+t, p = report["train_b8_fp16"], report["predict_b1_fp16"]
+t["compiled_over_eager"] = t["compiled_images_per_s"] / t["eager_images_per_s"] if t["compiled_images_per_s"] and t["eager_images_per_s"] else None
+p["compiled_over_torch"] = p["compiled_p50_ms"] / p["torch_eager_p50_ms"] if p["compiled_p50_ms"] and p["torch_eager_p50_ms"] else None
+(folder / "compiled-ablation.json").write_text(json.dumps(report, indent=2))
+f = lambda x, d=2: "-" if x is None else f"{x:.{d}f}"
+print("\n### the compiled step (--xla, one CUDA graph per step)\n")
+print("| measure | eager | compiled | ratio | target | captured |")
+print("|---|---|---|---|---|---|")
+print(f"| train b8 fp16, images/s | {f(t['eager_images_per_s'], 1)} | {f(t['compiled_images_per_s'], 1)} | {f(t['compiled_over_eager'])}x | >= 1.1x | {t['captured']} |")
+print(f"| predict b1 fp16, p50 ms (eager = PyTorch) | {f(p['torch_eager_p50_ms'])} | {f(p['compiled_p50_ms'])} | {f(p['compiled_over_torch'])}x | <= 0.7x | {p['captured']} |")
 PY
 python3 - "$results/tensorrt.json" <<'PY' | tee -a "$OUT/summary.md"
 import json, sys

@@ -145,4 +145,40 @@ typedef ccuda_CUresult (*ccuda_cuMemFreeHost_fn)(void *p);
 typedef ccuda_CUresult (*ccuda_cuEventQuery_fn)(ccuda_CUevent hEvent);
 typedef ccuda_CUresult (*ccuda_cuStreamWaitEvent_fn)(ccuda_CUstream hStream, ccuda_CUevent hEvent, unsigned int Flags);
 
+/* MARK: - Graphs: a step captured from the stream once, launched whole afterwards */
+
+#ifdef CCUDA_CHECK_DRIVER
+typedef CUgraph ccuda_CUgraph;
+typedef CUgraphExec ccuda_CUgraphExec;
+typedef CUstreamCaptureMode ccuda_CUstreamCaptureMode;
+typedef CUstreamCaptureStatus ccuda_CUstreamCaptureStatus;
+#else
+typedef void *ccuda_CUgraph;               /* struct CUgraph_st * */
+typedef void *ccuda_CUgraphExec;           /* struct CUgraphExec_st * */
+typedef int ccuda_CUstreamCaptureMode;     /* enum CUstreamCaptureMode_enum */
+typedef int ccuda_CUstreamCaptureStatus;   /* enum CUstreamCaptureStatus_enum */
+#endif
+
+#define CCUDA_STREAM_CAPTURE_MODE_RELAXED 2
+#define CCUDA_STREAM_CAPTURE_STATUS_NONE 0
+#define CCUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED 900
+#define CCUDA_ERROR_STREAM_CAPTURE_INVALIDATED 901
+
+#ifdef CCUDA_CHECK_DRIVER
+_Static_assert(sizeof(CUstreamCaptureMode) == sizeof(int), "CUstreamCaptureMode is int-sized");
+_Static_assert(CCUDA_STREAM_CAPTURE_MODE_RELAXED == CU_STREAM_CAPTURE_MODE_RELAXED, "capture mode");
+_Static_assert(CCUDA_STREAM_CAPTURE_STATUS_NONE == CU_STREAM_CAPTURE_STATUS_NONE, "capture status");
+_Static_assert(CCUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "capture error");
+_Static_assert(CCUDA_ERROR_STREAM_CAPTURE_INVALIDATED == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, "capture error");
+#endif
+
+typedef ccuda_CUresult (*ccuda_cuStreamBeginCapture_fn)(ccuda_CUstream hStream, ccuda_CUstreamCaptureMode mode);
+typedef ccuda_CUresult (*ccuda_cuStreamEndCapture_fn)(ccuda_CUstream hStream, ccuda_CUgraph *phGraph);
+typedef ccuda_CUresult (*ccuda_cuStreamIsCapturing_fn)(ccuda_CUstream hStream, ccuda_CUstreamCaptureStatus *captureStatus);
+typedef ccuda_CUresult (*ccuda_cuGraphInstantiateWithFlags_fn)(
+    ccuda_CUgraphExec *phGraphExec, ccuda_CUgraph hGraph, unsigned long long flags);
+typedef ccuda_CUresult (*ccuda_cuGraphLaunch_fn)(ccuda_CUgraphExec hGraphExec, ccuda_CUstream hStream);
+typedef ccuda_CUresult (*ccuda_cuGraphExecDestroy_fn)(ccuda_CUgraphExec hGraphExec);
+typedef ccuda_CUresult (*ccuda_cuGraphDestroy_fn)(ccuda_CUgraph hGraph);
+
 #endif

@@ -25,7 +25,21 @@ public final class OpProfiler: @unchecked Sendable {
   /// The same by op kind and output type, e.g. "conv2dBackwardFilter f32[3,3,64,64]".
   private var detailed: [String: Entry] = [:]
 
+  /// Captured steps launched as one graph: their count, time, and the work in each graph.
+  public private(set) var graphLaunches = Entry()
+  /// The pieces of work (launches, library calls, copies) in the last graph launched.
+  public private(set) var graphNodes = 0
+
   public init() {}
+
+  /// Notes one launch of a captured graph of `nodes` pieces of work, taking `seconds`.
+  func addGraphLaunch(nodes: Int, seconds: Double) {
+    lock.withLock {
+      graphLaunches.calls += 1
+      graphLaunches.seconds += seconds
+      graphNodes = nodes
+    }
+  }
 
   func add(_ kind: OpKind, output: TensorType, seconds: Double) {
     lock.withLock {
@@ -71,7 +85,13 @@ public final class OpProfiler: @unchecked Sendable {
         kind.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0)
           + String(format: "%7d  %10.3f  %5.1f%%", e.calls, e.seconds, 100 * e.seconds / max(total, 1e-12)))
     }
-    lines.append(String(format: "total                          %10.3f", total))
+    let graphs = lock.withLock { (graphLaunches, graphNodes) }
+    if graphs.0.calls > 0 {
+      lines.append(
+        "graph launch".padding(toLength: 22, withPad: " ", startingAt: 0)
+          + String(format: "%7d  %10.3f  (the step captured as one graph of %d kernels, library calls and copies)", graphs.0.calls, graphs.0.seconds, graphs.1))
+    }
+    lines.append(String(format: "total                          %10.3f", total + graphs.0.seconds))
     return lines.joined(separator: "\n")
   }
 }

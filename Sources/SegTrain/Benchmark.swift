@@ -62,6 +62,8 @@ public struct BenchmarkResult: Encodable, Sendable {
     /// Training steps the loss scaler skipped, warm-up included; nil without loss scaling.
     public var skippedSteps: Int?
     public var compiled = false
+    /// Whether the compiled step ran as one captured graph (a CUDA graph); nil when not compiled.
+    public var captured: Bool?
     public var batchSize: Int
     public var inputSize: Int
     public var outputSize: Int
@@ -77,7 +79,7 @@ public struct BenchmarkResult: Encodable, Sendable {
     public var convAlgorithms: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
-      case mode, device, precision, compiled, threads, steps, classes, depth, padding, parameters
+      case mode, device, precision, compiled, captured, threads, steps, classes, depth, padding, parameters
       case batchSize = "batch_size", inputSize = "input_size", outputSize = "output_size", warmupSteps = "warmup_steps"
       case inputChannels = "input_channels", baseFilters = "base_filters", upconvKernel = "upconv_kernel"
       case computePrecision = "compute_precision", lossScaling = "loss_scaling", skippedSteps = "skipped_steps"
@@ -201,13 +203,18 @@ public enum Benchmark {
       : Trainer(model: model, optimizer: adam, options: training, lossScaler: scaler)
     trainer.reducer = reducer
     let step: () throws -> Void
+    var programs: () -> [Program] = { (trainer as? CompiledTrainer)?.programs ?? [] }
     switch (options.mode, options.compile) {
     case (.train, _): step = { _ = try trainer.step(images: images, targets: targets) }
     case (.predict, nil): step = { _ = try withoutGradients { try softmax(model(images)).floats() } }
     case (.predict, let compile?):
-      let predict = CompiledFunction("predict", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { xs, _ in
+      // Captured as one graph where the backend can (a GPU): one launch per batch.
+      let predict = CompiledFunction(
+        "predict", strict: compile.strict, dumpDirectory: compile.dumpDirectory, capture: CaptureOptions()
+      ) { xs, _ in
         try withoutGradients { [try softmax(model(xs[0]))] }
       }
+      programs = { predict.allPrograms }
       // The weights are inputs, not constants, so that the program holds no copy of them.
       step = { _ = try predict([images] + model.parameters.map(\.value))[0].floats() }
     }
@@ -237,7 +244,8 @@ public enum Benchmark {
       mode: options.mode.rawValue, device: backend.name, deviceName: backend.deviceDescription,
       precision: policy.requested.rawValue,
       computePrecision: policy.effective.rawValue, lossScaling: trainer.lossScaler != nil,
-      skippedSteps: trainer.lossScaler?.skippedSteps, compiled: options.compile != nil, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
+      skippedSteps: trainer.lossScaler?.skippedSteps, compiled: options.compile != nil,
+      captured: options.compile == nil ? nil : programs().contains { ($0.capture?.launches ?? 0) > 0 }, batchSize: n, inputSize: s, outputSize: o, threads: threadCount,
       warmupSteps: options.warmupSteps, steps: options.steps, inputChannels: c, classes: k, baseFilters: config.baseFilters,
       depth: config.depth, upconvKernel: config.upconvKernel, padding: config.padding.rawValue,
       parameters: model.parameterCount, swiftCompiler: compilerVersion, gitCommit: gitCommit())

@@ -37,6 +37,8 @@ public final class CompiledTrainer: Trainer {
   private var gradientStep: CompiledFunction!
   private var penaltyStep: CompiledFunction!
   private var updateStep: CompiledFunction!
+  /// The whole step as one captured program, on a backend that captures graphs (`CapturedStep.swift`).
+  var wholeStep: CompiledFunction?
 
   /// A compiled trainer of `model` with `optimizer`, scaling the loss with `lossScaler` when given,
   /// compiled as `options.compile` says (defaults when nil).
@@ -56,16 +58,19 @@ public final class CompiledTrainer: Trainer {
   }
 
   /// The programs traced so far (the gradients' and the update's, per input types and variant).
-  public var programs: [Program] { gradientStep.allPrograms + penaltyStep.allPrograms + updateStep.allPrograms }
+  public var programs: [Program] {
+    gradientStep.allPrograms + penaltyStep.allPrograms + updateStep.allPrograms + (wholeStep?.allPrograms ?? [])
+  }
 
   /// How many times a program was traced (a replayed step traces nothing).
-  public var traceCount: Int { gradientStep.traceCount + penaltyStep.traceCount + updateStep.traceCount }
+  public var traceCount: Int { gradientStep.traceCount + penaltyStep.traceCount + updateStep.traceCount + (wholeStep?.traceCount ?? 0) }
 
   // MARK: Step
 
   /// `Trainer.step`, from the compiled programs (traced on the first call for these shapes).
   public override func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
     let params = model.parameters
+    if capturesWholeStep(images.backend, params) { return try capturedStep(images: images, targets: targets, params: params) }
     let (crossEntropy, dice, dataGradients, finiteSum) = try runGradients(images: images, targets: targets, params: params)
 
     var scale = 1.0
@@ -190,7 +195,7 @@ public final class CompiledTrainer: Trainer {
 
   /// Refuses a trace in which step scalar `name` is not bound to exactly `count` ops (of `kind`
   /// when given): a per-step number baked in as a constant would silently repeat its first value.
-  private func expectBindings(
+  func expectBindings(
     _ function: CompiledFunction, _ inputs: [Tensor], _ variant: String, _ name: String, count: Int, kind: OpKind?
   ) throws {
     guard let program = function.program(for: inputs.map(\.type), variant: variant, on: inputs[0].backend) else { return }

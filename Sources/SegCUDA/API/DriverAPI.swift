@@ -48,6 +48,14 @@ public struct DriverAPI: @unchecked Sendable {
   let cuMemFreeHost: ccuda_cuMemFreeHost_fn
   let cuEventQuery: ccuda_cuEventQuery_fn
   let cuStreamWaitEvent: ccuda_cuStreamWaitEvent_fn
+  // Graphs: stream capture, instantiation, launch (`CUDAGraph`).
+  let cuStreamBeginCapture: ccuda_cuStreamBeginCapture_fn
+  let cuStreamEndCapture: ccuda_cuStreamEndCapture_fn
+  let cuStreamIsCapturing: ccuda_cuStreamIsCapturing_fn
+  let cuGraphInstantiateWithFlags: ccuda_cuGraphInstantiateWithFlags_fn
+  let cuGraphLaunch: ccuda_cuGraphLaunch_fn
+  let cuGraphExecDestroy: ccuda_cuGraphExecDestroy_fn
+  let cuGraphDestroy: ccuda_cuGraphDestroy_fn
 
   /// The library the table came from (nil for a recorded table in tests).
   public let library: SharedLibrary?
@@ -97,6 +105,13 @@ public struct DriverAPI: @unchecked Sendable {
     cuMemFreeHost = try s.load("cuMemFreeHost")
     cuEventQuery = try s.load("cuEventQuery")
     cuStreamWaitEvent = try s.load("cuStreamWaitEvent")
+    cuStreamBeginCapture = try s.load("cuStreamBeginCapture", symbols: ["cuStreamBeginCapture_v2"])
+    cuStreamEndCapture = try s.load("cuStreamEndCapture")
+    cuStreamIsCapturing = try s.load("cuStreamIsCapturing")
+    cuGraphInstantiateWithFlags = try s.load("cuGraphInstantiateWithFlags")
+    cuGraphLaunch = try s.load("cuGraphLaunch")
+    cuGraphExecDestroy = try s.load("cuGraphExecDestroy")
+    cuGraphDestroy = try s.load("cuGraphDestroy")
   }
 
   /// The table from libcuda.so.1 found by `loader`.

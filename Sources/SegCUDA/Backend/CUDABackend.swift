@@ -167,8 +167,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     return s
   }
 
-  /// A fresh (uninitialised) buffer for `type`.
-  func output(_ type: TensorType) throws -> CUDAStorage { try CUDAStorage(device: device, type: type) }
+  /// A fresh (uninitialised) buffer for `type`: its planned region of a replay's arena when the
+  /// caller placed an output of exactly its bytes there (`CUDAArena.swift`), else a new block.
+  func output(_ type: TensorType) throws -> CUDAStorage {
+    if let placed = placedOutput(type) { return placed }
+    return try CUDAStorage(device: device, type: type)
+  }
 
   /// The output's dtype when it is floating and every operand has it (what the arithmetic kernels
   /// are instantiated for); nil otherwise, so that the kernel declines.
@@ -188,15 +192,24 @@ final class CUDAStorage: DeviceStorage, @unchecked Sendable {
   let device: any KernelDevice
   let pointer: UInt64
   let type: TensorType
+  /// The arena the buffer is a region of (kept alive by it), or nil for a block of its own.
+  let arena: CUDAArena?
   var bytes: Int { type.shape.count * type.dtype.byteSize }
 
   init(device: any KernelDevice, type: TensorType) throws {
     self.device = device
     self.type = type
+    arena = nil
     pointer = try device.allocate(type.shape.count * type.dtype.byteSize)
   }
 
-  deinit { device.free(pointer) }
+  /// The region of `arena` from `offset`, for a value of `type`.
+  init(arena: CUDAArena, offset: Int, type: TensorType) {
+    (device, self.type, self.arena) = (arena.device, type, arena)
+    pointer = arena.pointer + UInt64(offset)
+  }
+
+  deinit { if arena == nil { device.free(pointer) } }
 }
 
 /// An input of a CUDA kernel: its device address and type (the storage keeps it alive).

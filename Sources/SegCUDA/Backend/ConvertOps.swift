@@ -26,6 +26,17 @@ extension CUDABackend {
     guard KernelNames.floats.contains(out.dtype) else { return nil }
     let y = try output(out)
     let n = out.shape.count
+    // In a captured step the seed is a step scalar's word in device memory (`StepScalarPlacement`).
+    if let at = StepScalarPlacement.take(.randomMaskSeed) {
+      let words = try cudaStorage(at.buffer, op: "randomMask")
+      try device.launch(
+        try KernelLibrary.handle(.randomMaskAt, out.dtype), count: n,
+        arguments: [
+          .pointer(y.pointer), .int64(Int64(n)), .pointer(words.pointer + UInt64(8 * at.word)), .uint64(p.offset),
+          .double(p.keepProbability * 16_777_216.0), .double(1 / p.keepProbability),
+        ])
+      return y
+    }
     try device.launch(
       try KernelLibrary.handle(.randomMask, out.dtype), count: n,
       arguments: [

@@ -61,6 +61,17 @@ extension CUDABackend {
     case .addScalar(let v): (base, c) = (.addScalar, v)
     case .mulScalar(let v): (base, c) = (.mulScalar, v)
     }
+    // In a captured step the scalar is a step scalar's word in device memory (`StepScalarPlacement`).
+    if base == .addScalar || base == .mulScalar, let at = StepScalarPlacement.take(base == .addScalar ? .addScalar : .mulScalar) {
+      guard let dtype = floatType(x, out) else { return nil }
+      let words = try cudaStorage(at.buffer, op: "\(base)")
+      let y = try output(out)
+      let n = out.shape.count
+      try device.launch(
+        try KernelLibrary.handle(base == .addScalar ? .addScalarAt : .mulScalarAt, dtype), count: vectorItems(n, dtype),
+        arguments: [.pointer(x[0].pointer), .pointer(y.pointer), .int64(Int64(n)), .pointer(words.pointer + UInt64(8 * at.word))])
+      return y
+    }
     return try unaryKernel(base, c, x, out)
   }
 

@@ -1,5 +1,6 @@
 import CCUDA
 import Foundation
+import SegCore
 
 // MARK: - Where kernels run
 
@@ -27,6 +28,15 @@ public protocol KernelDevice: AnyObject, Sendable {
   /// Notes a call into a vendor library that queues device work (a cuDNN convolution), so that a
   /// recording device counts it beside the launches; devices that run work need not act.
   func libraryCall(_ name: String)
+  /// Starts recording the work queued from now on into a graph instead of running it
+  /// (`DeviceGraph.swift`); devices that cannot capture throw.
+  func beginCapture() throws
+  /// Ends the capture; the graph's work has not run yet.
+  func endCapture() throws -> any CapturedGraph
+  /// Ends a failed capture, discarding its work.
+  func abandonCapture()
+  /// Queues all of a captured graph's work as one launch.
+  func launchGraph(_ graph: any CapturedGraph) throws
 }
 
 extension KernelDevice {
@@ -47,6 +57,9 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
   private var functions = [ccuda_CUfunction?](repeating: nil, count: KernelLibrary.allKernels.count)
   private let lock = NSLock()
 
+  /// The capture under way, if any (`DeviceGraph.swift`).
+  let capture = GraphCaptureState()
+
   /// Threads per block of every launch, and the most blocks (the grid-stride loops cover the rest).
   static let threads = 256
   static let maxBlocks = 65_535
@@ -65,26 +78,35 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
   }
 
   public var description: String { "\(context.device.name) (\(context.device.architecture))" }
+  /// A cuDNN call queues its kernels on the stream: inside a capture they join the graph.
+  public func libraryCall(_ name: String) { capture.note() }
 
   // Memory goes through the context's caching allocator and pinned staging buffers.
   public func allocate(_ bytes: Int) throws -> UInt64 { try context.allocate(bytes) }
-  public func free(_ pointer: UInt64) { context.free(pointer) }
+  public func free(_ pointer: UInt64) { if !capture.keep(pointer) { context.free(pointer) } }
   /// The caching allocator's statistics (bytes in use, cached, peaks).
   public var memoryStatistics: DeviceMemoryStatistics { context.memory.statistics }
-  public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws { try context.upload(bytes, to: pointer) }
+  public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws {
+    if capture.isActive { return try capturedUpload(bytes, to: pointer) }
+    try context.upload(bytes, to: pointer)
+  }
   public func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
+    try capture.refuseHostRead()
     try context.download(pointer, into: bytes)
   }
   public func copy(from source: UInt64, to destination: UInt64, bytes: Int) throws {
+    capture.note()
     try context.copy(from: source, to: destination, bytes: bytes)
   }
   public func fill(_ pointer: UInt64, byte value: UInt8, bytes: Int) throws {
+    capture.note()
     try context.fill(pointer, byte: value, bytes: bytes)
   }
 
   public func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws {
     guard count > 0 else { return }
     let blocks = min((count + Self.threads - 1) / Self.threads, Self.maxBlocks)
+    capture.note()
     try context.launch(try function(kernel), name: kernel.name, blocks: blocks, threads: Self.threads, arguments: arguments)
   }
 

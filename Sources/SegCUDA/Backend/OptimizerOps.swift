@@ -71,6 +71,20 @@ extension CUDABackend {
         .pointer(summary.pointer), .float(Float(op.weightDecay / 2)),
       ])
     let c = op.constants
+    // In a captured step, unscale and the step size are step scalars in device memory.
+    let unscaleAt = try StepScalarPlacement.take(.multiAdamUnscale).map { try cudaStorage($0.buffer, op: "multiTensorAdam").pointer + UInt64(8 * $0.word) }
+    let stepSizeAt = try StepScalarPlacement.take(.multiAdamStepSize).map { try cudaStorage($0.buffer, op: "multiTensorAdam").pointer + UInt64(8 * $0.word) }
+    if unscaleAt != nil || stepSizeAt != nil {
+      try device.launch(
+        try KernelLibrary.handle(.multiAdamAt, gradientType), count: vectors,
+        arguments: [
+          .pointer(table.pointer), .int32(Int32(n)), .pointer(summary.pointer), .int32(op.skipNonFinite ? 1 : 0),
+          .float(Float(op.unscale)), .pointer(unscaleAt ?? 0), .float(Float(op.weightDecay)), .float(Float(c.beta1)),
+          .float(Float(c.beta2)), .float(Float(1 - c.beta1)), .float(Float(1 - c.beta2)), .float(Float(c.epsilon)),
+          .float(Float(c.stepSize)), .pointer(stepSizeAt ?? 0),
+        ])
+      return outputs + [summary]
+    }
     try device.launch(
       try KernelLibrary.handle(.multiAdam, gradientType), count: vectors,
       arguments: [

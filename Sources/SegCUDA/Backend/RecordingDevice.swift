@@ -22,6 +22,9 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
     /// Host reads, each a synchronisation with the queued work.
     public var downloads = 0
     public var allocations = 0
+    /// Captured graphs launched (each one host request), and the work they ran.
+    public var graphLaunches = 0
+    public var graphNodes = 0
     /// Launches per kernel name, and library calls per entry point.
     public var byName: [String: Int] = [:]
     public init() {}
@@ -29,9 +32,20 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
 
   /// The device the requests go on to; nil records without running anything.
   public let inner: (any KernelDevice)?
-  private let lock = NSLock()
+  let lock = NSLock()
   private var recorded = Counts()
   private var nextAddress: UInt64 = 1 << 40
+  /// The null device's freed addresses by block size, reused last-freed first as the caching
+  /// allocator reuses blocks, so that a step repeated on the same buffers gets the same addresses.
+  private var freeBlocks: [Int: [UInt64]] = [:]
+  private var blockSizes: [UInt64: Int] = [:]
+  /// The requests of the capture under way (`RecordedGraph.swift`), and the blocks freed during it.
+  var captured: [RecordedRequest]?
+  var keptDuringCapture: [UInt64] = []
+  /// Every launch and library call since `reset()`, in order, when `logsRequests`.
+  var logged: [RecordedRequest] = []
+  /// Whether launches, library calls and copies are also kept in order (`launchLog`).
+  public var logsRequests = false
 
   /// Whether launches and library calls are also counted by name (a dictionary update per
   /// launch, which a benchmark of the host's own cost leaves out).
@@ -49,9 +63,14 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
   public var counts: Counts { lock.withLock { recorded } }
 
   /// Starts the counts over (e.g. at the start of a step).
-  public func reset() { lock.withLock { recorded = Counts() } }
+  public func reset() {
+    lock.withLock {
+      recorded = Counts()
+      logged = []
+    }
+  }
 
-  private func note(_ update: (inout Counts) -> Void) { lock.withLock { update(&recorded) } }
+  func note(_ update: (inout Counts) -> Void) { lock.withLock { update(&recorded) } }
 
   // MARK: KernelDevice
 
@@ -59,37 +78,58 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
     note { $0.allocations += 1 }
     if let inner { return try inner.allocate(bytes) }
     return lock.withLock {
+      let size = (max(bytes, 1) + 255) / 256 * 256
+      if let address = freeBlocks[size]?.popLast() { return address }
       let address = nextAddress
-      nextAddress += UInt64((max(bytes, 1) + 255) / 256 * 256)
+      nextAddress += UInt64(size)
+      blockSizes[address] = size
       return address
     }
   }
 
-  public func free(_ pointer: UInt64) { inner?.free(pointer) }
+  public func free(_ pointer: UInt64) {
+    let kept: Bool = lock.withLock {
+      guard captured != nil else { return false }
+      keptDuringCapture.append(pointer)
+      return true
+    }
+    guard !kept else { return }
+    if let inner { return inner.free(pointer) }
+    lock.withLock { if let size = blockSizes[pointer] { freeBlocks[size, default: []].append(pointer) } }
+  }
 
   public func upload(_ bytes: UnsafeRawBufferPointer, to pointer: UInt64) throws {
+    if capturing(.upload(Array(bytes), to: pointer)) { return }
     note { $0.uploads += 1 }
     try inner?.upload(bytes, to: pointer)
   }
 
   public func download(_ pointer: UInt64, into bytes: UnsafeMutableRawBufferPointer) throws {
+    if lock.withLock({ captured != nil }) {
+      throw CUDAError(.unsupported, "a host read (a download) inside a captured step: the graph cannot wait for itself; read the value after the step")
+    }
     note { $0.downloads += 1 }
     if let inner { return try inner.download(pointer, into: bytes) }
     if let base = bytes.baseAddress { memset(base, 0, bytes.count) }
   }
 
   public func copy(from source: UInt64, to destination: UInt64, bytes: Int) throws {
+    if capturing(.copy(from: source, to: destination, bytes: bytes)) { return }
     note { $0.copies += 1 }
     try inner?.copy(from: source, to: destination, bytes: bytes)
   }
 
   public func fill(_ pointer: UInt64, byte value: UInt8, bytes: Int) throws {
+    if capturing(.fill(pointer, byte: value, bytes: bytes)) { return }
     note { $0.fills += 1 }
     try inner?.fill(pointer, byte: value, bytes: bytes)
   }
 
   public func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws {
     guard count > 0 else { return }
+    let request = RecordedRequest.launch(kernel, count: count, arguments: arguments)
+    if capturing(request) { return }
+    if logsRequests { lock.withLock { logged.append(request) } }
     note {
       $0.launches += 1
       if recordsNames { $0.byName[kernel.name, default: 0] += 1 }
@@ -101,6 +141,8 @@ public final class RecordingDevice: KernelDevice, @unchecked Sendable {
   }
 
   public func libraryCall(_ name: String) {
+    if capturing(.library(name)) { return }
+    if logsRequests { lock.withLock { logged.append(.library(name)) } }
     note {
       $0.libraryCalls += 1
       if recordsNames { $0.byName[name, default: 0] += 1 }

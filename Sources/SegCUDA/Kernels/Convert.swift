@@ -25,6 +25,9 @@ enum ConvertKernels {
       + KernelNames.floats.map { d in
         (KernelNames.name(OpKind.randomMask.rawValue, d), "RANDOM_MASK(\(KernelNames.cType(d)), \(d.rawValue))")
       }
+      + KernelNames.floats.map { d in
+        (KernelNames.name("randomMaskAt", d), "RANDOM_MASK_AT(\(KernelNames.cType(d)), \(d.rawValue))")
+      }
       + KernelNames.all.map { d in
         (KernelNames.name(OpKind.argmax.rawValue, d), "ARGMAX(\(KernelNames.cType(d)), \(d.rawValue))")
       }
@@ -85,6 +88,11 @@ enum ConvertKernels {
     #define RANDOM_MASK(T, SUFFIX)                                                                  \
       KERNEL randomMask_##SUFFIX(T* out, i64 n, u64 seed, u64 offset, double threshold, double kept) { \
         randomMask<T>(out, n, seed, offset, threshold, kept);                                       \
+      }
+    // The seed read from device memory: a captured graph's step scalar, rewritten before each launch.
+    #define RANDOM_MASK_AT(T, SUFFIX)                                                               \
+      KERNEL randomMaskAt_##SUFFIX(T* out, i64 n, const u64* seed, u64 offset, double threshold, double kept) { \
+        randomMask<T>(out, n, *seed, offset, threshold, kept);                                      \
       }
 
     // ---- Argmax ----

@@ -26,6 +26,10 @@ enum ElementwiseKernels {
     (.addScalar, "AddScalarOp"), (.mulScalar, "MulScalarOp"),
   ]
 
+  /// addScalar and mulScalar reading their scalar from device memory (`<name>At_<dtype>(x, out, n,
+  /// const double* c)`): a captured graph's step scalar, rewritten before each launch.
+  static let scalarAt: [(String, String)] = [("addScalarAt", "AddScalarOp"), ("mulScalarAt", "MulScalarOp")]
+
   static let family = KernelFamily(
     name: "elementwise", body: body,
     instances: KernelNames.floats.flatMap { d in
@@ -34,6 +38,9 @@ enum ElementwiseKernels {
       }
         + unary.map { (kind, op) in
           (KernelNames.name(kind.rawValue, d), "UNARY(\(kind.rawValue), \(op), \(KernelNames.cType(d)), \(d.rawValue))")
+        }
+        + scalarAt.map { (name, op) in
+          (KernelNames.name(name, d), "UNARY_AT(\(name), \(op), \(KernelNames.cType(d)), \(d.rawValue))")
         }
         + [(KernelNames.name("biasActivation", d), "BIAS_ACTIVATION(\(KernelNames.cType(d)), \(d.rawValue))")]
     })
@@ -154,6 +161,8 @@ enum ElementwiseKernels {
 
     #define UNARY(NAME, OP, T, SUFFIX) \
       KERNEL NAME##_##SUFFIX(const T* x, T* out, i64 n, double c) { unary<T, OP>(x, out, n, c); }
+    #define UNARY_AT(NAME, OP, T, SUFFIX) \
+      KERNEL NAME##_##SUFFIX(const T* x, T* out, i64 n, const double* c) { unary<T, OP>(x, out, n, *c); }
 
     // A convolution's epilogue, in place over y [rows, channels]: y + bias, then ReLU when `relu`,
     // rounded once to T (one pass over the output instead of two). 16 bytes per access when the

@@ -101,6 +101,8 @@ public enum KernelOp: Int, CaseIterable, Sendable {
   case sumPartial, sumFinish, softmax, logSoftmax, softmaxBlock, logSoftmaxBlock
   case padBackward, randomMask, argmax, maxPool2d, maxPool2dBackward
   case adam, adamStats, multiAdam
+  /// Variants that read a step scalar from device memory (a captured step: `StepScalarPlacement`).
+  case addScalarAt, mulScalarAt, randomMaskAt, multiAdamAt
   /// Moved by element size: `<op>_b<dtype.byteSize>`.
   case copy, pad, cropConcat
   /// Keyed by two dtypes: `cast_<from>_<to>`, `oneHot_<labels>_<output>`.

@@ -20,6 +20,7 @@ extension OptimizerKernels {
       [
         (KernelNames.name("adamStats", d), "ADAM_STATS(\(KernelNames.cType(d)), \(d.rawValue))"),
         (KernelNames.name("multiAdam", d), "MULTI_ADAM(\(KernelNames.cType(d)), \(d.rawValue))"),
+        (KernelNames.name("multiAdamAt", d), "MULTI_ADAM_AT(\(KernelNames.cType(d)), \(d.rawValue))"),
       ]
     } + [("adamStatsFinish", "")]
 
@@ -169,6 +170,15 @@ extension OptimizerKernels {
           float epsilon, float stepSize) {                                                          \
         multiAdam<G>(table, tensors, summary, skipNonFinite, unscale, decay, beta1, beta2, oneMinusBeta1, \
             oneMinusBeta2, epsilon, stepSize);                                                      \
+      }
+    // The same with unscale and stepSize read from device memory where their pointers are not null
+    // (a captured graph's step scalars, as doubles, rewritten before each launch).
+    #define MULTI_ADAM_AT(G, SUFFIX)                                                                \
+      KERNEL multiAdamAt_##SUFFIX(const u64* table, int tensors, const float* summary, int skipNonFinite, \
+          float unscale, const double* unscaleAt, float decay, float beta1, float beta2,             \
+          float oneMinusBeta1, float oneMinusBeta2, float epsilon, float stepSize, const double* stepSizeAt) { \
+        multiAdam<G>(table, tensors, summary, skipNonFinite, unscaleAt ? (float)*unscaleAt : unscale, decay, \
+            beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, stepSizeAt ? (float)*stepSizeAt : stepSize); \
       }
     """#
 }

@@ -42,15 +42,27 @@ public final class OutputPlacement: @unchecked Sendable {
   @TaskLocal public static var current: OutputPlacement?
 
   private var regions: [Region?]
+  /// The types of the outputs of the kernel running now, when the caller gave them.
+  public let outputTypes: [TensorType]?
 
-  /// Places output `k` in `regions[k]` (nil: not placed).
-  public init(_ regions: [Region?]) { self.regions = regions }
+  /// Places output `k` (of type `types[k]`, when given) in `regions[k]` (nil: not placed).
+  public init(_ regions: [Region?], types: [TensorType]? = nil) { (self.regions, outputTypes) = (regions, types) }
 
   /// Output `index`'s region when it was given and `bytes` fit in it, handed out once: a
   /// candidate that takes it and then declines leaves the next candidate to allocate.
   public func take(_ index: Int, bytes: Int) -> Region? {
     guard index < regions.count, let region = regions[index], bytes <= region.bytes else { return nil }
     regions[index] = nil
+    return region
+  }
+
+  /// The region of a kernel's only output, handed out once, to a buffer of exactly that output's
+  /// type: for a backend whose kernels make their buffers without saying which output each is. A
+  /// scratch buffer of another type never gets it (one kept past the kernel, as a cache, would be
+  /// overwritten by the values planned after); with several outputs none is placed.
+  public func takeOnly(_ type: TensorType) -> Region? {
+    guard let types = outputTypes, types.count == 1, types[0] == type, let region = regions[0] else { return nil }
+    regions[0] = nil
     return region
   }
 

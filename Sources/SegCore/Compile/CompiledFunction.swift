@@ -22,6 +22,8 @@ public final class CompiledFunction {
   public let passes: [any CompilerPass]
   /// Where each trace is printed before and after every pass; nil prints nothing.
   public let dumpDirectory: URL?
+  /// How replays are captured as one graph on a backend that can (nil: never).
+  public let capture: CaptureOptions?
   /// How many times `body` was traced.
   public private(set) var traceCount = 0
   private let body: Body
@@ -36,9 +38,10 @@ public final class CompiledFunction {
   /// Compiles `body`, named `name`; `dumpDirectory` defaults to the UNET_DUMP_GRAPH variable's.
   public init(
     _ name: String, strict: Bool = false, passes: [any CompilerPass] = CompilerPasses.standard,
-    dumpDirectory: URL? = GraphDump.environmentDirectory, _ body: @escaping Body
+    dumpDirectory: URL? = GraphDump.environmentDirectory, capture: CaptureOptions? = nil, _ body: @escaping Body
   ) {
     (self.name, self.strict, self.passes, self.dumpDirectory, self.body) = (name, strict, passes, dumpDirectory, body)
+    self.capture = capture
   }
 
   /// The outputs of the function on `inputs`: traced (an eager run) the first time for these input
@@ -59,6 +62,7 @@ public final class CompiledFunction {
     traceCount += 1
     let dump = dumpDirectory.map { GraphDump(directory: $0, prefix: "\(name)-\(traceCount)") }
     try CompilerPasses.run(passes, on: &program, scalars: scalars, dump: dump)
+    if let capture, backend is any GraphCapturingBackend { program.capture = ProgramCapture(options: capture) }
     programs[key] = program
     return outputs
   }

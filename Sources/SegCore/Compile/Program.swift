@@ -63,6 +63,8 @@ public struct Program: CustomStringConvertible {
   public var memoryPlan: MemoryPlan?
   /// The concats whose inputs are written in place (`ConcatInPlace`).
   public var concatGroups: [ConcatGroup] = []
+  /// How replays are captured as one graph on a backend that can (nil: every kernel is launched).
+  public var capture: ProgramCapture?
   /// The arena the replays place the planned values in (shared by the backend's programs).
   var arena: ProgramArena { ProgramArena.shared(for: backend) }
 

@@ -35,6 +35,10 @@ public struct ScalarBinding: Sendable, CustomStringConvertible {
     case mulScalar
     /// The constant of `Unary.addScalar`.
     case addScalar
+    /// `MultiTensorAdam.unscale` (the loss scale's inverse).
+    case multiAdamUnscale
+    /// `MultiTensorAdam.constants.stepSize`.
+    case multiAdamStepSize
   }
   public let attribute: Attribute
   /// The step scalar's name.
@@ -80,6 +84,7 @@ func bindableAttributes(of op: any Primitive) -> [(ScalarBinding.Attribute, Step
   switch op {
   case let m as RandomMask: return [(.randomMaskSeed, .bits(m.seed))]
   case let a as AdamUpdate: return [(.adamStepSize, .real(a.constants.stepSize))]
+  case let a as MultiTensorAdam: return [(.multiAdamUnscale, .real(a.unscale)), (.multiAdamStepSize, .real(a.constants.stepSize))]
   case let u as Unary:
     switch u.function {
     case .mulScalar(let c): return [(.mulScalar, .real(c))]
@@ -103,6 +108,13 @@ func rebind(_ op: any Primitive, _ bindings: [ScalarBinding], _ scalars: StepSca
     case (.adamStepSize, .real(let size), let a as AdamUpdate):
       let c = a.constants
       op = AdamUpdate(AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size))
+    case (.multiAdamUnscale, .real(let u), let a as MultiTensorAdam):
+      op = MultiTensorAdam(a.constants, tensors: a.tensors, unscale: u, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite)
+    case (.multiAdamStepSize, .real(let size), let a as MultiTensorAdam):
+      let c = a.constants
+      op = MultiTensorAdam(
+        AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size), tensors: a.tensors,
+        unscale: a.unscale, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite)
     case (.mulScalar, .real(let c), is Unary): op = Unary(.mulScalar(c))
     case (.addScalar, .real(let c), is Unary): op = Unary(.addScalar(c))
     default:

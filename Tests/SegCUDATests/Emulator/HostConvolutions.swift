@@ -22,23 +22,40 @@ final class HostConvolutions: ConvolutionLibrary, @unchecked Sendable {
   func forward(_ b: CUDABackend, _ c: ConvolutionCall) throws {
     let g = setups.setup(ConvolutionKey(.forward, c)) { geometry(c) }
     guard computes else { return }
+    try onHost(b) { try self.forwardNow(c, g) }
+  }
+
+  func backwardData(_ b: CUDABackend, _ c: ConvolutionCall) throws {
+    let g = setups.setup(ConvolutionKey(.backwardData, c)) { geometry(c) }
+    guard computes else { return }
+    try onHost(b) { try self.backwardDataNow(c, g) }
+  }
+
+  func backwardFilter(_ b: CUDABackend, _ c: ConvolutionCall) throws {
+    let g = setups.setup(ConvolutionKey(.backwardFilter, c)) { geometry(c) }
+    guard computes else { return }
+    try onHost(b) { try self.backwardFilterNow(c, g) }
+  }
+
+  /// Runs `work` now, or, inside a capture on a recording device, at each launch of the graph.
+  private func onHost(_ b: CUDABackend, _ work: @escaping () throws -> Void) throws {
+    if let recorder = b.device as? RecordingDevice { try recorder.hostWork(work) } else { try work() }
+  }
+
+  private func forwardNow(_ c: ConvolutionCall, _ g: ConvGeometry) throws {
     let x = read(c.data, c.dataShape, c.dtype), f = hwio(c)
     let op = Conv2D(geometry: g)
     let y = try op.reference([x, f], output: TensorType(c.outputShape, c.dtype))
     write(y, to: c.output)
   }
 
-  func backwardData(_ b: CUDABackend, _ c: ConvolutionCall) throws {
-    let g = setups.setup(ConvolutionKey(.backwardData, c)) { geometry(c) }
-    guard computes else { return }
+  private func backwardDataNow(_ c: ConvolutionCall, _ g: ConvGeometry) throws {
     let dy = read(c.output, c.outputShape, c.dtype), f = hwio(c)
     let op = Conv2DBackwardData(geometry: g, inputH: c.dataShape[1], inputW: c.dataShape[2])
     write(try op.reference([dy, f], output: TensorType(c.dataShape, c.dtype)), to: c.data)
   }
 
-  func backwardFilter(_ b: CUDABackend, _ c: ConvolutionCall) throws {
-    let g = setups.setup(ConvolutionKey(.backwardFilter, c)) { geometry(c) }
-    guard computes else { return }
+  private func backwardFilterNow(_ c: ConvolutionCall, _ g: ConvGeometry) throws {
     let x = read(c.data, c.dataShape, c.dtype), dy = read(c.output, c.outputShape, c.dtype)
     let (o, kh, kw, ci) = (c.filterShape[0], c.filterShape[1], c.filterShape[2], c.filterShape[3])
     let op = Conv2DBackwardFilter(geometry: g, kernelH: kh, kernelW: kw)

@@ -68,8 +68,11 @@ enum WinogradFilterCache {
 
   nonisolated(unsafe) private static var entries: [Entry] = []
   private static let lock = NSLock()
-  /// Bytes of transforms and their filters' values kept at most.
-  static let capacity = 512 << 20
+  /// Bytes of transforms and their filters' values kept at most. Small on purpose: a transform
+  /// costs about 1% of its convolution, and a training step changes every filter anyway, while
+  /// keeping the U-Net's (four times its filters, plus their values) raised the 572x572 inference
+  /// step's peak RSS from 532 to 1050 MB; the thin layers' transforms still stay cached.
+  static let capacity = 64 << 20
 
   /// The transform of the HWIO filter in `storage` (f32 [3,3,C,O]), rotated for backward-data when
   /// asked: the cached one when its values are unchanged, else made (and cached).

@@ -144,6 +144,18 @@ public struct FusedElementwise: Primitive {
   /// their VJPs read), then each step's VJP from the last to the first, cotangents of an operand
   /// read twice summed.
   public func vjp(_ inputs: [Tensor], output: Tensor, cotangent: Tensor, needed: [Bool]) throws -> [Tensor?] {
+    // A step's cotangent is built only when the step reads a needed input, directly or through
+    // earlier steps; nothing needed runs nothing.
+    var leadsToNeeded = [Bool](repeating: false, count: steps.count)
+    for (j, s) in steps.enumerated() {
+      leadsToNeeded[j] = s.operands.contains { src in
+        switch src {
+        case .input(let i): return needed[i]
+        case .step(let k): return leadsToNeeded[k]
+        }
+      }
+    }
+    guard leadsToNeeded.last == true else { return inputs.map { _ in nil } }
     var values: [Tensor] = []
     func value(_ s: Source) -> Tensor {
       switch s {
@@ -151,7 +163,8 @@ public struct FusedElementwise: Primitive {
       case .step(let k): return values[k]
       }
     }
-    for s in steps { values.append(try Tensor.apply(s.op.primitive, s.operands.map(value))) }
+    for s in steps.dropLast() { values.append(try Tensor.apply(s.op.primitive, s.operands.map(value))) }
+    values.append(output)
     var stepCotangents = [Tensor?](repeating: nil, count: steps.count)
     stepCotangents[steps.count - 1] = cotangent
     var inputCotangents = [Tensor?](repeating: nil, count: inputs.count)
@@ -160,8 +173,10 @@ public struct FusedElementwise: Primitive {
       guard let g = stepCotangents[j] else { continue }
       let s = steps[j]
       let wants = s.operands.map { src -> Bool in
-        if case .input(let i) = src { return needed[i] }
-        return true
+        switch src {
+        case .input(let i): return needed[i]
+        case .step(let k): return leadsToNeeded[k]
+        }
       }
       let gs = try s.op.primitive.vjp(s.operands.map(value), output: values[j], cotangent: g, needed: wants)
       for (src, gi) in zip(s.operands, gs) {

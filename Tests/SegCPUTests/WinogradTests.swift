@@ -130,8 +130,9 @@ import Testing
     }
     #expect(try ran(.direct, size: 31, channels: 64) == ["direct"])
     #expect(try ran(.winograd, size: 32, channels: 64) == ["winograd"])
-    #expect(try ran(.auto, size: 33, channels: 64) == ["winograd"])
+    #expect(try ran(.auto, size: 35, channels: 64) == ["winograd"])
     #expect(try ran(.auto, size: 34, channels: 4) == ["direct"])
+    #expect(try ran(.auto, size: 20, channels: 64) == ["direct"], "18x18 outputs are below the rule's 32x32")
   }
 
   @Test func environmentChoosesTheAlgorithm() throws {

@@ -83,7 +83,7 @@ public enum KernelBenchmark {
     let convs = zip(cases, times).dropFirst().map { measurement($0, $1, ceiling: sgemm.gflops) }
     let v = dnnl_version().pointee
     return KernelBenchmarkResult(
-      repeats: repeats, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: isaName(dnnl_get_effective_cpu_isa()),
+      repeats: repeats, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: CPUFeatures.oneDNNISA,
       processors: ProcessInfo.processInfo.activeProcessorCount, sgemm: sgemm, convolutions: convs)
   }
 
@@ -189,19 +189,5 @@ public enum KernelBenchmark {
       return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
     }
     return try! HostTensor(shape: shape, floats: values)
-  }
-
-  private static func isaName(_ isa: dnnl_cpu_isa_t) -> String {
-    switch isa {
-    case dnnl_cpu_isa_sse41: return "sse41"
-    case dnnl_cpu_isa_avx: return "avx"
-    case dnnl_cpu_isa_avx2: return "avx2"
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
-    case dnnl_cpu_isa_avx512_core: return "avx512_core"
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
-    default: return "isa \(isa.rawValue)"
-    }
   }
 }

@@ -6,12 +6,14 @@ inference steps (forward + softmax, copied to the host) on one random batch, the
 
   python3 bench/torch_unet.py --mode train|predict --batch-size N --input-size 572 \
       --warmup-steps W --max-steps S --device cpu|cuda --precision fp32|tf32|fp16|bf16 \
-      [--compile] [--channels-last] [--threads T] --output FILE.json
+      [--compile] [--channels-last] [--threads T] --output FILE.json \
+      [--profile-json PROFILE.json [--profile-trace TRACE.json]]
 
 fp32 turns TF32 off on CUDA, tf32 on; fp16 is autocast(float16) with a GradScaler (initial scale
 2**15, x2 after 2000 finite steps, as the reference); bf16 is autocast(bfloat16) without scaler.
 """
 
+import json
 import os
 import sys
 import time
@@ -124,6 +126,9 @@ def main():
     p.add_argument("--compile", action="store_true", help="torch.compile the model, the loss and the optimizer step")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode (default, reduce-overhead, max-autotune)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the model and the batch")
+    p.add_argument("--profile-json", help="after the timed steps, profile one more step with torch.profiler and write "
+                   "its device time per kernel and per op (as `unet benchmark --profile-json`) to this file")
+    p.add_argument("--profile-trace", help="with --profile-json: also write that step's Chrome trace to this file")
     args = p.parse_args()
     common.check_args(p, args)
     common.set_thread_environment(args.threads)
@@ -214,6 +219,9 @@ def main():
         sync()
         seconds.append(time.perf_counter() - start)
 
+    if args.profile_json:
+        profile_step(torch, step, sync, args, device)
+
     device_name = torch.cuda.get_device_name(device) if cuda else common.cpu_name()
     config = common.base_config(args, "pytorch", torch.__version__, device_name, args.compile, args.channels_last, count)
     config["onednn"] = onednn_version(torch)
@@ -223,6 +231,43 @@ def main():
     peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     flops = common.flops_per_step(args.mode, s, n)
     common.finish(args, common.result(seconds, flops, n, peak_device, config))
+
+
+def profile_step(torch, step, sync, args, device):
+    """One step under torch.profiler: device time per kernel (CUDA events) and self device time per
+    op (aten::*), written as JSON beside ours (`unet benchmark --profile-json`)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        sync()
+    kernels = {}
+    for e in prof.events():
+        if cuda and e.device_type == torch.autograd.DeviceType.CUDA:
+            k = kernels.setdefault(e.name, {"name": e.name, "calls": 0, "seconds": 0.0})
+            k["calls"] += 1
+            k["seconds"] += e.time_range.elapsed_us() * 1e-6
+    ops = []
+    for a in prof.key_averages():
+        us = getattr(a, "self_device_time_total", None)
+        us = getattr(a, "self_cuda_time_total", 0) if us is None else us
+        if a.device_type == torch.autograd.DeviceType.CPU and us > 0:
+            ops.append({"name": a.key, "calls": a.count, "seconds": us * 1e-6})
+    total = sum(k["seconds"] for k in kernels.values())
+    result = {"mode": "torch.profiler", "header": f"torch {torch.__version__} profiler, one step after the timed ones",
+              "kernels": sorted(kernels.values(), key=lambda k: -k["seconds"]),
+              "ops": sorted(ops, key=lambda o: -o["seconds"]), "kernel_seconds": total,
+              "benchmark": {"mode": args.mode, "batch_size": args.batch_size, "profiled_steps": 1, "precision": args.precision,
+                            "device": torch.cuda.get_device_name(device) if cuda else "cpu", "input_size": args.input_size,
+                            "channels_last": args.channels_last, "compiled": args.compile}}
+    with open(args.profile_json, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+    if args.profile_trace:
+        prof.export_chrome_trace(args.profile_trace)
+    print(f"profile: {len(kernels)} kernels, {sum(k['calls'] for k in kernels.values())} launches, "
+          f"{total * 1e3:.2f} ms of device time in the profiled step -> {args.profile_json}", flush=True)
 
 
 def onednn_version(torch):

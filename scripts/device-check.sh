@@ -17,7 +17,9 @@
 # in $UNET_CUDNN_PLAN_CACHE, here results/cudnn-plans), "ours-legacy" the legacy API alone
 # (UNET_CUDNN_GRAPH=0); UNET_CONV_PATHS="graph legacy" (the default), "graph" or "legacy" picks them.
 # What comes back from a lent machine is at most 8 files, so $OUT gets: device-check.log (all
-# output), summary.md (the table), check.json (doctor --check) and results.tar.gz (every JSON).
+# output), summary.md (the table), check.json and check-graph.json (doctor --check), profile-ours.json
+# and profile-torch.json (one fp16 training step at batch 8 of each, profiled) and results.tar.gz
+# (every other JSON, PyTorch's Chrome trace of the profiled step among them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -211,9 +213,24 @@ tensorrt() {
       --device cuda --precision fp16 --batch-sizes 16,1 --warmup-steps 3 --max-steps 30 --output '$results/tensorrt.json'"
 }
 
+# Where the time goes: one fp16 training step at batch 8 of ours, its device time per op and per
+# kernel read from CUPTI's activity records (no wait between ops; the JSON's "mode" says
+# "waiting (no tracer)" and its "header" why if libcupti could not be used), and PyTorch's same step
+# (channels-last, autocast, GradScaler) under torch.profiler, both after 3 untimed steps.
+profiles() {
+  if [ $(($(date +%s) - started)) -gt "$budget" ]; then skipped+=("profiles"); return 0; fi
+  step profile-ours 150 env UNET_CUDNN_GRAPH=1 "$unet" benchmark --device cuda --mode train --batch-size 8 --precision fp16 \
+    --input-size 572 --warmup-steps 3 --max-steps 4 --output "$results/profile-ours-benchmark.json" \
+    --profile-json "$OUT/profile-ours.json"
+  step profile-torch 150 python3 bench/torch_unet.py --device cuda --channels-last --mode train --batch-size 8 --precision fp16 \
+    --input-size 572 --warmup-steps 3 --max-steps 4 --output "$results/profile-torch-benchmark.json" \
+    --profile-json "$OUT/profile-torch.json" --profile-trace "$results/profile-torch-trace.json"
+}
+
 # In order of importance: training at batch 8 and inference at batch 16 and 1 carry the targets.
 for p in $precisions; do ours train 8 "$p" 3 10; ours_legacy train 8 "$p" 3 10; torch_eager train 8 "$p" 3 10; done
 ours_xla train 8 fp16 3 10
+profiles
 for p in $precisions; do ours predict 16 "$p" 3 12; ours_legacy predict 16 "$p" 3 12; torch_eager predict 16 "$p" 3 12; done
 for p in $precisions; do ours predict 1 "$p" 5 30; torch_eager predict 1 "$p" 5 30; done
 ours_xla predict 1 fp16 5 30
@@ -294,6 +311,35 @@ if path.exists():
     for row in r["results"]:
         print(f"| {row['batch']} | {row['ours']['throughput']:.1f} | {row['tensorrt']['throughput']:.1f} | {row['tensorrt_over_ours']:.2f}x |")
     print(f"\nlargest |probability difference|, TensorRT against unet predict: {r['comparison']['largest_abs_difference']:.3g}")
+PY
+# The two profiles side by side: device time and launches per step, the kernels that take the most.
+python3 - "$OUT/profile-ours.json" "$OUT/profile-torch.json" <<'PY' | tee -a "$OUT/summary.md"
+import json, sys
+from pathlib import Path
+sides = {}
+for name, path in (("ours", sys.argv[1]), ("PyTorch", sys.argv[2])):
+    try:
+        sides[name] = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        print(f"\n(no profile of {name}: {path} missing or unreadable)")
+if sides:
+    print("\n### one fp16 training step at batch 8, profiled (ours through CUPTI, PyTorch through torch.profiler)\n")
+    for name, p in sides.items():
+        print(f"- {name}: {p.get('mode')}: {p.get('header')}")
+    print("\n| | device ms per step | launches and copies | distinct kernels |")
+    print("|---|---|---|---|")
+    for name, p in sides.items():
+        k, steps = p.get("kernels", []), max(p.get("benchmark", {}).get("profiled_steps", 1), 1)
+        print(f"| {name} | {sum(r['seconds'] for r in k) * 1e3 / steps:.2f} | {sum(r['calls'] for r in k) // steps} | {len(k)} |")
+    for name, p in sides.items():
+        k, steps = p.get("kernels", []), max(p.get("benchmark", {}).get("profiled_steps", 1), 1)
+        total = sum(r["seconds"] for r in k) or 1e-12
+        print(f"\n{name}, the 12 kernels with the most device time:\n")
+        print("| kernel | calls | ms | share |")
+        print("|---|---|---|---|")
+        for r in k[:12]:
+            shown = r["name"] if len(r["name"]) <= 70 else r["name"][:67] + "..."
+            print(f"| `{shown}` | {r['calls'] // steps} | {r['seconds'] * 1e3 / steps:.3f} | {100 * r['seconds'] / total:.1f}% |")
 PY
 tar -C "$root" -czf "$OUT/results.tar.gz" results
 echo "device-check: done in $(($(date +%s) - started)) s"

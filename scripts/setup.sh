@@ -60,14 +60,15 @@ fi
 # for the U-Net are built in the tests; it needs cuBLAS beside it. onnx and onnxruntime check
 # `unet export`'s models, tensorboard reads the event files of `--tensorboard`. NCCL brings nccl.h
 # (checked like the others) and libnccl.so.2, which loads and reports its version. No GPU is needed
-# for any of it.
+# for any of it. CUPTI brings cupti.h, whose record layouts `--profile` reads, and libcupti.
 python_packages=(numpy safetensors tifffile pillow onnx onnxruntime tensorboard nvidia-cuda-nvrtc nvidia-cuda-runtime
-  nvidia-cuda-crt nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13)
+  nvidia-cuda-crt nvidia-cuda-cccl nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13
+  nvidia-cuda-cupti)
 # The imports and header files that show they are all there.
 venv_check='
 import glob, os, site, sys
 import numpy, safetensors.numpy, tifffile, PIL.Image, onnx, onnxruntime, tensorboard
-need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h", "lib/libcudnn_engines_precompiled.so.9", "include/nccl.h", "lib/libnccl.so.2"]
+need = ["lib/libnvrtc.so.*", "include/cuda.h", "include/crt/host_defines.h", "include/nv/target", "include/nvrtc.h", "include/cublas_v2.h", "include/cudnn.h", "lib/libcudnn_engines_precompiled.so.9", "include/nccl.h", "lib/libnccl.so.2", "include/cupti_activity.h", "lib/libcupti.so.*"]
 roots = [p for s in site.getsitepackages() for p in glob.glob(os.path.join(s, "nvidia", "*"))]
 missing = [n for n in need if not any(glob.glob(os.path.join(r, n)) for r in roots)]
 sys.exit("missing: " + " ".join(missing) if missing else 0)

@@ -10,5 +10,6 @@
 #include "ccuda_cublas.h"
 #include "ccuda_cudnn.h"
 #include "ccuda_nccl.h"
+#include "ccuda_cupti.h"
 
 #endif

@@ -9,7 +9,7 @@ import Foundation
 /// A CUDA library the backend loads at run time with dlopen, so that the package builds and its
 /// tests run on machines without CUDA.
 public enum CUDALibrary: String, CaseIterable, Sendable {
-  case driver, nvrtc, cublasLt, cublas, cudnn, nccl
+  case driver, nvrtc, cublasLt, cublas, cudnn, nccl, cupti
 
   /// The file names to look for, preferred first (CUDA 13 before 12; cuDNN 9).
   public var sonames: [String] {
@@ -20,6 +20,7 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cublas: return ["libcublas.so.13", "libcublas.so.12"]
     case .cudnn: return ["libcudnn.so.9"]
     case .nccl: return ["libnccl.so.2"]
+    case .cupti: return ["libcupti.so.13", "libcupti.so.12"]
     }
   }
 
@@ -32,6 +33,7 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cublas: return "cuBLAS (libcublas.so.13 or .12)"
     case .cudnn: return "cuDNN 9 (libcudnn.so.9)"
     case .nccl: return "NCCL 2 (libnccl.so.2), for the gradient all-reduce of data-parallel runs on GPUs"
+    case .cupti: return "CUPTI, the CUDA profiling interface (libcupti.so.13 or .12), for `--profile` without a wait after every op"
     }
   }
 
@@ -54,6 +56,9 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .nccl:
       return "`pip install nvidia-nccl-cu13` (or `nvidia-nccl-cu12`), or NVIDIA's apt repository (`apt install libnccl2`); "
         + "or set UNET_CUDA_PATH to the folder that holds libnccl.so.2."
+    case .cupti:
+      return "`pip install nvidia-cuda-cupti` (CUDA 13; `nvidia-cuda-cupti-cu12` for CUDA 12; PyTorch's CUDA wheels bring one), "
+        + "or the CUDA toolkit (`apt install cuda-cupti-13-0`); or set UNET_CUDA_PATH to the folder that holds libcupti.so.*."
     }
   }
 
@@ -66,6 +71,7 @@ public enum CUDALibrary: String, CaseIterable, Sendable {
     case .cublas: return "cublasCreate_v2"
     case .cudnn: return "cudnnGetVersion"
     case .nccl: return "ncclGetVersion"
+    case .cupti: return "cuptiGetVersion"
     }
   }
 

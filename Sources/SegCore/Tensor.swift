@@ -216,12 +216,7 @@ extension Tensor {
     let operands = inputs.map { Operand(storage: $0.node.storage, type: $0.type) }
     let storages: [any DeviceStorage]
     if let profiler = OpProfiler.active {
-      // A backend that queues work (a GPU) waits before and after, so the op's own time is counted.
-      try backend.synchronize()
-      let start = DispatchTime.now().uptimeNanoseconds
-      storages = try backend.kernels.run(op, operands, outputs: outTypes)
-      try backend.synchronize()
-      profiler.add(op.kind, output: outTypes[0], seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+      storages = try profiler.measure(op.kind, output: outTypes[0], on: backend) { try backend.kernels.run(op, operands, outputs: outTypes) }
     } else {
       storages = try backend.kernels.run(op, operands, outputs: outTypes)
     }

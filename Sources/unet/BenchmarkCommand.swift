@@ -63,7 +63,8 @@ struct BenchmarkStepCommand: ParsableCommand {
     options.seed = steps.seed
     options.precision = try device.precision.resolved()
     options.compile = device.compile
-    try runBenchmark(options, model: model, device: device.device, output: steps.output, logDir: logging.logDir, profile: logging.profile)
+    try runBenchmark(options, model: model, device: device.device, output: steps.output, logDir: logging.logDir,
+                     profile: logging.profile || logging.profileJSON != nil, profileJSON: logging.profileJSON)
   }
 }
 
@@ -72,7 +73,8 @@ struct BenchmarkStepCommand: ParsableCommand {
 /// Runs a benchmark with the reference's model for unset model options; prints the table and the
 /// JSON, writes the JSON to `output` and the DLLogger record to `logDir` when given.
 func runBenchmark(
-  _ options: BenchmarkOptions, model: ModelOptions, device: DeviceChoice, output: String?, logDir: String?, profile: Bool
+  _ options: BenchmarkOptions, model: ModelOptions, device: DeviceChoice, output: String?, logDir: String?, profile: Bool,
+  profileJSON: String? = nil
 ) throws {
   let config = try model.config(embedded: false)
   if let world = try Distributed.start(), world.size > 1 {
@@ -98,6 +100,14 @@ func runBenchmark(
   bar.finish()
   print(result.table())
   if let profiler { print(profiler.table() + "\n\n" + profiler.detailTable()) }
+  if let profiler, let profileJSON {
+    var object = profiler.jsonObject
+    object["benchmark"] = ["mode": options.mode.rawValue, "batch_size": options.batchSize, "profiled_steps": options.steps - options.warmupSteps,
+                           "precision": options.precision.rawValue, "device": backend.deviceDescription, "input_size": config.inputSize]
+    do {
+      try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: profileJSON), options: .atomic)
+    } catch { throw ValidationError("--profile-json \(profileJSON): cannot write (\(error.localizedDescription))") }
+  }
   if profile, let table = convAlgorithmTable(backend) { print("\n" + table) }
   try logger?.log(step: [], data: result.logData)
   if let output {

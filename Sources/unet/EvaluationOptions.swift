@@ -30,6 +30,8 @@ struct LoggingOptions: ParsableArguments {
   var logDir: String?
   @Flag(help: "Print the time spent in each op kind, and in each op and output type, at the end.")
   var profile = false
+  @Option(name: .customLong("profile-json"), help: "With benchmark: also write the profile (ops, op and output type, kernels) as JSON to this file; implies --profile.")
+  var profileJSON: String?
 
   func apply(to s: inout RunSettings) { s.logFile = logDir.map { URL(fileURLWithPath: $0) } }
 }

@@ -85,11 +85,7 @@ public final class ProgramCapture: @unchecked Sendable {
         try backend.uploadWords(try s.scalarNames.map { try word(scalars, $0) }, to: buffer)
       }
       if let profiler = OpProfiler.active {
-        try backend.synchronize()
-        let start = DispatchTime.now().uptimeNanoseconds
-        try backend.launch(s.graph)
-        try backend.synchronize()
-        profiler.addGraphLaunch(nodes: s.graph.nodeCount, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        try profiler.measureGraphLaunch(nodes: s.graph.nodeCount, on: backend) { try backend.launch(s.graph) }
       } else {
         try backend.launch(s.graph)
       }

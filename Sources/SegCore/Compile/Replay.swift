@@ -68,11 +68,9 @@ extension Program {
       let operands = ins.inputs.map { Operand(storage: slots[$0]!, type: values[$0].type) }
       let results: [any DeviceStorage]
       if let profiler {
-        try backend.synchronize()
-        let start = DispatchTime.now().uptimeNanoseconds
-        results = try kernels.run(op, operands, outputs: types, placement: placement)
-        try backend.synchronize()
-        profiler.add(op.kind, output: types[0], seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        results = try profiler.measure(op.kind, output: types[0], on: backend) {
+          try kernels.run(op, operands, outputs: types, placement: placement)
+        }
       } else if let deviceScalars, !ins.bindings.isEmpty {
         var words: [ScalarBinding.Attribute: Int] = [:]
         for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }

@@ -106,6 +106,8 @@ public final class OpProfiler: @unchecked Sendable {
   private var keyEntries: [Entry] = []
   private var opKeys: [Int32] = []
   private var firstOp: UInt64 = 1
+  /// Whether ops were traced since the records were last collected (each collection waits once).
+  private var unsettled = false
   /// Op ids kept for late records; far more than a step queues before its records come back.
   static let opWindow = 1 << 22
 
@@ -230,6 +232,7 @@ public final class OpProfiler: @unchecked Sendable {
       firstOp += UInt64(Self.opWindow)
     }
     opKeys.append(index)
+    unsettled = true
     return firstOp + UInt64(opKeys.count - 1)
   }
 
@@ -251,9 +254,14 @@ public final class OpProfiler: @unchecked Sendable {
     }
   }
 
-  /// Every traced record delivered (one wait for the device); the problem, if that failed.
+  /// Every traced record delivered (one wait for the device, only when ops ran since the last
+  /// time); the problem, if that failed.
   private func settle() -> String? {
-    guard let tracer = lock.withLock({ tracer }) else { return nil }
+    let tracer = lock.withLock { () -> (any DeviceActivityTracer)? in
+      defer { unsettled = false }
+      return unsettled ? self.tracer : nil
+    }
+    guard let tracer else { return nil }
     do { try tracer.collect() } catch { return "reading the device's records failed: \(error)" }
     return nil
   }

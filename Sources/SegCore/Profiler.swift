@@ -327,6 +327,9 @@ public final class OpProfiler: @unchecked Sendable {
     let rows = ranked
     let total = rows.reduce(0) { $0 + $1.entry.seconds }
     var lines = (header.map { [$0] } ?? []) + (problem.map { [$0] } ?? [])
+    if case .deviceActivity = mode, !rows.isEmpty, lock.withLock({ kernels.isEmpty }) {
+      lines.append("the tracer gave no record of device work for these ops: the times below are not measured")
+    }
     lines.append("op kind                 calls     seconds   share")
     for (kind, e) in rows {
       lines.append(

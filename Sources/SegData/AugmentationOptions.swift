@@ -46,6 +46,9 @@ public struct AugmentationOptions: Equatable, Sendable {
   /// `kinds` at the default magnitudes.
   public init(kinds: Set<AugmentationKind>) { self.kinds = kinds }
 
+  /// All seven augmentations at the default magnitudes (the pipeline benchmark's load).
+  public static var all: AugmentationOptions { AugmentationOptions(kinds: Set(AugmentationKind.allCases)) }
+
   /// Nothing runs: drawing gives the identity plan.
   public static var none: AugmentationOptions { AugmentationOptions(kinds: []) }
 

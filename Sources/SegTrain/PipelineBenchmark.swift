@@ -26,7 +26,7 @@ public enum PipelineBenchmark {
   /// from `slices` synthetic slices of `sliceSize` (generated once, before timing).
   public static func run(
     workers: Int, batches: Int = 16, batchSize: Int = 1, slices: Int = 6, sliceSize: Int = 512,
-    config: UNetConfig = UNetConfig(), augmentation: AugmentationOptions = AugmentationOptions(),
+    config: UNetConfig = UNetConfig(), augmentation: AugmentationOptions = .all,
     inputMode: InputMode = .overlapTile, seed: UInt64 = 0
   ) throws -> Result {
     guard batches >= 1 else { throw SettingError(.batches, value: batches, "must be at least 1") }

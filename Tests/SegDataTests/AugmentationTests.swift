@@ -129,7 +129,7 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
   // MARK: Labels and intensities
 
   @Test func labelsStayInTheirSetUnderEveryTransform() {
-    var options = AugmentationOptions()
+    var options = AugmentationOptions.all
     (options.flipXProbability, options.flipYProbability, options.cropProbability, options.elasticProbability) = (0.5, 0.5, 1, 1)
     options.elasticSigma = 6
     options.interpolation = .bicubic
@@ -171,7 +171,7 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
 
   @Test func drawsAreSeededAndOptionsGate() throws {
     var a = SplitMix64(seed: 6), b = SplitMix64(seed: 6)
-    let options = AugmentationOptions()
+    let options = AugmentationOptions.all
     try options.validate()
     #expect(options.draw(&a) == options.draw(&b))
     var c = SplitMix64(seed: 6)
@@ -195,13 +195,13 @@ func plan(_ edit: (inout AugmentationPlan) -> Void) -> AugmentationPlan {
   }
 
   @Test func badOptionsNameTheirField() {
-    var o = AugmentationOptions()
+    var o = AugmentationOptions.all
     o.elasticProbability = 1.5
     #expect { try o.validate() } throws: { ($0 as? SettingError)?.setting == .elasticProbability }
-    o = AugmentationOptions()
+    o = AugmentationOptions.all
     o.maxCropFraction = 0.5
     #expect { try o.validate() } throws: { ($0 as? SettingError)?.setting == .maxCropFraction }
-    o = AugmentationOptions()
+    o = AugmentationOptions.all
     o.elasticGrid = 1
     #expect { try o.validate() } throws: { ($0 as? SettingError)?.setting == .elasticGrid }
   }

@@ -12,6 +12,6 @@ func pipelineBatch(
 ) throws -> (Tensor, Tensor) {
   var o = PipelineOptions()
   (o.batchSize, o.seed, o.workers) = (size, seed, 0)
-  o.augmentation = augment ? AugmentationOptions() : nil
+  o.augmentation = augment ? AugmentationOptions.all : nil
   return try TrainingPipeline(slices: slices, config: config, options: o).batch(step).tensors(on: ReferenceBackend.shared)
 }

@@ -74,7 +74,7 @@ import Testing
   }
 
   @Test func augmentationKeepsClassIndices() throws {
-    var a = AugmentationOptions()
+    var a = AugmentationOptions.all
     (a.elasticProbability, a.noiseProbability, a.elasticSigma) = (1, 1, 3)
     var o = PipelineOptions()
     (o.workers, o.batchSize, o.augmentation, o.seed) = (0, 2, a, 5)

@@ -20,7 +20,7 @@ import Testing
     var o = PipelineOptions()
     (o.workers, o.batchSize, o.seed) = (workers, batch, 11)
     if augment {
-      var a = AugmentationOptions()
+      var a = AugmentationOptions.all
       (a.elasticProbability, a.noiseProbability, a.elasticSigma) = (1, 1, 3)
       o.augmentation = a
     }
@@ -197,7 +197,7 @@ import Testing
       ($0 as? SettingError)?.setting == .classes && "\($0)".contains("label value 3")
     }
     o = PipelineOptions()
-    o.augmentation = AugmentationOptions()
+    o.augmentation = AugmentationOptions.all
     o.augmentation!.maxCropFraction = 0.7
     #expect { try TrainingPipeline(slices: slices, config: config, options: o) } throws: { ($0 as? SettingError)?.setting == .maxCropFraction }
   }

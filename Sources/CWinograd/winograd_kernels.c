@@ -67,7 +67,7 @@ INLINE void input_body(const wino_problem *p, const float *x, long first, long c
       }
       for (int j = 0; j < 6; j++) input_rows(d + j, 6, t + j, 6);
       for (int i = 0; i < 6; i++) input_rows(t + 6 * i, 1, o + 6 * i, 1);
-      for (int e = 0; e < 36; e++) store(row + e * stride * ld + cb * 16, o[e]);
+      for (int e = 0; e < 36; e++) store(row + e * stride + cb * 16, o[e]);
     }
   }
 }
@@ -158,21 +158,19 @@ PRODUCT(product_6x4, 6, 4)
 PRODUCT(product_6x1, 6, 1)
 PRODUCT(product_4x1, 4, 1)
 
-AVX512 static void products_avx512(const float *v, const float *u, float *m, long rows, long s, long c, long o, long e0, long e1) {
-  for (long e = e0; e < e1; e++) product_6x4(v + e * s * c, u + e * c * o, m + e * s * o, rows, c, o);
-}
-AVX2 static void products_avx2(const float *v, const float *u, float *m, long rows, long s, long c, long o, long e0, long e1) {
-  for (long e = e0; e < e1; e++) product_6x1(v + e * s * c, u + e * c * o, m + e * s * o, rows, c, o);
-}
-static void products_baseline(const float *v, const float *u, float *m, long rows, long s, long c, long o, long e0, long e1) {
-  for (long e = e0; e < e1; e++) product_4x1(v + e * s * c, u + e * c * o, m + e * s * o, rows, c, o);
-}
+#define PRODUCTS(NAME, KERNEL)                                                                              \
+  static void NAME(const float *v, long vs, const float *u, float *m, long ms, long rows, long c, long o, long e0, long e1) { \
+    for (long e = e0; e < e1; e++) KERNEL(v + e * vs, u + e * c * o, m + e * ms, rows, c, o);               \
+  }
+AVX512 PRODUCTS(products_avx512, product_6x4)
+AVX2 PRODUCTS(products_avx2, product_6x1)
+PRODUCTS(products_baseline, product_4x1)
 
-void wino_products(int isa, const float *v, const float *u, float *m, long rows, long stride, long c_padded, long o_padded,
-                   long e_begin, long e_end) {
-  if (isa == WINO_ISA_AVX512) products_avx512(v, u, m, rows, stride, c_padded, o_padded, e_begin, e_end);
-  else if (isa == WINO_ISA_AVX2) products_avx2(v, u, m, rows, stride, c_padded, o_padded, e_begin, e_end);
-  else products_baseline(v, u, m, rows, stride, c_padded, o_padded, e_begin, e_end);
+void wino_products(int isa, const float *v, long v_stride, const float *u, float *m, long m_stride, long rows, long c_padded,
+                   long o_padded, long e_begin, long e_end) {
+  if (isa == WINO_ISA_AVX512) products_avx512(v, v_stride, u, m, m_stride, rows, c_padded, o_padded, e_begin, e_end);
+  else if (isa == WINO_ISA_AVX2) products_avx2(v, v_stride, u, m, m_stride, rows, c_padded, o_padded, e_begin, e_end);
+  else products_baseline(v, v_stride, u, m, m_stride, rows, c_padded, o_padded, e_begin, e_end);
 }
 
 // MARK: - Output transform Aᵀ m A
@@ -198,7 +196,7 @@ INLINE void output_body(const wino_problem *p, const float *m, long stride, long
     long rows = p->oh - y0 < 4 ? p->oh - y0 : 4, cols = p->ow - x0 < 4 ? p->ow - x0 : 4;
     const float *row = m + (tile - first) * ld;
     for (long ob = 0; ob < ob_count; ob++) {
-      for (int e = 0; e < 36; e++) mm[e] = load(row + e * stride * ld + ob * 16);
+      for (int e = 0; e < 36; e++) mm[e] = load(row + e * stride + ob * 16);
       for (int j = 0; j < 6; j++) output_rows(mm + j, 6, t + j, 6);
       for (int i = 0; i < 4; i++) output_rows(t + 6 * i, 1, out + 4 * i, 1);
       v16 b = load(bias + ob * 16);
@@ -280,6 +278,15 @@ void wino_filter_transform(int isa, const float *g, long c, long o, long k_begin
   if (isa == WINO_ISA_AVX512) filter_avx512(g, c, o, k_begin, k_end, u, c_padded, o_padded);
   else if (isa == WINO_ISA_AVX2) filter_avx2(g, c, o, k_begin, k_end, u, c_padded, o_padded);
   else filter_baseline(g, c, o, k_begin, k_end, u, c_padded, o_padded);
+}
+
+void wino_filter_zero_padding(float *u, long c, long c_padded, long o_padded) {
+  for (long e = 0; e < 36; e++)
+    for (long panel = 0; panel < o_padded; panel += PANEL) {
+      long width = o_padded - panel < PANEL ? o_padded - panel : PANEL;
+      float *rows = u + e * c_padded * o_padded + panel * c_padded;
+      memset(rows + c * width, 0, (c_padded - c) * width * sizeof(float));
+    }
 }
 
 void wino_filter_rotate(const float *g, long c, long o, long tap_begin, long tap_end, float *r) {

@@ -21,7 +21,7 @@ final class WinogradFilter {
     (c, o) = rotated ? (inO, inC) : (inC, inO)
     cPadded = (c + 15) / 16 * 16
     oPadded = (o + 15) / 16 * 16
-    u = HostBuffer(byteCount: 36 * cPadded * oPadded * 4, zeroed: true)
+    u = HostBuffer(byteCount: 36 * cPadded * oPadded * 4)
     let out = UncheckedSendable(u.pointer.assumingMemoryBound(to: Float.self))
     let (c, o, cPadded, oPadded) = (c, o, cPadded, oPadded)
     let isa = WinogradISA.current.rawValue
@@ -35,6 +35,7 @@ final class WinogradFilter {
         wino_filter_rotate(source.value, inC, inO, taps.lowerBound, taps.upperBound, target.value)
       }
     }
+    wino_filter_zero_padding(out.value, c, cPadded, oPadded)
     let source = UncheckedSendable(UnsafePointer(rotatedCopy) ?? g)
     Parallel.forEach(c, grain: max(1, Parallel.defaultGrain / max(36 * o, 1)), align: 1) { ks in
       wino_filter_transform(isa, source.value, c, o, ks.lowerBound, ks.upperBound, out.value, cPadded, oPadded)

@@ -120,8 +120,9 @@ enum WinogradConvolution {
           }
         }
         if p.sharesPieces {
-          let (v, m) = (allocate(36 * sv), allocate(36 * sm))
-          defer { v.deallocate(); m.deallocate() }
+          let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+          let (v, m) = (floats(vb), floats(mb))
+          defer { withExtendedLifetime((vb, mb)) {} }
           for index in 0..<chunks {
             let first = index * chunk, count = min(chunk, p.tiles - first)
             Parallel.forEach(count, grain: 4, align: 1) { input(v, first: first, rows: $0) }
@@ -130,8 +131,9 @@ enum WinogradConvolution {
           }
         } else {
           Parallel.forEach(chunks, grain: 1, align: 1) { range in
-            let (v, m) = (allocate(36 * sv), allocate(36 * sm))
-            defer { v.deallocate(); m.deallocate() }
+            let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+            let (v, m) = (floats(vb), floats(mb))
+            defer { withExtendedLifetime((vb, mb)) {} }
             for index in range {
               let first = index * chunk, count = min(chunk, p.tiles - first)
               input(v, first: first, rows: 0..<count)
@@ -144,8 +146,10 @@ enum WinogradConvolution {
     }
   }
 
-  /// Scratch of `count` floats on a cache line's boundary, so that no 16-float row straddles two.
-  private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-    UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+  /// A scratch buffer's floats. HostBuffers are 64-byte aligned (no 16-float row straddles two
+  /// cache lines), and large ones come back from the backend's pool with their pages mapped: fresh
+  /// pages for the deep layers' pieces cost a page fault each, on every call.
+  private static func floats(_ buffer: HostBuffer) -> UnsafeMutablePointer<Float> {
+    buffer.pointer.assumingMemoryBound(to: Float.self)
   }
 }

@@ -27,8 +27,9 @@ final class WinogradFilter {
     let isa = WinogradISA.current.rawValue
     // The rotated filter is first made as an HWIO filter of its own ([3,3,O,C]), so that the
     // transform reads 16 output channels as one contiguous vector in both directions.
-    let rotatedCopy = rotated ? UnsafeMutablePointer<Float>.allocate(capacity: 9 * inC * inO) : nil
-    defer { rotatedCopy?.deallocate() }
+    let rotatedBuffer = rotated ? HostBuffer(byteCount: 9 * inC * inO * 4) : nil
+    let rotatedCopy = rotatedBuffer?.pointer.assumingMemoryBound(to: Float.self)
+    defer { withExtendedLifetime(rotatedBuffer) {} }
     if let rotatedCopy {
       let (source, target) = (UncheckedSendable(g), UncheckedSendable(rotatedCopy))
       Parallel.forEach(9, grain: max(1, Parallel.defaultGrain / max(inC * inO, 1)), align: 1) { taps in
@@ -80,6 +81,8 @@ enum WinogradFilterCache {
       entries.first { $0.source === storage && $0.generation == generation && $0.rotated == rotated && $0.isa == isa }?.filter
     }
     if let found { return found }
+    // The entries of filters that are gone (last step's) go first, so that their memory serves the new transform.
+    lock.withLock { entries.removeAll { $0.source == nil || ($0.source === storage && $0.rotated == rotated) } }
     let shape = storage.type.shape
     let plain = try storage.plainBuffer()
     let made = withExtendedLifetime(plain) {

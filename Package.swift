@@ -27,10 +27,13 @@ let package = Package(
     .systemLibrary(name: "CMPI", path: "Sources/CMPI"),
     // mremap(2), which Swift cannot call directly (variadic).
     .systemLibrary(name: "CHostMemory", path: "Sources/CHostMemory"),
+    // The Winograd convolution's transforms and products, compiled per instruction set (AVX-512,
+    // AVX2) with target attributes: Swift's SIMD types compile for the baseline x86-64 only.
+    .target(name: "CWinograd"),
 
     // MARK: - Library
     .target(name: "SegCore"),
-    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL", "CHostMemory"]),
+    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL", "CHostMemory", "CWinograd"]),
     .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),

@@ -117,17 +117,21 @@ def venv_python(a):
 
 
 def setup_venv(a):
-    """Makes the virtual environment with torch, tensorflow-cpu and numpy unless they import."""
+    """Makes the virtual environment with what the contestants need unless it imports: numpy (the
+    sgemm ceiling), torch for PyTorch's, tensorflow-cpu for TensorFlow's."""
     py = venv_python(a)
-    probe = "import numpy, torch, tensorflow, keras"
+    wants_torch = any(who.startswith("torch") for who in a.contestants)
+    wants_tf = any(who.startswith("tf") for who in a.contestants)
+    probe = "import numpy" + (", torch" if wants_torch else "") + (", tensorflow, keras" if wants_tf else "")
     if os.path.exists(py) and subprocess.run([py, "-c", probe], capture_output=True).returncode == 0:
         return
     if not os.path.exists(py):
         run([sys.executable, "-m", "venv", a.venv])
     pip = [py, "-m", "pip", "install", "--quiet"]
-    torch = a.torch_wheel or local_cpu_torch_wheel() or "torch"
-    run(pip + (["--extra-index-url", a.torch_index_url] if a.torch_index_url else []) + [torch])
-    run(pip + ["tensorflow-cpu", "numpy"])
+    if wants_torch and subprocess.run([py, "-c", "import torch"], capture_output=True).returncode != 0:
+        torch = a.torch_wheel or local_cpu_torch_wheel() or "torch"
+        run(pip + (["--extra-index-url", a.torch_index_url] if a.torch_index_url else []) + [torch])
+    run(pip + (["tensorflow-cpu"] if wants_tf else []) + ["numpy"])
     subprocess.run([py, "-c", probe], check=True)
 
 

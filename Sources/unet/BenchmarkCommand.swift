@@ -15,7 +15,7 @@ struct BenchmarkCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "benchmark",
     abstract: "Measure the U-Net's steps (step, the default), the CPU backend's convolutions (kernels) or the training data pipeline (pipeline).",
-    subcommands: [BenchmarkStepCommand.self, BenchmarkKernelsCommand.self, BenchmarkPipelineCommand.self],
+    subcommands: [BenchmarkStepCommand.self, BenchmarkKernelsCommand.self, BenchmarkLayersCommand.self, BenchmarkPipelineCommand.self],
     defaultSubcommand: BenchmarkStepCommand.self)
 }
 

@@ -29,10 +29,12 @@ struct BenchmarkKernelsCommand: ParsableCommand {
 
   @Option(help: "Timed repetitions of each kernel (the best and the median are reported).")
   var repeats = 3
+  @Option(help: "wall (elapsed time) or cpu (the process's CPU time: on a loaded machine, pinned to one core with taskset).")
+  var clock = BenchmarkClock.wall
   @Option(help: "Also write the JSON to this file.")
   var output: String?
 
-  func run() throws { try emitJSON(try KernelBenchmark.run(repeats: repeats), to: output) }
+  func run() throws { try emitJSON(try KernelBenchmark.run(repeats: repeats, clock: clock), to: output) }
 }
 
 // MARK: - unet benchmark pipeline

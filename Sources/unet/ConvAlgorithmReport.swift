@@ -1,10 +1,13 @@
 import ArgumentParser
+import Foundation
 import SegCPU
 import SegCore
+import SegNN
 
 // MARK: - --conv-algorithm
 
 extension ConvAlgorithm: ExpressibleByArgument {}
+extension BenchmarkClock: ExpressibleByArgument {}
 
 /// The CPU backend's 3x3 stride-1 convolutions run so far and the algorithm of each (direct or
 /// Winograd), one line per direction and shape, for `--profile`; nil on another backend or before
@@ -28,4 +31,45 @@ func convAlgorithmList(_ backend: any Backend) -> [String]? {
 
 extension String {
   fileprivate func leftPadded(to width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
+
+// MARK: - unet benchmark layers
+
+/// `unet benchmark layers`: every 3x3 stride-1 convolution of the U-Net, forward and
+/// backward-data, with the algorithm `--conv-algorithm auto` picks beside the direct one.
+struct BenchmarkLayersCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "layers",
+    abstract: "Time each 3x3 convolution of the U-Net on the CPU (batch 1, forward and backward-data): auto's algorithm, time, effective GFLOP/s, speed-up over direct, error against direct.")
+
+  @OptionGroup(title: "Model") var model: ModelOptions
+  @Option(help: "Timed repetitions of each kernel (the best is reported).")
+  var repeats = 3
+  @Option(help: "wall (elapsed time) or cpu (the process's CPU time: on a loaded machine, pinned to one core with taskset).")
+  var clock = BenchmarkClock.wall
+  @Option(help: "Also write the JSON to this file.")
+  var output: String?
+
+  func run() throws {
+    let config = try model.config(embedded: false)
+    let cpu = CPUBackend.shared
+    // The shapes are the ones a forward pass of this model records; direct, so that it is quick.
+    let unet = try UNet(config: config, seed: 0, on: cpu)
+    cpu.resetConvAlgorithmLog()
+    let image = try Tensor(HostTensor(shape: [1, config.inputSize, config.inputSize, config.inputChannels], floats: [Float](
+      repeating: 0, count: config.inputSize * config.inputSize * config.inputChannels)), on: cpu)
+    try withoutGradients { _ = try ConvAlgorithm.with(.direct) { try unet(image).floats() } }
+    let shapes = LayerBenchmark.shapes(from: cpu.convAlgorithmLog)
+    cpu.resetConvAlgorithmLog()
+    print("unet: \(shapes.count) 3x3 convolutions of the U-Net at \(config.inputSize)x\(config.inputSize), \(repeats) timed runs each")
+    let result = try LayerBenchmark.run(shapes, repeats: repeats, clock: clock)
+    print(result.table())
+    if let output {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      do { try encoder.encode(result).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+        throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
+      }
+    }
+  }
 }

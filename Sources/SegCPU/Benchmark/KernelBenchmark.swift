@@ -17,6 +17,9 @@ public struct KernelBenchmarkResult: Codable, Sendable {
     /// The largest difference of the Winograd result from the direct one, over the direct
     /// result's largest magnitude (Winograd rows only).
     public let errorVsDirect: Double?
+    /// Winograd rows: the share of the convolution's thread-seconds in each phase ("filter",
+    /// "input", "products", "output"), from one untimed run after the warm-up.
+    public let winogradPhases: [String: Double]?
     /// Floating-point operations of one run, in units of 1e9.
     public let gflop: Double
     /// The fastest timed run.
@@ -32,6 +35,8 @@ public struct KernelBenchmarkResult: Codable, Sendable {
 
   /// Timed runs per measurement (after one untimed warm-up run).
   public let repeats: Int
+  /// How the runs were timed: "wall" or "cpu" (`BenchmarkClock`).
+  public let clock: String
   /// oneDNN's version, e.g. "2.6.3".
   public let oneDNN: String
   /// The instruction set oneDNN's kernels use, e.g. "avx2".
@@ -64,8 +69,12 @@ public enum KernelBenchmark {
     ("128->64 at 394x394, 3x3 valid", 128, 64, 394),
   ]
 
-  /// Runs the sgemm and every layer's three directions, `repeats` timed runs each.
-  public static func run(repeats: Int) throws -> KernelBenchmarkResult {
+  /// Runs the sgemm and every layer's three directions, `repeats` timed runs each, timed by `clock`.
+  public static func run(repeats: Int, clock: BenchmarkClock = .wall) throws -> KernelBenchmarkResult {
+    try BenchmarkClock.$current.withValue(clock) { try run(repeats: repeats) }
+  }
+
+  private static func run(repeats: Int) throws -> KernelBenchmarkResult {
     let repeats = max(repeats, 1)
     let cases = try [sgemmCase(size: 4096)] + layers.flatMap { try layerCases($0.0, c: $0.1, o: $0.2, size: $0.3) }
     // Round-robin: every round runs each case once (round 0 is the warm-up), so that a machine
@@ -83,7 +92,7 @@ public enum KernelBenchmark {
     let convs = zip(cases, times).dropFirst().map { measurement($0, $1, ceiling: sgemm.gflops) }
     let v = dnnl_version().pointee
     return KernelBenchmarkResult(
-      repeats: repeats, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: CPUFeatures.oneDNNISA,
+      repeats: repeats, clock: BenchmarkClock.current.rawValue, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: CPUFeatures.oneDNNISA,
       processors: ProcessInfo.processInfo.activeProcessorCount, sgemm: sgemm, convolutions: convs)
   }
 
@@ -92,6 +101,7 @@ public enum KernelBenchmark {
     let layer, direction: String
     var algorithm: String? = nil
     var error: Double? = nil
+    var phases: [String: Double]? = nil
     let gflop: Double
     let run: () throws -> Double
   }
@@ -138,18 +148,23 @@ public enum KernelBenchmark {
     }
     let forward = { (w: Tensor) in try conv2d(x, w, padding: .valid) }
     let backwardData = { (w: Tensor) in try conv2dBackwardData(dy, w, inputSize: (size, size), geometry: geometry) }
-    /// Winograd's difference from the direct result on this layer, measured once untimed.
-    func error(_ body: (Tensor) throws -> Tensor) throws -> Double {
+    /// Winograd's difference from the direct result on this layer, and the shares of its phases
+    /// (a second run with a fresh filter, as the timed runs have), measured untimed.
+    func check(_ body: @escaping (Tensor) throws -> Tensor) throws -> (error: Double, phases: [String: Double]) {
       let w = try Tensor(filterHost, on: cpu)
       let direct = try ConvAlgorithm.with(.direct) { try body(w).floats() }
       let winograd = try ConvAlgorithm.with(.winograd) { try body(w).floats() }
       let scale = direct.reduce(0) { max($0, abs(Double($1))) }
-      return zip(winograd, direct).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / max(scale, 1e-30)
+      let error = zip(winograd, direct).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / max(scale, 1e-30)
+      let fresh = try Tensor(filterHost, on: cpu)
+      let (_, seconds) = try WinogradPhases.measure { try ConvAlgorithm.with(.winograd) { try body(fresh) } }
+      let total = seconds.values.reduce(0, +)
+      return (error, Dictionary(uniqueKeysWithValues: seconds.map { ($0.key.rawValue, $0.value / max(total, 1e-30)) }))
     }
     var winogradForward = timed("forward", .winograd, forward)
-    winogradForward.error = try error(forward)
+    (winogradForward.error, winogradForward.phases) = try check(forward)
     var winogradBackwardData = timed("backwardData", .winograd, backwardData)
-    winogradBackwardData.error = try error(backwardData)
+    (winogradBackwardData.error, winogradBackwardData.phases) = try check(backwardData)
     return [
       timed("forward", .direct, forward), winogradForward,
       timed("backwardData", .direct, backwardData), winogradBackwardData,
@@ -169,14 +184,11 @@ public enum KernelBenchmark {
     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     let gflops = c.gflop / best
     return .init(
-      layer: c.layer, direction: c.direction, algorithm: c.algorithm, errorVsDirect: c.error, gflop: c.gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
+      layer: c.layer, direction: c.direction, algorithm: c.algorithm, errorVsDirect: c.error, winogradPhases: c.phases, gflop: c.gflop, bestSeconds: best, medianSeconds: median, gflops: gflops,
       ratioToSgemm: ceiling.map { gflops / $0 } ?? 1)
   }
 
-  private static func seconds(_ body: () -> Void) -> Double {
-    let d = ContinuousClock().measure(body)
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-  }
+  private static func seconds(_ body: () -> Void) -> Double { BenchmarkClock.measure(body) }
 
   /// Uniform values in [-scale, scale) from a fixed-seed xorshift generator (the system generator
   /// makes a system call per value, which takes longer than the benchmark itself).

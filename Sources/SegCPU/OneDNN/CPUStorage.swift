@@ -59,6 +59,13 @@ final class CPUStorage: DeviceStorage {
   /// The oneDNN layout it was made in, when a kernel made it as a oneDNN memory.
   let madeLayout: Layout?
 
+  /// A number no other storage had, renewed by `valuesRewritten()`: caches of values derived
+  /// from this tensor (the Winograd filter transforms) compare it instead of the values.
+  private(set) var generation = CPUStorageGeneration.next()
+
+  /// Says that code outside the kernels rewrote the values in place (no kernel does).
+  func valuesRewritten() { generation = CPUStorageGeneration.next() }
+
   /// A tensor whose row-major elements are in `plain`.
   init(plain: HostBuffer, type: TensorType) {
     self.type = type
@@ -138,4 +145,11 @@ final class CPUStorage: DeviceStorage {
       plain == nil ? views.first { $0.role == role }?.memory.layout : nil
     }
   }
+}
+
+/// The counter behind `CPUStorage.generation`.
+enum CPUStorageGeneration {
+  nonisolated(unsafe) private static var last: UInt64 = 0
+  private static let lock = NSLock()
+  static func next() -> UInt64 { lock.withLock { last += 1; return last } }
 }

@@ -1,4 +1,4 @@
-import CDNNL
+import CWinograd
 import Foundation
 
 // MARK: - Problem
@@ -18,24 +18,67 @@ struct WinogradProblem {
   var tilesW: Int { (ow + 3) / 4 }
   var tiles: Int { n * tilesH * tilesW }
 
-  /// Tiles per piece of work: the 36 input and product matrices of one piece stay near a core's
-  /// 1 MiB L2 cache (about 2 MiB together), and every sgemm keeps at least 32 rows. Depends on
-  /// the channel counts only, so the pieces (and the results) do not depend on the thread count.
+  /// Bytes of the 36 input and product rows of one tile.
+  var bytesPerTile: Int { 36 * 16 * (cBlocks + oBlocks) * 4 }
+
+  /// Bytes of the transformed filter (36 matrices of cPadded x oPadded floats).
+  var filterBytes: Int { 36 * cBlocks * oBlocks * 256 * 4 }
+
+  /// Whether the threads share each piece of work (every phase split among them) instead of taking
+  /// pieces of their own: when the transformed filter is large (the deep layers' 256 and more
+  /// channels), so that it is read once per large piece rather than once per small one, which
+  /// made the 512->512 layer's products wait on memory.
+  var sharesPieces: Bool { filterBytes > 4 << 20 }
+
+  /// Tiles per piece of work. Own pieces: their 36 input and product matrices stay near a core's
+  /// 1 MiB L2 cache (about 2 MiB together), and every product keeps at least 32 rows. Shared
+  /// pieces: about 16 MiB of matrices (at least 64 tiles), which the last-level cache can hold,
+  /// while each product still does 64 or more multiply-adds per filter value it reads.
+  /// Depends on the channel counts only, so the pieces (and the results) do not depend on the
+  /// thread count.
   var tilesPerChunk: Int {
-    let bytesPerTile = 36 * 16 * (cBlocks + oBlocks) * 4
-    return min(max((2 << 20) / bytesPerTile, 32), 256)
+    sharesPieces ? max((16 << 20) / bytesPerTile, 64) : min(max((2 << 20) / bytesPerTile, 32), 256)
   }
+
+  /// The C kernels' description of it.
+  var kernelProblem: wino_problem {
+    wino_problem(n: n, c: c, h: h, w: w, o: o, oh: oh, ow: ow, pad_top: padTop, pad_left: padLeft)
+  }
+}
+
+// MARK: - Instruction set
+
+/// The instruction set the Winograd kernels run with: the best the processor has, unless a test
+/// asks for another (`with(_:_:)`, to check the AVX2 and baseline code on an AVX-512 machine).
+enum WinogradISA: Int32, Sendable, CaseIterable {
+  case baseline = 0, avx2 = 1, avx512 = 2
+
+  /// What this processor runs best.
+  static let best = WinogradISA(rawValue: wino_isa()) ?? .baseline
+
+  @TaskLocal static var override: WinogradISA?
+
+  /// The set in force for the calling task.
+  static var current: WinogradISA { override.map { min($0, best) } ?? best }
+
+  /// Runs `body` with `isa` (or the best the processor has, if lower) in force for this task.
+  static func with<T>(_ isa: WinogradISA, _ body: () throws -> T) rethrows -> T {
+    try $override.withValue(isa) { try body() }
+  }
+}
+
+extension WinogradISA: Comparable {
+  static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
 
 // MARK: - Convolution
 
 /// Winograd F(4x4,3x3) over nChw16c tensors: per piece of `tilesPerChunk` output tiles, the input
-/// transform into 36 matrices V_e (tiles x C), 36 sgemms M_e = V_e U_e with the transformed filter
-/// U_e (C x O, oneDNN's JIT sgemm, which picks AVX-512 or AVX2 at run time), and the output
-/// transform with the bias and ReLU. Pieces run on separate threads, each sgemm on its own thread.
+/// transform into 36 matrices V_e (tiles x C), the 36 products M_e = V_e U_e with the transformed
+/// filter U_e (C x O), and the output transform with the bias and ReLU, all in CWinograd's kernels.
+/// Thin layers give each thread pieces of its own (the piece stays in its core's cache); deep
+/// layers split each piece's three phases among the threads (`WinogradProblem.sharesPieces`).
 enum WinogradConvolution {
-  typealias V = SIMD16<Float>
-
   /// Computes y from x (both nChw16c, padded channels of x zero), the transformed filter, and an
   /// optional bias (o values); writes every channel of y, padded ones zero.
   static func run(
@@ -45,136 +88,68 @@ enum WinogradConvolution {
     precondition(filter.c == p.c && filter.o == p.o, "WinogradConvolution: filter does not match the problem")
     var biasBlocks = [Float](repeating: 0, count: p.oBlocks * 16)
     if let bias { for k in 0..<p.o { biasBlocks[k] = bias[k] } }
-    let chunk = p.tilesPerChunk
+    let chunk = min(p.tilesPerChunk, p.tiles)
     let chunks = (p.tiles + chunk - 1) / chunk
+    let isa = WinogradISA.current.rawValue
+    let clock = WinogradPhases.clock
+    let (ldv, ldm) = (p.cBlocks * 16, p.oBlocks * 16)
+    // The 36 matrices 16 floats more than a piece apart: a multiple of 4 KiB apart, the 36 rows a
+    // tile writes or reads fell in one set of the L1 cache (twice as slow a transform, measured).
+    let (sv, sm) = (chunk * ldv + 16, chunk * ldm + 16)
     let u = UncheckedSendable(filter.u.pointer.assumingMemoryBound(to: Float.self))
     let xs = UncheckedSendable(x), ys = UncheckedSendable(y)
     biasBlocks.withUnsafeBufferPointer { b in
       let bs = UncheckedSendable(b.baseAddress!)
-      let work = { (range: Range<Int>) in
-        let ldv = p.cBlocks * 16, ldm = p.oBlocks * 16
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * chunk * ldv + 16)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * chunk * ldm + 16)
-        defer { v.deallocate(); m.deallocate() }
-        OpenMPThreads.single {
-          for index in range {
-            let first = index * chunk, count = min(chunk, p.tiles - first)
-            inputTransform(p, xs.value, tiles: first..<(first + count), into: v, stride: chunk)
-            for e in 0..<36 {
-              dnnl_sgemm(
-                78, 78, Int64(count), Int64(ldm), Int64(p.c), 1, v + e * chunk * ldv, Int64(ldv),
-                u.value + e * filter.cPadded * ldm, Int64(ldm), 0, m + e * chunk * ldm, Int64(ldm))
-            }
-            outputTransform(p, m, stride: chunk, tiles: first..<(first + count), bias: bs.value, relu: relu, into: ys.value)
+      var problem = p.kernelProblem
+      withUnsafePointer(to: &problem) { cp in
+        let cps = UncheckedSendable(cp)
+        func input(_ v: UnsafeMutablePointer<Float>, first: Int, rows: Range<Int>) {
+          clock.time(.input) {
+            wino_input_transform(isa, cps.value, xs.value, first + rows.lowerBound, rows.count, v + rows.lowerBound * ldv, sv)
           }
         }
-      }
-      // Without OpenMP's thread setting every piece's sgemm would start a team of its own.
-      if OpenMPThreads.available {
-        Parallel.forEach(chunks, grain: 1, align: 1, work)
-      } else {
-        work(0..<chunks)
-      }
-    }
-  }
-
-  // MARK: Input transform
-
-  /// V_e[t, c] for the tiles in `tiles` (t counted from the range's start), e = 0..<36, matrix e
-  /// starting at e * stride rows.
-  private static func inputTransform(
-    _ p: WinogradProblem, _ x: UnsafePointer<Float>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>, stride: Int
-  ) {
-    let ld = p.cBlocks * 16
-    let scratch = UnsafeMutablePointer<V>.allocate(capacity: 3 * 36)
-    defer { scratch.deallocate() }
-    let d = scratch, t = scratch + 36, out = scratch + 72
-    let perImage = p.tilesH * p.tilesW
-    for tile in tiles {
-      let img = tile / perImage, r = tile % perImage
-      let y0 = (r / p.tilesW) * 4 - p.padTop, x0 = (r % p.tilesW) * 4 - p.padLeft
-      let inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= p.h && x0 + 6 <= p.w
-      let row = tile - tiles.lowerBound
-      for cb in 0..<p.cBlocks {
-        let plane = x + ((img * p.cBlocks + cb) * p.h * p.w) * 16
-        if inside {
-          for i in 0..<6 {
-            let src = UnsafeRawPointer(plane + ((y0 + i) * p.w + x0) * 16)
-            for j in 0..<6 { d[6 * i + j] = src.loadUnaligned(fromByteOffset: j * 64, as: V.self) }
+        func products(_ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, count: Int, e: Range<Int>) {
+          clock.time(.products) {
+            wino_products(isa, v, sv, u.value, m, sm, count, ldv, ldm, e.lowerBound, e.upperBound)
+          }
+        }
+        func output(_ m: UnsafeMutablePointer<Float>, first: Int, rows: Range<Int>) {
+          clock.time(.output) {
+            wino_output_transform(
+              isa, cps.value, m + rows.lowerBound * ldm, sm, first + rows.lowerBound, rows.count, bs.value, relu ? 1 : 0, ys.value)
+          }
+        }
+        if p.sharesPieces {
+          let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+          let (v, m) = (floats(vb), floats(mb))
+          defer { withExtendedLifetime((vb, mb)) {} }
+          for index in 0..<chunks {
+            let first = index * chunk, count = min(chunk, p.tiles - first)
+            Parallel.forEach(count, grain: 4, align: 1) { input(v, first: first, rows: $0) }
+            Parallel.forEach(36, grain: 1, align: 1) { products(v, m, count: count, e: $0) }
+            Parallel.forEach(count, grain: 4, align: 1) { output(m, first: first, rows: $0) }
           }
         } else {
-          for i in 0..<6 {
-            let yy = y0 + i
-            for j in 0..<6 {
-              let xx = x0 + j
-              d[6 * i + j] = yy >= 0 && yy < p.h && xx >= 0 && xx < p.w
-                ? UnsafeRawPointer(plane + (yy * p.w + xx) * 16).loadUnaligned(as: V.self) : V()
+          Parallel.forEach(chunks, grain: 1, align: 1) { range in
+            let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+            let (v, m) = (floats(vb), floats(mb))
+            defer { withExtendedLifetime((vb, mb)) {} }
+            for index in range {
+              let first = index * chunk, count = min(chunk, p.tiles - first)
+              input(v, first: first, rows: 0..<count)
+              products(v, m, count: count, e: 0..<36)
+              output(m, first: first, rows: 0..<count)
             }
           }
         }
-        WinogradTransforms.input(d, t, out)
-        let base = UnsafeMutableRawPointer(v + row * ld + cb * 16)
-        for e in 0..<36 { base.storeBytes(of: out[e], toByteOffset: e * stride * ld * 4, as: V.self) }
       }
     }
   }
 
-  // MARK: Output transform
-
-  /// y for the tiles in `tiles` from their products M_e[t, o] (matrix e at e * stride rows), with
-  /// the bias (padded to whole blocks with zeros) and ReLU.
-  private static func outputTransform(
-    _ p: WinogradProblem, _ m: UnsafePointer<Float>, stride: Int, tiles: Range<Int>, bias: UnsafePointer<Float>, relu: Bool,
-    into y: UnsafeMutablePointer<Float>
-  ) {
-    let ld = p.oBlocks * 16
-    let scratch = UnsafeMutablePointer<V>.allocate(capacity: 36 + 24 + 16)
-    defer { scratch.deallocate() }
-    let mm = scratch, t = scratch + 36, out = scratch + 60
-    let perImage = p.tilesH * p.tilesW
-    for tile in tiles {
-      let img = tile / perImage, r = tile % perImage
-      let y0 = (r / p.tilesW) * 4, x0 = (r % p.tilesW) * 4
-      let rows = min(4, p.oh - y0), cols = min(4, p.ow - x0)
-      let row = tile - tiles.lowerBound
-      for ob in 0..<p.oBlocks {
-        let base = UnsafeRawPointer(m + row * ld + ob * 16)
-        for e in 0..<36 { mm[e] = base.loadUnaligned(fromByteOffset: e * stride * ld * 4, as: V.self) }
-        WinogradTransforms.output(mm, t, out)
-        let b = UnsafeRawPointer(bias + ob * 16).loadUnaligned(as: V.self)
-        let plane = y + ((img * p.oBlocks + ob) * p.oh * p.ow) * 16
-        for i in 0..<rows {
-          for j in 0..<cols {
-            var value = out[4 * i + j] + b
-            if relu { value = value.replacing(with: 0, where: value .< 0) }
-            UnsafeMutableRawPointer(plane + ((y0 + i) * p.ow + x0 + j) * 16).storeBytes(of: value, as: V.self)
-          }
-        }
-      }
-    }
-  }
-}
-
-// MARK: - OpenMP threads
-
-/// oneDNN's sgemm spreads each call over an OpenMP team; a piece of Winograd work that already has
-/// a core of its own runs its sgemms on that thread alone. OpenMP's setting is per thread, so it
-/// is set for the piece and put back after (libgomp is loaded with oneDNN; looked up by name).
-enum OpenMPThreads {
-  private typealias SetThreads = @convention(c) (Int32) -> Void
-  private typealias GetThreads = @convention(c) () -> Int32
-  private static let setter: SetThreads? = dlsym(nil, "omp_set_num_threads").map { unsafeBitCast($0, to: SetThreads.self) }
-  private static let getter: GetThreads? = dlsym(nil, "omp_get_max_threads").map { unsafeBitCast($0, to: GetThreads.self) }
-
-  /// Whether the OpenMP runtime was found.
-  static var available: Bool { setter != nil && getter != nil }
-
-  /// Runs `body` with this thread's OpenMP teams limited to one thread.
-  static func single<T>(_ body: () throws -> T) rethrows -> T {
-    guard let setter, let getter else { return try body() }
-    let before = getter()
-    setter(1)
-    defer { setter(before) }
-    return try body()
+  /// A scratch buffer's floats. HostBuffers are 64-byte aligned (no 16-float row straddles two
+  /// cache lines), and large ones come back from the backend's pool with their pages mapped: fresh
+  /// pages for the deep layers' pieces cost a page fault each, on every call.
+  private static func floats(_ buffer: HostBuffer) -> UnsafeMutablePointer<Float> {
+    buffer.pointer.assumingMemoryBound(to: Float.self)
   }
 }

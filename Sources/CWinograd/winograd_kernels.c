@@ -1,0 +1,302 @@
+// Winograd F(4x4,3x3) kernels (see CWinograd.h). Each body is written once on 16-lane vectors
+// and inlined into one entry point per instruction set (a function's target attribute lets the
+// compiler use that set in everything inlined into it).
+#include "CWinograd.h"
+
+#include <string.h>
+
+// Every function taking or returning a vector is inlined into an entry point of one instruction
+// set, so no vector crosses a call (the warning is about such calls).
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef float v16 __attribute__((ext_vector_type(16)));
+/// The same vector at any float's address (the blocked layout keeps blocks 64-byte apart, but
+/// scratch rows need not be aligned).
+typedef float v16u __attribute__((ext_vector_type(16), aligned(4)));
+
+#define INLINE static inline __attribute__((always_inline))
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma")))
+
+INLINE v16 load(const float *p) { return *(const v16u *)p; }
+INLINE void store(float *p, v16 v) { *(v16u *)p = v; }
+
+// MARK: - Processor
+
+int wino_isa(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return WINO_ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return WINO_ISA_AVX2;
+  return WINO_ISA_BASELINE;
+}
+
+// MARK: - Input transform Bᵀ d B
+
+/// Bᵀ on six vectors a stride apart.
+INLINE void input_rows(const v16 *d, int s, v16 *out, int os) {
+  v16 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+  v16 a = d4 - 4 * d2, b = d3 - 4 * d1, c = d4 - d2, e = 2 * (d3 - d1);
+  out[0] = 4 * d0 - 5 * d2 + d4;
+  out[os] = a + b;
+  out[2 * os] = a - b;
+  out[3 * os] = c + e;
+  out[4 * os] = c - e;
+  out[5 * os] = 4 * d1 - 5 * d3 + d5;
+}
+
+INLINE void input_body(const wino_problem *p, const float *x, long first, long count, float *v, long stride) {
+  long cb_count = (p->c + 15) / 16, ld = cb_count * 16;
+  long tiles_h = (p->oh + 3) / 4, tiles_w = (p->ow + 3) / 4, per_image = tiles_h * tiles_w;
+  v16 d[36], t[36], o[36];
+  for (long tile = first; tile < first + count; tile++) {
+    long img = tile / per_image, r = tile % per_image;
+    long y0 = (r / tiles_w) * 4 - p->pad_top, x0 = (r % tiles_w) * 4 - p->pad_left;
+    int inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= p->h && x0 + 6 <= p->w;
+    float *row = v + (tile - first) * ld;
+    for (long cb = 0; cb < cb_count; cb++) {
+      const float *plane = x + (img * cb_count + cb) * p->h * p->w * 16;
+      if (inside) {
+        for (int i = 0; i < 6; i++)
+          for (int j = 0; j < 6; j++) d[6 * i + j] = load(plane + ((y0 + i) * p->w + x0 + j) * 16);
+      } else {
+        for (int i = 0; i < 6; i++)
+          for (int j = 0; j < 6; j++) {
+            long yy = y0 + i, xx = x0 + j;
+            d[6 * i + j] = (yy >= 0 && yy < p->h && xx >= 0 && xx < p->w) ? load(plane + (yy * p->w + xx) * 16) : (v16)0;
+          }
+      }
+      for (int j = 0; j < 6; j++) input_rows(d + j, 6, t + j, 6);
+      for (int i = 0; i < 6; i++) input_rows(t + 6 * i, 1, o + 6 * i, 1);
+      for (int e = 0; e < 36; e++) store(row + e * stride + cb * 16, o[e]);
+    }
+  }
+}
+
+AVX512 static void input_avx512(const wino_problem *p, const float *x, long f, long n, float *v, long s) { input_body(p, x, f, n, v, s); }
+AVX2 static void input_avx2(const wino_problem *p, const float *x, long f, long n, float *v, long s) { input_body(p, x, f, n, v, s); }
+static void input_baseline(const wino_problem *p, const float *x, long f, long n, float *v, long s) { input_body(p, x, f, n, v, s); }
+
+void wino_input_transform(int isa, const wino_problem *p, const float *x, long first, long count, float *v, long stride) {
+  if (isa == WINO_ISA_AVX512) input_avx512(p, x, first, count, v, stride);
+  else if (isa == WINO_ISA_AVX2) input_avx2(p, x, first, count, v, stride);
+  else input_baseline(p, x, first, count, v, stride);
+}
+
+// MARK: - Products
+
+/// c[0..<MR][0..<16 NR] = a[0..<MR][0..<k] b[0..<k][0..<16 NR]: MR x NR accumulators held in
+/// registers, a row of b loaded once per k and each a value broadcast.
+#define BLOCK(NAME, MR, NR)                                                                                 \
+  INLINE void NAME(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long k) {       \
+    v16 acc[MR][NR];                                                                                        \
+    _Pragma("unroll") for (int r = 0; r < MR; r++) _Pragma("unroll") for (int j = 0; j < NR; j++) acc[r][j] = 0; \
+    for (long q = 0; q < k; q++) {                                                                          \
+      v16 bq[NR];                                                                                           \
+      _Pragma("unroll") for (int j = 0; j < NR; j++) bq[j] = load(b + q * ldb + 16 * j);                    \
+      _Pragma("unroll") for (int r = 0; r < MR; r++) {                                                      \
+        v16 av = (v16)a[r * lda + q];                                                                       \
+        _Pragma("unroll") for (int j = 0; j < NR; j++) acc[r][j] += av * bq[j];                             \
+      }                                                                                                     \
+    }                                                                                                       \
+    _Pragma("unroll") for (int r = 0; r < MR; r++) _Pragma("unroll") for (int j = 0; j < NR; j++)           \
+      store(c + r * ldc + 16 * j, acc[r][j]);                                                               \
+  }
+
+// The row blocks of each width NR (in vectors of 16): MR rows, then the remainders.
+#define BLOCKS(NR) BLOCK(b1_##NR, 1, NR) BLOCK(b2_##NR, 2, NR) BLOCK(b3_##NR, 3, NR) BLOCK(b4_##NR, 4, NR) \
+  BLOCK(b5_##NR, 5, NR) BLOCK(b6_##NR, 6, NR)
+BLOCKS(1)
+BLOCKS(4)
+
+/// U_e is kept in column panels of PANEL floats (the last one narrower), each k x width row-major
+/// and contiguous: a panel's rows are then adjacent in memory, which the address translation
+/// caches hold, where rows a whole matrix width apart missed them on every row.
+#define PANEL 64
+
+/// One matrix product M = V U by blocks of MR rows and NR vectors of columns, a column panel of U
+/// (k x 16 NR) reused by every row block while it is in cache.
+#define PRODUCT(NAME, MR, NR)                                                                               \
+  INLINE void NAME(const float *a, const float *b, float *c, long rows, long k, long n) {                   \
+    for (long j0 = 0; j0 < n; j0 += 16 * NR) {                                                              \
+      long width = (n - j0) / 16 < NR ? (n - j0) / 16 : NR;                                                 \
+      for (long r0 = 0; r0 < rows; r0 += MR) {                                                              \
+        long h = rows - r0 < MR ? rows - r0 : MR;                                                           \
+        const float *ar = a + r0 * k, *bj = b + (j0 / PANEL) * PANEL * k + j0 % PANEL;                      \
+        long ldb = n - j0 / PANEL * PANEL < PANEL ? n - j0 / PANEL * PANEL : PANEL;                          \
+        float *cr = c + r0 * n + j0;                                                                        \
+        if (width == NR) {                                                                                  \
+          switch (h) {                                                                                      \
+          case MR: PRODUCT_BLOCK_##MR(NR); break;                                                           \
+          default: product_rows_##NR(ar, k, bj, ldb, cr, n, k, h); break;                                   \
+          }                                                                                                 \
+        } else {                                                                                            \
+          for (long j = 0; j < width; j++) product_rows_1(ar, k, bj + 16 * j, ldb, cr + 16 * j, n, k, h);  \
+        }                                                                                                   \
+      }                                                                                                     \
+    }                                                                                                       \
+  }
+
+#define PRODUCT_ROWS(NR)                                                                                    \
+  INLINE void product_rows_##NR(const float *a, long lda, const float *b, long ldb, float *c, long ldc, long k, long h) { \
+    switch (h) {                                                                                            \
+    case 1: b1_##NR(a, lda, b, ldb, c, ldc, k); break;                                                      \
+    case 2: b2_##NR(a, lda, b, ldb, c, ldc, k); break;                                                      \
+    case 3: b3_##NR(a, lda, b, ldb, c, ldc, k); break;                                                      \
+    case 4: b4_##NR(a, lda, b, ldb, c, ldc, k); break;                                                      \
+    case 5: b5_##NR(a, lda, b, ldb, c, ldc, k); break;                                                      \
+    default: b6_##NR(a, lda, b, ldb, c, ldc, k); break;                                                     \
+    }                                                                                                       \
+  }
+PRODUCT_ROWS(1)
+PRODUCT_ROWS(4)
+
+#define PRODUCT_BLOCK_6(NR) b6_##NR(ar, k, bj, ldb, cr, n, k)
+#define PRODUCT_BLOCK_4(NR) b4_##NR(ar, k, bj, ldb, cr, n, k)
+// AVX-512: 6 x 4 vectors (24 of its 32 registers). AVX2 (a vector is two registers): 6 x 1.
+// Baseline SSE (four registers a vector): 4 x 1 is still 16 registers, spilled a little.
+PRODUCT(product_6x4, 6, 4)
+PRODUCT(product_6x1, 6, 1)
+PRODUCT(product_4x1, 4, 1)
+
+#define PRODUCTS(NAME, KERNEL)                                                                              \
+  static void NAME(const float *v, long vs, const float *u, float *m, long ms, long rows, long c, long o, long e0, long e1) { \
+    for (long e = e0; e < e1; e++) KERNEL(v + e * vs, u + e * c * o, m + e * ms, rows, c, o);               \
+  }
+AVX512 PRODUCTS(products_avx512, product_6x4)
+AVX2 PRODUCTS(products_avx2, product_6x1)
+PRODUCTS(products_baseline, product_4x1)
+
+void wino_products(int isa, const float *v, long v_stride, const float *u, float *m, long m_stride, long rows, long c_padded,
+                   long o_padded, long e_begin, long e_end) {
+  if (isa == WINO_ISA_AVX512) products_avx512(v, v_stride, u, m, m_stride, rows, c_padded, o_padded, e_begin, e_end);
+  else if (isa == WINO_ISA_AVX2) products_avx2(v, v_stride, u, m, m_stride, rows, c_padded, o_padded, e_begin, e_end);
+  else products_baseline(v, v_stride, u, m, m_stride, rows, c_padded, o_padded, e_begin, e_end);
+}
+
+// MARK: - Output transform Aᵀ m A
+
+/// Aᵀ on six vectors a stride apart, four results.
+INLINE void output_rows(const v16 *m, int s, v16 *out, int os) {
+  v16 m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
+  v16 p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
+  out[0] = m0 + p12 + p34;
+  out[os] = d12 + 2 * d34;
+  out[2 * os] = p12 + 4 * p34;
+  out[3 * os] = d12 + 8 * d34 + m5;
+}
+
+INLINE void output_body(const wino_problem *p, const float *m, long stride, long first, long count, const float *bias, int relu,
+                        float *y) {
+  long ob_count = (p->o + 15) / 16, ld = ob_count * 16;
+  long tiles_h = (p->oh + 3) / 4, tiles_w = (p->ow + 3) / 4, per_image = tiles_h * tiles_w;
+  v16 mm[36], t[24], out[16];
+  for (long tile = first; tile < first + count; tile++) {
+    long img = tile / per_image, r = tile % per_image;
+    long y0 = (r / tiles_w) * 4, x0 = (r % tiles_w) * 4;
+    long rows = p->oh - y0 < 4 ? p->oh - y0 : 4, cols = p->ow - x0 < 4 ? p->ow - x0 : 4;
+    const float *row = m + (tile - first) * ld;
+    for (long ob = 0; ob < ob_count; ob++) {
+      for (int e = 0; e < 36; e++) mm[e] = load(row + e * stride + ob * 16);
+      for (int j = 0; j < 6; j++) output_rows(mm + j, 6, t + j, 6);
+      for (int i = 0; i < 4; i++) output_rows(t + 6 * i, 1, out + 4 * i, 1);
+      v16 b = load(bias + ob * 16);
+      float *plane = y + (img * ob_count + ob) * p->oh * p->ow * 16;
+      for (long i = 0; i < rows; i++)
+        for (long j = 0; j < cols; j++) {
+          v16 value = out[4 * i + j] + b;
+          if (relu) value = value < 0 ? (v16)0 : value;
+          store(plane + ((y0 + i) * p->ow + x0 + j) * 16, value);
+        }
+    }
+  }
+}
+
+AVX512 static void output_avx512(const wino_problem *p, const float *m, long s, long f, long n, const float *b, int relu, float *y) {
+  output_body(p, m, s, f, n, b, relu, y);
+}
+AVX2 static void output_avx2(const wino_problem *p, const float *m, long s, long f, long n, const float *b, int relu, float *y) {
+  output_body(p, m, s, f, n, b, relu, y);
+}
+static void output_baseline(const wino_problem *p, const float *m, long s, long f, long n, const float *b, int relu, float *y) {
+  output_body(p, m, s, f, n, b, relu, y);
+}
+
+void wino_output_transform(int isa, const wino_problem *p, const float *m, long stride, long first, long count,
+                           const float *bias, int relu, float *y) {
+  if (isa == WINO_ISA_AVX512) output_avx512(p, m, stride, first, count, bias, relu, y);
+  else if (isa == WINO_ISA_AVX2) output_avx2(p, m, stride, first, count, bias, relu, y);
+  else output_baseline(p, m, stride, first, count, bias, relu, y);
+}
+
+// MARK: - Filter transform G g Gᵀ
+
+/// G on three vectors a stride apart, six results.
+INLINE void filter_rows(const v16 *g, int s, v16 *out, int os) {
+  v16 g0 = g[0], g1 = g[s], g2 = g[2 * s], sum = g0 + g2;
+  out[0] = g0 / 4;
+  out[os] = -(sum + g1) / 6;
+  out[2 * os] = -(sum - g1) / 6;
+  out[3 * os] = (g0 / 4 + g1 / 2 + g2) / 6;
+  out[4 * os] = (g0 / 4 - g1 / 2 + g2) / 6;
+  out[5 * os] = g2;
+}
+
+INLINE void filter_body(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
+  v16 g9[9], t[18], u36[36];
+  for (long k = k0; k < k1; k++)
+    for (long j0 = 0; j0 < o; j0 += 16) {
+      long lanes = o - j0 < 16 ? o - j0 : 16;
+      for (int tap = 0; tap < 9; tap++) {
+        const float *src = g + (tap * c + k) * o + j0;
+        if (lanes == 16) {
+          g9[tap] = load(src);
+        } else {
+          float lane[16] = {0};
+          memcpy(lane, src, lanes * sizeof(float));
+          g9[tap] = load(lane);
+        }
+      }
+      for (int j = 0; j < 3; j++) filter_rows(g9 + j, 3, t + j, 3);
+      for (int i = 0; i < 6; i++) filter_rows(t + 3 * i, 1, u36 + 6 * i, 1);
+      long panel = j0 / PANEL * PANEL, width = op - panel < PANEL ? op - panel : PANEL;
+      for (int e = 0; e < 36; e++) store(u + e * cp * op + panel * cp + k * width + j0 - panel, u36[e]);
+    }
+}
+
+AVX512 static void filter_avx512(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
+  filter_body(g, c, o, k0, k1, u, cp, op);
+}
+AVX2 static void filter_avx2(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
+  filter_body(g, c, o, k0, k1, u, cp, op);
+}
+static void filter_baseline(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
+  filter_body(g, c, o, k0, k1, u, cp, op);
+}
+
+void wino_filter_transform(int isa, const float *g, long c, long o, long k_begin, long k_end, float *u, long c_padded,
+                           long o_padded) {
+  if (isa == WINO_ISA_AVX512) filter_avx512(g, c, o, k_begin, k_end, u, c_padded, o_padded);
+  else if (isa == WINO_ISA_AVX2) filter_avx2(g, c, o, k_begin, k_end, u, c_padded, o_padded);
+  else filter_baseline(g, c, o, k_begin, k_end, u, c_padded, o_padded);
+}
+
+void wino_filter_zero_padding(float *u, long c, long c_padded, long o_padded) {
+  for (long e = 0; e < 36; e++)
+    for (long panel = 0; panel < o_padded; panel += PANEL) {
+      long width = o_padded - panel < PANEL ? o_padded - panel : PANEL;
+      float *rows = u + e * c_padded * o_padded + panel * c_padded;
+      memset(rows + c * width, 0, (c_padded - c) * width * sizeof(float));
+    }
+}
+
+void wino_filter_rotate(const float *g, long c, long o, long tap_begin, long tap_end, float *r) {
+  // 32 x 32 blocks keep both the rows read and the rows written in cache.
+  for (long tap = tap_begin; tap < tap_end; tap++) {
+    const float *src = g + (8 - tap) * c * o;
+    float *dst = r + tap * o * c;
+    for (long k0 = 0; k0 < c; k0 += 32)
+      for (long j0 = 0; j0 < o; j0 += 32)
+        for (long k = k0; k < k0 + 32 && k < c; k++)
+          for (long j = j0; j < j0 + 32 && j < o; j++) dst[j * c + k] = src[k * o + j];
+  }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import SegCore
+
+// MARK: - Result
+
+/// What `LayerBenchmark.run` measured: every 3x3 stride-1 convolution of a model, forward and
+/// backward-data, with the algorithm `--conv-algorithm auto` picks beside the direct one.
+public struct LayerBenchmarkResult: Codable, Sendable {
+  /// One direction of one layer.
+  public struct Row: Codable, Sendable {
+    /// e.g. "64->64 at 570x570 valid".
+    public let layer: String
+    /// "forward" or "backwardData".
+    public let direction: String
+    /// The algorithm auto picks: "winograd" or "direct".
+    public let algorithm: String
+    /// Floating-point operations of the direct algorithm, in units of 1e9.
+    public let gflop: Double
+    /// The fastest timed run with auto's algorithm (the filter transform included: a fresh filter every run).
+    public let seconds: Double
+    /// The fastest timed run of the direct algorithm.
+    public let directSeconds: Double
+    /// gflop / seconds: for Winograd, its effective rate.
+    public let gflops: Double
+    /// directSeconds / seconds.
+    public let speedup: Double
+    /// Winograd rows: the largest difference from the direct result over that result's largest magnitude.
+    public let errorVsDirect: Double?
+  }
+
+  /// Timed runs per measurement (after one untimed warm-up run).
+  public let repeats: Int
+  /// How the runs were timed: "wall" or "cpu" (`BenchmarkClock`).
+  public let clock: String
+  /// The instruction set of oneDNN's kernels, e.g. "avx512_core".
+  public let isa: String
+  /// The instruction set of the Winograd kernels.
+  public let winogradISA: String
+  /// Processors the process may use.
+  public let processors: Int
+  public let rows: [Row]
+  /// Sums of the rows' times: auto's, the direct algorithm's.
+  public let totalSeconds, totalDirectSeconds: Double
+  /// The largest errorVsDirect of any row.
+  public let largestError: Double?
+
+  /// The rows as a text table.
+  public func table() -> String {
+    var lines = [
+      "layer                               direction     algorithm   time (ms)   GFLOP/s  vs direct  error vs direct",
+    ]
+    for r in rows {
+      lines.append(
+        r.layer.padding(toLength: 36, withPad: " ", startingAt: 0) + r.direction.padding(toLength: 14, withPad: " ", startingAt: 0)
+          + r.algorithm.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%11.2f %9.1f %9.2fx  ", r.seconds * 1e3, r.gflops, r.speedup)
+          + (r.errorVsDirect.map { String(format: "%.2e", $0) } ?? "-"))
+    }
+    lines.append(String(format: "all layers: %.1f ms (direct %.1f ms, %.2fx); largest error %@", totalSeconds * 1e3, totalDirectSeconds * 1e3,
+                        totalDirectSeconds / max(totalSeconds, 1e-30), largestError.map { String(format: "%.2e", $0) } ?? "-"))
+    return lines.joined(separator: "\n")
+  }
+}
+
+// MARK: - Benchmark
+
+/// Times each 3x3 stride-1 convolution of a model on the CPU backend, batch 1, forward and
+/// backward-data, with auto's algorithm and the direct one, round-robin as `KernelBenchmark`.
+public enum LayerBenchmark {
+  /// One convolution: input channels, output channels, input height and width, padding (same or valid).
+  public struct ConvShape: Sendable, Equatable {
+    public let c, o, h, w: Int
+    public let same: Bool
+    /// Builds one.
+    public init(c: Int, o: Int, h: Int, w: Int, same: Bool) { (self.c, self.o, self.h, self.w, self.same) = (c, o, h, w, same) }
+  }
+
+  /// The distinct shapes among the forward convolutions the CPU backend recorded
+  /// (`CPUBackend.convAlgorithmLog`), in the order given; batch 1.
+  public static func shapes(from log: [ConvAlgorithmUse]) -> [ConvShape] {
+    var seen: [ConvShape] = []
+    for use in log where use.direction == "forward" {
+      let parts = use.shape.components(separatedBy: " -> ").map { $0.split(separator: "x").compactMap { Int($0) } }
+      guard parts.count == 2, parts[0].count == 4, parts[1].count == 4 else { continue }
+      let (x, y) = (parts[0], parts[1])
+      let s = ConvShape(c: x[3], o: y[3], h: x[1], w: x[2], same: y[1] == x[1] && y[2] == x[2])
+      if !seen.contains(s) { seen.append(s) }
+    }
+    return seen
+  }
+
+  /// Times every shape, `repeats` timed runs each after a warm-up, by `clock`.
+  public static func run(_ shapes: [ConvShape], repeats: Int, clock: BenchmarkClock = .wall) throws -> LayerBenchmarkResult {
+    try BenchmarkClock.$current.withValue(clock) { try run(shapes, repeats: repeats) }
+  }
+
+  private static func run(_ shapes: [ConvShape], repeats: Int) throws -> LayerBenchmarkResult {
+    let repeats = max(repeats, 1)
+    let cpu = CPUBackend.shared
+    struct Case {
+      let layer, direction: String
+      let winograd: Bool
+      let gflop: Double
+      let error: Double?
+      let auto, direct: () throws -> Double
+    }
+    var cases: [Case] = []
+    try withoutGradients {
+      for s in shapes {
+        let (oh, ow) = s.same ? (s.h, s.w) : (s.h - 2, s.w - 2)
+        let pad = s.same ? 1 : 0
+        let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
+        let name = "\(s.c)->\(s.o) at \(s.h)x\(s.w) \(s.same ? "same" : "valid")"
+        let filterHost = random([3, 3, s.c, s.o], scale: 1 / Float(9 * s.c).squareRoot())
+        let x = try Tensor(random([1, s.h, s.w, s.c], scale: 1), on: cpu)
+        let dy = try Tensor(random([1, oh, ow, s.o], scale: 1), on: cpu)
+        let forward = { (w: Tensor) in try conv2d(x, w, padding: s.same ? .same : .valid) }
+        let backwardData = { (w: Tensor) in try conv2dBackwardData(dy, w, inputSize: (s.h, s.w), geometry: geometry) }
+        for (direction, body) in [("forward", forward), ("backwardData", backwardData)] {
+          let problem = direction == "forward"
+            ? WinogradProblem(n: 1, c: s.c, h: s.h, w: s.w, o: s.o, oh: oh, ow: ow, padTop: pad, padLeft: pad)
+            : WinogradProblem(n: 1, c: s.o, h: oh, w: ow, o: s.c, oh: s.h, ow: s.w, padTop: 2 - pad, padLeft: 2 - pad)
+          let winograd = ConvAlgorithm.prefersWinograd(problem)
+          let timed = { (a: ConvAlgorithm) in
+            { () throws -> Double in
+              let w = try Tensor(filterHost, on: cpu)
+              var failure: Error?
+              let t = seconds { do { _ = try ConvAlgorithm.with(a) { try body(w) } } catch { failure = error } }
+              if let failure { throw failure }
+              return t
+            }
+          }
+          var error: Double?
+          if winograd {
+            let w = try Tensor(filterHost, on: cpu)
+            let want = try ConvAlgorithm.with(.direct) { try body(w).floats() }
+            let got = try ConvAlgorithm.with(.winograd) { try body(w).floats() }
+            let scale = want.reduce(0) { max($0, abs(Double($1))) }
+            error = zip(got, want).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / max(scale, 1e-30)
+          }
+          cases.append(Case(
+            layer: name, direction: direction, winograd: winograd, gflop: 2.0 * Double(oh * ow * 9 * s.c * s.o) / 1e9, error: error,
+            auto: timed(winograd ? .winograd : .direct), direct: timed(.direct)))
+        }
+      }
+    }
+    var auto = [[Double]](repeating: [], count: cases.count), direct = auto
+    try withoutGradients {
+      for round in 0...repeats {
+        for (i, c) in cases.enumerated() {
+          let (a, d) = (try c.auto(), try c.direct())
+          if round > 0 { auto[i].append(a); direct[i].append(d) }
+        }
+      }
+    }
+    let rows = cases.indices.map { i in
+      let c = cases[i]
+      let (best, bestDirect) = (auto[i].min()!, direct[i].min()!)
+      return LayerBenchmarkResult.Row(
+        layer: c.layer, direction: c.direction, algorithm: c.winograd ? "winograd" : "direct", gflop: c.gflop, seconds: best,
+        directSeconds: bestDirect, gflops: c.gflop / best, speedup: bestDirect / best, errorVsDirect: c.error)
+    }
+    return LayerBenchmarkResult(
+      repeats: repeats, clock: BenchmarkClock.current.rawValue, isa: CPUFeatures.oneDNNISA, winogradISA: "\(WinogradISA.current)",
+      processors: ProcessInfo.processInfo.activeProcessorCount, rows: rows,
+      totalSeconds: rows.reduce(0) { $0 + $1.seconds }, totalDirectSeconds: rows.reduce(0) { $0 + $1.directSeconds },
+      largestError: rows.compactMap(\.errorVsDirect).max())
+  }
+
+  private static func seconds(_ body: () -> Void) -> Double { BenchmarkClock.measure(body) }
+
+  /// Uniform values in [-scale, scale) from a fixed-seed xorshift generator.
+  private static func random(_ shape: Shape, scale: Float) -> HostTensor {
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    let values = (0..<shape.count).map { _ -> Float in
+      state ^= state << 13
+      state ^= state >> 7
+      state ^= state << 17
+      return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+    }
+    return try! HostTensor(shape: shape, floats: values)
+  }
+}

@@ -31,6 +31,7 @@ extension CUDABackend {
   /// (`OptimizerKernels.multiTensorBody`), one upload of the table, and no host read: the step is
   /// skipped or applied on the device, from the count `adamStatsFinish` leaves in the summary.
   /// Nil unless every parameter, m and v is f32 and the gradients share one dtype of `adam`'s.
+  /// Outputs that `InPlaceOutputs` allows are written over their inputs.
   func multiTensorAdam(_ op: MultiTensorAdam, _ x: [DeviceOperand]) throws -> [CUDAStorage]? {
     let n = op.tensors
     guard n > 0, x.count == 2 + 4 * n, x[0].type.dtype == .f32, x[1].type.dtype == .f32 else { return nil }
@@ -44,7 +45,13 @@ extension CUDABackend {
       else { return nil }
       states.append(state)
     }
-    let outputs = try (states + states + states).map { try output($0) }
+    // In a captured step the weights and moments are the graph's own buffers, updated in place
+    // (each element is read before it is written, by the same thread).
+    let inPlace = InPlaceOutputs.current ?? [:]
+    let outputs = try (states + states + states).enumerated().map { k, t in
+      if let q = inPlace[k], q == 2 + k { return x[q].storage }
+      return try output(t)
+    }
     let summary = try output(TensorType([4], .f32))
     // 8 words per parameter: p, m, v, g, pOut, mOut, vOut, n.
     var words: [UInt64] = []

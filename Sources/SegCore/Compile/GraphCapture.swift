@@ -30,6 +30,18 @@ public protocol GraphCapturingBackend: Backend {
   func uploadWords(_ words: [UInt64], to buffer: any DeviceStorage) throws
 }
 
+// MARK: - Outputs written over their operands
+
+/// In a captured replay, the outputs of the instruction running now that may be written over one
+/// of its operands' buffers (output position -> operand position): a carried output (a weight, an
+/// optimizer moment) whose input is the graph's own buffer and that nothing reads after this
+/// instruction. A kernel that can update in place (the multi-tensor Adam) returns those operands'
+/// buffers as its outputs, so the graph ends with no copy back; one that does not simply allocates.
+public enum InPlaceOutputs {
+  /// The map of the instruction running now; nil outside a capture.
+  @TaskLocal public static var current: [Int: Int]?
+}
+
 // MARK: - Step scalars read from the device
 
 /// Where the step scalars of a captured replay live: a device buffer of 8-byte words (a real as

@@ -48,14 +48,16 @@ extension Program {
 
   /// Runs every instruction on `slots`, the planned values placed in `arena` when given; with
   /// `deviceScalars`, each bound attribute is offered to its kernel as a word of that buffer
-  /// (`StepScalarPlacement`), and one no kernel took refuses the capture under way.
+  /// (`StepScalarPlacement`), and one no kernel took refuses the capture under way; `inPlace`
+  /// offers an instruction (by position) the operands it may write its outputs over (`InPlaceOutputs`).
   func execute(
     _ slots: inout [(any DeviceStorage)?], arena placed: (any DeviceArena)?, scalars: StepScalars,
-    profiler: OpProfiler?, deviceScalars: (buffer: any DeviceStorage, words: [String: Int])? = nil
+    profiler: OpProfiler?, deviceScalars: (buffer: any DeviceStorage, words: [String: Int])? = nil,
+    inPlace: [Int: [Int: Int]] = [:]
   ) throws {
     let kernels = backend.kernels
     let plan = memoryPlan
-    for ins in instructions {
+    for (position, ins) in instructions.enumerated() {
       let types = ins.outputs.map { values[$0].type }
       var placement: OutputPlacement?
       if let placed, let plan {
@@ -78,10 +80,16 @@ extension Program {
         for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }
         let scalarPlacement = StepScalarPlacement(buffer: deviceScalars.buffer, words: words)
         results = try StepScalarPlacement.$current.withValue(scalarPlacement) {
-          try kernels.run(op, operands, outputs: types, placement: placement)
+          try InPlaceOutputs.$current.withValue(inPlace[position]) {
+            try kernels.run(op, operands, outputs: types, placement: placement)
+          }
         }
         if let attribute = scalarPlacement.untaken.first {
           throw CaptureRefusal(reason: "the \(op.kind.rawValue) kernel does not read its \(attribute.rawValue) from the device, so the step scalar would be frozen in the graph")
+        }
+      } else if let map = inPlace[position] {
+        results = try InPlaceOutputs.$current.withValue(map) {
+          try kernels.run(op, operands, outputs: types, placement: placement)
         }
       } else {
         results = try kernels.run(op, operands, outputs: types, placement: placement)

@@ -11,7 +11,8 @@ import SegNN
 /// launched whole afterwards: per step one graph launch, one upload of the step scalars, a copy
 /// of the batch into the graph's input buffers, and one read of the summary (the loss scaler
 /// decides from its inf/NaN count, which the device already acted on). The weights and moments
-/// are carried: the graph leaves them in its input buffers, so they are never copied on the host.
+/// are carried: the multi-tensor Adam writes them over the graph's input buffers (in place, so the
+/// graph copies nothing back), and the host never copies them.
 /// Step scalars: the dropout seed, the loss scale (the gradient seed, `ones * scale`), its
 /// inverse and Adam's step size, read by the kernels from device memory.
 extension CompiledTrainer {

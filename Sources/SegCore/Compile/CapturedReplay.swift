@@ -130,7 +130,7 @@ public final class ProgramCapture: @unchecked Sendable {
       try program.execute(
         &slots, arena: arena, scalars: scalars, profiler: nil,
         deviceScalars: scalarBuffer.map { b in (b, Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })) },
-        inPlace: inPlaceUpdates(program, carried))
+        inPlace: inPlaceUpdates(program, carried).mapValues { InPlaceOutputs($0.mapValues { inputs[$0] }) })
       for (j, slot) in program.outputs.enumerated() {
         let value = slots[slot]!
         if let i = carried[j] {
@@ -154,10 +154,10 @@ public final class ProgramCapture: @unchecked Sendable {
       retained: slots.compactMap { $0 })
   }
 
-  /// For each instruction that makes a carried output from an operand that is the carried input
-  /// itself, read by nothing after it (nor through a view, nor returned), the output -> operand
-  /// positions it may write in place: the graph's input buffer then holds the new value at the
-  /// end, and no copy back is recorded.
+  /// For each instruction that makes carried outputs whose inputs are read by nothing after it
+  /// (nor through a view, nor returned), the output position -> input position it may write
+  /// into: the graph's input buffer then holds the new value at the end, and no copy back is
+  /// recorded.
   private func inPlaceUpdates(_ program: Program, _ carried: [Int: Int]) -> [Int: [Int: Int]] {
     var lastRead = [Int](repeating: -1, count: program.values.count)
     for (i, ins) in program.instructions.enumerated() { for s in ins.inputs { lastRead[program.aliasRoot(s)] = i } }
@@ -168,12 +168,11 @@ public final class ProgramCapture: @unchecked Sendable {
     for (j, i) in carried {
       let input = program.inputs[i], output = program.outputs[j]
       guard program.values[input].aliasOf == nil, !returned.contains(input), let (at, o) = producer[output],
-        lastRead[input] == at, program.inputs.filter({ $0 == input }).count == 1,
-        let q = program.instructions[at].inputs.firstIndex(of: input),
-        program.instructions[at].inputs.filter({ $0 == input }).count == 1,
+        lastRead[input] <= at, program.inputs.filter({ $0 == input }).count == 1,
+        program.instructions[at].inputs.filter({ $0 == input }).count <= 1,
         program.values[input].type == program.values[output].type
       else { continue }
-      result[at, default: [:]][o] = q
+      result[at, default: [:]][o] = i
     }
     return result
   }

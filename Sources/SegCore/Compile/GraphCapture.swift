@@ -32,14 +32,19 @@ public protocol GraphCapturingBackend: Backend {
 
 // MARK: - Outputs written over their operands
 
-/// In a captured replay, the outputs of the instruction running now that may be written over one
-/// of its operands' buffers (output position -> operand position): a carried output (a weight, an
-/// optimizer moment) whose input is the graph's own buffer and that nothing reads after this
-/// instruction. A kernel that can update in place (the multi-tensor Adam) returns those operands'
+/// In a captured replay, the outputs of the instruction running now that may be written into a
+/// carried input's buffer (output position -> that buffer): a carried output (a weight, an
+/// optimizer moment, a weight's half copy) whose input is the graph's own buffer, read by nothing
+/// after this instruction (this one may read it: a kernel that takes the offer reads each element
+/// before it writes it). A kernel that can update in place (the multi-tensor Adam) returns those
 /// buffers as its outputs, so the graph ends with no copy back; one that does not simply allocates.
-public enum InPlaceOutputs {
-  /// The map of the instruction running now; nil outside a capture.
-  @TaskLocal public static var current: [Int: Int]?
+public final class InPlaceOutputs: @unchecked Sendable {
+  /// The offer to the instruction running now; nil outside a capture.
+  @TaskLocal public static var current: InPlaceOutputs?
+  /// Output position -> the buffer it may be written into.
+  public let buffers: [Int: any DeviceStorage]
+
+  init(_ buffers: [Int: any DeviceStorage]) { self.buffers = buffers }
 }
 
 // MARK: - Step scalars read from the device

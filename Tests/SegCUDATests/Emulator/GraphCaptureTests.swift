@@ -203,5 +203,9 @@ struct GraphCaptureTests {
     // weights and moments in place: no copy back into the carried buffers.
     #expect(byName.keys.contains { $0.hasPrefix("fused_") } && kernels < eager.launches)
     #expect(copies <= 10 && fills == 0 && uploads <= 1)
+    // The forward pass reads the half copies the update wrote, and the update reads the half
+    // gradients: no weight or gradient is cast (what is left: the batch and the loss terms).
+    let params = trainer.model.parameters.count
+    #expect(byName["cast_f32_f16", default: 0] < params / 4 && byName["cast_f16_f32", default: 0] < params / 4)
   }
 }

@@ -195,8 +195,10 @@ public enum OpCases {
       let c = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: 0.01)
       let r = try multiTensorAdam(
         crossEntropy: f32[0], dice: f32[1], parameters: [f32[2], f32[3]], m: [f32[4], f32[5]],
-        v: [f32[6] * f32[6], f32[7] * f32[7]], gradients: g, c, unscale: 0.25, weightDecay: 0.05, skipNonFinite: poisoned)
-      return try concat((r.parameters + r.m + r.v + [r.summary]).map { try reshape($0, [$0.shape.count]) }, axis: 0)
+        v: [f32[6] * f32[6], f32[7] * f32[7]], gradients: g, c, unscale: 0.25, weightDecay: 0.05, skipNonFinite: poisoned,
+        halfCopy: poisoned ? .bf16 : .f16)
+      let halves = try r.halves.map { try cast($0, to: .f32) }
+      return try concat((r.parameters + r.m + r.v + [r.summary] + halves).map { try reshape($0, [$0.shape.count]) }, axis: 0)
     }
   }
 

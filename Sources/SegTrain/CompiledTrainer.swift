@@ -39,6 +39,10 @@ public final class CompiledTrainer: Trainer {
   private var updateStep: CompiledFunction!
   /// The whole step as one captured program, on a backend that captures graphs (`CapturedStep.swift`).
   var wholeStep: CompiledFunction?
+  /// The weights' half copies the whole step reads in mixed precision (written by its optimizer
+  /// update), and the weight tensors they were made from: a weight replaced from outside (a
+  /// checkpoint) is cast again.
+  var halfWeights: (copies: [Tensor], madeFrom: [Node])?
 
   /// A compiled trainer of `model` with `optimizer`, scaling the loss with `lossScaler` when given,
   /// compiled as `options.compile` says (defaults when nil).

@@ -113,4 +113,40 @@ private func hostTensor(_ type: TensorType, _ raw: [UInt8]) throws -> HostTensor
       #expect(worst <= tolerance, "\(c.label): largest relative difference \(worst)")
     }
   }
+
+  /// The backend launches each fused op as its one generated kernel (compiled once per distinct
+  /// expression and operand types: the same op twice is one handle), on the emulator, within the
+  /// tolerances of the other kernels against the reference backend; an operand the generator does
+  /// not cover (a general broadcast) runs the steps one kernel each.
+  @Test(.enabled(if: HostEmulator.available, "no C++ compiler for the kernel emulator"))
+  func backendLaunchesTheGeneratedKernels() throws {
+    let device = RecordingDevice(wrapping: try HostEmulator.shared.get())
+    let backend = CUDABackend(device: device, convolutions: nil)
+    for c in cases {
+      let hosts = c.inputs.enumerated().map { k, t in randomHost(t, seed: 70 + UInt64(k), in: 0.1..<2) }
+      let ops = c.op.steps.map { ($0.op, $0.operands) }
+      var handles: [String] = []
+      for _ in 0..<2 {
+        device.reset()
+        let got = try fusedElementwise(try hosts.map { try Tensor($0, on: backend) }, ops).host().doubles
+        let counts = device.counts
+        #expect(counts.launches == 1, "\(c.label): \(counts.byName)")
+        handles += counts.byName.keys.filter { $0.hasPrefix("fused_") }
+        let want = try fusedElementwise(try hosts.map { try Tensor($0, on: ReferenceBackend.shared) }, ops).host().doubles
+        let output = c.op.steps.last!.type.dtype
+        let tolerance = output == .f16 ? 1e-3 : output == .f64 ? 1e-12 : 1e-6
+        let worst = zip(got, want).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+        #expect(got.count == want.count && worst <= tolerance, "\(c.label): largest relative difference \(worst)")
+      }
+      #expect(handles.count == 2 && handles[0] == handles[1], "\(c.label): \(handles)")
+    }
+    let full = TensorType([2, 4, 8], .f32), column = TensorType([2, 4, 1], .f32)
+    let ops: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] = [(.binary(Binary(.add)), [.input(0), .input(1)]), (.relu(ReLU()), [.step(0)])]
+    let hosts = [randomHost(full, seed: 1), randomHost(column, seed: 2)]
+    device.reset()
+    let got = try fusedElementwise(try hosts.map { try Tensor($0, on: backend) }, ops).host().doubles
+    #expect(device.counts.byName == ["add_f32": 1, "relu_f32": 1])
+    let want = try fusedElementwise(try hosts.map { try Tensor($0, on: ReferenceBackend.shared) }, ops).host().doubles
+    #expect(got == want)
+  }
 }

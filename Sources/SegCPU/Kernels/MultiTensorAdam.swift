@@ -24,8 +24,14 @@ extension CPUBackend {
       }
     }
     return try op.referenceOutputs(hosts, outputs: outputs).map { host in
-      let out = HostBuffer(byteCount: host.type.shape.count * 4)
-      host.floats.withUnsafeBytes { out.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+      let out = HostBuffer(byteCount: host.type.shape.count * host.type.dtype.byteSize)
+      func write<T>(_ a: [T]) { a.withUnsafeBytes { out.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+      // f32 outputs, and with `halfCopy` the parameters' f16 or bf16 copies.
+      switch host.data {
+      case .f16(let a): write(a)
+      case .bf16(let a): write(a)
+      default: write(host.floats as [Float])
+      }
       return CPUStorage(plain: out, type: host.type)
     }
   }

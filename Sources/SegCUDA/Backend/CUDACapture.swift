@@ -12,9 +12,18 @@ extension CUDABackend: GraphCapturingBackend {
     return device is GPUKernelDevice || device is RecordingDevice
   }
 
-  public func beginCapture() throws { try device.beginCapture() }
-  public func endCapture() throws -> any CapturedGraph { try device.endCapture() }
-  public func abandonCapture() { device.abandonCapture() }
+  public func beginCapture() throws {
+    filterLayouts.removeAll()
+    try device.beginCapture()
+  }
+  public func endCapture() throws -> any CapturedGraph {
+    filterLayouts.removeAll()
+    return try device.endCapture()
+  }
+  public func abandonCapture() {
+    filterLayouts.removeAll()
+    device.abandonCapture()
+  }
   public func launch(_ graph: any CapturedGraph) throws { try device.launchGraph(graph) }
 
   public func makeBuffer(_ type: TensorType) throws -> any DeviceStorage { try CUDAStorage(device: device, type: type) }

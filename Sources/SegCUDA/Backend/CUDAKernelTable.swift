@@ -38,9 +38,8 @@ extension CUDABackend {
     add(ArgMax.self, CUDABackend.argmax)
     add(OneHot.self, CUDABackend.oneHot)
     add(MaxPool2D.self, CUDABackend.maxPool)
-    // A fused elementwise op runs its steps with these kernels (the generated kernel,
-    // Kernels/FusedSource.swift, is compiled and emulated in the tests, not yet launched).
-    table.register(FusedElementwise.self, "cuda") { [unowned self] op, inputs, _ in try op.runSteps(inputs, with: self.kernels) }
+    // A fused elementwise op is one generated kernel (Backend/FusedOps.swift).
+    table.register(FusedElementwise.self, "cuda") { [unowned self] op, inputs, output in try self.fused(op, inputs, output) }
     add(MaxPool2DBackward.self, CUDABackend.maxPoolBackward)
     table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
       try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind))

@@ -33,6 +33,11 @@ final class FilterLayouts: @unchecked Sendable {
     }
   }
 
+  /// Forgets every reorder: at a capture's start and end, since a captured graph rewrites its own
+  /// buffers at each launch (its carried weights are updated in place), so a reorder recorded in
+  /// it is no reorder of what such a buffer holds later.
+  func removeAll() { lock.withLock { entries = [:] } }
+
   /// The reorders held now (for tests).
   var count: Int { lock.withLock { entries.values.filter { $0.source != nil }.count } }
 }

@@ -53,7 +53,8 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
   /// The compilation target: sm_XY, or PTX for a GPU newer than NVRTC.
   public let target: (architecture: Int, ptx: Bool)
   private var modules: [String: CUDAModule] = [:]
-  /// Loaded functions by kernel handle (`KernelLibrary.handle`), filled at each kernel's first launch.
+  /// Loaded functions by kernel handle (`KernelLibrary.handle`, `GeneratedKernels`), filled at each
+  /// kernel's first launch.
   private var functions = [ccuda_CUfunction?](repeating: nil, count: KernelLibrary.allKernels.count)
   private let lock = NSLock()
 
@@ -114,6 +115,8 @@ public final class GPUKernelDevice: KernelDevice, @unchecked Sendable {
   func function(_ kernel: KernelHandle) throws -> ccuda_CUfunction {
     lock.lock()
     defer { lock.unlock() }
+    // Generated kernels (`GeneratedKernels`) come after the library's: the table grows to them.
+    if kernel.index >= functions.count { functions += Array(repeating: nil, count: kernel.index + 1 - functions.count) }
     if let f = functions[kernel.index] { return f }
     let family = kernel.family
     let module: CUDAModule

@@ -31,6 +31,8 @@ extension CUDABackend {
   /// (`OptimizerKernels.multiTensorBody`), one upload of the table, and no host read: the step is
   /// skipped or applied on the device, from the count `adamStatsFinish` leaves in the summary.
   /// Nil unless every parameter, m and v is f32 and the gradients share one dtype of `adam`'s.
+  /// Outputs that `InPlaceOutputs` allows are written over the buffers it names (a weight or
+  /// moment over itself: each element is read before it is written, by the same thread).
   func multiTensorAdam(_ op: MultiTensorAdam, _ x: [DeviceOperand]) throws -> [CUDAStorage]? {
     let n = op.tensors
     guard n > 0, x.count == 2 + 4 * n, x[0].type.dtype == .f32, x[1].type.dtype == .f32 else { return nil }
@@ -44,19 +46,28 @@ extension CUDABackend {
       else { return nil }
       states.append(state)
     }
-    let outputs = try (states + states + states).map { try output($0) }
+    // In a captured step the weights, moments and half copies are the graph's own buffers.
+    let inPlace = InPlaceOutputs.current?.buffers ?? [:]
+    func made(_ k: Int, _ t: TensorType) throws -> CUDAStorage {
+      if let b = inPlace[k] as? CUDAStorage, b.device === device, b.type == t { return b }
+      return try output(t)
+    }
+    let outputs = try (states + states + states).enumerated().map { k, t in try made(k, t) }
     let summary = try output(TensorType([4], .f32))
-    // 8 words per parameter: p, m, v, g, pOut, mOut, vOut, n.
+    let halves = try op.halfCopy.map { h in try states.enumerated().map { i, t in try made(3 * n + 1 + i, TensorType(t.shape, h)) } }
+    // 10 words per parameter: p, m, v, g, pOut, mOut, vOut, n, hOut, hType.
     var words: [UInt64] = []
-    words.reserveCapacity(8 * n)
+    words.reserveCapacity(10 * n)
     var vectors = 0
+    let halfType: UInt64 = op.halfCopy == .f16 ? 1 : op.halfCopy == .bf16 ? 2 : 0
     for i in 0..<n {
       let count = states[i].shape.count
       words += [x[2 + i], x[2 + n + i], x[2 + 2 * n + i], x[2 + 3 * n + i]].map(\.pointer)
       words += [outputs[i].pointer, outputs[n + i].pointer, outputs[2 * n + i].pointer, UInt64(count)]
+      words += [halves?[i].pointer ?? 0, halfType]
       vectors += vectorItems(count, gradientType)
     }
-    let table = try output(TensorType([8 * n * 8], .u8))
+    let table = try output(TensorType([10 * n * 8], .u8))
     try words.withUnsafeBytes { try device.upload($0, to: table.pointer) }
     // Enough work items to keep a GPU's memory busy, few enough for one block to add their sums.
     let parts = min(max(vectors / 64, 1), 65_536)
@@ -83,7 +94,7 @@ extension CUDABackend {
           .float(Float(c.beta2)), .float(Float(1 - c.beta1)), .float(Float(1 - c.beta2)), .float(Float(c.epsilon)),
           .float(Float(c.stepSize)), .pointer(stepSizeAt ?? 0),
         ])
-      return outputs + [summary]
+      return outputs + [summary] + (halves ?? [])
     }
     try device.launch(
       try KernelLibrary.handle(.multiAdam, gradientType), count: vectors,
@@ -92,6 +103,6 @@ extension CUDABackend {
         .float(Float(op.unscale)), .float(Float(op.weightDecay)), .float(Float(c.beta1)), .float(Float(c.beta2)),
         .float(Float(1 - c.beta1)), .float(Float(1 - c.beta2)), .float(Float(c.epsilon)), .float(Float(c.stepSize)),
       ])
-    return outputs + [summary]
+    return outputs + [summary] + (halves ?? [])
   }
 }

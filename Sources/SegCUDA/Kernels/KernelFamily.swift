@@ -88,9 +88,13 @@ public struct KernelHandle: Hashable, Sendable, CustomStringConvertible {
   /// The position in `KernelLibrary.allKernels` (and in a device's table of loaded functions).
   public let index: Int
   /// The kernel's extern "C" name (for messages, profiles and the emulator).
-  public var name: String { KernelLibrary.allKernels[index] }
+  public var name: String { isGenerated ? family.kernels[0] : KernelLibrary.allKernels[index] }
   /// The family (module) that defines it.
-  public var family: KernelFamily { KernelLibrary.families[KernelLibrary.familyOfHandle[index]] }
+  public var family: KernelFamily {
+    isGenerated ? GeneratedKernels.shared.family(at: index) : KernelLibrary.families[KernelLibrary.familyOfHandle[index]]
+  }
+  /// Whether it was generated at run time (`GeneratedKernels`), a family of its own.
+  public var isGenerated: Bool { index >= KernelLibrary.allKernels.count }
   public var description: String { name }
 }
 

@@ -2,8 +2,9 @@ import SegCore
 
 // MARK: - The whole optimizer step in three launches
 
-/// `multiTensorAdam` over every parameter at once, from a device table of 8 words per parameter
-/// (p, m, v, g, pOut, mOut, vOut, n), in three launches whatever the number of parameters:
+/// `multiTensorAdam` over every parameter at once, from a device table of 10 words per parameter
+/// (p, m, v, g, pOut, mOut, vOut, n, hOut, hType: the half copy of p' and its dtype, 1 f16, 2
+/// bf16, 0 none), in three launches whatever the number of parameters:
 ///
 /// - `adamStats_<g>(table, tensors, partial, parts)`: work item t of `parts` sums p^2 and counts
 ///   inf/NaN gradient elements over vectors t, t + parts, ... of every tensor (16-byte loads),
@@ -28,13 +29,25 @@ extension OptimizerKernels {
     // ---- Multi-tensor Adam ----
     struct AdamTensor {
       const float* p; const float* m; const float* v; const void* g; float* pOut; float* mOut; float* vOut; i64 n;
+      void* hOut; u64 hType;
     };
     DEVICE AdamTensor adamTensor(const u64* table, int k) {
-      const u64* e = table + 8 * (i64)k;
+      const u64* e = table + 10 * (i64)k;
       AdamTensor a;
       a.p = (const float*)e[0]; a.m = (const float*)e[1]; a.v = (const float*)e[2]; a.g = (const void*)e[3];
       a.pOut = (float*)e[4]; a.mOut = (float*)e[5]; a.vOut = (float*)e[6]; a.n = (i64)e[7];
+      a.hOut = (void*)e[8]; a.hType = e[9];
       return a;
+    }
+    // The half copy of count new parameters from element at, rounded as the cast kernel rounds.
+    DEVICE void storeHalves(const AdamTensor& a, i64 at, const float* x, int count) {
+      if (a.hType == 1) {
+        half_t* h = (half_t*)a.hOut;
+        for (int e = 0; e < count; ++e) h[at + e] = To<half_t>::from(x[e]);
+      } else if (a.hType == 2) {
+        bf16_t* h = (bf16_t*)a.hOut;
+        for (int e = 0; e < count; ++e) h[at + e] = To<bf16_t>::from(x[e]);
+      }
     }
     DEVICE float notFinite(float x) { return (__float_as_uint(x) & 0x7f800000u) == 0x7f800000u ? 1.f : 0.f; }
 
@@ -143,6 +156,7 @@ extension OptimizerKernels {
             storeVec<float, K>(a.mOut + j * K, mk);
             storeVec<float, K>(a.vOut + j * K, vk);
             storeVec<float, K>(a.pOut + j * K, pk);
+            storeHalves(a, j * K, pk, K);
           }
           done = vectors * K;
         }
@@ -156,6 +170,7 @@ extension OptimizerKernels {
           a.mOut[i] = mi;
           a.vOut[i] = vi;
           a.pOut[i] = pi;
+          storeHalves(a, i, &pi, 1);
         }
       }
     }

@@ -30,6 +30,23 @@ public protocol GraphCapturingBackend: Backend {
   func uploadWords(_ words: [UInt64], to buffer: any DeviceStorage) throws
 }
 
+// MARK: - Outputs written over their operands
+
+/// In a captured replay, the outputs of the instruction running now that may be written into a
+/// carried input's buffer (output position -> that buffer): a carried output (a weight, an
+/// optimizer moment, a weight's half copy) whose input is the graph's own buffer, read by nothing
+/// after this instruction (this one may read it: a kernel that takes the offer reads each element
+/// before it writes it). A kernel that can update in place (the multi-tensor Adam) returns those
+/// buffers as its outputs, so the graph ends with no copy back; one that does not simply allocates.
+public final class InPlaceOutputs: @unchecked Sendable {
+  /// The offer to the instruction running now; nil outside a capture.
+  @TaskLocal public static var current: InPlaceOutputs?
+  /// Output position -> the buffer it may be written into.
+  public let buffers: [Int: any DeviceStorage]
+
+  init(_ buffers: [Int: any DeviceStorage]) { self.buffers = buffers }
+}
+
 // MARK: - Step scalars read from the device
 
 /// Where the step scalars of a captured replay live: a device buffer of 8-byte words (a real as

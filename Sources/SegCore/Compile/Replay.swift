@@ -48,14 +48,16 @@ extension Program {
 
   /// Runs every instruction on `slots`, the planned values placed in `arena` when given; with
   /// `deviceScalars`, each bound attribute is offered to its kernel as a word of that buffer
-  /// (`StepScalarPlacement`), and one no kernel took refuses the capture under way.
+  /// (`StepScalarPlacement`), and one no kernel took refuses the capture under way; `inPlace`
+  /// offers an instruction (by position) the buffers it may write its outputs into (`InPlaceOutputs`).
   func execute(
     _ slots: inout [(any DeviceStorage)?], arena placed: (any DeviceArena)?, scalars: StepScalars,
-    profiler: OpProfiler?, deviceScalars: (buffer: any DeviceStorage, words: [String: Int])? = nil
+    profiler: OpProfiler?, deviceScalars: (buffer: any DeviceStorage, words: [String: Int])? = nil,
+    inPlace: [Int: InPlaceOutputs] = [:]
   ) throws {
     let kernels = backend.kernels
     let plan = memoryPlan
-    for ins in instructions {
+    for (position, ins) in instructions.enumerated() {
       let types = ins.outputs.map { values[$0].type }
       var placement: OutputPlacement?
       if let placed, let plan {
@@ -67,6 +69,7 @@ extension Program {
       let op = ins.bindings.isEmpty ? ins.op : try rebind(ins.op, ins.bindings, scalars)
       let operands = ins.inputs.map { Operand(storage: slots[$0]!, type: values[$0].type) }
       let results: [any DeviceStorage]
+      let into = inPlace[position]
       if let profiler {
         results = try profiler.measure(op.kind, output: types[0], on: backend) {
           try kernels.run(op, operands, outputs: types, placement: placement)
@@ -76,10 +79,16 @@ extension Program {
         for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }
         let scalarPlacement = StepScalarPlacement(buffer: deviceScalars.buffer, words: words)
         results = try StepScalarPlacement.$current.withValue(scalarPlacement) {
-          try kernels.run(op, operands, outputs: types, placement: placement)
+          try InPlaceOutputs.$current.withValue(into) {
+            try kernels.run(op, operands, outputs: types, placement: placement)
+          }
         }
         if let attribute = scalarPlacement.untaken.first {
           throw CaptureRefusal(reason: "the \(op.kind.rawValue) kernel does not read its \(attribute.rawValue) from the device, so the step scalar would be frozen in the graph")
+        }
+      } else if let into {
+        results = try InPlaceOutputs.$current.withValue(into) {
+          try kernels.run(op, operands, outputs: types, placement: placement)
         }
       } else {
         results = try kernels.run(op, operands, outputs: types, placement: placement)

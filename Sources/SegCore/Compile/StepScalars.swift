@@ -109,12 +109,13 @@ func rebind(_ op: any Primitive, _ bindings: [ScalarBinding], _ scalars: StepSca
       let c = a.constants
       op = AdamUpdate(AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size))
     case (.multiAdamUnscale, .real(let u), let a as MultiTensorAdam):
-      op = MultiTensorAdam(a.constants, tensors: a.tensors, unscale: u, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite)
+      op = MultiTensorAdam(
+        a.constants, tensors: a.tensors, unscale: u, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite, halfCopy: a.halfCopy)
     case (.multiAdamStepSize, .real(let size), let a as MultiTensorAdam):
       let c = a.constants
       op = MultiTensorAdam(
         AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size), tensors: a.tensors,
-        unscale: a.unscale, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite)
+        unscale: a.unscale, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite, halfCopy: a.halfCopy)
     case (.mulScalar, .real(let c), is Unary): op = Unary(.mulScalar(c))
     case (.addScalar, .real(let c), is Unary): op = Unary(.addScalar(c))
     default:

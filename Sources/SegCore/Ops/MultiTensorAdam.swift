@@ -9,22 +9,26 @@
 /// The last output, `summary` (f32 [4]), is what the host reads of the step, in one read:
 /// [crossEntropy, dice, weightDecay * sum(p^2) / 2 over the parameters before the update,
 /// the number of inf or NaN gradient elements]. Parameters, m and v are f32; gradients f32, f16
-/// or bf16 (one dtype for all); `crossEntropy` and `dice` f32 with one element each.
+/// or bf16 (one dtype for all); `crossEntropy` and `dice` f32 with one element each. With
+/// `halfCopy` (f16 or bf16), `halves` are the new parameters cast to it (what a mixed-precision
+/// forward pass reads, as apex's multi-tensor Adam writes them), else empty.
 public func multiTensorAdam(
   crossEntropy: Tensor, dice: Tensor, parameters: [Tensor], m: [Tensor], v: [Tensor], gradients: [Tensor],
-  _ constants: AdamConstants, unscale: Double, weightDecay: Double, skipNonFinite: Bool
-) throws -> (parameters: [Tensor], m: [Tensor], v: [Tensor], summary: Tensor) {
+  _ constants: AdamConstants, unscale: Double, weightDecay: Double, skipNonFinite: Bool, halfCopy: DType? = nil
+) throws -> (parameters: [Tensor], m: [Tensor], v: [Tensor], summary: Tensor, halves: [Tensor]) {
   let n = parameters.count
-  let op = MultiTensorAdam(constants, tensors: n, unscale: unscale, weightDecay: weightDecay, skipNonFinite: skipNonFinite)
+  let op = MultiTensorAdam(
+    constants, tensors: n, unscale: unscale, weightDecay: weightDecay, skipNonFinite: skipNonFinite, halfCopy: halfCopy)
   let out = try Tensor.applyOutputs(op, [crossEntropy, dice] + parameters + m + v + gradients)
-  return (Array(out[0..<n]), Array(out[n..<2 * n]), Array(out[2 * n..<3 * n]), out[3 * n])
+  return (Array(out[0..<n]), Array(out[n..<2 * n]), Array(out[2 * n..<3 * n]), out[3 * n], Array(out[(3 * n + 1)...]))
 }
 
 // MARK: - MultiTensorAdam
 
 /// The fused optimizer step (`multiTensorAdam`): inputs crossEntropy, dice, then n parameters, n
 /// first moments, n second moments and n gradients; outputs n parameters, n m, n v (f32, the
-/// parameters' shapes) and the summary (f32 [4]). Not differentiable.
+/// parameters' shapes), the summary (f32 [4]), then with `halfCopy` n parameters in that dtype.
+/// Not differentiable.
 public struct MultiTensorAdam: OptimizerUpdate {
   public let constants: AdamConstants
   /// The number of parameters n.
@@ -34,10 +38,14 @@ public struct MultiTensorAdam: OptimizerUpdate {
   public let weightDecay: Double
   /// Whether a step with an inf or NaN gradient element leaves every parameter and moment as it was.
   public let skipNonFinite: Bool
+  /// The half dtype (f16 or bf16) the new parameters are also written in, or nil.
+  public let halfCopy: DType?
 
-  public init(_ constants: AdamConstants, tensors: Int, unscale: Double, weightDecay: Double, skipNonFinite: Bool) {
+  public init(
+    _ constants: AdamConstants, tensors: Int, unscale: Double, weightDecay: Double, skipNonFinite: Bool, halfCopy: DType? = nil
+  ) {
     (self.constants, self.tensors, self.unscale) = (constants, tensors, unscale)
-    (self.weightDecay, self.skipNonFinite) = (weightDecay, skipNonFinite)
+    (self.weightDecay, self.skipNonFinite, self.halfCopy) = (weightDecay, skipNonFinite, halfCopy)
   }
 
   public static let kinds: [OpKind] = [.multiTensorAdam]
@@ -53,6 +61,9 @@ public struct MultiTensorAdam: OptimizerUpdate {
       throw TensorError(op: kind.rawValue, operands: inputs, "the loss terms must be f32 with one element each")
     }
     let n = tensors
+    if let h = halfCopy, h != .f16 && h != .bf16 {
+      throw TensorError(op: kind.rawValue, operands: inputs, "the half copy of the parameters must be f16 or bf16, not \(h)")
+    }
     var states: [TensorType] = []
     for i in 0..<n {
       let state = TensorType(inputs[2 + i].shape, .f32)
@@ -66,7 +77,8 @@ public struct MultiTensorAdam: OptimizerUpdate {
       }
       states.append(state)
     }
-    return states + states + states + [TensorType([4], .f32)]
+    let halves = halfCopy.map { h in states.map { TensorType($0.shape, h) } } ?? []
+    return states + states + states + [TensorType([4], .f32)] + halves
   }
 
   /// The formula in f32, one rounding per operation as documented; the sum of squares in Double.
@@ -104,6 +116,8 @@ public struct MultiTensorAdam: OptimizerUpdate {
     let summary: [Float] = [
       inputs[0].floats[0], inputs[1].floats[0], Float(weightDecay * squares / 2), Float(bad),
     ]
-    return ps + ms + vs + [try HostTensor(shape: [4], floats: summary)]
+    // The half copies as the cast op rounds them.
+    let halves = try halfCopy.map { h in try ps.map { try Cast(dtype: h).reference([$0], output: TensorType($0.shape, h)) } } ?? []
+    return ps + ms + vs + [try HostTensor(shape: [4], floats: summary)] + halves
   }
 }

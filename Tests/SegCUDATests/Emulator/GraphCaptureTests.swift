@@ -167,7 +167,8 @@ struct GraphCaptureTests {
   }
 
   /// The full-size fp16 step at batch 8 (572x572) on the null device: the work inside its graph,
-  /// by kernel, against the eager step's launches (the same kernels, which fusion will reduce).
+  /// by kernel, against the eager step's launches (fewer: fused chains are one kernel each), and
+  /// its copies (the batch's, none back into the weights).
   @Test func fullSizeCapturedStepCounts() throws {
     let eager = try StepCount.secondStep(config: UNetConfig(), batch: 8, computeType: .f16, device: RecordingDevice(wrapping: nil))
     let device = RecordingDevice(wrapping: nil)
@@ -184,9 +185,27 @@ struct GraphCaptureTests {
     let kernels = byName.filter { !$0.key.hasPrefix("cudnn") }.values.reduce(0, +)
     let library = byName.filter { $0.key.hasPrefix("cudnn") }.values.reduce(0, +)
     print("572x572 batch 8 f16 captured: \(graph.nodeCount) pieces of work in the graph (\(kernels) kernel launches, \(library) cuDNN calls); eager: \(eager.launches) launches, \(eager.libraryCalls) cuDNN calls, \(eager.copies) copies")
-    for (name, n) in byName.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }).prefix(12) { print("  \(name): \(n)") }
+    var copies = 0, fills = 0, uploads = 0
+    for r in graph.requests {
+      switch r {
+      case .copy: copies += 1
+      case .fill: fills += 1
+      case .upload: uploads += 1
+      default: break
+      }
+    }
+    print("  copies \(copies), fills \(fills), uploads \(uploads)")
+    for (name, n) in byName.sorted(by: { ($0.value, $1.key) > ($1.value, $0.key) }) { print("  \(name): \(n)") }
     #expect(device.counts.graphLaunches == 1 && device.counts.launches == 0)
     #expect(library == eager.libraryCalls)
     #expect(kernels <= eager.launches + 2, "the graph holds the eager step's kernels (the loss-scale seed is one more)")
+    // Fused elementwise chains are one generated kernel each, and the optimizer updates the
+    // weights and moments in place: no copy back into the carried buffers.
+    #expect(byName.keys.contains { $0.hasPrefix("fused_") } && kernels < eager.launches)
+    #expect(copies <= 10 && fills == 0 && uploads <= 1)
+    // The forward pass reads the half copies the update wrote, and the update reads the half
+    // gradients: no weight or gradient is cast (what is left: the batch and the loss terms).
+    let params = trainer.model.parameters.count
+    #expect(byName["cast_f32_f16", default: 0] < params / 4 && byName["cast_f16_f32", default: 0] < params / 4)
   }
 }

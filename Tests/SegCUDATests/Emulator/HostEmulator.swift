@@ -52,12 +52,7 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
   /// A device of its own (allocations counted apart), over the shared build of the kernels, with
   /// `extra` families (generated kernels) built in too.
   init(extra: [KernelFamily] = []) throws {
-    let library = try Self.build(extra: extra)
-    guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
-      throw CUDAError(.libraryNotFound, "cannot open the emulator \(library): \(String(cString: dlerror()))")
-    }
-    guard let f = dlsym(handle, "emu_launch") else { throw CUDAError(.symbolNotFound, "emu_launch") }
-    launchFunction = unsafeBitCast(f, to: LaunchFunction.self)
+    launchFunction = try Self.open(try Self.build(extra: extra))
   }
 
   // MARK: KernelDevice
@@ -99,29 +94,60 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
     memset(UnsafeMutableRawPointer(bitPattern: UInt(pointer))!, Int32(value), bytes)
   }
 
-  /// Few threads per block and few blocks, so that the grid-stride loops take several turns.
+  /// Few threads per block and few blocks, so that the grid-stride loops take several turns. A
+  /// generated kernel (`GeneratedKernels`) is built at its first launch, as NVRTC builds it on a GPU.
   func launch(_ kernel: KernelHandle, count: Int, arguments: [KernelArgument]) throws {
+    if kernel.isGenerated {
+      return try launch(kernel.name, count: count, arguments: arguments, with: try generatedLauncher(kernel.family))
+    }
     try launch(kernel.name, count: count, arguments: arguments)
   }
 
   /// The same by the kernel's name (the kernel tests launch kernels by name).
   func launch(_ kernel: String, count: Int, arguments: [KernelArgument]) throws {
+    try launch(kernel, count: count, arguments: arguments, with: launchFunction)
+  }
+
+  private func launch(_ kernel: String, count: Int, arguments: [KernelArgument], with function: LaunchFunction) throws {
     guard count > 0 else { return }
     let threads = 32, blocks = min((count + threads - 1) / threads, 3)
     let status = KernelArgument.withParameters(arguments) { params in
-      kernel.withCString { launchFunction($0, UInt32(blocks), UInt32(threads), params) }
+      kernel.withCString { function($0, UInt32(blocks), UInt32(threads), params) }
     }
     guard status == 0 else { throw CUDAError(.unsupported, "the emulator has no kernel \(kernel)") }
   }
 
+  /// Generated families' libraries (the runtime and the one family), by family name, shared by
+  /// every emulator of the process.
+  nonisolated(unsafe) private static var generated: [String: LaunchFunction] = [:]
+  private static let generatedLock = NSLock()
+
+  private func generatedLauncher(_ family: KernelFamily) throws -> LaunchFunction {
+    try Self.generatedLock.withLock {
+      if let f = Self.generated[family.name] { return f }
+      let f = try Self.open(try Self.build(extra: [family], library: false))
+      Self.generated[family.name] = f
+      return f
+    }
+  }
+
+  private static func open(_ library: String) throws -> LaunchFunction {
+    guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
+      throw CUDAError(.libraryNotFound, "cannot open the emulator \(library): \(String(cString: dlerror()))")
+    }
+    guard let f = dlsym(handle, "emu_launch") else { throw CUDAError(.symbolNotFound, "emu_launch") }
+    return unsafeBitCast(f, to: LaunchFunction.self)
+  }
+
   // MARK: Building
 
-  /// Compiles every family as its own translation unit (in parallel) and links them with the
-  /// runtime into a shared library; returns its path.
-  static func build(extra: [KernelFamily] = []) throws -> String {
+  /// Compiles every family (the library's unless `library` is false, and `extra`) as its own
+  /// translation unit (in parallel) and links them with the runtime into a shared library;
+  /// returns its path.
+  static func build(extra: [KernelFamily] = [], library includesLibrary: Bool = true) throws -> String {
     guard let cxx = compiler else { throw CUDAError(.libraryNotFound, "no C++ compiler for the kernel emulator") }
     let units = [("runtime", EmulatorSource.runtime)]
-      + (KernelLibrary.families + extra).map { f in
+      + ((includesLibrary ? KernelLibrary.families : []) + extra).map { f in
         (
           f.name,
           "#include \"emu.h\"\n" + f.source + "\n"

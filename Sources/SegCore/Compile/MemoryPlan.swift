@@ -199,6 +199,7 @@ public struct MemoryPlan: Sendable {
 /// replay lets each value go at its last use.
 public struct PlanMemory: CompilerPass {
   public let name = "memory-plan"
+  public let needsFootprints = true
   public init() {}
 
   public func run(_ program: inout Program, scalars: StepScalars) throws {
@@ -219,6 +220,7 @@ public struct PlanMemory: CompilerPass {
 /// Checks the memory plan (`MemoryPlan.validate`); a program without one fails.
 public struct ValidateMemoryPlan: CompilerPass {
   public let name = "memory-check"
+  public let needsFootprints = true
   public init() {}
 
   public func run(_ program: inout Program, scalars: StepScalars) throws {

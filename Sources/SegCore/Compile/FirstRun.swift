@@ -5,8 +5,9 @@ import Foundation
 extension Program {
   /// Runs the traced program once on `inputs` (the compiled function's first call) and writes down
   /// what only running tells: the buffer each kernel made for each value (its bytes with layout
-  /// padding, which the memory plan reserves), which outputs are views of an input, and which
-  /// concats the backend laid out as their inputs' bytes in turn (`ConcatInPlace`). Each value is
+  /// padding, which the memory plan reserves), which outputs are views of an input, which
+  /// concats the backend laid out as their inputs' bytes in turn (`ConcatInPlace`), and which
+  /// inputs a kernel may write its output over (`WriteInPlace`). Each value is
   /// let go at its last use, so the run holds no more than the program's live values; the arena
   /// is made at the next call, from the plan.
   ///
@@ -41,6 +42,9 @@ extension Program {
         // A kernel that returned a view of an input: the plan keeps the input's bytes while the
         // view lives. The inputs are still held, so their buffers' identities are their own.
         values[s].aliasOf = footprint.flatMap { f in ins.inputs.first { values[$0].footprint?.memory == f.memory } }
+      }
+      if let writer = backend as? any InPlaceWriting, results.count == 1 {
+        instructions[i].overwritable = Array(Set(ins.inputs)).sorted().filter { writer.mayOverwrite(slots[$0]!, with: results[0], by: op) }
       }
       if let concat = ins.op as? Concat, ins.outputs.count == 1 {
         instructions[i].contiguousConcat = backend.concatenatesContiguously(

@@ -30,6 +30,7 @@ public enum CompilerPasses {
     RemoveDeadValues(),
     FuseElementwise(),
     ConcatInPlace(),
+    WriteInPlace(),
     PlanMemory(),
     ValidateMemoryPlan(),
   ]

@@ -4,10 +4,11 @@
 /// run of a program (`Program.firstRun`), with the buffers the kernels made, so that it can
 /// compare their layouts.
 public protocol InPlaceWriting {
-  /// Whether `op`'s kernel, given its output's region over `input`'s bytes, reads every element
-  /// of `input` before writing the output element at the same place (an elementwise loop in one
-  /// layout), so that the output may take `input`'s bytes when `input` dies at `op`.
-  func mayOverwrite(_ input: any DeviceStorage, with output: any DeviceStorage, by op: any Primitive) -> Bool
+  /// Whether the kernel of an op of `kind`, given its output's region over `input`'s bytes, reads
+  /// every element of `input` before writing the output element at the same place (an
+  /// elementwise loop in one layout), so that the output may take `input`'s bytes when `input`
+  /// dies at the op.
+  func mayOverwrite(_ input: any DeviceStorage, with output: any DeviceStorage, kind: OpKind) -> Bool
 }
 
 /// Gives an op's output the bytes of an input that dies at that op, where the backend said its

@@ -148,7 +148,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
   public var backend: any Backend { node.backend }
 
   /// The values, copied to host memory (row-major).
-  public func host() throws -> HostTensor { try backend.download(node.storage, type: type) }
+  public func host() throws -> HostTensor {
+    try TracedStorage.checkReadable(node.storage, type: type)
+    return try backend.download(node.storage, type: type)
+  }
   /// The values as Float, row-major.
   public func floats() throws -> [Float] { try host().floats }
   /// The single value of a one-element tensor.
@@ -215,7 +218,10 @@ extension Tensor {
     let outTypes = try op.outputTypes(types)
     let operands = inputs.map { Operand(storage: $0.node.storage, type: $0.type) }
     let storages: [any DeviceStorage]
-    if let profiler = OpProfiler.active {
+    if let recorder = ProgramRecorder.active {
+      // Tracing for `compile` runs nothing: the outputs are abstract (Compile/Tracing.swift).
+      storages = recorder.outputs(outTypes)
+    } else if let profiler = OpProfiler.active {
       storages = try profiler.measure(op.kind, output: outTypes[0], on: backend) { try backend.kernels.run(op, operands, outputs: outTypes) }
     } else {
       storages = try backend.kernels.run(op, operands, outputs: outTypes)

@@ -136,6 +136,37 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
     #expect(program.description.contains("in place"))
   }
 
+  @Test func aBiasAndReLUAfterAConvolutionAreWrittenOverItsOutput() throws {
+    let cpu = CPUBackend.shared
+    var rng = SeededRandom(seed: 12)
+    func random(_ dims: [Int], _ scale: Double = 1) throws -> Tensor {
+      try Tensor(shape: Shape(dims), floats: rng.doubles(dims.reduce(1, *)).map { Float($0 * scale) }, on: cpu)
+    }
+    let (w1, bias, w2) = (try random([3, 3, 16, 16], 0.1), try random([16]), try random([3, 3, 16, 16], 0.1))
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs) { ws in
+        // The add and the ReLU fuse into one op, the last reader of the convolution's output.
+        let a = try relu(conv2d(ws[0], ws[1], padding: .same) + ws[2])
+        let y = try conv2d(a, ws[3], padding: .same)
+        return try sum(y * y)
+      }
+      return [value] + grads
+    }
+    let compiled = CompiledFunction("write-in-place") { xs, _ in try step(xs) }
+    for _ in 0..<3 {
+      let xs = [try random([1, 12, 12, 16]), w1, bias, w2]
+      #expect(try bits(compiled(xs)) == bits(step(xs)))
+    }
+    let program = try #require(compiled.allPrograms.first)
+    let plan = try #require(program.memoryPlan)
+    try plan.validate()
+    #expect(!program.inPlace.isEmpty, "\(program)")
+    for (out, input) in program.inPlace {
+      #expect(plan.inside[out] != nil && plan.offsets[out] == plan.offsets[input], "\(program)")
+    }
+    #expect(program.description.contains("written over"))
+  }
+
   /// A kernel that takes its region and then declines leaves the next candidate to allocate, and
   /// a region too small for the output is not used.
   @Test func aRegionIsHandedOutOnceAndOnlyWhenTheOutputFits() throws {

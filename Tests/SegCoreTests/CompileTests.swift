@@ -142,6 +142,35 @@ private func bits(_ ts: [Tensor]) throws -> [[UInt64]] { try ts.map { try $0.hos
     #expect(try compiled([try Tensor(shape: [3], floats: [0, -1, 2])]).first?.floats() == [1, 0, 9])
   }
 
+  @Test func tracingRunsNoKernelAndTheFirstCallRunsOnlyTheProgram() throws {
+    let passes: [any CompilerPass] = [CheckStepScalars(), RemoveDeadValues(), PlanMemory(), ValidateMemoryPlan()]
+    var tracedValueWasReadable = true
+    let compiled = CompiledFunction("abstract", passes: passes) { xs, _ in
+      _ = try exp(xs[0])  // dead: removed before anything runs
+      let y = try xs[0] * xs[0]
+      tracedValueWasReadable = (try? y.host()) != nil
+      return [y]
+    }
+    let profiler = OpProfiler()
+    let x = try Tensor(shape: [3], floats: [1, -2, 3])
+    let first = try OpProfiler.record(into: profiler) { try compiled([x]) }
+    #expect(try first[0].floats() == [1, 4, 9])
+    #expect(!tracedValueWasReadable)
+    let calls = Dictionary(uniqueKeysWithValues: profiler.ranked.map { ($0.kind, $0.entry.calls) })
+    // The trace ran nothing; the first call ran the program once, without the dead exp.
+    #expect(calls == [.mul: 1])
+    #expect(try compiled([x])[0].floats() == [1, 4, 9])
+  }
+
+  @Test func aHostReadInsideTheTraceIsRefusedWithTheReason() throws {
+    let compiled = CompiledFunction("reads") { xs, _ in
+      let total = try sum(xs[0])
+      return [try total.item() > 0 ? xs[0] * 2 : xs[0] * 3]
+    }
+    let x = try Tensor(shape: [3], floats: [1, -2, 3])
+    #expect { try compiled([x]) } throws: { "\($0)".contains("read on the host while it is traced") && "\($0)".contains("step scalar") }
+  }
+
   @Test func passesArePrintedToTheDumpFolder() throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("compile-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: dir) }

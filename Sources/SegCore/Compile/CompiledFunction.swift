@@ -3,13 +3,16 @@ import Foundation
 // MARK: - Compiled function
 
 /// A step function compiled by tracing, as MLX's `compile` and `jax.jit`: the first call for given
-/// input types runs `body` eagerly while recording its ops, runs the passes
-/// (`CompilerPasses.standard`) over the program and keeps it; later calls with the same input types
+/// input types runs `body` on abstract values (types only: no kernel runs, no buffer is made)
+/// while recording its ops, runs the passes (`CompilerPasses.standard`) over the program, running
+/// it once on the inputs where the passes first need the values' layouts (`Program.firstRun`,
+/// which computes the call's outputs), and keeps it; later calls with the same input types
 /// (and variant) replay the program: no graph is built, no gradient walk runs, and every value is
 /// let go at its planned last use. Other input types trace again, or fail when `strict`.
 ///
 /// `body` must depend on its inputs only through tensor ops and on per-step numbers only through
-/// its `StepScalars` (see `ProgramRecorder`); whatever else it reads is frozen at trace time.
+/// its `StepScalars` (see `ProgramRecorder`): reading a traced value on the host fails, and any
+/// other number it reads is frozen at trace time.
 public final class CompiledFunction {
   /// The function: input tensors and the step's scalars to output tensors.
   public typealias Body = ([Tensor], StepScalars) throws -> [Tensor]
@@ -44,7 +47,7 @@ public final class CompiledFunction {
     self.capture = capture
   }
 
-  /// The outputs of the function on `inputs`: traced (an eager run) the first time for these input
+  /// The outputs of the function on `inputs`: traced and run once the first time for these input
   /// types and `variant` (a caller's name for a choice that changes the ops, say "unscaled"),
   /// replayed afterwards.
   public func callAsFunction(_ inputs: [Tensor], scalars: StepScalars = [:], variant: String = "") throws -> [Tensor] {
@@ -58,10 +61,13 @@ public final class CompiledFunction {
         op: "compile", operands: key.types,
         "\(name) was compiled for \(known.types.map(\.description).joined(separator: ", ")) (\(known.variant.isEmpty ? "no variant" : known.variant)) and is strict: other input shapes or dtypes are not traced again; make a new compiled function or turn strict off")
     }
-    var (program, outputs) = try traceProgram(inputs, on: backend) { try body($0, scalars) }
+    var program = try traceProgram(inputs, on: backend) { try body($0, scalars) }
     traceCount += 1
     let dump = dumpDirectory.map { GraphDump(directory: $0, prefix: "\(name)-\(traceCount)") }
-    try CompilerPasses.run(passes, on: &program, scalars: scalars, dump: dump)
+    var outputs: [Tensor] = []
+    try CompilerPasses.run(passes, on: &program, scalars: scalars, dump: dump) { program in
+      outputs = try program.firstRun(inputs, scalars: scalars)
+    }
     if let capture, backend is any GraphCapturingBackend { program.capture = ProgramCapture(options: capture) }
     programs[key] = program
     return outputs

@@ -9,6 +9,7 @@
 /// them, so no other value is placed over bytes one of them still needs.
 public struct ConcatInPlace: CompilerPass {
   public let name = "concat-in-place"
+  public let needsFootprints = true
   public init() {}
 
   public func run(_ program: inout Program, scalars: StepScalars) throws {

@@ -30,9 +30,9 @@ public struct MemoryPlan: Sendable {
   public internal(set) var offsets: [Int: Int] = [:]
   /// Each buffer's bytes, by slot.
   public internal(set) var sizes: [Int: Int] = [:]
-  /// The values placed inside another buffer (a concat's inputs in its output: `ConcatInPlace`),
-  /// by slot, with the slot of the buffer they lie in; their offsets and sizes are in `offsets`
-  /// and `sizes`.
+  /// The values placed inside another buffer (a concat's inputs in its output: `ConcatInPlace`;
+  /// an output written over its input: `WriteInPlace`), by slot, with the slot of the buffer they
+  /// lie in; their offsets and sizes are in `offsets` and `sizes`.
   public internal(set) var inside: [Int: Int] = [:]
   /// The arena's size: the end of the highest buffer.
   public internal(set) var arenaBytes = 0
@@ -88,16 +88,30 @@ public struct MemoryPlan: Sendable {
         end[g.concat] = max(end[g.concat]!, end[m.slot]!)
       }
     }
-    let buffers = order.filter { !returned.contains($0) && memberOf[$0] == nil }.map { s -> Buffer in
+    // An output written over an input (`WriteInPlace`) is its input's buffer, live to its own end.
+    var host: [Int: Int] = [:]
+    for (out, input) in program.inPlace.sorted(by: { $0.key < $1.key })
+    where start[out] != nil && start[input] != nil && memberOf[out] == nil && memberOf[input] == nil {
+      let root = host[input] ?? input
+      host[out] = root
+      end[root] = max(end[root]!, end[out]!)
+    }
+    let aligned = { (s: Int) -> Int in
       let v = program.values[s]
       let raw = v.footprint?.bytes ?? v.type.shape.count * v.type.dtype.byteSize
-      let bytes = max(raw + Self.alignment - 1, Self.alignment) / Self.alignment * Self.alignment
-      return Buffer(slot: s, start: start[s]!, end: end[s]!, bytes: bytes)
+      return max(raw + Self.alignment - 1, Self.alignment) / Self.alignment * Self.alignment
+    }
+    let buffers = order.filter { !returned.contains($0) && memberOf[$0] == nil && host[$0] == nil }.map { s in
+      Buffer(slot: s, start: start[s]!, end: end[s]!, bytes: aligned(s))
     }
     self.init(packing: buffers)
     for (slot, m) in memberOf.sorted(by: { $0.key < $1.key }) {
       guard let base = offsets[m.concat] else { continue }
       (offsets[slot], sizes[slot], inside[slot]) = (base + m.member.offset, m.member.bytes, m.concat)
+    }
+    for (slot, root) in host.sorted(by: { $0.key < $1.key }) {
+      guard let base = offsets[root] else { continue }
+      (offsets[slot], sizes[slot], inside[slot]) = (base, min(aligned(slot), sizes[root]!), root)
     }
   }
 
@@ -199,6 +213,7 @@ public struct MemoryPlan: Sendable {
 /// replay lets each value go at its last use.
 public struct PlanMemory: CompilerPass {
   public let name = "memory-plan"
+  public let needsFootprints = true
   public init() {}
 
   public func run(_ program: inout Program, scalars: StepScalars) throws {
@@ -219,6 +234,7 @@ public struct PlanMemory: CompilerPass {
 /// Checks the memory plan (`MemoryPlan.validate`); a program without one fails.
 public struct ValidateMemoryPlan: CompilerPass {
   public let name = "memory-check"
+  public let needsFootprints = true
   public init() {}
 
   public func run(_ program: inout Program, scalars: StepScalars) throws {

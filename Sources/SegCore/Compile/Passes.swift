@@ -9,6 +9,14 @@ public protocol CompilerPass: Sendable {
   var name: String { get }
   /// Rewrites or annotates `program`; `scalars` are the step scalars it was traced with.
   func run(_ program: inout Program, scalars: StepScalars) throws
+  /// Whether the pass reads how the backend laid the values out (their footprints, views and
+  /// contiguous concats), which the first run of the program learns (`Program.firstRun`).
+  var needsFootprints: Bool { get }
+}
+
+extension CompilerPass {
+  /// Most passes rewrite by types and ops alone.
+  public var needsFootprints: Bool { false }
 }
 
 /// The passes of `compile`, in the order they run.
@@ -22,20 +30,30 @@ public enum CompilerPasses {
     RemoveDeadValues(),
     FuseElementwise(),
     ConcatInPlace(),
+    WriteInPlace(),
     PlanMemory(),
     ValidateMemoryPlan(),
   ]
 
   /// Runs `passes` over `program` in order, writing the program before the first and after each
-  /// to `dump` when given.
+  /// to `dump` when given. `firstRun`, when given, runs once before the first pass that needs
+  /// footprints (or after the last pass when none does): the passes before it rewrite the traced
+  /// program by types alone, so the first run already computes with the fused kernels.
   public static func run(
-    _ passes: [any CompilerPass], on program: inout Program, scalars: StepScalars, dump: GraphDump? = nil
+    _ passes: [any CompilerPass], on program: inout Program, scalars: StepScalars, dump: GraphDump? = nil,
+    firstRun: ((inout Program) throws -> Void)? = nil
   ) throws {
     try dump?.write(program, stage: 0, name: "trace")
+    var ran = firstRun == nil
     for (i, pass) in passes.enumerated() {
+      if !ran, pass.needsFootprints {
+        try firstRun!(&program)
+        ran = true
+      }
       try pass.run(&program, scalars: scalars)
       try dump?.write(program, stage: i + 1, name: pass.name)
     }
+    if !ran { try firstRun!(&program) }
   }
 }
 

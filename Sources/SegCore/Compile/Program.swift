@@ -42,6 +42,8 @@ public struct Program: CustomStringConvertible {
     public var frees: [Int] = []
     /// For a concat: whether the backend laid its traced output out as its inputs' bytes in turn.
     public var contiguousConcat = false
+    /// The input slots whose bytes the kernel may write its output over (`InPlaceWriting`).
+    public var overwritable: [Int] = []
 
     /// An instruction running `op` on slots `inputs` into slots `outputs`, `traceIndex`th in the trace.
     public init(op: any Primitive, inputs: [Int], outputs: [Int], traceIndex: Int, bindings: [ScalarBinding] = []) {
@@ -63,6 +65,8 @@ public struct Program: CustomStringConvertible {
   public var memoryPlan: MemoryPlan?
   /// The concats whose inputs are written in place (`ConcatInPlace`).
   public var concatGroups: [ConcatGroup] = []
+  /// Outputs written over an input that dies at their op, by output slot (`WriteInPlace`).
+  public var inPlace: [Int: Int] = [:]
   /// How replays are captured as one graph on a backend that can (nil: every kernel is launched).
   public var capture: ProgramCapture?
   /// The arena the replays place the planned values in (shared by the backend's programs).
@@ -118,6 +122,7 @@ public struct Program: CustomStringConvertible {
     }
     lines.append("  return \(outputs.map { "%\($0)" }.joined(separator: ", "))")
     for g in concatGroups { lines.append("  \(g)") }
+    for (out, input) in inPlace.sorted(by: { $0.key < $1.key }) { lines.append("  %\(out) written over %\(input)") }
     if let plan = memoryPlan { lines.append("  \(plan.summary)") }
     return lines.joined(separator: "\n")
   }

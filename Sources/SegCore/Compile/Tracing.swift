@@ -1,13 +1,16 @@
 // MARK: - Tracing
 
-/// Records every op that `Tensor.applyOutputs` runs while it is active, as instructions of a
-/// `Program`: tracing is an eager run whose ops are also written down, so the first call of a
-/// compiled function computes its results as the eager step would.
+/// Records every op that `Tensor.applyOutputs` is given while it is active, as instructions of a
+/// `Program`, without running it: each output is an abstract value (`TracedStorage`: its type,
+/// no buffer), so tracing allocates nothing and runs no kernel, and the traced process never
+/// holds the eager step's buffers beside the program's arena. The first call computes its results
+/// by running the program once (`Program.firstRun`), which also learns how the backend lays
+/// each value out.
 ///
-/// Only tensors flow into the program: a value read on the host inside the traced function (an
-/// `item()`) and used to decide what to build is frozen as it was when traced, and a leaf made
-/// inside it is a constant. What changes per step must come in as an input tensor or as a step
-/// scalar (`StepScalars`), marked where its op is made (`markingStepScalar`).
+/// Only tensors flow into the program: reading a traced value on the host inside the traced
+/// function (an `item()`) fails and names the value, and a leaf made inside it is a constant. What
+/// changes per step must come in as an input tensor or as a step scalar (`StepScalars`), marked
+/// where its op is made (`markingStepScalar`).
 final class ProgramRecorder: @unchecked Sendable {
   /// The recorder of the current task, if any (one task traces at a time; its ops run in order).
   @TaskLocal static var active: ProgramRecorder?
@@ -19,23 +22,21 @@ final class ProgramRecorder: @unchecked Sendable {
 
   init(backend: any Backend) { program = Program(backend: backend) }
 
-  /// Records `op` run on `inputs` with `outputs`.
+  /// The abstract outputs of an op of output types `types`: no kernel runs while tracing.
+  func outputs(_ types: [TensorType]) -> [any DeviceStorage] { types.map(TracedStorage.init) }
+
+  /// Records `op` on `inputs` with (abstract) `outputs`. How the backend lays each value out, and
+  /// which outputs are views of an input, is learnt when the program first runs.
   func record(_ op: any Primitive, inputs: [Node], outputs: [Node]) {
     let inSlots = inputs.map(slot(of:))
     var outSlots: [Int] = []
     for (k, node) in outputs.enumerated() {
-      let footprint = program.backend.footprint(of: node.storage)
-      // A kernel that returned a view of an input: the plan keeps the input's bytes while the view lives.
-      let viewed = footprint.flatMap { f in inSlots.first { program.values[$0].footprint?.memory == f.memory } }
-      let s = program.addValue(node.type, .produced(instruction: traced, output: k), footprint: footprint, aliasOf: viewed)
+      let s = program.addValue(node.type, .produced(instruction: traced, output: k))
       slots[node.id] = s
       outSlots.append(s)
     }
-    var instruction = Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced, bindings: StepScalarMarks.bindings(of: op))
-    if let concat = op as? Concat, outputs.count == 1 {
-      instruction.contiguousConcat = program.backend.concatenatesContiguously(inputs.map(\.storage), into: outputs[0].storage, axis: concat.axis)
-    }
-    program.instructions.append(instruction)
+    program.instructions.append(
+      Program.Instruction(op: op, inputs: inSlots, outputs: outSlots, traceIndex: traced, bindings: StepScalarMarks.bindings(of: op)))
     traced += 1
   }
 
@@ -66,11 +67,11 @@ final class ProgramRecorder: @unchecked Sendable {
   }
 }
 
-/// Runs `body` on `inputs` eagerly while recording its ops; returns its outputs and the program
-/// that computes them from the inputs on `backend`.
+/// Runs `body` on `inputs` with abstract values, recording its ops; returns the program that
+/// computes its outputs from the inputs on `backend` (nothing is computed yet).
 func traceProgram(
   _ inputs: [Tensor], on backend: any Backend, _ body: ([Tensor]) throws -> [Tensor]
-) throws -> (program: Program, outputs: [Tensor]) {
+) throws -> Program {
   let recorder = ProgramRecorder(backend: backend)
   for x in inputs {
     guard x.backend === backend else {
@@ -85,5 +86,23 @@ func traceProgram(
     }
     recorder.addOutput(y.node)
   }
-  return (recorder.program, outputs)
+  return recorder.program
+}
+
+// MARK: - Abstract values
+
+/// The value of a traced op: its type only. No buffer is behind it, so reading it on the host
+/// fails (`checkReadable`) and no kernel is ever given one (tracing runs none).
+final class TracedStorage: DeviceStorage {
+  let type: TensorType
+  init(_ type: TensorType) { self.type = type }
+
+  /// Throws when `storage` is a traced value: a host read inside a compiled function cannot be
+  /// replayed (the program has no host step), so it is refused where it happens.
+  static func checkReadable(_ storage: any DeviceStorage, type: TensorType) throws {
+    guard storage is TracedStorage else { return }
+    throw TensorError(
+      op: "compile", operands: [type],
+      "a value computed inside a compiled function is read on the host while it is traced; a compiled step cannot depend on its own values on the host: return the value as an output and read it after the call, or pass the number in as a step scalar (StepScalars)")
+  }
 }

@@ -1,0 +1,18 @@
+import SegCore
+
+// MARK: - Outputs written over their inputs
+
+extension CPUBackend: InPlaceWriting {
+  /// True for a fused elementwise op whose output was made in exactly the layout of `input`, with
+  /// no padding: its kernel (the tiled loop, or the steps' own elementwise kernels when it
+  /// declines) reads each tile of a full-size input before writing the output's tile at the same
+  /// offsets. A padded layout is excluded because its output buffer is zeroed before the kernel
+  /// runs, and a layout change because a reorder would read other offsets than it writes.
+  public func mayOverwrite(_ input: any DeviceStorage, with output: any DeviceStorage, kind: OpKind) -> Bool {
+    guard kind == .fusedElementwise, let x = input as? CPUStorage, let y = output as? CPUStorage,
+      x.type == y.type, x.madeLayout == y.madeLayout, x.origin.byteCount == y.origin.byteCount,
+      y.origin.byteCount == y.type.shape.count * y.type.dtype.byteSize
+    else { return false }
+    return true
+  }
+}

@@ -61,7 +61,7 @@ public final class ProgramCapture: @unchecked Sendable {
       guard refusal == nil, let backend = program.backend as? GraphCapturingBackend, backend.capturesGraphs else {
         return try program.runUncaptured(inputs, scalars: scalars)
       }
-      var slots = try program.inputSlots(inputs)
+      let slots = try program.inputSlots(inputs)
       if state == nil {
         do {
           state = try capture(program, backend, slots, scalars)

@@ -16,6 +16,8 @@ import Foundation
 /// - `UNET_CUDNN_PLAN_CACHE`: where the graph API's chosen plans are kept between runs (one file
 ///   per cuDNN version and GPU), or `off`; unset, `$XDG_CACHE_HOME/unetseg/cudnn-plans`, else
 ///   `$HOME/.cache/unetseg/cudnn-plans`.
+/// - `UNET_CUPTI`: 0 makes `--profile` wait after every op instead of reading CUPTI's records
+///   (default 1), for a side-by-side of the two modes or where CUPTI misbehaves.
 /// - `UNET_CUBIN_CACHE`: where compiled kernels are kept between runs, or `off` for memory only;
 ///   unset, `$XDG_CACHE_HOME/unetseg/cubin`, else `$HOME/.cache/unetseg/cubin`.
 /// - `UNET_PYTHON`, then the package's `.venv`, then `PATH`: the Pythons whose pip nvidia-*
@@ -33,14 +35,19 @@ public struct CUDAOptions: Sendable, Equatable {
   public var cudnnPlanCacheDirectory: URL?
   /// The python3 programs whose site-packages are searched for pip's nvidia-* libraries, in order.
   public var pythons: [String]
+  /// Whether `--profile` reads the GPU's work from CUPTI's activity records (UNET_CUPTI, default on)
+  /// rather than waiting after every op.
+  public var activityTracing: Bool
 
   /// Settings given directly; the defaults search only the usual places, pick the fastest
   /// algorithms (the graph API first) and keep compiled kernels and plans in memory.
   public init(
     cudaPath: String? = nil, deterministicConvolutions: Bool = false, kernelCacheDirectory: URL? = nil,
     cudnnGraph: Bool = false, cudnnPlanCacheDirectory: URL? = nil,
-    pythons: [String] = PythonPackages.interpreters(environment: ["PATH": PythonPackages.defaultSearchPath])
+    pythons: [String] = PythonPackages.interpreters(environment: ["PATH": PythonPackages.defaultSearchPath]),
+    activityTracing: Bool = true
   ) {
+    self.activityTracing = activityTracing
     self.cudaPath = cudaPath
     self.deterministicConvolutions = deterministicConvolutions
     self.kernelCacheDirectory = kernelCacheDirectory
@@ -70,6 +77,14 @@ public struct CUDAOptions: Sendable, Equatable {
       throw CUDAError(
         .invalidSetting,
         "UNET_CUDNN_GRAPH is '\(other)': set it to 1 for cuDNN's graph API with the legacy API as fallback, or 0 (or leave it unset) for the legacy API only")
+    }
+    switch value("UNET_CUPTI") {
+    case nil, "1": activityTracing = true
+    case "0": activityTracing = false
+    case let other?:
+      throw CUDAError(
+        .invalidSetting,
+        "UNET_CUPTI is '\(other)': set it to 0 for a --profile that waits after every op, or 1 (or leave it unset) for CUPTI's records")
     }
     let base = value("XDG_CACHE_HOME").map { URL(fileURLWithPath: $0) }
       ?? value("HOME").map { URL(fileURLWithPath: $0).appendingPathComponent(".cache") }

@@ -9,7 +9,7 @@ import Testing
   /// Nothing set: the usual library places, the fastest algorithms, the cache under $HOME.
   @Test func defaults() throws {
     let o = try CUDAOptions(environment: ["HOME": "/home/u"])
-    #expect(o.cudaPath == nil && !o.deterministicConvolutions)
+    #expect(o.cudaPath == nil && !o.deterministicConvolutions && o.activityTracing)
     #expect(o.kernelCacheDirectory?.path == "/home/u/.cache/unetseg/cubin")
     #expect(o.librarySearch.cudaPath == nil && o.pythons == PythonPackages.interpreters(environment: [:]))
   }
@@ -25,6 +25,14 @@ import Testing
         cudnnPlanCacheDirectory: URL(fileURLWithPath: "/home/u/.cache/unetseg/cudnn-plans"),
         pythons: PythonPackages.interpreters(environment: ["PATH": "/opt/py/bin:/usr/bin"])))
     #expect(o.librarySearch.cudaPathFolders.prefix(3) == ["/opt/a", "/opt/a/lib64", "/opt/a/lib"])
+  }
+
+  /// UNET_CUPTI=0 makes --profile wait after every op; anything but 0 or 1 is refused, naming it.
+  @Test func cuptiSwitch() throws {
+    #expect(try !CUDAOptions(environment: ["UNET_CUPTI": "0"]).activityTracing)
+    #expect(try CUDAOptions(environment: ["UNET_CUPTI": "1"]).activityTracing)
+    #expect(throws: CUDAError.self) { try CUDAOptions(environment: ["UNET_CUPTI": "yes"]) }
+    do { _ = try CUDAOptions(environment: ["UNET_CUPTI": "yes"]) } catch { #expect("\(error)".contains("UNET_CUPTI is 'yes'")) }
   }
 
   /// XDG_CACHE_HOME moves the cache; UNET_CUBIN_CACHE=off keeps it in memory; empty counts as unset.

@@ -22,12 +22,18 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   let graphConvolutions: CUDNNGraphConvolutions?
   /// Filters reordered for the convolution library, reused by a step's second convolution of one filter.
   let filterLayouts = FilterLayouts()
+  /// Whether `--profile` may trace through CUPTI (`CUDAOptions.activityTracing`).
+  let activityTracing: Bool
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
   public private(set) var kernels = KernelTable(backendName: "cuda")
 
   /// A backend over `device`; `convolutions` supplies conv2d and its backward ops, after
-  /// `graphConvolutions` where there is one.
-  init(device: any KernelDevice, convolutions: (any ConvolutionLibrary)?, graphConvolutions: CUDNNGraphConvolutions? = nil) {
+  /// `graphConvolutions` where there is one; `activityTracing` false keeps `--profile` waiting per op.
+  init(
+    device: any KernelDevice, convolutions: (any ConvolutionLibrary)?, graphConvolutions: CUDNNGraphConvolutions? = nil,
+    activityTracing: Bool = true
+  ) {
+    self.activityTracing = activityTracing
     self.device = device
     self.convolutions = convolutions
     self.graphConvolutions = graphConvolutions
@@ -61,7 +67,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         FileHandle.standardError.write(Data("cudnn-graph: off (\(error)); the legacy cuDNN API runs every convolution\n".utf8))
       }
     }
-    return CUDABackend(device: device, convolutions: convolutions, graphConvolutions: graph)
+    return CUDABackend(device: device, convolutions: convolutions, graphConvolutions: graph, activityTracing: options.activityTracing)
   }
 
   /// The graph API's convolutions, with their plans stored per cuDNN version and GPU (named from

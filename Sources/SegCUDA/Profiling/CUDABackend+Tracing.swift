@@ -8,6 +8,7 @@ extension CUDABackend: ActivityTracingBackend {
   /// instead and says why); nil on the host emulator and the null device, which queue nothing.
   public func makeActivityTracer() throws -> (any DeviceActivityTracer)? {
     guard let gpu = device as? GPUKernelDevice else { return nil }
+    guard activityTracing else { throw CUDAError(.invalidSetting, "UNET_CUPTI=0 turns CUPTI off") }
     let control = try CUPTIControl(api: try CUPTIAPI.load(gpu.context.driver.loader))
     return CUPTITracer(control: control) { [unowned self] in try self.synchronize() }
   }

@@ -110,13 +110,7 @@ func runBenchmark(
   }
   if profile, let table = convAlgorithmTable(backend) { print("\n" + table) }
   try logger?.log(step: [], data: result.logData)
-  if let output {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    do { try encoder.encode(result).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-      throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
-    }
-  }
+  if let output { try writeJSON(result, to: output) }
 }
 
 /// `unet benchmark` under mpirun: rank 0 alone, then every rank with the gradient all-reduce;
@@ -133,11 +127,5 @@ func runDataParallelBenchmark(_ options: BenchmarkOptions, config: UNetConfig, d
                                              device: parallel.device)
   guard world.isRoot else { return }
   print(result.table())
-  if let output {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    do { try encoder.encode(result).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-      throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
-    }
-  }
+  if let output { try writeJSON(result, to: output) }
 }

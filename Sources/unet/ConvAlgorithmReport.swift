@@ -64,12 +64,6 @@ struct BenchmarkLayersCommand: ParsableCommand {
     print("unet: \(shapes.count) 3x3 convolutions of the U-Net at \(config.inputSize)x\(config.inputSize), \(repeats) timed runs each")
     let result = try LayerBenchmark.run(shapes, repeats: repeats, clock: clock)
     print(result.table())
-    if let output {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      do { try encoder.encode(result).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-        throw ValidationError("--output \(output): cannot write (\(error.localizedDescription))")
-      }
-    }
+    if let output { try writeJSON(result, to: output) }
   }
 }

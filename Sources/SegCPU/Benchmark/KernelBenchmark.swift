@@ -192,7 +192,7 @@ public enum KernelBenchmark {
 
   /// Uniform values in [-scale, scale) from a fixed-seed xorshift generator (the system generator
   /// makes a system call per value, which takes longer than the benchmark itself).
-  private static func randomTensor(_ shape: Shape, scale: Float) -> HostTensor {
+  static func randomTensor(_ shape: Shape, scale: Float) -> HostTensor {
     var state: UInt64 = 0x9E37_79B9_7F4A_7C15
     let values = (0..<shape.count).map { _ -> Float in
       state ^= state << 13

@@ -110,9 +110,9 @@ public enum LayerBenchmark {
         let pad = s.same ? 1 : 0
         let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
         let name = "\(s.c)->\(s.o) at \(s.h)x\(s.w) \(s.same ? "same" : "valid")"
-        let filterHost = random([3, 3, s.c, s.o], scale: 1 / Float(9 * s.c).squareRoot())
-        let x = try Tensor(random([1, s.h, s.w, s.c], scale: 1), on: cpu)
-        let dy = try Tensor(random([1, oh, ow, s.o], scale: 1), on: cpu)
+        let filterHost = KernelBenchmark.randomTensor([3, 3, s.c, s.o], scale: 1 / Float(9 * s.c).squareRoot())
+        let x = try Tensor(KernelBenchmark.randomTensor([1, s.h, s.w, s.c], scale: 1), on: cpu)
+        let dy = try Tensor(KernelBenchmark.randomTensor([1, oh, ow, s.o], scale: 1), on: cpu)
         let forward = { (w: Tensor) in try conv2d(x, w, padding: s.same ? .same : .valid) }
         let backwardData = { (w: Tensor) in try conv2dBackwardData(dy, w, inputSize: (s.h, s.w), geometry: geometry) }
         for (direction, body) in [("forward", forward), ("backwardData", backwardData)] {
@@ -167,16 +167,4 @@ public enum LayerBenchmark {
   }
 
   private static func seconds(_ body: () -> Void) -> Double { BenchmarkClock.measure(body) }
-
-  /// Uniform values in [-scale, scale) from a fixed-seed xorshift generator.
-  private static func random(_ shape: Shape, scale: Float) -> HostTensor {
-    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-    let values = (0..<shape.count).map { _ -> Float in
-      state ^= state << 13
-      state ^= state >> 7
-      state ^= state << 17
-      return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
-    }
-    return try! HostTensor(shape: shape, floats: values)
-  }
 }

@@ -39,6 +39,7 @@ CACHE = os.path.join(os.path.expanduser("~"), ".cache", "unetseg")
 # both layouts compete by default.
 CONTESTANTS = {
     "ours": "unet benchmark (oneDNN, Swift)",
+    "ours-xla": "unet benchmark --xla (the compiled step: traced once, replayed from a planned arena)",
     "torch": "PyTorch eager",
     "torch-cl": "PyTorch eager, channels-last",
     "torch-compile": "PyTorch torch.compile (inductor)",
@@ -199,8 +200,8 @@ def command(a, who, unet, mode, batch, output):
               "--warmup-steps", str(warmup), "--max-steps", str(steps), "--output", output]
     if who.endswith("-bf16"):
         who, shared = who[:-len("-bf16")], shared + ["--precision", "bf16"]
-    if who == "ours":
-        return [unet, "benchmark", "--device", "cpu"] + shared
+    if who in ("ours", "ours-xla"):
+        return [unet, "benchmark", "--device", "cpu"] + shared + (["--xla"] if who == "ours-xla" else [])
     py = venv_python(a)
     if who.startswith("torch"):
         extra = {"torch": [], "torch-cl": ["--channels-last"], "torch-compile": ["--compile"],
@@ -334,6 +335,10 @@ def verdicts(pools, ceiling):
             lowest = min(r["peak_rss_mb"] for who, r in rows.items() if not who.startswith("ours"))
             parts.append(f"peak RSS {ours['peak_rss_mb']:.0f} MB vs the lowest peer's {lowest:.0f} MB, target <=: "
                          f"{'met' if ours['peak_rss_mb'] <= lowest else 'missed'}")
+        if "ours-xla" in rows:
+            compiled = rows["ours-xla"]["throughput"] / ours["throughput"]
+            target = 1.15 if mode == "train" else 1.05
+            parts.append(f"compiled {compiled:.2f}x our eager, target >= {target}x: {'met' if compiled >= target else 'missed'}")
         if "ours-bf16" in rows:
             bf16 = rows["ours-bf16"]["throughput"] / ours["throughput"]
             parts.append(f"bf16 {bf16:.2f}x our fp32, target >= 1.5x: {'met' if bf16 >= 1.5 else 'missed'}")
@@ -418,7 +423,7 @@ def main():
     os.makedirs(results, exist_ok=True)
     log(f"results in {results}")
     setup_venv(a)  # numpy for the sgemm ceiling, whoever competes
-    unet = build_ours(a) if "ours" in a.contestants else None
+    unet = build_ours(a) if any(who.startswith("ours") for who in a.contestants) else None
     env = thread_env(a.threads)
     runs, failures, ceilings = run_all(a, unet, env, results)
     ceiling = max(ceilings)

@@ -22,6 +22,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   let graphConvolutions: CUDNNGraphConvolutions?
   /// Filters reordered for the convolution library, reused by a step's second convolution of one filter.
   let filterLayouts = FilterLayouts()
+  /// The tickets of one-launch sums (`sumRows`).
+  let reductionCounters: ReductionCounters
   /// Whether `--profile` may trace through CUPTI (`CUDAOptions.activityTracing`).
   let activityTracing: Bool
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
@@ -35,6 +37,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   ) {
     self.activityTracing = activityTracing
     self.device = device
+    reductionCounters = ReductionCounters(device: device)
     self.convolutions = convolutions
     self.graphConvolutions = graphConvolutions
     kernels = makeKernelTable()

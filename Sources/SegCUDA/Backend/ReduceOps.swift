@@ -3,10 +3,11 @@ import SegCore
 // MARK: - Reductions, broadcasting and softmax
 
 extension CUDABackend {
-  /// sum over axes: chunks of the reduced elements are summed by separate threads into a scratch
-  /// buffer (f32, f64 for f64), the chunks' sums again in chunks while many remain, then added in
-  /// order. The order never depends on timing, so results are the same run after run. Nil for an
-  /// operand that is not of the output's floating dtype.
+  /// sum over axes. A sum over the rows of a row-major [rows, cols] (a bias gradient, a sum of
+  /// everything) is one `sumRows` launch; any other is summed in chunks by separate threads into
+  /// a scratch buffer (f32, f64 for f64), the chunks' sums again in chunks while many remain,
+  /// then added in order. Either way the order never depends on timing, so results are the same
+  /// run after run. Nil for an operand that is not of the output's floating dtype.
   func sum(_ p: Sum, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let input = x[0].type.shape
@@ -21,8 +22,12 @@ extension CUDABackend {
     let outCount = kept.count, redCount = reduced.count
     guard outCount > 0 else { return y }
     let partialType: DType = dtype == .f64 ? .f64 : .f32
+    if redCount > 0, Self.isRows(kept: kept, reduced: reduced), (outCount + 31) / 32 <= ReductionCounters.capacity {
+      try sumRows(x[0].pointer, into: y, dtype: dtype, partialType: partialType, rows: redCount, cols: outCount)
+      return y
+    }
     // Chunks of at least 64 elements, enough of them (about a million threads) to keep the loads
-    // in flight when the output is small (a bias gradient).
+    // in flight when the output is small.
     var (partial, rows) = try sumChunks(
       x[0].pointer, dtype: dtype, into: partialType, outCount: outCount, redCount: redCount, chunkMinimum: 64,
       kept: kept.dims, keptStrides: kept.strides[0], reduced: reduced.dims, reducedStrides: reduced.strides[0])
@@ -38,6 +43,31 @@ extension CUDABackend {
       try KernelLibrary.handle(.sumFinish, dtype), count: outCount,
       arguments: [.pointer(partial.pointer), .pointer(y.pointer), .int64(Int64(outCount)), .int64(Int64(rows))])
     return y
+  }
+
+  /// Whether element (r, m) of the merged spaces is at r * outCount + m: the kept axes one
+  /// contiguous run (or none), the reduced ones the rows in front of it.
+  static func isRows(kept: StridedSpace, reduced: StridedSpace) -> Bool {
+    let cols = kept.count
+    let keptContiguous = kept.dims.isEmpty || (kept.dims.count == 1 && kept.strides[0] == [1])
+    let rowsInFront = reduced.dims.isEmpty || (reduced.dims.count == 1 && reduced.strides[0] == [cols])
+    return keptContiguous && rowsInFront
+  }
+
+  /// One `sumRows` launch: out[m] = the sum over r of x[r * cols + m]. Slabs of at least 256
+  /// rows, enough tiles times slabs (about 2,048 blocks of work) to keep a GPU's loads in flight
+  /// while the finishing block of each tile adds at most a few thousand partial sums.
+  private func sumRows(_ x: UInt64, into y: CUDAStorage, dtype: DType, partialType: DType, rows: Int, cols: Int) throws {
+    let tiles = (cols + 31) / 32
+    let slabs = max(1, min((rows + 255) / 256, max(1, 2048 / tiles)))
+    let slabRows = (rows + slabs - 1) / slabs
+    let partial = try output(TensorType([slabs * cols], partialType))
+    try device.launch(
+      try KernelLibrary.handle(.sumRows, dtype), count: tiles * slabs * GPUKernelDevice.threads,
+      arguments: [
+        .pointer(x), .pointer(partial.pointer), .pointer(y.pointer), .pointer(try reductionCounters.pointer()),
+        .int64(Int64(rows)), .int64(Int64(cols)), .int64(Int64(slabs)), .int64(Int64(slabRows)),
+      ])
   }
 
   /// One pass of `sumPartial`: the reduced elements of each output, in chunks of at least

@@ -12,11 +12,12 @@ import SegCore
 /// offsetOf(r, red, redStrides). Thread (c, m) sums r in [c * chunk, (c + 1) * chunk) into
 /// partial[c * outCount + m]. `sumFinish_<dtype>(partial, out, outCount, chunks)` adds the chunks.
 ///
-/// `sumRows_<dtype>(x, partial, out, counters, rows, cols, slabs, slabRows)`: out[m] = the sum
-/// of x[r * cols + m] over r (a bias gradient, a sum of everything), both passes in one launch.
-/// A tile of up to 32 columns by a slab of `slabRows` rows is one block's work item: its threads
-/// take the tile's columns, several rows apart (lanes), and their sums are added in shared memory
-/// into partial[slab * cols + m]. The block that finishes a tile's last slab (a ticket from
+/// `sumRows_<dtype>(x, partial, out, counters, batches, rows, cols, slabs, slabRows)`:
+/// out[b * cols + m] = the sum of x[(b * rows + r) * cols + m] over r (a bias gradient, a sum of
+/// everything, a per-image sum over the pixels), both passes in one launch. A tile of up to 32
+/// columns of one batch by a slab of `slabRows` rows is one block's work item: its threads take
+/// the tile's columns, several rows apart (lanes), and their sums are added in shared memory into
+/// partial[slab * batches * cols + b * cols + m]. The block that finishes a tile's last slab (a ticket from
 /// counters[tile], after a memory fence) adds the tile's slabs in order and sets the counter back
 /// to 0 for the next launch. Which block finishes varies; the order of the additions does not.
 ///
@@ -109,30 +110,32 @@ enum ReduceKernels {
     // Every thread of a block reaches every barrier: the branches around them are per block.
     template <class T>
     DEVICE void sumRows(
-        const T* __restrict__ x, typename Elem<T>::C* partial, T* out, unsigned* counters, i64 rows, i64 cols,
-        i64 slabs, i64 slabRows) {
+        const T* __restrict__ x, typename Elem<T>::C* partial, T* out, unsigned* counters, i64 batches, i64 rows,
+        i64 cols, i64 slabs, i64 slabRows) {
       typedef typename Elem<T>::C C;
       __shared__ C lanes[1024];
       __shared__ unsigned ticket;
       const i64 width = cols < 32 ? cols : 32, laneCount = blockDim.x / width;
-      const i64 tiles = (cols + width - 1) / width;
+      const i64 columnTiles = (cols + width - 1) / width, tiles = batches * columnTiles;
       const i64 j = threadIdx.x, column = j % width, lane = j / width;
       #pragma unroll 1
       for (i64 w = blockIdx.x; w < tiles * slabs; w += gridDim.x) {
-        const i64 tile = w % tiles, slab = w / tiles, m = tile * width + column;
+        const i64 tile = w % tiles, slab = w / tiles, b = tile / columnTiles;
+        const i64 m = (tile % columnTiles) * width + column, at = b * cols + m;
         const bool works = lane < laneCount && m < cols;
         C acc = 0;
         if (works) {
+          const T* xb = x + b * rows * cols + m;
           const i64 lo = slab * slabRows, hi = lo + slabRows < rows ? lo + slabRows : rows;
           #pragma unroll 4
-          for (i64 r = lo + lane; r < hi; r += laneCount) acc += Elem<T>::load(x[r * cols + m]);
+          for (i64 r = lo + lane; r < hi; r += laneCount) acc += Elem<T>::load(xb[r * cols]);
         }
         lanes[j] = acc;
         __syncthreads();
         if (works && lane == 0) {
           C s = 0;
           for (i64 l = 0; l < laneCount; ++l) s += lanes[l * width + column];
-          partial[slab * cols + m] = s;
+          partial[slab * batches * cols + at] = s;
         }
         __threadfence();
         __syncthreads();
@@ -143,13 +146,13 @@ enum ReduceKernels {
           const volatile C* sums = partial;
           C total = 0;
           if (works)
-            for (i64 s = lane; s < slabs; s += laneCount) total += sums[s * cols + m];
+            for (i64 s = lane; s < slabs; s += laneCount) total += sums[s * batches * cols + at];
           lanes[j] = total;
           __syncthreads();
           if (works && lane == 0) {
             C s = 0;
             for (i64 l = 0; l < laneCount; ++l) s += lanes[l * width + column];
-            out[m] = Elem<T>::store(s);
+            out[at] = Elem<T>::store(s);
           }
           if (j == 0) counters[tile] = 0u;
         }
@@ -158,9 +161,9 @@ enum ReduceKernels {
     }
 
     #define SUM_ROWS(T, SUFFIX)                                                                     \
-      KERNEL sumRows_##SUFFIX(const T* x, Elem<T>::C* partial, T* out, unsigned* counters, i64 rows, i64 cols, \
-          i64 slabs, i64 slabRows) {                                                                \
-        sumRows<T>(x, partial, out, counters, rows, cols, slabs, slabRows);                         \
+      KERNEL sumRows_##SUFFIX(const T* x, Elem<T>::C* partial, T* out, unsigned* counters, i64 batches, i64 rows, \
+          i64 cols, i64 slabs, i64 slabRows) {                                                      \
+        sumRows<T>(x, partial, out, counters, batches, rows, cols, slabs, slabRows);                \
       }
 
     // ---- Softmax over the last axis ----

@@ -31,9 +31,13 @@ extension CUDABackend {
     }
     // Chunks of at least 64 elements, enough of them (about a million threads) to keep the loads
     // in flight when the output is small.
+    // A single chunk per output in the output's own dtype (f32, f64) is the sum itself: written
+    // straight into the output, with no finishing pass.
     var (partial, rows) = try sumChunks(
       x[0].pointer, dtype: dtype, into: partialType, outCount: outCount, redCount: redCount, chunkMinimum: 64,
-      kept: kept.dims, keptStrides: kept.strides[0], reduced: reduced.dims, reducedStrides: reduced.strides[0])
+      kept: kept.dims, keptStrides: kept.strides[0], reduced: reduced.dims, reducedStrides: reduced.strides[0],
+      singleChunkInto: dtype == partialType ? y : nil)
+    if partial === y { return y }
     // The partial sums [rows, outCount] are summed in chunks of 32 rows until few remain, so the
     // last pass adds at most 32 numbers per output: one thread adding thousands serially would
     // take longer than the whole first pass.
@@ -84,15 +88,16 @@ extension CUDABackend {
   }
 
   /// One pass of `sumPartial`: the reduced elements of each output, in chunks of at least
-  /// `chunkMinimum`, summed into a new [chunks, outCount] buffer of `partialType`.
+  /// `chunkMinimum`, summed into a new [chunks, outCount] buffer of `partialType` (`destination`
+  /// when there is one chunk and it is given).
   private func sumChunks(
     _ source: UInt64, dtype: DType, into partialType: DType, outCount: Int, redCount: Int, chunkMinimum: Int,
-    kept: [Int], keptStrides: [Int], reduced: [Int], reducedStrides: [Int]
+    kept: [Int], keptStrides: [Int], reduced: [Int], reducedStrides: [Int], singleChunkInto destination: CUDAStorage? = nil
   ) throws -> (CUDAStorage, rows: Int) {
     let chunks = max(1, min((redCount + chunkMinimum - 1) / chunkMinimum, max(1, (1 << 20) / outCount)))
     let chunk = max(1, (redCount + chunks - 1) / chunks)
     let used = max(1, (redCount + chunk - 1) / chunk)
-    let partial = try output(TensorType([used * outCount], partialType))
+    let partial = try used == 1 ? destination ?? output(TensorType([outCount], partialType)) : output(TensorType([used * outCount], partialType))
     try device.launch(
       try KernelLibrary.handle(.sumPartial, dtype), count: outCount * used,
       arguments: [

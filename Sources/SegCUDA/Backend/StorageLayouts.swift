@@ -151,12 +151,13 @@ extension CUDABackend {
 // MARK: - The fused Adam update, one layout per parameter
 
 extension CUDABackend {
-  /// `multiTensorAdam` with each parameter's weight, moments, gradient and outputs in one layout:
-  /// the gradient's (OHWI for a conv filter) outside a capture, where a weight or moment in
-  /// another layout is reordered in its own buffer once (so the trainer's tensors, kept or not,
-  /// are OHWI from the first step on); inside a capture the carried weight's, since a captured
-  /// graph's buffers must hold the same layout at every launch (a gradient in another layout is
-  /// reordered in the graph; a carried moment or half copy in another one fails the capture, and the step runs uncaptured).
+  /// `multiTensorAdam` with each parameter's weight, moments, gradient and outputs in one layout.
+  /// A filter whose weight or gradient is OHWI is updated OHWI outside a capture, where a weight
+  /// or moment in another layout is reordered in its own buffer once (so the trainer's tensors,
+  /// kept or not, are OHWI from the first step on). Inside a capture it is the carried weight's
+  /// layout, since a graph's buffers must hold the same layout at every launch: a gradient in
+  /// another layout is reordered in the graph, and a carried moment or half copy in another one
+  /// fails the capture (the step then runs uncaptured, and says why).
   func multiTensorAdamInLayouts(_ op: MultiTensorAdam, _ operands: [DeviceOperand]) throws -> [CUDAStorage]? {
     let n = op.tensors
     guard n > 0, operands.count == 2 + 4 * n else { return try multiTensorAdam(op, operands) }
@@ -179,7 +180,7 @@ extension CUDABackend {
         }
         x[2 + 3 * n + i] = try laidOut(g, layout)
       } else {
-        layout = g.storage.layout == .filterOHWI ? .filterOHWI : p.storage.layout
+        layout = .filterOHWI
         for k in [2 + i, 2 + n + i, 2 + 2 * n + i] where !x[k].storage.layout.sameBytes(as: layout) && x[k].storage.layout != .uniform {
           x[k] = try reorderedInPlace(x[k], layout)
         }

@@ -115,20 +115,27 @@ enum ReduceKernels {
       typedef typename Elem<T>::C C;
       __shared__ C lanes[1024];
       __shared__ unsigned ticket;
-      const i64 width = cols < 32 ? cols : 32, laneCount = blockDim.x / width;
-      const i64 columnTiles = (cols + width - 1) / width, tiles = batches * columnTiles;
-      const i64 j = threadIdx.x, column = j % width, lane = j / width;
+      // 32-bit divisions within a block, `udiv` across the grid: no 64-bit division.
+      const unsigned width = cols < 32 ? (unsigned)cols : 32u, laneCount = blockDim.x / width;
+      const unsigned j = threadIdx.x, column = j % width, lane = j / width;
+      const i64 columnTiles = quotient(cols + width - 1, width), tiles = batches * columnTiles;
       #pragma unroll 1
       for (i64 w = blockIdx.x; w < tiles * slabs; w += gridDim.x) {
-        const i64 tile = w % tiles, slab = w / tiles, b = tile / columnTiles;
-        const i64 m = (tile % columnTiles) * width + column, at = b * cols + m;
+        u64 tileAt, columnTile;
+        const i64 slab = (i64)udiv((u64)w, (u64)tiles, tileAt), tile = (i64)tileAt;
+        const i64 b = (i64)udiv(tileAt, (u64)columnTiles, columnTile);
+        const i64 m = (i64)columnTile * width + column, at = b * cols + m;
         const bool works = lane < laneCount && m < cols;
         C acc = 0;
         if (works) {
           const T* xb = x + b * rows * cols + m;
+          // A 32-bit count of rows (as every index below 4G elements), so that the unrolled loop's
+          // trip count is no 64-bit division.
           const i64 lo = slab * slabRows, hi = lo + slabRows < rows ? lo + slabRows : rows;
+          const unsigned span = hi > lo ? (unsigned)(hi - lo) : 0u;
+          const T* xs = xb + lo * cols;
           #pragma unroll 4
-          for (i64 r = lo + lane; r < hi; r += laneCount) acc += Elem<T>::load(xb[r * cols]);
+          for (unsigned k = lane; k < span; k += laneCount) acc += Elem<T>::load(xs[(i64)k * cols]);
         }
         lanes[j] = acc;
         __syncthreads();
@@ -146,7 +153,7 @@ enum ReduceKernels {
           const volatile C* sums = partial;
           C total = 0;
           if (works)
-            for (i64 s = lane; s < slabs; s += laneCount) total += sums[s * batches * cols + at];
+            for (unsigned s = lane; s < (unsigned)slabs; s += laneCount) total += sums[(i64)s * batches * cols + at];
           lanes[j] = total;
           __syncthreads();
           if (works && lane == 0) {

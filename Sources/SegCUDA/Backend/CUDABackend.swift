@@ -20,7 +20,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   let convolutions: (any ConvolutionLibrary)?
   /// The same through cuDNN's graph API, tried first; nil with UNET_CUDNN_GRAPH=0 or a cuDNN without it.
   let graphConvolutions: CUDNNGraphConvolutions?
-  /// Filters reordered for the convolution library, reused by a step's second convolution of one filter.
+  /// Row-major filters reordered for the convolution library, once per buffer (trained ones are kept OHWI).
   let filterLayouts = FilterLayouts()
   /// The tickets of one-launch sums (`sumRows`).
   let reductionCounters: ReductionCounters

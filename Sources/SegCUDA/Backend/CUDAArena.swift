@@ -35,7 +35,8 @@ extension CUDABackend {
   public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool {
     guard let out = output as? CUDAStorage, axis < out.type.shape.rank else { return false }
     let xs = inputs.compactMap { $0 as? CUDAStorage }
-    guard xs.count == inputs.count, out.type.shape.dims[..<axis].allSatisfy({ $0 == 1 }) else { return false }
+    // An OHWI filter's bytes are not its row-major value.
+    guard xs.count == inputs.count, xs.allSatisfy({ $0.layout != .filterOHWI }), out.type.shape.dims[..<axis].allSatisfy({ $0 == 1 }) else { return false }
     return xs.reduce(0) { $0 + $1.bytes } == out.bytes
   }
 

@@ -20,8 +20,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   let convolutions: (any ConvolutionLibrary)?
   /// The same through cuDNN's graph API, tried first; nil with UNET_CUDNN_GRAPH=0 or a cuDNN without it.
   let graphConvolutions: CUDNNGraphConvolutions?
-  /// Filters reordered for the convolution library, reused by a step's second convolution of one filter.
+  /// Row-major filters reordered for the convolution library, once per buffer (trained ones are kept OHWI).
   let filterLayouts = FilterLayouts()
+  /// The tickets of one-launch sums (`sumRows`).
+  let reductionCounters: ReductionCounters
+  /// Whether work is being captured into a graph now (`CUDACapture.swift`).
+  var capturing = false
   /// Whether `--profile` may trace through CUPTI (`CUDAOptions.activityTracing`).
   let activityTracing: Bool
   /// The kernel table (`CUDAKernelTable.swift`): every primitive type, the convolutions only with cuDNN.
@@ -35,6 +39,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   ) {
     self.activityTracing = activityTracing
     self.device = device
+    reductionCounters = ReductionCounters(device: device)
     self.convolutions = convolutions
     self.graphConvolutions = graphConvolutions
     kernels = makeKernelTable()
@@ -90,7 +95,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   /// Copies row-major host values (any dtype) into a new device buffer.
   public func upload(_ host: HostTensor) throws -> any DeviceStorage {
     let storage = try CUDAStorage(device: device, type: host.type)
-    func copy<T>(_ a: [T]) throws { try a.withUnsafeBytes { try device.upload($0, to: storage.pointer) } }
+    func copy<T>(_ a: [T]) throws {
+      try a.withUnsafeBytes { bytes in
+        try device.upload(bytes, to: storage.pointer)
+        if a.count > 1, Self.repeatsOneElement(bytes, MemoryLayout<T>.stride) { storage.layout = .uniform }
+      }
+    }
     switch host.data {
     case .f64(let a): try copy(a)
     case .f32(let a): try copy(a)
@@ -110,7 +120,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     func read<T>(_ zero: T) throws -> [T] {
       var a = [T](repeating: zero, count: n)
       try a.withUnsafeMutableBytes { try device.download(s.pointer, into: $0) }
-      return a
+      return s.layout == .filterOHWI ? Self.hwio(fromOHWI: a, type.shape) : a
     }
     let data: HostData
     switch type.dtype {
@@ -200,6 +210,8 @@ final class CUDAStorage: DeviceStorage, @unchecked Sendable {
   let type: TensorType
   /// The arena the buffer is a region of (kept alive by it), or nil for a block of its own.
   let arena: CUDAArena?
+  /// How its bytes are ordered (`StorageLayout`): set by the kernel that writes them.
+  var layout = StorageLayout.rowMajor
   var bytes: Int { type.shape.count * type.dtype.byteSize }
 
   init(device: any KernelDevice, type: TensorType) throws {

@@ -17,7 +17,7 @@ extension CUDABackend {
       _ kernel: @escaping (CUDABackend) -> (P, [DeviceOperand], TensorType) throws -> CUDAStorage?
     ) {
       table.register(type, candidate) { [unowned self] op, inputs, output in
-        try kernel(self)(op, try self.deviceOperands(inputs, op.kind), output)
+        try self.inLayouts(op, try self.deviceOperands(inputs, op.kind), output) { try kernel(self)(op, $0, output) }
       }
     }
 
@@ -39,13 +39,15 @@ extension CUDABackend {
     add(OneHot.self, CUDABackend.oneHot)
     add(MaxPool2D.self, CUDABackend.maxPool)
     // A fused elementwise op is one generated kernel (Backend/FusedOps.swift).
-    table.register(FusedElementwise.self, "cuda") { [unowned self] op, inputs, output in try self.fused(op, inputs, output) }
+    table.register(FusedElementwise.self, "cuda") { [unowned self] op, inputs, output in
+      try self.fusedInLayouts(op, inputs, output)
+    }
     add(MaxPool2DBackward.self, CUDABackend.maxPoolBackward)
     table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
-      try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind))
+      try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind).map(self.rowMajor))
     }
     table.registerOutputs(MultiTensorAdam.self, "cuda") { [unowned self] op, inputs, _ in
-      try self.multiTensorAdam(op, try self.deviceOperands(inputs, op.kind))
+      try self.multiTensorAdamInLayouts(op, try self.deviceOperands(inputs, op.kind))
     }
 
     if let graph = graphConvolutions {

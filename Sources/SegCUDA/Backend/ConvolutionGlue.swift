@@ -33,8 +33,10 @@ protocol ConvolutionLibrary: AnyObject, Sendable {
 
 // MARK: - Our side: layouts, padding, bias and activation
 
-/// Our filters are HWIO, the library's OHWI, so filters are reordered on the way in and the
-/// filter gradient on the way out. The library pads symmetrically: an asymmetric padding
+/// Our filters are HWIO, the library's OHWI: a filter gradient is written OHWI and kept so
+/// (`StorageLayout.filterOHWI`), as are the weights the fused Adam update makes from it, so a
+/// training step reorders no filter; a row-major filter (a loaded model's) is reordered once per
+/// buffer (`FilterLayouts`). The library pads symmetrically: an asymmetric padding
 /// (TensorFlow's 'same' with an even excess) is applied with the pad kernel instead. Bias and ReLU
 /// run as one kernel of ours, in place. Every library call is noted on the device
 /// (`KernelDevice.libraryCall`), so a recording device counts it beside our launches.
@@ -87,14 +89,15 @@ extension ConvolutionLibrary {
     let dy = x[1]
     let (input, pad) = try padded(b, x[0], p.geometry.padding)
     let (kh, kw, c, o) = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
-    let ohwi = try b.output(TensorType([o, kh, kw, c], out.dtype))
+    let dw = try b.output(out)
     b.device.libraryCall("cudnnConvolutionBackwardFilter")
     try backwardFilter(
       b,
       ConvolutionCall(
         geometry: p.geometry, pad: pad, dtype: dt, data: input.pointer, dataShape: input.type.shape,
-        filter: ohwi.pointer, filterShape: [o, kh, kw, c], output: dy.pointer, outputShape: dy.type.shape))
-    return try reorderFromOHWI(b, ohwi, out)
+        filter: dw.pointer, filterShape: [o, kh, kw, c], output: dy.pointer, outputShape: dy.type.shape))
+    dw.layout = .filterOHWI
+    return dw
   }
 
   /// The dtype of the first two operands and the output, when they share one the library convolves.
@@ -120,28 +123,11 @@ extension ConvolutionLibrary {
     }
   }
 
-  /// OHWI [O,KH,KW,C] -> HWIO `out` [KH,KW,C,O], our filter layout.
-  func reorderFromOHWI(_ b: CUDABackend, _ ohwi: CUDAStorage, _ out: TensorType) throws -> CUDAStorage {
-    let (kh, kw, c, o) = (out.shape[0], out.shape[1], out.shape[2], out.shape[3])
-    let dw = try b.output(out)
-    let space = StridedSpace(dims: [kh, kw, c, o], strides: [[kw * c, c, 1, kh * kw * c], out.shape.strides]).merged()
-    try b.copy(from: ohwi.pointer, to: dw.pointer, space: space, dtype: out.dtype)
-    return dw
-  }
-
-  /// HWIO [KH,KW,C,O] -> OHWI [O,KH,KW,C], the library's NHWC filter layout, made once per filter
-  /// buffer (`FilterLayouts`).
+  /// The filter's OHWI bytes: its own buffer when it holds them, else its reorder, made once per
+  /// filter buffer (`FilterLayouts`).
   func reorderToOHWI(_ b: CUDABackend, _ f: DeviceOperand) throws -> CUDAStorage {
-    try b.filterLayouts.ohwi(of: f) { try reorderedToOHWI(b, f) }
-  }
-
-  private func reorderedToOHWI(_ b: CUDABackend, _ f: DeviceOperand) throws -> CUDAStorage {
-    let s = f.type.shape
-    let (kh, kw, c, o) = (s[0], s[1], s[2], s[3])
-    let y = try b.output(TensorType([o, kh, kw, c], f.type.dtype))
-    let space = StridedSpace(dims: [o, kh, kw, c], strides: [[1, kw * c * o, c * o, o], [kh * kw * c, kw * c, c, 1]]).merged()
-    try b.copy(from: f.pointer, to: y.pointer, space: space, dtype: f.type.dtype)
-    return y
+    if f.storage.layout == .filterOHWI { return f.storage }
+    return try b.filterLayouts.ohwi(of: f) { try b.reorderedToOHWI(f) }
   }
 
   /// The input with an asymmetric padding applied by the pad kernel (then the library pads

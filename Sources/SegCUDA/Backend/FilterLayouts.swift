@@ -1,13 +1,14 @@
 import Foundation
 import SegCore
 
-// MARK: - Filters reordered once per step
+// MARK: - Row-major filters reordered once
 
-/// Filters already reordered into the convolution library's OHWI layout, by the buffer they were
-/// made from: a step's forward convolution and its data gradient read the same filter buffer (the
-/// step's cast of the weight), so the second reuses the first's reorder, one launch fewer per
-/// layer. Buffers are never written after they are made, so a live source still holds what its
-/// reorder was made from; an entry goes with its source (the next lookup drops it).
+/// OHWI reorders of row-major filters (a loaded or freshly made model's: trained filters are kept
+/// OHWI, `StorageLayout`), by the buffer they were made from: the forward convolution and its
+/// data gradient read the same filter buffer, and inference reads the same weights every call, so
+/// each buffer is reordered once. Buffers keep their value while they live (one reordered in
+/// place keeps it too), so a live source's reorder is still its value; an entry goes with its
+/// source (the next lookup drops it).
 final class FilterLayouts: @unchecked Sendable {
   private struct Entry {
     weak var source: CUDAStorage?

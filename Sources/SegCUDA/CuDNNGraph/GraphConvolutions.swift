@@ -10,7 +10,7 @@ import SegCore
 /// every plan is timed once and the fastest kept, in memory and on disk (`PlanStore`), so that a
 /// second run loads it. A shape with no plan is declined, once said on stderr, and the legacy
 /// "cudnn" candidate runs it. Padding may be asymmetric (no pad or crop kernel); filters are
-/// reordered HWIO <-> OHWI as for the legacy path, bias and ReLU run as our kernel after it.
+/// read and written OHWI as for the legacy path, bias and ReLU run as our kernel after it.
 final class CUDNNGraphConvolutions: @unchecked Sendable {
   let api: CUDNNGraphAPI
   /// The legacy path: its handle, lock, filter reorders and bias epilogue are shared.
@@ -83,9 +83,10 @@ final class CUDNNGraphConvolutions: @unchecked Sendable {
       .backwardFilter, input: x[0].type.shape, kernel: (kh, kw), outputChannels: o, output: (dy[1], dy[2]),
       geometry: p.geometry, dtype: out.dtype, tensorFloat32: legacy.tensorFloat32)
     return try legacy.lock.withLock { () -> CUDAStorage? in
-      let ohwi = try b.output(TensorType([o, kh, kw, c], out.dtype))
-      guard try run(b, key, [x[0].pointer, ohwi.pointer, x[1].pointer]) else { return nil }
-      return try legacy.reorderFromOHWI(b, ohwi, out)
+      let dw = try b.output(out)
+      guard try run(b, key, [x[0].pointer, dw.pointer, x[1].pointer]) else { return nil }
+      dw.layout = .filterOHWI
+      return dw
     }
   }
 

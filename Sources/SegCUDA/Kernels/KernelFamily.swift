@@ -113,6 +113,8 @@ public enum KernelOp: Int, CaseIterable, Sendable {
   case cast, oneHot
   /// One kernel for every dtype (it reads the f32 partial sums of `adamStats`).
   case adamStatsFinish
+  /// Both passes of a sum over rows in one launch (`ReduceKernels`).
+  case sumRows
 
   static let dtypeSlots = DType.allCases.count
 

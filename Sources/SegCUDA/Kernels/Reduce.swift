@@ -12,6 +12,15 @@ import SegCore
 /// offsetOf(r, red, redStrides). Thread (c, m) sums r in [c * chunk, (c + 1) * chunk) into
 /// partial[c * outCount + m]. `sumFinish_<dtype>(partial, out, outCount, chunks)` adds the chunks.
 ///
+/// `sumRows_<dtype>(x, partial, out, counters, batches, rows, cols, slabs, slabRows)`:
+/// out[b * cols + m] = the sum of x[(b * rows + r) * cols + m] over r (a bias gradient, a sum of
+/// everything, a per-image sum over the pixels), both passes in one launch. A tile of up to 32
+/// columns of one batch by a slab of `slabRows` rows is one block's work item: its threads take
+/// the tile's columns, several rows apart (lanes), and their sums are added in shared memory into
+/// partial[slab * batches * cols + b * cols + m]. The block that finishes a tile's last slab (a ticket from
+/// counters[tile], after a memory fence) adds the tile's slabs in order and sets the counter back
+/// to 0 for the next launch. Which block finishes varies; the order of the additions does not.
+///
 /// `softmax_<dtype>(x, out, rows, n)` and `logSoftmax_<dtype>`: one thread per row of n elements
 /// (a few classes per pixel). `softmaxBlock_<dtype>` and `logSoftmaxBlock_<dtype>`, same
 /// arguments: one block per row (grid-stride over rows), for long rows: the threads read the row
@@ -25,6 +34,7 @@ enum ReduceKernels {
       return [
         (KernelNames.name("sumPartial", d), "SUM(\(t), \(s))"),
         (KernelNames.name("sumFinish", d), ""),
+        (KernelNames.name("sumRows", d), "SUM_ROWS(\(t), \(s))"),
         (KernelNames.name(OpKind.softmax.rawValue, d), "SOFTMAX(\(t), \(s))"),
         (KernelNames.name(OpKind.logSoftmax.rawValue, d), ""),
         (KernelNames.name("softmaxBlock", d), ""),
@@ -94,6 +104,73 @@ enum ReduceKernels {
       }                                                                                             \
       KERNEL sumFinish_##SUFFIX(const Elem<T>::C* partial, T* out, i64 outCount, i64 chunks) {      \
         sumFinish<T>(partial, out, outCount, chunks);                                               \
+      }
+
+    // ---- Sum over the rows of a row-major [rows, cols], in one launch ----
+    // Every thread of a block reaches every barrier: the branches around them are per block.
+    template <class T>
+    DEVICE void sumRows(
+        const T* __restrict__ x, typename Elem<T>::C* partial, T* out, unsigned* counters, i64 batches, i64 rows,
+        i64 cols, i64 slabs, i64 slabRows) {
+      typedef typename Elem<T>::C C;
+      __shared__ C lanes[1024];
+      __shared__ unsigned ticket;
+      // 32-bit divisions within a block, `udiv` across the grid: no 64-bit division.
+      const unsigned width = cols < 32 ? (unsigned)cols : 32u, laneCount = blockDim.x / width;
+      const unsigned j = threadIdx.x, column = j % width, lane = j / width;
+      const i64 columnTiles = quotient(cols + width - 1, width), tiles = batches * columnTiles;
+      #pragma unroll 1
+      for (i64 w = blockIdx.x; w < tiles * slabs; w += gridDim.x) {
+        u64 tileAt, columnTile;
+        const i64 slab = (i64)udiv((u64)w, (u64)tiles, tileAt), tile = (i64)tileAt;
+        const i64 b = (i64)udiv(tileAt, (u64)columnTiles, columnTile);
+        const i64 m = (i64)columnTile * width + column, at = b * cols + m;
+        const bool works = lane < laneCount && m < cols;
+        C acc = 0;
+        if (works) {
+          const T* xb = x + b * rows * cols + m;
+          // A 32-bit count of rows (as every index below 4G elements), so that the unrolled loop's
+          // trip count is no 64-bit division.
+          const i64 lo = slab * slabRows, hi = lo + slabRows < rows ? lo + slabRows : rows;
+          const unsigned span = hi > lo ? (unsigned)(hi - lo) : 0u;
+          const T* xs = xb + lo * cols;
+          #pragma unroll 4
+          for (unsigned k = lane; k < span; k += laneCount) acc += Elem<T>::load(xs[(i64)k * cols]);
+        }
+        lanes[j] = acc;
+        __syncthreads();
+        if (works && lane == 0) {
+          C s = 0;
+          for (i64 l = 0; l < laneCount; ++l) s += lanes[l * width + column];
+          partial[slab * batches * cols + at] = s;
+        }
+        __threadfence();
+        __syncthreads();
+        if (j == 0) ticket = atomicAdd(counters + tile, 1u);
+        __syncthreads();
+        if (ticket == (unsigned)(slabs - 1)) {
+          // The last slab of this tile is in: add the tile's slabs, read past any cache.
+          const volatile C* sums = partial;
+          C total = 0;
+          if (works)
+            for (unsigned s = lane; s < (unsigned)slabs; s += laneCount) total += sums[(i64)s * batches * cols + at];
+          lanes[j] = total;
+          __syncthreads();
+          if (works && lane == 0) {
+            C s = 0;
+            for (i64 l = 0; l < laneCount; ++l) s += lanes[l * width + column];
+            out[at] = Elem<T>::store(s);
+          }
+          if (j == 0) counters[tile] = 0u;
+        }
+        __syncthreads();
+      }
+    }
+
+    #define SUM_ROWS(T, SUFFIX)                                                                     \
+      KERNEL sumRows_##SUFFIX(const T* x, Elem<T>::C* partial, T* out, unsigned* counters, i64 batches, i64 rows, \
+          i64 cols, i64 slabs, i64 slabRows) {                                                      \
+        sumRows<T>(x, partial, out, counters, batches, rows, cols, slabs, slabRows);                \
       }
 
     // ---- Softmax over the last axis ----

@@ -105,7 +105,8 @@ public final class ProgramCapture: @unchecked Sendable {
     // The graph reads its inputs from buffers it owns; this call's are copied in before the launch.
     var inputs: [any DeviceStorage] = []
     for slot in program.inputs {
-      let buffer = try backend.makeBuffer(program.values[slot].type)
+      let type = program.values[slot].type
+      let buffer = try callSlots[slot].map { try backend.makeBuffer(type, like: $0) } ?? backend.makeBuffer(type)
       inputs.append(buffer)
       slots[slot] = buffer
     }

@@ -24,10 +24,20 @@ public protocol GraphCapturingBackend: Backend {
   func launch(_ graph: any CapturedGraph) throws
   /// A new buffer for a value of `type` (uninitialised), not placed in any arena.
   func makeBuffer(_ type: TensorType) throws -> any DeviceStorage
+  /// A new buffer for a value of `type` that `source` will be copied into: a backend that keeps
+  /// some values in a layout of its own makes it in `source`'s.
+  func makeBuffer(_ type: TensorType, like source: any DeviceStorage) throws -> any DeviceStorage
   /// Queues a copy of `source`'s bytes (a value of `type`) into `destination`.
   func copy(_ source: any DeviceStorage, into destination: any DeviceStorage, type: TensorType) throws
   /// Queues an upload of `words` (8 bytes each) into `buffer`, made by `makeBuffer` of as many `u8` x 8.
   func uploadWords(_ words: [UInt64], to buffer: any DeviceStorage) throws
+}
+
+extension GraphCapturingBackend {
+  /// `makeBuffer(type)`: every value has one layout.
+  public func makeBuffer(_ type: TensorType, like source: any DeviceStorage) throws -> any DeviceStorage {
+    try makeBuffer(type)
+  }
 }
 
 // MARK: - Outputs written over their operands

@@ -236,6 +236,14 @@ enum EmulatorSource {
       return old;
     }
 
+    // Blocks run one after another on one thread: a ticket is a plain increment, a fence nothing.
+    inline unsigned atomicAdd(unsigned* p, unsigned v) {
+      const unsigned old = *p;
+      *p = old + v;
+      return old;
+    }
+    inline void __threadfence() {}
+
     // The block barrier: the calling fiber waits until every live thread of its block is here.
     void __syncthreads();
 

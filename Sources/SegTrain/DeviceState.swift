@@ -43,6 +43,12 @@ extension Trainer {
 
   // MARK: Reading
 
+  /// Brings the host's loss scaler and Adam's count up to date with the device (one read when fused
+  /// steps are unread, none otherwise): before a checkpoint saves them.
+  public func readDeviceState() throws {
+    if unreadSteps > 0 { _ = try readStep() }
+  }
+
   /// The last step's metrics: with steps queued on the device, one read of the state, which also
   /// brings the loss scaler and Adam's count up to date on the host; otherwise what the host
   /// decided. Throws the loss scaler's error when a queued step's gradients were inf or NaN at
@@ -53,6 +59,7 @@ extension Trainer {
       return lastMetrics
     }
     let s = try tensor.host().floats
+    lastReadState = s
     let applied = Int(s[StepState.appliedSteps])
     if s[StepState.failures] > 0 {
       throw LossScaler.overflowError(step: applied + 1, scale: Double(StepState.minimumScale), computeType: model.computeType)
@@ -69,5 +76,23 @@ extension Trainer {
     let metrics = StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + (skipped ? 0 : penalty), skipped: skipped)
     lastMetrics = metrics
     return metrics
+  }
+
+  /// Skipped steps in a row up to the last read (the device's count).
+  var deviceSkippedInARow: Int { Int(lastReadState?[StepState.skippedInARow] ?? 0) }
+
+  /// The means of the device's window (the updates since it was last taken) as last read, nil when
+  /// it holds none; the window is cleared for the next steps (one upload, no read).
+  func takeDeviceWindow() throws -> StepMetrics? {
+    guard unreadSteps == 0, var s = lastReadState, let (tensor, view) = deviceState else { return nil }
+    let n = s[StepState.windowSteps]
+    guard n > 0 else { return nil }
+    let means = StepMetrics(
+      crossEntropy: Double(s[StepState.windowCrossEntropy] / n), dice: Double(s[StepState.windowDice] / n),
+      total: Double(s[StepState.windowTotal] / n), steps: Int(n))
+    for w in [StepState.windowCrossEntropy, StepState.windowDice, StepState.windowTotal, StepState.windowSteps] { s[w] = 0 }
+    deviceState = (try Tensor(shape: [StepState.count], floats: s, on: tensor.backend), view)
+    lastReadState = s
+    return means
   }
 }

@@ -70,7 +70,8 @@ public struct StepMetrics: Sendable {
 /// The reference's training loop, eager: forward, loss (cross-entropy + soft Dice + L2), gradients,
 /// Adam (`CompiledTrainer` replays the same step compiled). Training metrics are averaged over each logging window (the reference logs single steps).
 /// With a `lossScaler` (fp16), the loss's cotangent is the scale, the gradients are checked for
-/// inf/NaN with one download, and unscaled before weight decay and Adam.
+/// inf/NaN, and unscaled before weight decay and Adam: on the host with one download, or with the
+/// fused update on the device, whose state (`StepState`) the host reads only when it asks.
 public class Trainer {
   public let model: UNet
   public let optimizer: Adam
@@ -88,6 +89,8 @@ public class Trainer {
   public internal(set) var unreadSteps = 0
   /// The metrics of the last step, once known on the host.
   var lastMetrics: StepMetrics?
+  /// The device's state as the host last read it.
+  var lastReadState: [Float]?
 
   /// A trainer of `model` with `optimizer` (fresh, or restored from a checkpoint), scaling the
   /// loss with `lossScaler` when given.
@@ -184,41 +187,55 @@ public class Trainer {
   }
 
   /// Runs steps until the optimizer has made `options.maxSteps` (continuing a resumed count), on
-  /// batches from `nextBatch(step)`; calls `stepEnded(step, metrics, window)` after each update with
-  /// its metrics and, every `logEvery` steps and at the last, the metrics averaged over the steps
-  /// since the previous window (nil between). A step skipped by the loss scaler is retried on the
-  /// same batch at the halved scale (so the run still makes `maxSteps` updates, and batch i is still
-  /// the i-th update's); it is counted in `lossScaler.skippedSteps`, not in the means. A loss that
-  /// is inf or NaN, or `maxSkippedStepsInARow` skipped steps in a row, stop the run with an error
-  /// naming the step (the loss is the value `step` already read, so the check costs nothing).
+  /// batches from `nextBatch(step)`; calls `stepEnded(step, metrics, window)` after each update
+  /// whose metrics were read with them and, every `logEvery` steps and at the last, the metrics
+  /// averaged over the updates since the previous window (nil between). The metrics are read at
+  /// every step where `readsAt(step)` holds (by default every step) and at each window's end.
+  /// A step read as skipped by the loss scaler is retried on the same batch at the halved scale
+  /// (so the run still makes `maxSteps` updates); skipped steps are counted in
+  /// `lossScaler.skippedSteps`, not in the means. With the fused update (a GPU) the steps between
+  /// reads are queued with no host read (`queueStep`): the host takes each as applied until it
+  /// reads, so a skipped one among them has used its batch. A loss that is inf or NaN, or
+  /// `maxSkippedStepsInARow` skipped steps in a row, stop the run at the read that sees them with
+  /// an error naming the step.
   public func train(
-    nextBatch: (Int) throws -> (Tensor, Tensor), stepEnded: (Int, StepMetrics, StepMetrics?) throws -> Void
+    nextBatch: (Int) throws -> (Tensor, Tensor), readsAt: (Int) -> Bool = { _ in true },
+    stepEnded: (Int, StepMetrics, StepMetrics?) throws -> Void
   ) throws {
     var window: StepMetrics?
     var retry: (Tensor, Tensor)?
     var skippedInARow = 0
-    while optimizer.step < options.maxSteps {
-      let (x, y) = try retry ?? nextBatch(optimizer.step)
-      if options.learningRateWarmupSteps > 0 { optimizer.learningRate = options.learningRate(afterUpdates: optimizer.step + unreadSteps) }
-      let m = try step(images: x, targets: y)
+    let logEvery = max(options.logEvery, 1)
+    while optimizer.step + unreadSteps < options.maxSteps {
+      let taken = optimizer.step + unreadSteps
+      let (x, y) = try retry ?? nextBatch(taken)
+      retry = nil
+      if options.learningRateWarmupSteps > 0 { optimizer.learningRate = options.learningRate(afterUpdates: taken) }
+      try queueStep(images: x, targets: y)
+      let queued = unreadSteps > 0
+      if queued, (taken + 1) % logEvery != 0, taken + 1 != options.maxSteps, !readsAt(taken + 1) { continue }
+      let m = try readStep()
       if m.skipped {
-        skippedInARow += 1
+        skippedInARow = queued ? deviceSkippedInARow : skippedInARow + 1
         if skippedInARow >= max(options.maxSkippedStepsInARow, 1) {
           throw Divergence.skipsError(step: optimizer.step + 1, skipped: skippedInARow, learningRate: options.learningRate)
         }
         retry = (x, y)
         continue
       }
-      (retry, skippedInARow) = (nil, 0)
-      guard m.total.isFinite else {
-        throw Divergence.lossError(step: optimizer.step, loss: m.total, learningRate: options.learningRate)
-      }
-      window = window.map { $0 + m } ?? m
+      skippedInARow = 0
       let done = optimizer.step
+      let windowEnds = done % logEvery == 0 || done == options.maxSteps
       var means: StepMetrics?
-      if let w = window, done % max(options.logEvery, 1) == 0 || done == options.maxSteps {
-        means = w.mean
-        window = nil
+      if queued {
+        // The device summed the window's applied steps, the unread ones among them.
+        means = windowEnds ? try takeDeviceWindow() : nil
+      } else {
+        window = window.map { $0 + m } ?? m
+        if windowEnds { (means, window) = (window?.mean, nil) }
+      }
+      for total in [m.total, means?.total ?? 0] where !total.isFinite {
+        throw Divergence.lossError(step: done, loss: total, learningRate: options.learningRate)
       }
       try stepEnded(done, m, means)
     }

@@ -27,14 +27,14 @@ public enum StepState {
   /// A fresh state: `scale` (1 when the loss is not scaled), the counters given, the rest zero.
   public static func initial(scale: Double, goodSteps: Int, skippedSteps: Int, appliedSteps: Int) -> [Float] {
     var s = [Float](repeating: 0, count: count)
-    (s[lossScale], s[goodSteps], s[skippedSteps], s[appliedSteps]) = (Float(scale), Float(goodSteps), Float(skippedSteps), Float(appliedSteps))
-    s[usedScale] = Float(scale)
+    (s[Self.lossScale], s[Self.goodSteps], s[Self.skippedSteps]) = (Float(scale), Float(goodSteps), Float(skippedSteps))
+    (s[Self.appliedSteps], s[Self.usedScale]) = (Float(appliedSteps), Float(scale))
     return s
   }
 
   /// Adam's bias-corrected step size for update t: learningRate * sqrt(1 - beta2^t) / (1 - beta1^t),
   /// in Double (the kernels compute the same expression in double).
-  public static func stepSize(learningRate: Double, beta1: Double, beta2: Double, t: Double) -> Double {
+  public static func biasCorrectedStepSize(learningRate: Double, beta1: Double, beta2: Double, t: Double) -> Double {
     learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
   }
 
@@ -50,7 +50,7 @@ public enum StepState {
     let skip = growthInterval > 0 && nonFinite != 0
     (n[Self.crossEntropy], n[Self.dice], n[Self.penalty], n[Self.nonFinite]) = (crossEntropy, dice, penalty, nonFinite)
     n[usedScale] = s[lossScale]
-    n[stepSize] = Float(stepSize(learningRate: learningRate, beta1: beta1, beta2: beta2, t: Double(s[appliedSteps]) + 1))
+    n[stepSize] = Float(biasCorrectedStepSize(learningRate: learningRate, beta1: beta1, beta2: beta2, t: Double(s[appliedSteps]) + 1))
     n[applied] = skip ? 0 : 1
     if skip {
       if s[lossScale] <= minimumScale { n[failures] += 1 }

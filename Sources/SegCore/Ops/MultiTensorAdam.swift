@@ -44,7 +44,7 @@ public struct MultiTensorAdam: OptimizerUpdate {
   public let tensors: Int
   public let weightDecay: Double
   /// Finite steps after which the loss scale doubles; 0 when the loss is not scaled (no step is
-  /// skipped, the scale stays 1).
+  /// skipped and the state's scale, 1 for an unscaled loss, is left as it is).
   public let growthInterval: Int
   /// The half dtype (f16 or bf16) the new parameters are also written in, or nil.
   public let halfCopy: DType?

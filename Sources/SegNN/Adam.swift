@@ -31,7 +31,7 @@ public final class Adam {
   public func update(_ parameters: [Parameter], gradients: [Tensor]) throws {
     step += 1
     let t = Double(step)
-    let stepSize = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+    let stepSize = StepState.biasCorrectedStepSize(learningRate: learningRate, beta1: beta1, beta2: beta2, t: t)
     let constants = AdamConstants(beta1: beta1, beta2: beta2, epsilon: epsilon, stepSize: stepSize)
     try withoutGradients {
       for (p, g) in zip(parameters, gradients) {

@@ -124,10 +124,10 @@ public final class CompiledTrainer: Trainer {
   /// for one parameter at a time.
   private func update(_ params: [Parameter], gradients: [Tensor], scale: Double) throws {
     let step = optimizer.step
-    // Adam's own step size for the coming update, the same expression as `Adam.update`'s; the
+    // Adam's own step size for the coming update, as `Adam.update` computes it; the
     // binding check below fails if the two ever differ.
     let t = Double(step + 1)
-    let stepSize = optimizer.learningRate * (1 - pow(optimizer.beta2, t)).squareRoot() / (1 - pow(optimizer.beta1, t))
+    let stepSize = StepState.biasCorrectedStepSize(learningRate: optimizer.learningRate, beta1: optimizer.beta1, beta2: optimizer.beta2, t: t)
     var scalars: StepScalars = [Adam.stepSizeScalar: .real(stepSize)]
     if scale != 1 { scalars[Self.inverseScaleScalar] = .real(1 / scale) }
     let variant = "\(scale == 1 ? "plain" : "unscale") \(optimizer.usesFusedUpdate ? "fused" : "ops")"

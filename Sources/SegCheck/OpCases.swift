@@ -180,11 +180,12 @@ public enum OpCases {
   ]
 
   /// Every output of one multi-tensor step over two parameters ([5,7] and [301]), flattened and
-  /// concatenated; with `poisoned`, the first gradient is -inf everywhere and the step is skipped.
+  /// concatenated with the new state; with `poisoned`, the first gradient is -inf everywhere and
+  /// the step is skipped (the scale halved), else the scale doubles (its growth interval reached).
   /// The op computes in f32 whatever the case's dtype (gradients at f16 and bf16), so no f64 run.
   static let multiTensorOptimizers: [OpCase] = [false, true].map { poisoned in
     OpCase(
-      kind: .multiTensorAdam, label: poisoned ? "inf gradient, skipped" : "unscaled, weight decay",
+      kind: .multiTensorAdam, label: poisoned ? "inf gradient, skipped" : "scaled, weight decay, scale grows",
       inputs: [[1], [1], [5, 7], [301], [5, 7], [301], [5, 7], [301], [5, 7], [301]],
       differentiable: Array(repeating: false, count: 10), dtypes: [.f32, .f16, .bf16]
     ) { x, _, d in
@@ -192,13 +193,15 @@ public enum OpCases {
       let gradientType = d == .f64 ? DType.f32 : d
       var g = try [x[8], x[9]].map { try cast($0, to: gradientType) }
       if poisoned { g[0] = try g[0] + log(g[0] * 0) }
-      let c = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: 0.01)
+      let state = try Tensor(
+        shape: [StepState.count], floats: StepState.initial(scale: 4, goodSteps: 1, skippedSteps: 2, appliedSteps: 9), on: x[0].backend)
       let r = try multiTensorAdam(
-        crossEntropy: f32[0], dice: f32[1], parameters: [f32[2], f32[3]], m: [f32[4], f32[5]],
-        v: [f32[6] * f32[6], f32[7] * f32[7]], gradients: g, c, unscale: 0.25, weightDecay: 0.05, skipNonFinite: poisoned,
-        halfCopy: poisoned ? .bf16 : .f16)
+        crossEntropy: f32[0], dice: f32[1], state: state, parameters: [f32[2], f32[3]], m: [f32[4], f32[5]],
+        v: [f32[6] * f32[6], f32[7] * f32[7]], gradients: g,
+        AdamHyperparameters(learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-7), weightDecay: 0.05,
+        growthInterval: 2, halfCopy: poisoned ? .bf16 : .f16)
       let halves = try r.halves.map { try cast($0, to: .f32) }
-      return try concat((r.parameters + r.m + r.v + [r.summary] + halves).map { try reshape($0, [$0.shape.count]) }, axis: 0)
+      return try concat((r.parameters + r.m + r.v + [r.state] + halves).map { try reshape($0, [$0.shape.count]) }, axis: 0)
     }
   }
 

@@ -96,6 +96,7 @@ public enum TrainingComparison {
 /// The total loss of every update.
 private final class LossRecorder: TrainingCallback {
   var losses: [Double] = []
+  func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool { true }
   func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws { losses.append(event.metrics.total) }
 }
 

@@ -6,7 +6,7 @@ import SegCore
 /// Adam as Keras implements it (the reference's optimizer): bias correction folded into the step
 /// size, epsilon added to sqrt(v). State in fp32, one (m, v) pair per parameter. On a backend with
 /// a fused update (`FusedAdamBackend`) each parameter takes one kernel; elsewhere the same
-/// formula runs as ops.
+/// formula runs as ops; the fused whole-step update (`updateAll`) counts its updates on the device.
 public final class Adam {
   public var learningRate: Double
   public let beta1, beta2, epsilon: Double
@@ -31,7 +31,7 @@ public final class Adam {
   public func update(_ parameters: [Parameter], gradients: [Tensor]) throws {
     step += 1
     let t = Double(step)
-    let stepSize = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+    let stepSize = StepState.biasCorrectedStepSize(learningRate: learningRate, beta1: beta1, beta2: beta2, t: t)
     let constants = AdamConstants(beta1: beta1, beta2: beta2, epsilon: epsilon, stepSize: stepSize)
     try withoutGradients {
       for (p, g) in zip(parameters, gradients) {
@@ -54,35 +54,37 @@ public final class Adam {
     }
   }
 
+  /// The step scalar the learning rate of the fused update is marked as (`markingStepScalar`): its
+  /// bias correction is the device's, from the state's applied count.
+  public static let learningRateScalar = "learningRate"
+
   /// A training step's whole update as one op (`multiTensorAdam`, for a backend whose
-  /// `multiTensorOptimizer` is set): `gradients` (scaled by 1 / `unscale`) are unscaled and get
-  /// `weightDecay * p` added, then Adam runs on every parameter. Returns the step's summary,
-  /// [crossEntropy, dice, L2 penalty, inf/NaN gradient elements], read in one download, the
-  /// step's only host read. With `skipNonFinite`, a step whose count is not 0 changes nothing,
-  /// on the device and here (neither the parameters, the moments nor the step count).
+  /// `multiTensorOptimizer` is set), queued with no host read: `gradients` (scaled by the state's
+  /// loss scale) are unscaled and get `weightDecay * p` added, then Adam runs on every parameter
+  /// with the step size of the state's applied count; with `growthInterval` > 0 a step with an
+  /// inf or NaN gradient changes nothing but the state. The parameters and moments take the op's
+  /// outputs either way; `step` is not advanced here: the caller sets it from the returned state
+  /// (`StepState`, f32 [`StepState.count`]) when it reads it (`takeStep`).
   public func updateAll(
-    _ parameters: [Parameter], gradients: [Tensor], crossEntropy: Tensor, dice: Tensor, unscale: Double,
-    weightDecay: Double, skipNonFinite: Bool
-  ) throws -> [Float] {
-    let t = Double(step + 1)
-    let stepSize = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
-    let constants = AdamConstants(beta1: beta1, beta2: beta2, epsilon: epsilon, stepSize: stepSize)
+    _ parameters: [Parameter], gradients: [Tensor], crossEntropy: Tensor, dice: Tensor, state: Tensor,
+    weightDecay: Double, growthInterval: Int
+  ) throws -> Tensor {
+    let hyper = AdamHyperparameters(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon)
     return try withoutGradients {
-      let state = try parameters.map { p in try moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value)) }
+      let moments = try parameters.map { p in try self.moments[p.name] ?? (zeros(like: p.value), zeros(like: p.value)) }
       let r = try multiTensorAdam(
-        crossEntropy: crossEntropy, dice: dice, parameters: parameters.map(\.value), m: state.map(\.0),
-        v: state.map(\.1), gradients: gradients, constants, unscale: unscale, weightDecay: weightDecay,
-        skipNonFinite: skipNonFinite)
-      let summary = try r.summary.host().floats
-      if skipNonFinite, summary[3] != 0 { return summary }
-      step += 1
+        crossEntropy: crossEntropy, dice: dice, state: state, parameters: parameters.map(\.value), m: moments.map(\.0),
+        v: moments.map(\.1), gradients: gradients, hyper, weightDecay: weightDecay, growthInterval: growthInterval)
       for (i, p) in parameters.enumerated() {
         p.value = r.parameters[i]
-        moments[p.name] = (r.m[i], r.v[i])
+        self.moments[p.name] = (r.m[i], r.v[i])
       }
-      return summary
+      return r.state
     }
   }
+
+  /// Sets the update count to the device's (`StepState.appliedSteps`, read by the trainer).
+  public func takeStep(_ applied: Int) { step = applied }
 
   /// Restores the state saved by a checkpoint.
   public func restore(step: Int, moments: [String: (m: Tensor, v: Tensor)]) {

@@ -22,8 +22,9 @@ public struct CompileOptions: Sendable {
 
 /// `Trainer`'s step compiled (`--xla`, `--compile`): the same ops through the same kernels, so the
 /// same bits, but traced once and replayed, with no graph built, no gradient walk and every value
-/// let go at its planned last use. The step is three programs, because the loss scaler decides on
-/// the host whether to update, and so that each parameter's old state goes as its new one comes:
+/// let go at its planned last use. Where the whole step is not captured as one graph
+/// (`CapturedStep.swift`), it is three programs, because the loss scaler decides on the host
+/// whether to update, and so that each parameter's old state goes as its new one comes:
 /// - gradients: images, targets, the weights (and the loss scale's seed) to the cross-entropy, the
 ///   Dice loss, the gradients (and their finite check's sum);
 /// - penalty: the weights to the L2 penalty;
@@ -71,10 +72,10 @@ public final class CompiledTrainer: Trainer {
 
   // MARK: Step
 
-  /// `Trainer.step`, from the compiled programs (traced on the first call for these shapes).
-  public override func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
+  /// `Trainer.queueStep`, from the compiled programs (traced on the first call for these shapes).
+  public override func queueStep(images: Tensor, targets: Tensor) throws {
     let params = model.parameters
-    if capturesWholeStep(images.backend, params) { return try capturedStep(images: images, targets: targets, params: params) }
+    if capturesWholeStep(images.backend, params) { return try queueCapturedStep(images: images, targets: targets, params: params) }
     let (crossEntropy, dice, dataGradients, finiteSum) = try runGradients(images: images, targets: targets, params: params)
 
     var scale = 1.0
@@ -85,7 +86,8 @@ public final class CompiledTrainer: Trainer {
       lossScaler = scaler
       if !apply {
         let ce = try crossEntropy.item(), d = try dice.item()
-        return StepMetrics(crossEntropy: ce, dice: d, total: ce + d, skipped: true)
+        lastMetrics = StepMetrics(crossEntropy: ce, dice: d, total: ce + d, skipped: true)
+        return
       }
     }
 
@@ -93,7 +95,7 @@ public final class CompiledTrainer: Trainer {
     let penalty = try penaltyStep(params.map(\.value))[0].item()
     try update(params, gradients: dataGradients, scale: scale)
     let ce = try crossEntropy.item(), d = try dice.item()
-    return StepMetrics(crossEntropy: ce, dice: d, total: ce + d + penalty)
+    lastMetrics = StepMetrics(crossEntropy: ce, dice: d, total: ce + d + penalty)
   }
 
   /// Runs the gradients program: the cross-entropy, the Dice loss, the gradients and, under loss
@@ -122,10 +124,10 @@ public final class CompiledTrainer: Trainer {
   /// for one parameter at a time.
   private func update(_ params: [Parameter], gradients: [Tensor], scale: Double) throws {
     let step = optimizer.step
-    // Adam's own step size for the coming update, the same expression as `Adam.update`'s; the
+    // Adam's own step size for the coming update, as `Adam.update` computes it; the
     // binding check below fails if the two ever differ.
     let t = Double(step + 1)
-    let stepSize = optimizer.learningRate * (1 - pow(optimizer.beta2, t)).squareRoot() / (1 - pow(optimizer.beta1, t))
+    let stepSize = StepState.biasCorrectedStepSize(learningRate: optimizer.learningRate, beta1: optimizer.beta1, beta2: optimizer.beta2, t: t)
     var scalars: StepScalars = [Adam.stepSizeScalar: .real(stepSize)]
     if scale != 1 { scalars[Self.inverseScaleScalar] = .real(1 / scale) }
     let variant = "\(scale == 1 ? "plain" : "unscale") \(optimizer.usesFusedUpdate ? "fused" : "ops")"

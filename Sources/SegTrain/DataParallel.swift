@@ -85,6 +85,8 @@ public final class ReplicaCheck: TrainingCallback {
     (self.every, self.communicator, self.say) = (every, communicator, say)
   }
 
+  public func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool { every > 0 && step % every == 0 }
+
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     guard every > 0, event.step % every == 0 else { return }
     let h = try Replicas.verify(loop.model, over: communicator, when: "after step \(event.step)")

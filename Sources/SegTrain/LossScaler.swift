@@ -53,12 +53,15 @@ public struct LossScaler: Sendable, Equatable {
   /// `update(gradientsFinite:)` for the update that would be step `step`, refusing to go on when
   /// its gradients are inf or NaN even at the smallest scale: no scale can save such a step.
   public mutating func decide(gradientsFinite finite: Bool, step: Int, computeType: DType) throws -> Bool {
-    if !finite, scale <= LossScaler.minimumScale {
-      throw SettingError(
-        .precision,
-        "at step \(step) the gradients are inf or NaN even at loss scale \(Int(scale)); the forward pass overflows in \(computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
-    }
+    if !finite, scale <= LossScaler.minimumScale { throw Self.overflowError(step: step, scale: scale, computeType: computeType) }
     return update(gradientsFinite: finite)
+  }
+
+  /// The error of a step whose gradients are inf or NaN at `scale`, the minimum: no scale can save it.
+  static func overflowError(step: Int, scale: Double, computeType: DType) -> SettingError {
+    SettingError(
+      .precision,
+      "at step \(step) the gradients are inf or NaN even at loss scale \(Int(scale)); the forward pass overflows in \(computeType) or the batch holds inf/NaN (try \(Setting.precision) bf16 or fp32)")
   }
 
   /// Records one step's outcome and returns whether its update is to be applied: a finite step

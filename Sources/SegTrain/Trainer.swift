@@ -70,7 +70,8 @@ public struct StepMetrics: Sendable {
 /// The reference's training loop, eager: forward, loss (cross-entropy + soft Dice + L2), gradients,
 /// Adam (`CompiledTrainer` replays the same step compiled). Training metrics are averaged over each logging window (the reference logs single steps).
 /// With a `lossScaler` (fp16), the loss's cotangent is the scale, the gradients are checked for
-/// inf/NaN with one download, and unscaled before weight decay and Adam.
+/// inf/NaN, and unscaled before weight decay and Adam: on the host with one download, or with the
+/// fused update on the device, whose state (`StepState`) the host reads only when it asks.
 public class Trainer {
   public let model: UNet
   public let optimizer: Adam
@@ -80,6 +81,16 @@ public class Trainer {
   /// Averages the gradients, losses and the loss scaler's finite check over the processes of a
   /// data-parallel run while the backward pass runs; nil trains alone.
   public var reducer: GradientReducer?
+  /// The fused step's state on the device (`StepState`) and the host's view it was made from or
+  /// last read into (`DeviceState.swift`).
+  var deviceState: (tensor: Tensor, hostView: HostView)?
+  /// Fused steps queued since the host last read the device's state: the host takes each as
+  /// applied (for the dropout seed and a warm-up's learning rate) until it reads.
+  public internal(set) var unreadSteps = 0
+  /// The metrics of the last step, once known on the host.
+  var lastMetrics: StepMetrics?
+  /// The device's state as the host last read it.
+  var lastReadState: [Float]?
 
   /// A trainer of `model` with `optimizer` (fresh, or restored from a checkpoint), scaling the
   /// loss with `lossScaler` when given.
@@ -90,13 +101,22 @@ public class Trainer {
     self.lossScaler = lossScaler
   }
 
-  /// One optimisation step on images [N,S,S,C] and one-hot targets [N,S',S',K]. Under loss
-  /// scaling, a step whose gradients hold inf or NaN changes neither the weights nor Adam's state
-  /// or step count, halves the scale and returns metrics with `skipped` set; one that does so at
-  /// the minimum scale throws, since retrying cannot help.
+  /// One optimisation step on images [N,S,S,C] and one-hot targets [N,S',S',K], and its metrics
+  /// (`queueStep`, then `readStep`). Under loss scaling, a step whose gradients hold inf or NaN
+  /// changes neither the weights nor Adam's state or step count, halves the scale and returns
+  /// metrics with `skipped` set; one that does so at the minimum scale throws, since retrying
+  /// cannot help.
   public func step(images: Tensor, targets: Tensor) throws -> StepMetrics {
+    try queueStep(images: images, targets: targets)
+    return try readStep()
+  }
+
+  /// `step` without asking for its metrics: with the fused update (a GPU) the device decides the
+  /// loss scaler's skip and counts Adam's updates, and the host reads nothing (`readStep` does,
+  /// when asked); elsewhere the host decides as the step runs.
+  public func queueStep(images: Tensor, targets: Tensor) throws {
     let params = model.parameters
-    let stepIndex = UInt64(optimizer.step)
+    let stepIndex = UInt64(optimizer.step + unreadSteps)
     // The dropout mask depends only on (seed, step), so a resumed run repeats an uninterrupted one.
     // Each rank of a data-parallel run draws its own masks (rank 0's are a lone run's).
     let rank = UInt64(reducer?.communicator.rank ?? 0)
@@ -106,9 +126,14 @@ public class Trainer {
     let weights = params.map(\.value)
     let loss = try parts.total
     // Seeding the backward pass with the scale is the same as differentiating scale * loss, without
-    // the extra node; a power of two scales every rounding exactly.
+    // the extra node; a power of two scales every rounding exactly. The fused update's scale is
+    // the device's.
+    let fused = reducer == nil && loss.backend.multiTensorOptimizer && optimizer.usesFusedUpdate && weights.allSatisfy { $0.dtype == .f32 }
+    let state = try fused ? currentDeviceState(on: loss.backend) : nil
     let scale = lossScaler?.scale ?? 1
-    let seed = try lossScaler.map { try Tensor(repeating: $0.scale, shape: loss.shape, dtype: loss.dtype, on: loss.backend) }
+    let seed = try lossScaler.map { s in
+      try state.map { try lossScaleSeed($0, like: loss) } ?? Tensor(repeating: s.scale, shape: loss.shape, dtype: loss.dtype, on: loss.backend)
+    }
     let dataGradients: [Tensor]
     var agreed: (finite: Bool, crossEntropy: Double, dice: Double)?
     if let reducer {
@@ -123,9 +148,22 @@ public class Trainer {
     }
     // The fused update decides a loss-scaled step's skip on the device, from this rank's gradients
     // alone: a data-parallel run takes the path below, whose finite flag all ranks agreed on.
-    if reducer == nil, loss.backend.multiTensorOptimizer, optimizer.usesFusedUpdate, weights.allSatisfy({ $0.dtype == .f32 }) {
-      return try fusedUpdate(params, dataGradients, parts, scale: scale)
+    if let state {
+      let next = try optimizer.updateAll(
+        params, gradients: dataGradients, crossEntropy: parts.crossEntropy, dice: parts.dice, state: state,
+        weightDecay: options.weightDecay, growthInterval: lossScaler?.growthInterval ?? 0)
+      queued(next)
+      return
     }
+    lastMetrics = try hostDecidedUpdate(params, weights, dataGradients, parts, agreed, scale: scale)
+  }
+
+  /// The update of a step decided on the host: the loss scaler's verdict from one read of the
+  /// gradients' finiteness (or the ranks' agreed one), then weight decay and Adam per parameter.
+  private func hostDecidedUpdate(
+    _ params: [Parameter], _ weights: [Tensor], _ dataGradients: [Tensor], _ parts: SegmentationLoss,
+    _ agreed: (finite: Bool, crossEntropy: Double, dice: Double)?, scale: Double
+  ) throws -> StepMetrics {
     if var scaler = lossScaler {
       let finite = try agreed?.finite ?? LossScaler.allFinite(dataGradients)
       let apply = try scaler.decide(gradientsFinite: finite, step: optimizer.step + 1, computeType: model.computeType)
@@ -148,61 +186,56 @@ public class Trainer {
     return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + penalty)
   }
 
-  /// The update of `step` as one op queued after the backward pass (`Adam.updateAll`): unscaling,
-  /// the inf/NaN check, weight decay and Adam on the device, the step skipped there when the loss
-  /// scaler must skip it; then one host read of the losses, the L2 value and the inf/NaN count, from
-  /// which the scaler decides as `step` does (the same count the device acted on, so the two agree).
-  /// The check counts inf/NaN elements; `LossScaler.allFinite`'s sum also reads a sum that
-  /// overflows f32 from finite gradients as non-finite.
-  private func fusedUpdate(_ params: [Parameter], _ dataGradients: [Tensor], _ parts: SegmentationLoss, scale: Double) throws -> StepMetrics {
-    let s = try optimizer.updateAll(
-      params, gradients: dataGradients, crossEntropy: parts.crossEntropy, dice: parts.dice, unscale: 1 / scale,
-      weightDecay: options.weightDecay, skipNonFinite: lossScaler != nil)
-    let (ce, dice, penalty, finite) = (Double(s[0]), Double(s[1]), Double(s[2]), s[3] == 0)
-    if var scaler = lossScaler {
-      let applied = try scaler.decide(gradientsFinite: finite, step: optimizer.step + 1, computeType: model.computeType)
-      lossScaler = scaler
-      if !applied { return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice, skipped: true) }
-    }
-    return StepMetrics(crossEntropy: ce, dice: dice, total: ce + dice + penalty)
-  }
-
   /// Runs steps until the optimizer has made `options.maxSteps` (continuing a resumed count), on
-  /// batches from `nextBatch(step)`; calls `stepEnded(step, metrics, window)` after each update with
-  /// its metrics and, every `logEvery` steps and at the last, the metrics averaged over the steps
-  /// since the previous window (nil between). A step skipped by the loss scaler is retried on the
-  /// same batch at the halved scale (so the run still makes `maxSteps` updates, and batch i is still
-  /// the i-th update's); it is counted in `lossScaler.skippedSteps`, not in the means. A loss that
-  /// is inf or NaN, or `maxSkippedStepsInARow` skipped steps in a row, stop the run with an error
-  /// naming the step (the loss is the value `step` already read, so the check costs nothing).
+  /// batches from `nextBatch(step)`; calls `stepEnded(step, metrics, window)` after each update
+  /// whose metrics were read with them and, every `logEvery` steps and at the last, the metrics
+  /// averaged over the updates since the previous window (nil between). The metrics are read at
+  /// every step where `readsAt(step)` holds (by default every step) and at each window's end.
+  /// A step read as skipped by the loss scaler is retried on the same batch at the halved scale
+  /// (so the run still makes `maxSteps` updates); skipped steps are counted in
+  /// `lossScaler.skippedSteps`, not in the means. With the fused update (a GPU) the steps between
+  /// reads are queued with no host read (`queueStep`): the host takes each as applied until it
+  /// reads, so a skipped one among them has used its batch. A loss that is inf or NaN, or
+  /// `maxSkippedStepsInARow` skipped steps in a row, stop the run at the read that sees them with
+  /// an error naming the step.
   public func train(
-    nextBatch: (Int) throws -> (Tensor, Tensor), stepEnded: (Int, StepMetrics, StepMetrics?) throws -> Void
+    nextBatch: (Int) throws -> (Tensor, Tensor), readsAt: (Int) -> Bool = { _ in true },
+    stepEnded: (Int, StepMetrics, StepMetrics?) throws -> Void
   ) throws {
     var window: StepMetrics?
     var retry: (Tensor, Tensor)?
     var skippedInARow = 0
-    while optimizer.step < options.maxSteps {
-      let (x, y) = try retry ?? nextBatch(optimizer.step)
-      if options.learningRateWarmupSteps > 0 { optimizer.learningRate = options.learningRate(afterUpdates: optimizer.step) }
-      let m = try step(images: x, targets: y)
+    let logEvery = max(options.logEvery, 1)
+    while optimizer.step + unreadSteps < options.maxSteps {
+      let taken = optimizer.step + unreadSteps
+      let (x, y) = try retry ?? nextBatch(taken)
+      retry = nil
+      if options.learningRateWarmupSteps > 0 { optimizer.learningRate = options.learningRate(afterUpdates: taken) }
+      try queueStep(images: x, targets: y)
+      let queued = unreadSteps > 0
+      if queued, (taken + 1) % logEvery != 0, taken + 1 != options.maxSteps, !readsAt(taken + 1) { continue }
+      let m = try readStep()
       if m.skipped {
-        skippedInARow += 1
+        skippedInARow = queued ? deviceSkippedInARow : skippedInARow + 1
         if skippedInARow >= max(options.maxSkippedStepsInARow, 1) {
           throw Divergence.skipsError(step: optimizer.step + 1, skipped: skippedInARow, learningRate: options.learningRate)
         }
         retry = (x, y)
         continue
       }
-      (retry, skippedInARow) = (nil, 0)
-      guard m.total.isFinite else {
-        throw Divergence.lossError(step: optimizer.step, loss: m.total, learningRate: options.learningRate)
-      }
-      window = window.map { $0 + m } ?? m
+      skippedInARow = 0
       let done = optimizer.step
+      let windowEnds = done % logEvery == 0 || done == options.maxSteps
       var means: StepMetrics?
-      if let w = window, done % max(options.logEvery, 1) == 0 || done == options.maxSteps {
-        means = w.mean
-        window = nil
+      if queued {
+        // The device summed the window's applied steps, the unread ones among them.
+        means = windowEnds ? try takeDeviceWindow() : nil
+      } else {
+        window = window.map { $0 + m } ?? m
+        if windowEnds { (means, window) = (window?.mean, nil) }
+      }
+      for total in [m.total, means?.total ?? 0] where !total.isFinite {
+        throw Divergence.lossError(step: done, loss: total, learningRate: options.learningRate)
       }
       try stepEnded(done, m, means)
     }

@@ -67,7 +67,11 @@ public protocol TrainingCallback: AnyObject {
   func runStarted(_ run: RunContext) throws
   /// The loop is about to make its first update.
   func trainingStarted(_ loop: TrainingLoop) throws
-  /// An update is done (skipped loss-scaled steps are not updates).
+  /// Whether the loop is to read the step's metrics from the device after update `step` (a GPU
+  /// queues the steps between logging steps unread): a callback that acts at that update says so.
+  func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool
+  /// An update is done and its metrics read (skipped loss-scaled steps are not updates; with the
+  /// fused update only the updates the loop reads are told, each window's last among them).
   func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws
   /// The model was evaluated after `step` updates (during training or in evaluate mode).
   func evaluated(_ report: EvaluationReport, at step: Int) throws
@@ -82,6 +86,7 @@ extension TrainingCallback {
   public func scope<T>(_ body: () throws -> T) throws -> T { try body() }
   public func runStarted(_ run: RunContext) throws {}
   public func trainingStarted(_ loop: TrainingLoop) throws {}
+  public func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool { false }
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {}
   public func evaluated(_ report: EvaluationReport, at step: Int) throws {}
   public func trainingEnded(_ loop: TrainingLoop) throws {}
@@ -108,6 +113,9 @@ public struct TrainingCallbacks {
   public func each(_ tell: (any TrainingCallback) throws -> Void) throws {
     for callback in all { try tell(callback) }
   }
+
+  /// Whether any callback acts after update `step` (`TrainingCallback.readsMetrics`).
+  public func readMetrics(at step: Int, in loop: TrainingLoop) -> Bool { all.contains { $0.readsMetrics(at: step, in: loop) } }
 
   /// Tells every callback of an evaluation after `step` updates.
   public func evaluated(_ report: EvaluationReport, at step: Int) throws { try each { try $0.evaluated(report, at: step) } }
@@ -163,7 +171,9 @@ public final class TrainingLoop {
   public func run() throws {
     start = clock.now
     try callbacks.each { try $0.trainingStarted(self) }
-    try trainer.train(nextBatch: { _ in try batches.next().tensors(on: backend) }) { step, metrics, window in
+    try trainer.train(
+      nextBatch: { _ in try batches.next().tensors(on: backend) }, readsAt: { callbacks.readMetrics(at: $0, in: self) }
+    ) { step, metrics, window in
       // Every rank of a data-parallel run trains on its own batch: the run's rate is theirs summed.
       let ranks = trainer.reducer?.communicator.size ?? 1
       let rate = Double((step - firstStep) * options.batchSize * ranks) / max(elapsedSeconds, 1e-9)

@@ -150,8 +150,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     return gpu.context.device.computeCapability.major >= 8
   }
 
-  /// A step's optimizer update is one `multiTensorAdam` (three launches, one host read of its
-  /// summary) rather than a dozen launches per parameter and four reads.
+  /// A step's optimizer update is one `multiTensorAdam` (three launches and no host read: the loss
+  /// scaler and Adam's step count stay on the device) rather than a dozen launches per parameter.
   public var multiTensorOptimizer: Bool { true }
 
   /// Free device memory in bytes (cuMemGetInfo); nil on the emulator or when it cannot be asked.

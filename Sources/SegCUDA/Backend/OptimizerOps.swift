@@ -28,32 +28,33 @@ extension CUDABackend {
 
 extension CUDABackend {
   /// `multiTensorAdam` in three launches over a device table of the parameters' buffers
-  /// (`OptimizerKernels.multiTensorBody`), one upload of the table, and no host read: the step is
-  /// skipped or applied on the device, from the count `adamStatsFinish` leaves in the summary.
+  /// (`OptimizerKernels.multiTensorBody`), one upload of the table, and no host read: the loss
+  /// scaler's decision, Adam's step count and the step's losses stay in the state (`StepState`).
   /// Nil unless every parameter, m and v is f32 and the gradients share one dtype of `adam`'s.
   /// Outputs that `InPlaceOutputs` allows are written over the buffers it names (a weight or
   /// moment over itself: each element is read before it is written, by the same thread).
   func multiTensorAdam(_ op: MultiTensorAdam, _ x: [DeviceOperand]) throws -> [CUDAStorage]? {
     let n = op.tensors
-    guard n > 0, x.count == 2 + 4 * n, x[0].type.dtype == .f32, x[1].type.dtype == .f32 else { return nil }
-    let gradientType = x[2 + 3 * n].type.dtype
+    let stateType = TensorType([StepState.count], .f32)
+    guard n > 0, x.count == 3 + 4 * n, x[0].type.dtype == .f32, x[1].type.dtype == .f32, x[2].type == stateType else { return nil }
+    let gradientType = x[3 + 3 * n].type.dtype
     guard OptimizerKernels.gradientTypes.contains(gradientType) else { return nil }
     var states: [TensorType] = []
     for i in 0..<n {
-      let state = TensorType(x[2 + i].type.shape, .f32)
-      guard [x[2 + i], x[2 + n + i], x[2 + 2 * n + i]].allSatisfy({ $0.type == state }),
-        x[2 + 3 * n + i].type == TensorType(state.shape, gradientType)
+      let state = TensorType(x[3 + i].type.shape, .f32)
+      guard [x[3 + i], x[3 + n + i], x[3 + 2 * n + i]].allSatisfy({ $0.type == state }),
+        x[3 + 3 * n + i].type == TensorType(state.shape, gradientType)
       else { return nil }
       states.append(state)
     }
-    // In a captured step the weights, moments and half copies are the graph's own buffers.
+    // In a captured step the weights, moments, state and half copies are the graph's own buffers.
     let inPlace = InPlaceOutputs.current?.buffers ?? [:]
     func made(_ k: Int, _ t: TensorType) throws -> CUDAStorage {
       if let b = inPlace[k] as? CUDAStorage, b.device === device, b.type == t { return b }
       return try output(t)
     }
     let outputs = try (states + states + states).enumerated().map { k, t in try made(k, t) }
-    let summary = try output(TensorType([4], .f32))
+    let stateOut = try made(3 * n, stateType)
     let halves = try op.halfCopy.map { h in try states.enumerated().map { i, t in try made(3 * n + 1 + i, TensorType(t.shape, h)) } }
     // 10 words per parameter: p, m, v, g, pOut, mOut, vOut, n, hOut, hType.
     var words: [UInt64] = []
@@ -62,7 +63,7 @@ extension CUDABackend {
     let halfType: UInt64 = op.halfCopy == .f16 ? 1 : op.halfCopy == .bf16 ? 2 : 0
     for i in 0..<n {
       let count = states[i].shape.count
-      words += [x[2 + i], x[2 + n + i], x[2 + 2 * n + i], x[2 + 3 * n + i]].map(\.pointer)
+      words += [x[3 + i], x[3 + n + i], x[3 + 2 * n + i], x[3 + 3 * n + i]].map(\.pointer)
       words += [outputs[i].pointer, outputs[n + i].pointer, outputs[2 * n + i].pointer, UInt64(count)]
       words += [halves?[i].pointer ?? 0, halfType]
       vectors += vectorItems(count, gradientType)
@@ -75,34 +76,25 @@ extension CUDABackend {
     try device.launch(
       try KernelLibrary.handle(.adamStats, gradientType), count: parts,
       arguments: [.pointer(table.pointer), .int32(Int32(n)), .pointer(partial.pointer), .int64(Int64(parts))])
+    let h = op.hyper
+    // In a captured step the learning rate (a warm-up's) is a step scalar in device memory.
+    let rateAt = try StepScalarPlacement.take(.multiAdamLearningRate).map {
+      try cudaStorage($0.buffer, op: "multiTensorAdam").pointer + UInt64(8 * $0.word)
+    }
     try device.launch(
       try KernelLibrary.handle(.adamStatsFinish, .f32), count: GPUKernelDevice.threads,
       arguments: [
         .pointer(partial.pointer), .int64(Int64(parts)), .pointer(x[0].pointer), .pointer(x[1].pointer),
-        .pointer(summary.pointer), .float(Float(op.weightDecay / 2)),
+        .pointer(x[2].pointer), .pointer(stateOut.pointer), .float(Float(op.weightDecay / 2)), .int32(Int32(op.growthInterval)),
+        .double(h.learningRate), .pointer(rateAt ?? 0), .double(h.beta1), .double(h.beta2),
       ])
-    let c = op.constants
-    // In a captured step, unscale and the step size are step scalars in device memory.
-    let unscaleAt = try StepScalarPlacement.take(.multiAdamUnscale).map { try cudaStorage($0.buffer, op: "multiTensorAdam").pointer + UInt64(8 * $0.word) }
-    let stepSizeAt = try StepScalarPlacement.take(.multiAdamStepSize).map { try cudaStorage($0.buffer, op: "multiTensorAdam").pointer + UInt64(8 * $0.word) }
-    if unscaleAt != nil || stepSizeAt != nil {
-      try device.launch(
-        try KernelLibrary.handle(.multiAdamAt, gradientType), count: vectors,
-        arguments: [
-          .pointer(table.pointer), .int32(Int32(n)), .pointer(summary.pointer), .int32(op.skipNonFinite ? 1 : 0),
-          .float(Float(op.unscale)), .pointer(unscaleAt ?? 0), .float(Float(op.weightDecay)), .float(Float(c.beta1)),
-          .float(Float(c.beta2)), .float(Float(1 - c.beta1)), .float(Float(1 - c.beta2)), .float(Float(c.epsilon)),
-          .float(Float(c.stepSize)), .pointer(stepSizeAt ?? 0),
-        ])
-      return outputs + [summary] + (halves ?? [])
-    }
     try device.launch(
       try KernelLibrary.handle(.multiAdam, gradientType), count: vectors,
       arguments: [
-        .pointer(table.pointer), .int32(Int32(n)), .pointer(summary.pointer), .int32(op.skipNonFinite ? 1 : 0),
-        .float(Float(op.unscale)), .float(Float(op.weightDecay)), .float(Float(c.beta1)), .float(Float(c.beta2)),
-        .float(Float(1 - c.beta1)), .float(Float(1 - c.beta2)), .float(Float(c.epsilon)), .float(Float(c.stepSize)),
+        .pointer(table.pointer), .int32(Int32(n)), .pointer(stateOut.pointer), .float(Float(op.weightDecay)),
+        .float(Float(h.beta1)), .float(Float(h.beta2)), .float(Float(1 - h.beta1)), .float(Float(1 - h.beta2)),
+        .float(Float(h.epsilon)),
       ])
-    return outputs + [summary] + (halves ?? [])
+    return outputs + [stateOut] + (halves ?? [])
   }
 }

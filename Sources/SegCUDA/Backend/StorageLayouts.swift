@@ -160,31 +160,32 @@ extension CUDABackend {
   /// fails the capture (the step then runs uncaptured, and says why).
   func multiTensorAdamInLayouts(_ op: MultiTensorAdam, _ operands: [DeviceOperand]) throws -> [CUDAStorage]? {
     let n = op.tensors
-    guard n > 0, operands.count == 2 + 4 * n else { return try multiTensorAdam(op, operands) }
+    let first = 3  // the loss terms and the step state come before the parameters
+    guard n > 0, operands.count == first + 4 * n else { return try multiTensorAdam(op, operands) }
     var x = operands
     let inPlace = capturing ? InPlaceOutputs.current?.buffers ?? [:] : nil
     var layouts: [StorageLayout] = []
     for i in 0..<n {
-      let (p, g) = (x[2 + i], x[2 + 3 * n + i])
+      let (p, g) = (x[first + i], x[first + 3 * n + i])
       guard p.type.shape.rank == 4, p.storage.layout == .filterOHWI || g.storage.layout == .filterOHWI else {
-        for k in [2 + i, 2 + n + i, 2 + 2 * n + i, 2 + 3 * n + i] { x[k] = try rowMajor(x[k]) }
+        for k in [first + i, first + n + i, first + 2 * n + i, first + 3 * n + i] { x[k] = try rowMajor(x[k]) }
         layouts.append(.rowMajor)
         continue
       }
       let layout: StorageLayout
       if let inPlace {
         layout = p.storage.layout == .uniform ? g.storage.layout : p.storage.layout
-        let carried = [2 + n + i, 2 + 2 * n + i].map { x[$0].storage } + [inPlace[3 * n + 1 + i] as? CUDAStorage].compactMap { $0 }
+        let carried = [first + n + i, first + 2 * n + i].map { x[$0].storage } + [inPlace[3 * n + 1 + i] as? CUDAStorage].compactMap { $0 }
         if let other = carried.first(where: { !$0.layout.sameBytes(as: layout) && $0.layout != .uniform }) {
           throw CUDAError(.unsupported, "a carried buffer of \(other.type) is \(other.layout), its weight \(layout): not captured")
         }
-        x[2 + 3 * n + i] = try laidOut(g, layout)
+        x[first + 3 * n + i] = try laidOut(g, layout)
       } else {
         layout = .filterOHWI
-        for k in [2 + i, 2 + n + i, 2 + 2 * n + i] where !x[k].storage.layout.sameBytes(as: layout) && x[k].storage.layout != .uniform {
+        for k in [first + i, first + n + i, first + 2 * n + i] where !x[k].storage.layout.sameBytes(as: layout) && x[k].storage.layout != .uniform {
           x[k] = try reorderedInPlace(x[k], layout)
         }
-        x[2 + 3 * n + i] = try laidOut(g, layout)
+        x[first + 3 * n + i] = try laidOut(g, layout)
       }
       layouts.append(layout)
     }

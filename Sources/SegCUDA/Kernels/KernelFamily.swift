@@ -106,7 +106,7 @@ public enum KernelOp: Int, CaseIterable, Sendable {
   case padBackward, randomMask, argmax, maxPool2d, maxPool2dBackward
   case adam, adamStats, multiAdam
   /// Variants that read a step scalar from device memory (a captured step: `StepScalarPlacement`).
-  case addScalarAt, mulScalarAt, randomMaskAt, multiAdamAt
+  case addScalarAt, mulScalarAt, randomMaskAt
   /// Moved by element size: `<op>_b<dtype.byteSize>`.
   case copy, pad, cropConcat
   /// Keyed by two dtypes: `cast_<from>_<to>`, `oneHot_<labels>_<output>`.

@@ -4,24 +4,26 @@ import SegCore
 
 /// `multiTensorAdam` over every parameter at once, from a device table of 10 words per parameter
 /// (p, m, v, g, pOut, mOut, vOut, n, hOut, hType: the half copy of p' and its dtype, 1 f16, 2
-/// bf16, 0 none), in three launches whatever the number of parameters:
+/// bf16, 0 none), in three launches whatever the number of parameters, reading and writing the
+/// training state (`StepState`) so that the host decides nothing:
 ///
 /// - `adamStats_<g>(table, tensors, partial, parts)`: work item t of `parts` sums p^2 and counts
 ///   inf/NaN gradient elements over vectors t, t + parts, ... of every tensor (16-byte loads),
 ///   into partial[2t], partial[2t + 1]: a fixed order, so the sums are deterministic;
-/// - `adamStatsFinish(partial, parts, crossEntropy, dice, summary, halfDecay)`: block 0 adds the
-///   partials (fixed tree) and writes summary = [ce, dice, halfDecay * sum p^2, non-finite count];
-/// - `multiAdam_<g>(table, tensors, summary, skipNonFinite, unscale, decay, beta1, beta2,
-///   oneMinusBeta1, oneMinusBeta2, epsilon, stepSize)`: g = g * unscale + p * decay (the multiply
-///   skipped for unscale 1), then `adamAt`; with skipNonFinite and a non-zero count in summary[3]
-///   (read on the device: the host has not seen it), p, m and v are copied unchanged.
+/// - `adamStatsFinish(partial, parts, crossEntropy, dice, state, stateOut, halfDecay,
+///   growthInterval, learningRate, learningRateAt, beta1, beta2)`: block 0 adds the partials
+///   (fixed tree) and thread 0 writes `StepState.next` of the state into stateOut (the same
+///   buffer in a captured step: it reads every word before writing): the loss scaler's decision,
+///   the step size of update t (in double, from the applied count) and the step's losses;
+/// - `multiAdam_<g>(table, tensors, stateOut, decay, beta1, beta2, oneMinusBeta1, oneMinusBeta2,
+///   epsilon)`: g = g * (1 / the step's scale) + p * decay (the multiply skipped for scale 1),
+///   then `adamAt` with the step's size; a step stateOut marks skipped copies p, m and v unchanged.
 extension OptimizerKernels {
   static let multiTensorInstances: [(kernel: String, line: String)] =
     gradientTypes.flatMap { d in
       [
         (KernelNames.name("adamStats", d), "ADAM_STATS(\(KernelNames.cType(d)), \(d.rawValue))"),
         (KernelNames.name("multiAdam", d), "MULTI_ADAM(\(KernelNames.cType(d)), \(d.rawValue))"),
-        (KernelNames.name("multiAdamAt", d), "MULTI_ADAM_AT(\(KernelNames.cType(d)), \(d.rawValue))"),
       ]
     } + [("adamStatsFinish", "")]
 
@@ -89,9 +91,54 @@ extension OptimizerKernels {
       }
     }
 
+    // The words of `StepState`, as SegCore lays them out.
+    enum {
+      S_SCALE = 0, S_GOOD = 1, S_SKIPPED = 2, S_APPLIED_STEPS = 3, S_IN_A_ROW = 4, S_FAILURES = 5, S_CE = 6, S_DICE = 7,
+      S_PENALTY = 8, S_NON_FINITE = 9, S_USED_SCALE = 10, S_STEP_SIZE = 11, S_APPLIED = 12, S_WIN_CE = 13,
+      S_WIN_DICE = 14, S_WIN_TOTAL = 15, S_WIN_STEPS = 16, S_COUNT = 20
+    };
+
+    // One thread: `StepState.next` in f32, the step size in double.
+    DEVICE void nextStepState(const float* in, float* out, float ce, float dice, float penalty, float bad,
+        int growthInterval, double learningRate, double beta1, double beta2) {
+      float s[S_COUNT];
+      for (int i = 0; i < S_COUNT; ++i) s[i] = in[i];
+      float n[S_COUNT];
+      for (int i = 0; i < S_COUNT; ++i) n[i] = s[i];
+      const bool skip = growthInterval > 0 && bad != 0.f;
+      n[S_CE] = ce; n[S_DICE] = dice; n[S_PENALTY] = penalty; n[S_NON_FINITE] = bad;
+      n[S_USED_SCALE] = s[S_SCALE];
+      const double t = (double)s[S_APPLIED_STEPS] + 1.0;
+      n[S_STEP_SIZE] = (float)(learningRate * sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t)));
+      n[S_APPLIED] = skip ? 0.f : 1.f;
+      if (skip) {
+        if (s[S_SCALE] <= 1.f) n[S_FAILURES] = addRn(s[S_FAILURES], 1.f);
+        n[S_SCALE] = fmaxf(mulRn(s[S_SCALE], 0.5f), 1.f);
+        n[S_GOOD] = 0.f;
+        n[S_SKIPPED] = addRn(s[S_SKIPPED], 1.f);
+        n[S_IN_A_ROW] = addRn(s[S_IN_A_ROW], 1.f);
+      } else {
+        n[S_APPLIED_STEPS] = addRn(s[S_APPLIED_STEPS], 1.f);
+        n[S_IN_A_ROW] = 0.f;
+        if (growthInterval > 0) {
+          n[S_GOOD] = addRn(s[S_GOOD], 1.f);
+          if (n[S_GOOD] >= (float)growthInterval) {
+            if (notFinite(mulRn(s[S_SCALE], 2.f)) == 0.f) n[S_SCALE] = mulRn(s[S_SCALE], 2.f);
+            n[S_GOOD] = 0.f;
+          }
+        }
+        n[S_WIN_CE] = addRn(s[S_WIN_CE], ce);
+        n[S_WIN_DICE] = addRn(s[S_WIN_DICE], dice);
+        n[S_WIN_TOTAL] = addRn(s[S_WIN_TOTAL], addRn(addRn(ce, dice), penalty));
+        n[S_WIN_STEPS] = addRn(s[S_WIN_STEPS], 1.f);
+      }
+      for (int i = 0; i < S_COUNT; ++i) out[i] = n[i];
+    }
+
     // One block (blockDim.x a power of two, at most 1024) adds the partials; other blocks leave.
     KERNEL adamStatsFinish(const float* partial, i64 parts, const float* crossEntropy, const float* dice,
-        float* summary, float halfDecay) {
+        const float* state, float* stateOut, float halfDecay, int growthInterval, double learningRate,
+        const double* learningRateAt, double beta1, double beta2) {
       __shared__ float squares[1024];
       __shared__ float bad[1024];
       if (blockIdx.x != 0) return;
@@ -113,10 +160,8 @@ extension OptimizerKernels {
         __syncthreads();
       }
       if (threadIdx.x == 0) {
-        summary[0] = crossEntropy[0];
-        summary[1] = dice[0];
-        summary[2] = mulRn(squares[0], halfDecay);
-        summary[3] = bad[0];
+        nextStepState(state, stateOut, crossEntropy[0], dice[0], mulRn(squares[0], halfDecay), bad[0], growthInterval,
+            learningRateAt ? *learningRateAt : learningRate, beta1, beta2);
       }
     }
 
@@ -125,11 +170,11 @@ extension OptimizerKernels {
     }
 
     template <class G>
-    DEVICE void multiAdam(const u64* table, int tensors, const float* summary, int skipNonFinite, float unscale,
-        float decay, float beta1, float beta2, float oneMinusBeta1, float oneMinusBeta2, float epsilon,
-        float stepSize) {
+    DEVICE void multiAdam(const u64* table, int tensors, const float* state, float decay, float beta1, float beta2,
+        float oneMinusBeta1, float oneMinusBeta2, float epsilon) {
       const int K = Pack<G>::N;
-      const bool skip = skipNonFinite != 0 && summary[3] != 0.f;
+      const bool skip = state[S_APPLIED] == 0.f;
+      const float unscale = 1.f / state[S_USED_SCALE], stepSize = state[S_STEP_SIZE];
     #pragma unroll 1
       for (int k = 0; k < tensors; ++k) {
         const AdamTensor a = adamTensor(table, k);
@@ -180,20 +225,9 @@ extension OptimizerKernels {
         adamStats<G>(table, tensors, partial, parts);                                               \
       }
     #define MULTI_ADAM(G, SUFFIX)                                                                   \
-      KERNEL multiAdam_##SUFFIX(const u64* table, int tensors, const float* summary, int skipNonFinite, \
-          float unscale, float decay, float beta1, float beta2, float oneMinusBeta1, float oneMinusBeta2, \
-          float epsilon, float stepSize) {                                                          \
-        multiAdam<G>(table, tensors, summary, skipNonFinite, unscale, decay, beta1, beta2, oneMinusBeta1, \
-            oneMinusBeta2, epsilon, stepSize);                                                      \
-      }
-    // The same with unscale and stepSize read from device memory where their pointers are not null
-    // (a captured graph's step scalars, as doubles, rewritten before each launch).
-    #define MULTI_ADAM_AT(G, SUFFIX)                                                                \
-      KERNEL multiAdamAt_##SUFFIX(const u64* table, int tensors, const float* summary, int skipNonFinite, \
-          float unscale, const double* unscaleAt, float decay, float beta1, float beta2,             \
-          float oneMinusBeta1, float oneMinusBeta2, float epsilon, float stepSize, const double* stepSizeAt) { \
-        multiAdam<G>(table, tensors, summary, skipNonFinite, unscaleAt ? (float)*unscaleAt : unscale, decay, \
-            beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, stepSizeAt ? (float)*stepSizeAt : stepSize); \
+      KERNEL multiAdam_##SUFFIX(const u64* table, int tensors, const float* state, float decay, float beta1, \
+          float beta2, float oneMinusBeta1, float oneMinusBeta2, float epsilon) {                   \
+        multiAdam<G>(table, tensors, state, decay, beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon); \
       }
     """#
 }

@@ -47,8 +47,8 @@ public protocol Backend: AnyObject {
   /// accumulation) when asked to. Default: false.
   var tf32Convolutions: Bool { get }
   /// True when a training step's optimizer update should run as the one `multiTensorAdam` op,
-  /// whose summary the host reads once: worth it where each op is a launch and each read a
-  /// synchronisation (a GPU). Default: false (the per-parameter ops, as fast on the host).
+  /// which decides on the device and leaves the step's state for the host to read when it wants:
+  /// worth it where each op is a launch and each read a synchronisation (a GPU). Default: false (the per-parameter ops, as fast on the host).
   var multiTensorOptimizer: Bool { get }
   /// An arena of `bytes` in which its kernels place a replayed program's planned values
   /// (`OutputPlacement`), or nil when its kernels never place outputs (the default: a replay then

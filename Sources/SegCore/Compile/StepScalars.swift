@@ -1,7 +1,7 @@
 // MARK: - Step scalars
 
 /// A number that changes from step to step and enters ops as an attribute, not a tensor: a dropout
-/// seed, Adam's bias-corrected step size, a loss scale's inverse. A compiled function receives them
+/// seed, Adam's bias-corrected step size or learning rate, a loss scale's inverse. A compiled function receives them
 /// by name at each call. The code that makes such an op marks it where it makes it
 /// (`markingStepScalar`), the trace records the mark as a `ScalarBinding`, and the replay writes the
 /// call's value there, so the value is never baked in as a constant, and two attributes that happen
@@ -35,10 +35,8 @@ public struct ScalarBinding: Sendable, CustomStringConvertible {
     case mulScalar
     /// The constant of `Unary.addScalar`.
     case addScalar
-    /// `MultiTensorAdam.unscale` (the loss scale's inverse).
-    case multiAdamUnscale
-    /// `MultiTensorAdam.constants.stepSize`.
-    case multiAdamStepSize
+    /// `MultiTensorAdam.hyper.learningRate`.
+    case multiAdamLearningRate
   }
   public let attribute: Attribute
   /// The step scalar's name.
@@ -84,7 +82,7 @@ func bindableAttributes(of op: any Primitive) -> [(ScalarBinding.Attribute, Step
   switch op {
   case let m as RandomMask: return [(.randomMaskSeed, .bits(m.seed))]
   case let a as AdamUpdate: return [(.adamStepSize, .real(a.constants.stepSize))]
-  case let a as MultiTensorAdam: return [(.multiAdamUnscale, .real(a.unscale)), (.multiAdamStepSize, .real(a.constants.stepSize))]
+  case let a as MultiTensorAdam: return [(.multiAdamLearningRate, .real(a.hyper.learningRate))]
   case let u as Unary:
     switch u.function {
     case .mulScalar(let c): return [(.mulScalar, .real(c))]
@@ -108,14 +106,11 @@ func rebind(_ op: any Primitive, _ bindings: [ScalarBinding], _ scalars: StepSca
     case (.adamStepSize, .real(let size), let a as AdamUpdate):
       let c = a.constants
       op = AdamUpdate(AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size))
-    case (.multiAdamUnscale, .real(let u), let a as MultiTensorAdam):
+    case (.multiAdamLearningRate, .real(let rate), let a as MultiTensorAdam):
+      let h = a.hyper
       op = MultiTensorAdam(
-        a.constants, tensors: a.tensors, unscale: u, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite, halfCopy: a.halfCopy)
-    case (.multiAdamStepSize, .real(let size), let a as MultiTensorAdam):
-      let c = a.constants
-      op = MultiTensorAdam(
-        AdamConstants(beta1: c.beta1, beta2: c.beta2, epsilon: c.epsilon, stepSize: size), tensors: a.tensors,
-        unscale: a.unscale, weightDecay: a.weightDecay, skipNonFinite: a.skipNonFinite, halfCopy: a.halfCopy)
+        AdamHyperparameters(learningRate: rate, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon), tensors: a.tensors,
+        weightDecay: a.weightDecay, growthInterval: a.growthInterval, halfCopy: a.halfCopy)
     case (.mulScalar, .real(let c), is Unary): op = Unary(.mulScalar(c))
     case (.addScalar, .real(let c), is Unary): op = Unary(.addScalar(c))
     default:

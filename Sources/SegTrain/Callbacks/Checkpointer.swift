@@ -34,6 +34,8 @@ public final class Checkpointer: TrainingCallback {
     if policy.settings.resume, let recorded = policy.history?.recordedBest() { bestDice = recorded.score.evalDiceScore }
   }
 
+  public func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool { policy.savesAfter(step: step) }
+
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     if policy.savesAfter(step: event.step) { try save(loop) }
   }
@@ -51,6 +53,7 @@ public final class Checkpointer: TrainingCallback {
   }
 
   private func save(_ loop: TrainingLoop) throws {
+    try loop.trainer.readDeviceState()
     guard let step = try policy.save(
       loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state, augmentation: augmentation)
     else { return }

@@ -32,6 +32,8 @@ public final class PeriodicEvaluator: TrainingCallback {
 
   public func runStarted(_ run: RunContext) throws { validation = run.validation }
 
+  public func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool { every > 0 && step % every == 0 }
+
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     guard every > 0, event.step % every == 0, event.step < event.maxSteps else { return }
     try loop.callbacks.evaluated(evaluate(loop.model), at: event.step)

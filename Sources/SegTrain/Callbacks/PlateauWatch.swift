@@ -41,6 +41,11 @@ public final class PlateauWatch: TrainingCallback {
 
   public func runStarted(_ run: RunContext) throws { entropy = PlateauWatch.entropy(of: run.classPrior) }
 
+  /// Every step's cross-entropy until the check.
+  public func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool {
+    entropy != nil && !reported && step - loop.firstStep <= afterSteps
+  }
+
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     guard let h = entropy, h > 0 else { return }
     recent.append(event.metrics.crossEntropy)

@@ -67,6 +67,7 @@ public final class SignalStopper: TrainingCallback, @unchecked Sendable {
     guard try agreement.map({ try $0(own != nil) }) ?? (own != nil) else { return }
     let sig = own ?? SIGTERM
     if saves, !policy.savesAfter(step: event.step) {
+      try loop.trainer.readDeviceState()
       try policy.save(loop.model, loop.optimizer, precision: precision, lossScale: loop.trainer.lossScaler?.state, augmentation: augmentation)
     }
     restore()

@@ -74,6 +74,8 @@ public final class StepRecorder: TrainingCallback, BatchSource {
     try writeWeights(loop.model, name: "initial", metadata: metadata)
   }
 
+  public func readsMetrics(at step: Int, in loop: TrainingLoop) -> Bool { step <= steps }
+
   public func stepEnded(_ event: StepEvent, in loop: TrainingLoop) throws {
     guard event.step <= steps else { return }
     let m = event.metrics

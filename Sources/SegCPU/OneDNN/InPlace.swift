@@ -16,3 +16,10 @@ extension CPUBackend: InPlaceWriting {
     return true
   }
 }
+
+// MARK: - Outputs kept in the arena
+
+extension CPUBackend: ArenaValueCounting {
+  /// The regions of `arena` whose buffers are still held (by a kept output or a view of one).
+  public func heldValues(in arena: any DeviceArena) -> Int { (arena as? CPUArena)?.held.value ?? 0 }
+}

@@ -27,6 +27,10 @@ public final class CompiledFunction {
   public let dumpDirectory: URL?
   /// How replays are captured as one graph on a backend that can (nil: never).
   public let capture: CaptureOptions?
+  /// Whether the outputs are planned in the arena, where the caller lets them go before the next
+  /// call (a training step's gradients): they then take the bytes of values dead by the time they
+  /// are made instead of buffers of their own. Only on a backend that is `ArenaValueCounting`.
+  public let outputsInArena: Bool
   /// How many times `body` was traced.
   public private(set) var traceCount = 0
   private let body: Body
@@ -38,13 +42,15 @@ public final class CompiledFunction {
     let backend: ObjectIdentifier
   }
 
-  /// Compiles `body`, named `name`; `dumpDirectory` defaults to the UNET_DUMP_GRAPH variable's.
+  /// Compiles `body`, named `name`; `dumpDirectory` defaults to the UNET_DUMP_GRAPH variable's;
+  /// `outputsInArena` places the outputs in the replay arena (see the property).
   public init(
     _ name: String, strict: Bool = false, passes: [any CompilerPass] = CompilerPasses.standard,
-    dumpDirectory: URL? = GraphDump.environmentDirectory, capture: CaptureOptions? = nil, _ body: @escaping Body
+    dumpDirectory: URL? = GraphDump.environmentDirectory, capture: CaptureOptions? = nil, outputsInArena: Bool = false,
+    _ body: @escaping Body
   ) {
     (self.name, self.strict, self.passes, self.dumpDirectory, self.body) = (name, strict, passes, dumpDirectory, body)
-    self.capture = capture
+    (self.capture, self.outputsInArena) = (capture, outputsInArena)
   }
 
   /// The outputs of the function on `inputs`: traced and run once the first time for these input
@@ -63,6 +69,7 @@ public final class CompiledFunction {
     }
     var program = try traceProgram(inputs, on: backend) { try body($0, scalars) }
     traceCount += 1
+    program.placesOutputs = outputsInArena && backend is any ArenaValueCounting
     let dump = dumpDirectory.map { GraphDump(directory: $0, prefix: "\(name)-\(traceCount)") }
     var outputs: [Tensor] = []
     try CompilerPasses.run(passes, on: &program, scalars: scalars, dump: dump) { program in

@@ -42,6 +42,9 @@ final class HostBuffer {
     return HostBuffer(byteCount: byteCount, zeroed: zeroed)
   }
 
+  /// Whether it is a region of an arena.
+  var isInArena: Bool { arena != nil }
+
   deinit {
     if let arena { arena.held.add(-1) } else { HostMemory.shared.free(pointer, byteCount) }
   }

@@ -50,14 +50,20 @@ public final class CompiledTrainer: Trainer {
   public override init(model: UNet, optimizer: Adam, options: TrainingOptions, lossScaler: LossScaler? = nil) {
     super.init(model: model, optimizer: optimizer, options: options, lossScaler: lossScaler)
     let compile = options.compile ?? CompileOptions()
-    gradientStep = CompiledFunction("gradients", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] in
+    // The gradients are let go by the end of the step: they take the arena's bytes of the
+    // activations dead by the time each is made instead of 124 MB of their own at 572x572.
+    gradientStep = CompiledFunction(
+      "gradients", strict: compile.strict, dumpDirectory: compile.dumpDirectory, outputsInArena: true
+    ) { [unowned self] in
       try self.tracedGradients($0, $1)
     }
     penaltyStep = CompiledFunction("penalty", strict: compile.strict, dumpDirectory: compile.dumpDirectory) { [unowned self] weights, _ in
       try self.tracedPenalty(weights)
     }
-    // One trace per parameter shape: the shapes never change, so strictness does not apply.
-    updateStep = CompiledFunction("update", dumpDirectory: compile.dumpDirectory) { [unowned self] in
+    // One trace per parameter shape: the shapes never change, so strictness does not apply. The
+    // moments are the trainer's alone and replaced by the update: the new ones are written over
+    // the old (72 MB less at the update of the largest 572x572 layer).
+    updateStep = CompiledFunction("update", dumpDirectory: compile.dumpDirectory, donated: [(1, 2), (2, 3)]) { [unowned self] in
       try self.tracedUpdate($0, $1)
     }
   }

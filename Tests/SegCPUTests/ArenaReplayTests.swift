@@ -167,6 +167,97 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
     #expect(program.description.contains("written over"))
   }
 
+  /// A lone ReLU backward (a convolution's fused ReLU, differentiated, whose cotangent comes from
+  /// the next convolution's backward-data) writes over its cotangent, and the replays still give
+  /// the eager bits.
+  @Test func aReLUBackwardIsWrittenOverItsCotangent() throws {
+    let cpu = CPUBackend.shared
+    var rng = SeededRandom(seed: 13)
+    func random(_ dims: [Int], _ scale: Double = 1) throws -> Tensor {
+      try Tensor(shape: Shape(dims), floats: rng.doubles(dims.reduce(1, *)).map { Float($0 * scale) }, on: cpu)
+    }
+    let (w1, w2) = (try random([3, 3, 16, 16], 0.1), try random([3, 3, 16, 16], 0.1))
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs) { ws in
+        let a = try conv2d(ws[0], ws[1], padding: .same, activation: .relu)
+        let y = try conv2d(a, ws[2], padding: .same, activation: .relu)
+        return try sum(y * y)
+      }
+      return [value] + grads
+    }
+    let compiled = CompiledFunction("relu-backward-in-place") { xs, _ in try step(xs) }
+    for _ in 0..<3 {
+      let xs = [try random([1, 12, 12, 16]), w1, w2]
+      #expect(try bits(compiled(xs)) == bits(step(xs)))
+    }
+    let program = try #require(compiled.allPrograms.first)
+    try #require(program.memoryPlan).validate()
+    let lone = program.instructions.filter { $0.op.kind == .reluBackward }
+    #expect(!lone.isEmpty && lone.allSatisfy { program.inPlace[$0.outputs[0]] == $0.inputs[0] }, "\(program)")
+  }
+
+  /// Outputs planned in the arena (a training step's gradients) give the eager bits and lie in
+  /// the arena; while the caller keeps them, the next replay runs without the arena and leaves
+  /// them as they were.
+  @Test func keptOutputsInTheArenaSurviveTheNextReplay() throws {
+    let cpu = CPUBackend.shared
+    let f = randomCPUFunction(seed: 3, on: cpu)
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs, of: f)
+      return [value] + grads
+    }
+    let compiled = CompiledFunction("outputs-in-arena", outputsInArena: true) { xs, _ in try step(xs) }
+    let first = try randomCPUInputs(3, on: cpu)
+    #expect(try bits(compiled(first)) == bits(step(first)))
+    let program = try #require(compiled.allPrograms.first)
+    let plan = try #require(program.memoryPlan)
+    try plan.validate()
+    #expect(program.placesOutputs && program.outputs.allSatisfy { plan.offsets[program.aliasRoot($0)] != nil }, "\(program)")
+
+    let (xs, ys) = (try randomCPUInputs(31, on: cpu), try randomCPUInputs(32, on: cpu))
+    let (expectedX, expectedY) = (try bits(step(xs)), try bits(step(ys)))
+    func inArena(_ ts: [Tensor]) -> Bool { ts.allSatisfy { ($0.node.storage as? CPUStorage)?.origin.isInArena == true } }
+    // Other tests replay on the backend's one arena too: a replay that finds it in use allocates.
+    var kept = try compiled(xs)
+    for _ in 0..<50 where !inArena(kept) { kept = try compiled(xs) }
+    #expect(inArena(kept))
+    let next = try compiled(ys)
+    #expect(!inArena(next))
+    #expect(try bits(next) == expectedY)
+    #expect(try bits(kept) == expectedX)
+  }
+
+  /// Donated moments: the replayed Adam update writes the new m and v over the old buffers (the
+  /// weight, not donated, gets a buffer of its own), with the bits of the undonated update; an
+  /// input passed twice is donated by neither.
+  @Test func donatedMomentsAreUpdatedInTheirOwnBuffers() throws {
+    let cpu = CPUBackend.shared
+    var rng = SeededRandom(seed: 14)
+    func random(_ scale: Double = 1) throws -> Tensor {
+      try Tensor(shape: [3, 3, 16, 16], floats: rng.doubles(2304).map { Float(abs($0) * scale) }, on: cpu)
+    }
+    let constants = AdamConstants(beta1: 0.9, beta2: 0.999, epsilon: 1e-7, stepSize: 1e-3)
+    let update: ([Tensor]) throws -> [Tensor] = { xs in
+      let (p, m, v) = try adamUpdate(parameter: xs[0], m: xs[2], v: xs[3], gradient: xs[1], constants)
+      return [p, m, v]
+    }
+    let compiled = CompiledFunction("donated-moments", donated: [(1, 2), (2, 3)]) { xs, _ in try update(xs) }
+    func buffer(_ t: Tensor) -> UnsafeMutableRawPointer? { (t.node.storage as? CPUStorage)?.origin.pointer }
+    _ = try compiled([try random(), try random(), try random(0.1), try random(0.01)])
+    for _ in 0..<3 {
+      let xs = [try random(), try random(), try random(0.1), try random(0.01)]
+      let expected = try bits(update(xs))
+      let (oldP, oldM, oldV) = (buffer(xs[0]), buffer(xs[2]), buffer(xs[3]))
+      let out = try compiled(xs)
+      #expect(try bits(out) == expected)
+      #expect(buffer(out[1]) == oldM && buffer(out[2]) == oldV && buffer(out[0]) != oldP)
+    }
+    let shared = try random(0.1), xs = [try random(), try random(), shared, shared]
+    let expected = try bits(update(xs))
+    let out = try compiled(xs)
+    #expect(try bits(out) == expected && buffer(out[1]) != buffer(shared) && buffer(out[2]) != buffer(shared))
+  }
+
   /// A kernel that takes its region and then declines leaves the next candidate to allocate, and
   /// a region too small for the output is not used.
   @Test func aRegionIsHandedOutOnceAndOnlyWhenTheOutputFits() throws {

@@ -3,7 +3,7 @@ import SegCore
 // MARK: - Fused Adam
 
 extension CPUBackend {
-  /// One pass over p, m, v and g (all f32) into three new buffers, SIMD and multi-threaded; the
+  /// One pass over p, m, v and g (all f32) into three new buffers (or donated ones), SIMD and multi-threaded; the
   /// arithmetic is in the order of `FusedAdamBackend`'s formula, as SegNN's Adam with ops.
   /// Gradients of other dtypes return nil (the CPU computes in f32; they do not occur).
   static func adamUpdate(
@@ -16,7 +16,14 @@ extension CPUBackend {
       try withDNNLErrors(op: "adam", operands.map(\.type)) { try cpuStorage(o.storage, op: "adam").plainBuffer() }
     }
     let n = shape.count
-    let outputs = (0..<3).map { HostBuffer.output($0, byteCount: n * 4) }
+    // A donated m or v (`InPlaceOutputs`) in its own row-major buffer takes its new value: each
+    // element is read before it is written, by the same thread.
+    let donated = InPlaceOutputs.current?.buffers ?? [:]
+    let outputs = (0..<3).map { k in
+      if let s = donated[k] as? CPUStorage, s.type == TensorType(shape, .f32), s.madeLayout == nil, !s.origin.isInArena,
+        s.origin.byteCount == n * 4 { return s.origin }
+      return HostBuffer.output(k, byteCount: n * 4)
+    }
     let (beta1, beta2) = (Float(c.beta1), Float(c.beta2))
     let (oneMinusBeta1, oneMinusBeta2) = (Float(1 - c.beta1), Float(1 - c.beta2))
     let (epsilon, stepSize) = (Float(c.epsilon), Float(c.stepSize))

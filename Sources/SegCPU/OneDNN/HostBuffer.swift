@@ -28,6 +28,7 @@ final class HostBuffer {
     precondition(offset >= 0 && offset + byteCount <= arena.byteCount, "HostBuffer: region outside its arena")
     self.byteCount = byteCount
     self.arena = arena
+    arena.held.add(1)
     pointer = arena.buffer.pointer + offset
     if zeroed, byteCount > 0 { memset(pointer, 0, byteCount) }
   }
@@ -41,7 +42,22 @@ final class HostBuffer {
     return HostBuffer(byteCount: byteCount, zeroed: zeroed)
   }
 
-  deinit { if arena == nil { HostMemory.shared.free(pointer, byteCount) } }
+  /// Whether it is a region of an arena.
+  var isInArena: Bool { arena != nil }
+
+  deinit {
+    if let arena { arena.held.add(-1) } else { HostMemory.shared.free(pointer, byteCount) }
+  }
+}
+
+/// A count changed from any thread.
+final class AtomicCount: @unchecked Sendable {
+  private var count = 0
+  private let lock = NSLock()
+  /// Adds `delta` (negative to subtract).
+  func add(_ delta: Int) { lock.withLock { count += delta } }
+  /// The count now.
+  var value: Int { lock.withLock { count } }
 }
 
 /// A number of allocations (`HostBuffer.allocations`).
@@ -56,6 +72,8 @@ final class AllocationCounter: @unchecked Sendable {
 final class CPUArena: DeviceArena {
   let buffer: HostBuffer
   var byteCount: Int { buffer.byteCount }
+  /// How many regions of it are held now (`ArenaValueCounting`): buffers are let go on any thread.
+  let held = AtomicCount()
 
   /// An arena of `bytes` bytes.
   init(bytes: Int) { buffer = HostBuffer(byteCount: bytes) }

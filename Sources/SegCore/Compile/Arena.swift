@@ -21,6 +21,14 @@ public struct StorageFootprint: Hashable, Sendable {
   public init(bytes: Int, memory: ObjectIdentifier) { (self.bytes, self.memory) = (bytes, memory) }
 }
 
+/// A backend whose arenas know whether a value placed in them is still held (a replay's output the
+/// caller kept): a program may then place its outputs in the arena (`Program.placesOutputs`), and
+/// a replay that finds the arena still holding one runs without it instead of writing over it.
+public protocol ArenaValueCounting {
+  /// How many values placed in `arena` are still held.
+  func heldValues(in arena: any DeviceArena) -> Int
+}
+
 // MARK: - Output placement
 
 /// Where the caller wants the outputs of the kernel that runs now: per output, a region of an
@@ -82,7 +90,8 @@ extension KernelTable {
 
 /// The arena programs replay in: one per backend, shared by every program on it, since a training
 /// step replays its programs one after another (the gradients, the penalty, an update per
-/// parameter shape) and none keeps a value in the arena past its replay. It grows to the largest
+/// parameter shape) and none keeps a value in the arena past its replay but the outputs of a
+/// program that places them there (the gradients, let go by the end of the step). It grows to the largest
 /// plan and is kept; a replay that finds it in use (a program run from inside another, or from
 /// another thread) runs without it. One arena per program would hold every small program's bytes
 /// (an update's, per parameter shape) for the whole run: measured at 572x572, 300 MB more.
@@ -115,8 +124,12 @@ final class ProgramArena: @unchecked Sendable {
       return true
     }
     guard free else { return nil }
-    // Only the holder of `busy` reads or writes `arena`; no value lives in it between replays, so
-    // a smaller one can go.
+    // Only the holder of `busy` reads or writes `arena`. Between replays it holds only outputs the
+    // caller still keeps (`Program.placesOutputs`): then this replay runs without it.
+    if let arena, let counting = backend as? any ArenaValueCounting, counting.heldValues(in: arena) > 0 {
+      release()
+      return nil
+    }
     if (arena?.byteCount ?? -1) < bytes {
       arena = nil
       do {

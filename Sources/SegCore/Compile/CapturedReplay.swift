@@ -127,7 +127,7 @@ public final class ProgramCapture: @unchecked Sendable {
       try program.execute(
         &slots, arena: arena, scalars: scalars, profiler: nil,
         deviceScalars: scalarBuffer.map { b in (b, Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })) },
-        inPlace: inPlaceUpdates(program, carried).mapValues { InPlaceOutputs($0.mapValues { inputs[$0] }) })
+        inPlace: program.inPlaceUpdates(carried).mapValues { InPlaceOutputs($0.mapValues { inputs[$0] }) })
       for (j, slot) in program.outputs.enumerated() {
         let value = slots[slot]!
         if let i = carried[j] {
@@ -149,29 +149,6 @@ public final class ProgramCapture: @unchecked Sendable {
     return State(
       graph: graph, inputs: inputs, outputs: outputs, arena: arena, scalarBuffer: scalarBuffer, scalarNames: names,
       retained: slots.compactMap { $0 })
-  }
-
-  /// For each instruction that makes carried outputs whose inputs are read by nothing after it
-  /// (nor through a view, nor returned), the output position -> input position it may write
-  /// into: the graph's input buffer then holds the new value at the end, and no copy back is
-  /// recorded.
-  private func inPlaceUpdates(_ program: Program, _ carried: [Int: Int]) -> [Int: [Int: Int]] {
-    var lastRead = [Int](repeating: -1, count: program.values.count)
-    for (i, ins) in program.instructions.enumerated() { for s in ins.inputs { lastRead[program.aliasRoot(s)] = i } }
-    let returned = Set(program.outputs.map(program.aliasRoot))
-    var producer: [Int: (instruction: Int, output: Int)] = [:]
-    for (i, ins) in program.instructions.enumerated() { for (o, s) in ins.outputs.enumerated() { producer[s] = (i, o) } }
-    var result: [Int: [Int: Int]] = [:]
-    for (j, i) in carried {
-      let input = program.inputs[i], output = program.outputs[j]
-      guard program.values[input].aliasOf == nil, !returned.contains(input), let (at, o) = producer[output],
-        lastRead[input] <= at, program.inputs.filter({ $0 == input }).count == 1,
-        program.instructions[at].inputs.filter({ $0 == input }).count <= 1,
-        program.values[input].type == program.values[output].type
-      else { continue }
-      result[at, default: [:]][o] = i
-    }
-    return result
   }
 
   private func word(_ scalars: StepScalars, _ name: String) throws -> UInt64 {

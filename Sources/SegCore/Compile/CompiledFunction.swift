@@ -27,6 +27,14 @@ public final class CompiledFunction {
   public let dumpDirectory: URL?
   /// How replays are captured as one graph on a backend that can (nil: never).
   public let capture: CaptureOptions?
+  /// Whether the outputs are planned in the arena, where the caller lets them go before the next
+  /// call (a training step's gradients): they then take the bytes of values dead by the time they
+  /// are made instead of buffers of their own. Only on a backend that is `ArenaValueCounting`.
+  public let outputsInArena: Bool
+  /// Inputs the caller gives up at every call, as (output, input) positions: the replay offers the
+  /// output's kernel the input's buffer (`InPlaceOutputs`), and one that takes it (the CPU's Adam)
+  /// writes the new value over the old. The caller must read no donated input after the call.
+  public let donated: [(output: Int, input: Int)]
   /// How many times `body` was traced.
   public private(set) var traceCount = 0
   private let body: Body
@@ -38,13 +46,16 @@ public final class CompiledFunction {
     let backend: ObjectIdentifier
   }
 
-  /// Compiles `body`, named `name`; `dumpDirectory` defaults to the UNET_DUMP_GRAPH variable's.
+  /// Compiles `body`, named `name`; `dumpDirectory` defaults to the UNET_DUMP_GRAPH variable's;
+  /// `outputsInArena` places the outputs in the replay arena and `donated` lets outputs be written
+  /// over inputs the caller gives up (see the properties).
   public init(
     _ name: String, strict: Bool = false, passes: [any CompilerPass] = CompilerPasses.standard,
-    dumpDirectory: URL? = GraphDump.environmentDirectory, capture: CaptureOptions? = nil, _ body: @escaping Body
+    dumpDirectory: URL? = GraphDump.environmentDirectory, capture: CaptureOptions? = nil, outputsInArena: Bool = false,
+    donated: [(output: Int, input: Int)] = [], _ body: @escaping Body
   ) {
     (self.name, self.strict, self.passes, self.dumpDirectory, self.body) = (name, strict, passes, dumpDirectory, body)
-    self.capture = capture
+    (self.capture, self.outputsInArena, self.donated) = (capture, outputsInArena, donated)
   }
 
   /// The outputs of the function on `inputs`: traced and run once the first time for these input
@@ -63,6 +74,8 @@ public final class CompiledFunction {
     }
     var program = try traceProgram(inputs, on: backend) { try body($0, scalars) }
     traceCount += 1
+    program.placesOutputs = outputsInArena && backend is any ArenaValueCounting
+    program.donations = Dictionary(donated.map { ($0.output, $0.input) }, uniquingKeysWith: { a, _ in a })
     let dump = dumpDirectory.map { GraphDump(directory: $0, prefix: "\(name)-\(traceCount)") }
     var outputs: [Tensor] = []
     try CompilerPasses.run(passes, on: &program, scalars: scalars, dump: dump) { program in

@@ -44,7 +44,8 @@ extension Program {
         values[s].aliasOf = footprint.flatMap { f in ins.inputs.first { values[$0].footprint?.memory == f.memory } }
       }
       if let writer = backend as? any InPlaceWriting, results.count == 1 {
-        instructions[i].overwritable = Array(Set(ins.inputs)).sorted().filter { writer.mayOverwrite(slots[$0]!, with: results[0], kind: op.kind) }
+        let allowed = ins.inputs.indices.filter { writer.mayOverwrite(slots[ins.inputs[$0]]!, operand: $0, with: results[0], kind: op.kind) }
+        instructions[i].overwritable = Array(Set(allowed.map { ins.inputs[$0] })).sorted()
       }
       if let concat = ins.op as? Concat, ins.outputs.count == 1 {
         instructions[i].contiguousConcat = backend.concatenatesContiguously(

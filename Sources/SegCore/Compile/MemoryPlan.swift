@@ -3,8 +3,8 @@
 /// Where each intermediate value of a program lives in one arena, which the replay allocates once
 /// and reuses: liveness over the whole step (a value is live from the instruction that makes it to
 /// its last reader, both included, so an output never shares bytes with an input of its own op),
-/// packed by size with reuse. Inputs, constants and the function's outputs are not in the arena:
-/// the caller and the program hold them (parameters, optimizer state, gradients handed back).
+/// packed by size with reuse. Inputs and constants are not in the arena, nor are the function's
+/// outputs unless the program places them there (`Program.placesOutputs`).
 public struct MemoryPlan: Sendable {
   /// One intermediate value: its slot, the instruction positions it is live over, its size and
   /// its offset in the arena.
@@ -63,10 +63,11 @@ public struct MemoryPlan: Sendable {
   /// the bytes its kernel allocated when traced (layout padding included) or, when the backend
   /// does not say, its elements' bytes. A value with views (a kernel that returned a view of its
   /// input) is one buffer live until its last view's last reader. The function's outputs are not
-  /// planned: the caller keeps them past the replay, so they are buffers of their own.
+  /// planned, since the caller keeps them past the replay, unless the program places them
+  /// (`Program.placesOutputs`): then each is a buffer live from its op to the end.
   public init(_ program: Program) {
     let last = program.lastUses()
-    let returned = Set(program.outputs.map(program.aliasRoot))
+    let returned: Set<Int> = program.placesOutputs ? [] : Set(program.outputs.map(program.aliasRoot))
     var start: [Int: Int] = [:], end: [Int: Int] = [:]
     var order: [Int] = []
     for (i, ins) in program.instructions.enumerated() {

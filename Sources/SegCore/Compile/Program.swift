@@ -67,6 +67,13 @@ public struct Program: CustomStringConvertible {
   public var concatGroups: [ConcatGroup] = []
   /// Outputs written over an input that dies at their op, by output slot (`WriteInPlace`).
   public var inPlace: [Int: Int] = [:]
+  /// Whether the memory plan places the function's outputs in the arena too, live to the end: the
+  /// caller lets them go before the next replay (else that replay runs without the arena). Set
+  /// only on a backend that counts the values its arenas hold (`ArenaValueCounting`).
+  public internal(set) var placesOutputs = false
+  /// Inputs the caller gives up at each call, by output position -> input position: the kernel
+  /// making the output may write it over the input's buffer (`CompiledFunction.donated`).
+  public internal(set) var donations: [Int: Int] = [:]
   /// How replays are captured as one graph on a backend that can (nil: every kernel is launched).
   public var capture: ProgramCapture?
   /// The arena the replays place the planned values in (shared by the backend's programs).

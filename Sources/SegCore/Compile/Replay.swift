@@ -15,14 +15,19 @@ extension Program {
     return try runUncaptured(inputs, scalars: scalars)
   }
 
-  /// `run` with each kernel launched from the host, in order.
+  /// `run` with each kernel launched from the host, in order; outputs whose inputs were donated
+  /// (`donations`) are offered their input's buffer (`InPlaceOutputs`).
   func runUncaptured(_ inputs: [Tensor], scalars: StepScalars) throws -> [Tensor] {
     var slots = try inputSlots(inputs)
     let plan = memoryPlan
     let shared = arena
     let placed = try plan.flatMap { $0.arenaBytes > 0 ? try shared.acquire(bytes: $0.arenaBytes, on: backend) : nil }
     defer { if placed != nil { shared.release() } }
-    try execute(&slots, arena: placed, scalars: scalars, profiler: OpProfiler.active)
+    // A buffer passed as two inputs is donated by neither: writing one would change the other.
+    let passed = inputs.map { ObjectIdentifier($0.node.storage as AnyObject) }
+    let donated = donations.filter { _, i in passed.filter { $0 == passed[i] }.count == 1 }
+    let inPlace = donated.isEmpty ? [:] : inPlaceUpdates(donated).mapValues { InPlaceOutputs($0.mapValues { inputs[$0].node.storage }) }
+    try execute(&slots, arena: placed, scalars: scalars, profiler: OpProfiler.active, inPlace: inPlace)
     return outputs.map { s in
       Tensor(node: Node(op: nil, inputs: [], type: values[s].type, backend: backend, storage: slots[s]!))
     }
@@ -96,5 +101,29 @@ extension Program {
       for (s, r) in zip(ins.outputs, results) { slots[s] = r }
       for s in ins.frees { slots[s] = nil }
     }
+  }
+
+  /// For each instruction that makes carried outputs (output position -> input position of the
+  /// function, `carried`) whose inputs are read by nothing after it (nor through a view, nor
+  /// returned), the output position -> input position it may write into: a captured graph's input
+  /// buffer then holds the new value at the end, with no copy back; an uncaptured replay writes
+  /// the new value over the donated input (`CompiledFunction.donated`).
+  func inPlaceUpdates(_ carried: [Int: Int]) -> [Int: [Int: Int]] {
+    var lastRead = [Int](repeating: -1, count: values.count)
+    for (i, ins) in instructions.enumerated() { for s in ins.inputs { lastRead[aliasRoot(s)] = i } }
+    let returned = Set(outputs.map(aliasRoot))
+    var producer: [Int: (instruction: Int, output: Int)] = [:]
+    for (i, ins) in instructions.enumerated() { for (o, s) in ins.outputs.enumerated() { producer[s] = (i, o) } }
+    var result: [Int: [Int: Int]] = [:]
+    for (j, i) in carried {
+      let input = inputs[i], output = outputs[j]
+      guard values[input].aliasOf == nil, !returned.contains(input), let (at, o) = producer[output],
+        lastRead[input] <= at, inputs.filter({ $0 == input }).count == 1,
+        instructions[at].inputs.filter({ $0 == input }).count <= 1,
+        values[input].type == values[output].type
+      else { continue }
+      result[at, default: [:]][o] = i
+    }
+    return result
   }
 }

@@ -4,17 +4,17 @@
 /// run of a program (`Program.firstRun`), with the buffers the kernels made, so that it can
 /// compare their layouts.
 public protocol InPlaceWriting {
-  /// Whether the kernel of an op of `kind`, given its output's region over `input`'s bytes, reads
-  /// every element of `input` before writing the output element at the same place (an
-  /// elementwise loop in one layout), so that the output may take `input`'s bytes when `input`
-  /// dies at the op.
-  func mayOverwrite(_ input: any DeviceStorage, with output: any DeviceStorage, kind: OpKind) -> Bool
+  /// Whether the kernel of an op of `kind`, given its output's region over the bytes of `input`
+  /// (its operand number `operand`), reads every element of `input` before writing the output
+  /// element at the same place (an elementwise loop in one layout), so that the output may take
+  /// `input`'s bytes when `input` dies at the op.
+  func mayOverwrite(_ input: any DeviceStorage, operand: Int, with output: any DeviceStorage, kind: OpKind) -> Bool
 }
 
 /// Gives an op's output the bytes of an input that dies at that op, where the backend said its
 /// kernel may overwrite that input (`Instruction.overwritable`): the fused bias and ReLU after a
-/// transposed convolution writes over the convolution's output, a fused backward over its
-/// cotangent. Both values must be planned buffers of the arena (not an input, constant or output
+/// transposed convolution writes over the convolution's output, a fused or a lone ReLU backward
+/// over its cotangent. Both values must be planned buffers of the arena (not an input, constant or output
 /// of the function, not a view or viewed, not in a concat written in place) of the same bytes.
 /// The memory plan then makes them one buffer, live from the input's producer to the output's last
 /// reader, which the validator checks like any other.

@@ -119,7 +119,7 @@ public enum LayerBenchmark {
           let problem = direction == "forward"
             ? WinogradProblem(n: 1, c: s.c, h: s.h, w: s.w, o: s.o, oh: oh, ow: ow, padTop: pad, padLeft: pad)
             : WinogradProblem(n: 1, c: s.o, h: oh, w: ow, o: s.c, oh: s.h, ow: s.w, padTop: 2 - pad, padLeft: 2 - pad)
-          let winograd = ConvAlgorithm.prefersWinograd(problem)
+          let winograd = ConvAlgorithm.prefersWinograd(problem, direction == "forward" ? .forward : .backwardData)
           let timed = { (a: ConvAlgorithm) in
             { () throws -> Double in
               let w = try Tensor(filterHost, on: cpu)

@@ -37,8 +37,13 @@ struct WinogradProblem {
   /// Depends on the channel counts only, so the pieces (and the results) do not depend on the
   /// thread count.
   var tilesPerChunk: Int {
-    sharesPieces ? max((16 << 20) / bytesPerTile, 64) : min(max((2 << 20) / bytesPerTile, 32), 256)
+    let size = sharesPieces ? max((16 << 20) / bytesPerTile, 64) : min(max((2 << 20) / bytesPerTile, 32), 256)
+    return min(size, Self.chunkLimit ?? size)
   }
+
+  /// At most this many tiles a piece, when set: tests cut tiny images into several pieces, to
+  /// reach the code that carries sums and outputs from one piece to the next.
+  @TaskLocal static var chunkLimit: Int?
 
   /// The C kernels' description of it.
   var kernelProblem: wino_problem {

@@ -209,22 +209,38 @@ import Testing
 
   // MARK: Choice
 
-  /// direct never runs Winograd; auto follows its rule; every use is recorded. Each call has an
-  /// image size of its own, so that other tests' convolutions (the log is the process's) do not count.
+  /// direct never runs Winograd; auto follows its rule in all three directions; every use is
+  /// recorded. Each call has an image size of its own, so that other tests' convolutions (the log
+  /// is the process's) do not count.
   @Test func algorithmSettingDecides() throws {
     let cpu = CPUBackend.shared
-    func ran(_ a: ConvAlgorithm, size: Int, channels: Int) throws -> [String] {
+    /// The algorithm each direction of a valid convolution ran with.
+    func ran(_ a: ConvAlgorithm, size: Int, channels: Int) throws -> [String: String] {
+      let out = size - 2
       let x = try Tensor(random([1, size, size, channels], seed: 71), on: cpu)
       let f = try Tensor(random([3, 3, channels, channels], seed: 72), on: cpu)
-      try ConvAlgorithm.with(a) { _ = try conv2d(x, f).floats() }
-      let shape = "1x\(size)x\(size)x\(channels) -> "
-      return cpu.convAlgorithmLog.filter { $0.direction == "forward" && $0.shape.hasPrefix(shape) }.map(\.algorithm)
+      let dy = try Tensor(random([1, out, out, channels], seed: 73), on: cpu)
+      let geometry = ConvGeometry(strides: (1, 1), padding: .zero)
+      try ConvAlgorithm.with(a) {
+        _ = try conv2d(x, f).floats()
+        _ = try conv2dBackwardData(dy, f, inputSize: (size, size), geometry: geometry).floats()
+        _ = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry).floats()
+      }
+      let (xs, ys) = ("1x\(size)x\(size)x\(channels)", "1x\(out)x\(out)x\(channels)")
+      let shapes = ["forward": "\(xs) -> \(ys)", "backwardData": "\(ys) -> \(xs)", "backwardFilter": "\(xs) -> \(ys)"]
+      return Dictionary(uniqueKeysWithValues: cpu.convAlgorithmLog.filter { shapes[$0.direction] == $0.shape }.map { ($0.direction, $0.algorithm) })
     }
-    #expect(try ran(.direct, size: 31, channels: 64) == ["direct"])
-    #expect(try ran(.winograd, size: 32, channels: 64) == ["winograd"])
-    #expect(try ran(.auto, size: 35, channels: 64) == ["winograd"])
-    #expect(try ran(.auto, size: 34, channels: 4) == ["direct"])
-    #expect(try ran(.auto, size: 20, channels: 64) == ["direct"], "18x18 outputs are below the rule's 32x32")
+    func all(_ algorithm: String) -> [String: String] {
+      ["forward": algorithm, "backwardData": algorithm, "backwardFilter": algorithm]
+    }
+    #expect(try ran(.direct, size: 31, channels: 64) == all("direct"))
+    #expect(try ran(.winograd, size: 32, channels: 64) == all("winograd"))
+    #expect(try ran(.auto, size: 35, channels: 64) == all("winograd"))
+    #expect(try ran(.auto, size: 34, channels: 4) == all("direct"))
+    #expect(try ran(.auto, size: 20, channels: 64) == all("direct"), "18x18 outputs are below the rule's 32x32")
+    // The rule is the layer's: backward-data of a 31x31 output (a 33x33 result) stays direct too.
+    #expect(try ran(.auto, size: 33, channels: 64) == all("direct"), "31x31 outputs are below the rule's 32x32")
+    #expect(try ran(.auto, size: 34, channels: 64) == all("winograd"))
   }
 
   @Test func environmentChoosesTheAlgorithm() throws {

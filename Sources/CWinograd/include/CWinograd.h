@@ -1,5 +1,6 @@
 // Winograd F(4x4,3x3) kernels of the CPU backend: the input and output transforms over the
-// nChw16c activation layout (one 16-channel block per vector) and the 36 matrix products, each
+// nChw16c activation layout (one 16-channel block per vector) and the 36 matrix products, with
+// the backward-filter's output-gradient transform, products and filter transform too, each
 // compiled for AVX-512, for AVX2 with FMA, and for the baseline x86-64, the caller choosing the
 // set the processor has (`wino_isa`). Swift's SIMD types compile for the baseline only, which
 // gives four SSE operations per 16-lane vector and no fused multiply-add.

@@ -32,14 +32,20 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable, Codable {
   }
 
   /// The measured rule of `auto`: Winograd for the convolutions where it ran faster than oneDNN's
-  /// direct convolution on this project's machines (`unet benchmark kernels`, BENCHMARKS.md). A
+  /// direct convolution on this project's machines (`unet benchmark layers`, BENCHMARKS.md). A
   /// rule of the shape only, never a timing taken at run time, so that the same inputs give the
-  /// same results bit for bit on every run.
+  /// same results bit for bit on every run. One rule of the layer for its three directions:
+  /// both channel counts 64 or more, and the layer's output (the forward convolution's; dy's for
+  /// backward-data, whose own output is the larger input) at least 32x32 pixels.
   static func prefersWinograd(_ p: WinogradProblem, _ direction: ConvDirection) -> Bool {
     // Few channels leave the sgemms too thin to beat the direct kernel, and a small image too few
-    // tiles to pay for the transforms: with 32 channels and 64 pixels as the bounds, the README's
-    // default run (16-128 channels, 12-96 pixels a side) trained at 0.79x the direct algorithm's speed.
-    direction != .backwardFilter && p.c >= 64 && p.o >= 64 && p.oh * p.ow >= 32 * 32
+    // tiles to pay for the filter's transform: with 32 channels and 64 pixels as the bounds, the
+    // README's default run (16-128 channels, 12-96 pixels a side) trained at 0.79x the direct
+    // algorithm's speed; the 572x572 U-Net's 512->1024 and 1024->1024 layers (30x30 and 28x28
+    // outputs) measured 0.65-1.19x, backward-data the slowest, its transform of a 1024x1024 filter
+    // taking as long as its products.
+    let (h, w) = direction == .backwardData ? (p.h, p.w) : (p.oh, p.ow)
+    return p.c >= 64 && p.o >= 64 && h * w >= 32 * 32
   }
 }
 

@@ -21,8 +21,7 @@ enum WinogradFilterGradient {
   /// dg [3, 3, C, O] row-major from x (N, C, H, W) and dy (N, O, OH, OW), both nChw16c with
   /// padded channels zero; `p` is the forward convolution's problem.
   static func run(_ p: WinogradProblem, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dg: UnsafeMutablePointer<Float>) {
-    let chunk = min(p.tilesPerChunk, p.tiles)
-    let chunks = (p.tiles + chunk - 1) / chunk
+    let (chunk, chunks) = p.pieces
     let isa = WinogradISA.current.rawValue
     let clock = WinogradPhases.clock
     let (ldv, ldm) = (p.cBlocks * 16, p.oBlocks * 16)
@@ -57,15 +56,15 @@ enum WinogradFilterGradient {
         defer { withExtendedLifetime((vb, mb)) {} }
         for index in 0..<chunks {
           let first = index * chunk, count = min(chunk, p.tiles - first)
-          Parallel.forEach(count, grain: 4, align: 1) { transforms(v, m, first: first, rows: $0) }
-          Parallel.forEach(36, grain: 1, align: 1) { products(v, m, du.value, count: count, e: $0, accumulate: index > 0) }
+          WinogradSchedule.blocks(count, block: WinogradProblem.tilesPerBlock) { transforms(v, m, first: first, rows: $0) }
+          WinogradSchedule.blocks(36, block: 1) { products(v, m, du.value, count: count, e: $0, accumulate: index > 0) }
         }
       } else {
-        Parallel.forEach(partCount, grain: 1, align: 1) { range in
+        WinogradSchedule.claim(partCount) { next in
           let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
           let (v, m) = (floats(vb), floats(mb))
           defer { withExtendedLifetime((vb, mb)) {} }
-          for part in range {
+          while let part = next() {
             // The part's pieces: an even share of them, in order.
             for index in (part * chunks / partCount)..<((part + 1) * chunks / partCount) {
               let first = index * chunk, count = min(chunk, p.tiles - first)

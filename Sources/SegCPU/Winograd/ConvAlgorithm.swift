@@ -5,7 +5,12 @@ import SegCore
 
 /// The three computations of a convolution layer.
 public enum ConvDirection: String, CaseIterable, Sendable, Codable {
-  case forward, backwardData, backwardFilter
+  /// y from x and the filter.
+  case forward
+  /// dx from dy and the filter.
+  case backwardData
+  /// The filter's gradient from x and dy.
+  case backwardFilter
 }
 
 /// How the CPU backend computes 3x3 stride-1 convolutions (forward, backward-data and backward-filter).
@@ -42,8 +47,8 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable, Codable {
     // tiles to pay for the filter's transform: with 32 channels and 64 pixels as the bounds, the
     // README's default run (16-128 channels, 12-96 pixels a side) trained at 0.79x the direct
     // algorithm's speed; the 572x572 U-Net's 512->1024 and 1024->1024 layers (30x30 and 28x28
-    // outputs) measured 0.65-1.19x, backward-data the slowest, its transform of a 1024x1024 filter
-    // taking as long as its products.
+    // outputs) measured 0.61-1.15x on one core, backward-data the slowest (a 1024x1024 filter
+    // rotated and transformed for 64 tiles).
     let (h, w) = direction == .backwardData ? (p.h, p.w) : (p.oh, p.ow)
     return p.c >= 64 && p.o >= 64 && h * w >= 32 * 32
   }

@@ -171,4 +171,3 @@ enum WinogradConvolution {
     buffer.pointer.assumingMemoryBound(to: Float.self)
   }
 }
-

@@ -25,7 +25,7 @@ private func emitJSON<T: Encodable>(_ value: T, to output: String?) throws {
 struct BenchmarkKernelsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "kernels",
-    abstract: "Time a 4096^3 sgemm (the ceiling) and conv forward, backward-data (direct and Winograd) and backward-weights at three U-Net layer shapes.")
+    abstract: "Time a 4096^3 sgemm (the ceiling) and conv forward, backward-data and backward-weights (each direct and Winograd) at three U-Net layer shapes.")
 
   @Option(help: "Timed repetitions of each kernel (the best and the median are reported).")
   var repeats = 3

@@ -35,12 +35,12 @@ extension String {
 
 // MARK: - unet benchmark layers
 
-/// `unet benchmark layers`: every 3x3 stride-1 convolution of the U-Net, forward and
-/// backward-data, with the algorithm `--conv-algorithm auto` picks beside the direct one.
+/// `unet benchmark layers`: every 3x3 stride-1 convolution of the U-Net in all three directions,
+/// direct and Winograd, with the algorithm `--conv-algorithm auto` picks.
 struct BenchmarkLayersCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "layers",
-    abstract: "Time each 3x3 convolution of the U-Net on the CPU (batch 1, forward and backward-data): auto's algorithm, time, effective GFLOP/s, speed-up over direct, error against direct.")
+    abstract: "Time each 3x3 convolution of the U-Net on the CPU (batch 1, forward, backward-data and backward-filter): auto's algorithm, time, effective GFLOP/s, speed-ups of auto and of Winograd over direct, Winograd's error against direct.")
 
   @OptionGroup(title: "Model") var model: ModelOptions
   @Option(help: "Timed repetitions of each kernel (the best is reported).")

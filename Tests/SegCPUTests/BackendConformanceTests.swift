@@ -54,8 +54,8 @@ import Testing
     }
   }
 
-  /// 3x3 stride-1 backward-data cases (the list's are transposed convolutions of stride 2), which
-  /// Winograd computes: valid, and padded on one side.
+  /// 3x3 stride-1 backward-data and backward-filter cases (the list's are transposed convolutions
+  /// of stride 2), which Winograd computes: valid, and padded on one side.
   static let winogradCases: [OpCase] = [
     OpCase(kind: .conv2dBackwardData, label: "3x3 stride 1 valid", inputs: [[2, 5, 6, 8], [3, 3, 5, 8]], dtypes: [.f32]) {
       x, _, _ in try conv2dBackwardData(x[0], x[1], inputSize: (7, 8), geometry: ConvGeometry(strides: (1, 1), padding: .zero))
@@ -64,6 +64,14 @@ import Testing
       x, _, _ in
       try conv2dBackwardData(
         x[0], x[1], inputSize: (5, 4), geometry: ConvGeometry(strides: (1, 1), padding: Padding2D(top: 1, bottom: 0, left: 0, right: 1)))
+    },
+    OpCase(kind: .conv2dBackwardFilter, label: "3x3 stride 1 valid", inputs: [[2, 7, 6, 5], [2, 5, 4, 3]], dtypes: [.f32]) {
+      x, _, _ in try conv2dBackwardFilter(x[0], x[1], kernelSize: (3, 3), geometry: ConvGeometry(strides: (1, 1), padding: .zero))
+    },
+    OpCase(kind: .conv2dBackwardFilter, label: "3x3 stride 1 padded", inputs: [[1, 5, 6, 4], [1, 4, 5, 3]], dtypes: [.f32]) {
+      x, _, _ in
+      try conv2dBackwardFilter(
+        x[0], x[1], kernelSize: (3, 3), geometry: ConvGeometry(strides: (1, 1), padding: Padding2D(top: 1, bottom: 0, left: 0, right: 1)))
     },
   ]
 

@@ -23,7 +23,7 @@ import Testing
     #expect(kernels.candidates(for: ReLU.self) == ["onednn", "bf16", "swift"])
     #expect(kernels.candidates(for: Conv2D.self) == ["winograd", "onednn"])
     #expect(kernels.candidates(for: Conv2DBackwardData.self) == ["winograd", "onednn"])
-    #expect(kernels.candidates(for: Conv2DBackwardFilter.self) == ["onednn"])
+    #expect(kernels.candidates(for: Conv2DBackwardFilter.self) == ["winograd", "onednn"])
     #expect(kernels.candidates(for: AdamUpdate.self) == ["bf16", "swift"])
   }
 }

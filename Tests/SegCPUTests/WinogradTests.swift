@@ -7,7 +7,8 @@ import Testing
 // MARK: - Winograd F(4x4,3x3) against the reference
 
 /// The Winograd candidate on every 3x3 stride-1 convolution shape of the U-Net (its real channel
-/// counts, small images: the large channel counts on the smallest), forward and backward-data,
+/// counts, small images: the large channel counts on the smallest), forward, backward-data and
+/// backward-filter,
 /// valid and same padding, odd sizes and partial edge tiles, against the reference backend. The
 /// error is reported relative to the output's scale (its largest magnitude).
 @Suite struct WinogradTests {
@@ -72,6 +73,31 @@ import Testing
     #expect(error < Self.bound, "\(c.testDescription): \(error)")
   }
 
+  @Test(arguments: cases) func backwardFilterMatchesReference(_ c: Case) throws {
+    let error = try backwardFilterError(c, isa: nil)
+    print("winograd backward-filter \(c.testDescription): largest error \(error) of the gradient's scale")
+    #expect(error < Self.filterBound, "\(c.testDescription): \(error)")
+  }
+
+  /// Backward-filter sums over every tile of every image: expected near 4e-6 of the gradient's
+  /// scale on these sizes (docs/reference.md), larger on large images.
+  static let filterBound = 2e-5
+
+  /// The filter gradient's largest difference from the reference's, over the reference's largest
+  /// magnitude; with `isa`, the Winograd kernels of that instruction set.
+  private func backwardFilterError(_ c: Case, isa: WinogradISA?) throws -> Double {
+    let pad = c.same ? 1 : 0
+    let (oh, ow) = (c.h + 2 * pad - 2, c.w + 2 * pad - 2)
+    let x = random([c.batch, c.h, c.w, c.c], seed: 91)
+    let dy = random([c.batch, oh, ow, c.o], seed: 92)
+    let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
+    let run = { (backend: any Backend) throws -> [Float] in
+      try conv2dBackwardFilter(Tensor(x, on: backend), Tensor(dy, on: backend), kernelSize: (3, 3), geometry: geometry).floats()
+    }
+    let got = try WinogradISA.with(isa ?? .best) { try ConvAlgorithm.with(.winograd) { try run(CPUBackend.shared) } }
+    return relativeError(got, try run(ReferenceBackend.shared))
+  }
+
   /// The AVX2 and baseline kernels (the processor's best set is the one the tests above ran) on a
   /// thin layer, a deep one whose pieces the threads share, and channels off the block.
   @Test(arguments: [WinogradISA.avx2, .baseline]) func otherInstructionSetsMatchReference(_ isa: WinogradISA) throws {
@@ -97,6 +123,9 @@ import Testing
       let (ey, edx) = (relativeError(got.y, want.y), relativeError(got.dx, want.dx))
       print("winograd \(isa) \(c.testDescription): largest error \(ey) forward, \(edx) backward-data")
       #expect(ey < Self.bound && edx < Self.bound, "\(isa) \(c.testDescription): \(ey), \(edx)")
+      let edw = try backwardFilterError(c, isa: isa)
+      print("winograd \(isa) \(c.testDescription): largest error \(edw) backward-filter")
+      #expect(edw < Self.filterBound, "\(isa) \(c.testDescription): \(edw)")
     }
   }
 
@@ -105,14 +134,48 @@ import Testing
     let x = random([1, 9, 10, 16], seed: 31), f = random([3, 3, 16, 8], seed: 32, in: -0.3..<0.3)
     for p in [Padding2D(top: 2, bottom: 0, left: 0, right: 1), Padding2D(top: 3, bottom: 1, left: 4, right: 0)] {
       let geometry = ConvGeometry(strides: (1, 1), padding: p)
-      let run = { (backend: any Backend) throws -> (y: [Float], dx: [Float]) in
-        let y = try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: .explicit(p))
+      let run = { (backend: any Backend) throws -> (y: [Float], dx: [Float], dw: [Float]) in
+        let xt = try Tensor(x, on: backend)
+        let y = try conv2d(xt, Tensor(f, on: backend), padding: .explicit(p))
         let dx = try conv2dBackwardData(y, Tensor(f, on: backend), inputSize: (9, 10), geometry: geometry)
-        return (try y.floats(), try dx.floats())
+        let dw = try conv2dBackwardFilter(xt, y, kernelSize: (3, 3), geometry: geometry)
+        return (try y.floats(), try dx.floats(), try dw.floats())
       }
       let (got, want) = try ConvAlgorithm.with(.winograd) { (try run(CPUBackend.shared), try run(ReferenceBackend.shared)) }
       #expect(relativeError(got.y, want.y) < Self.bound, "\(p)")
       #expect(relativeError(got.dx, want.dx) < Self.bound, "\(p)")
+      #expect(relativeError(got.dw, want.dw) < Self.filterBound, "\(p)")
+    }
+  }
+
+  /// Pieces of a few tiles (so that sums carry from piece to piece, and thin layers' parts each
+  /// get several), on one thread and on several: every direction matches the reference, and
+  /// the results are the same bit for bit whatever the thread count.
+  @Test func smallPiecesAndThreadCounts() throws {
+    for c in [Case(c: 64, o: 64, h: 17, w: 13, same: false), Case(c: 512, o: 512, h: 7, w: 6, same: true),
+              Case(c: 5, o: 7, h: 10, w: 11, same: false)] {
+      let x = random([c.batch, c.h, c.w, c.c], seed: 101)
+      let f = random([3, 3, c.c, c.o], seed: 102, in: -0.1..<0.1)
+      let dy = random([c.batch, c.same ? c.h : c.h - 2, c.same ? c.w : c.w - 2, c.o], seed: 103)
+      let pad = c.same ? 1 : 0
+      let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
+      let run = { (backend: any Backend) throws -> [[Float]] in
+        [try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: c.same ? .same : .valid).floats(),
+         try conv2dBackwardData(Tensor(dy, on: backend), Tensor(f, on: backend), inputSize: (c.h, c.w), geometry: geometry).floats(),
+         try conv2dBackwardFilter(Tensor(x, on: backend), Tensor(dy, on: backend), kernelSize: (3, 3), geometry: geometry).floats()]
+      }
+      let want = try run(ReferenceBackend.shared)
+      var results: [[[Float]]] = []
+      for threads in [1, 2, 3] {
+        let got = try Parallel.$threadLimit.withValue(threads) {
+          try WinogradProblem.$chunkLimit.withValue(3) { try ConvAlgorithm.with(.winograd) { try run(CPUBackend.shared) } }
+        }
+        let errors = zip(got, want).map { relativeError($0, $1) }
+        print("winograd pieces of 3 tiles, \(threads) threads, \(c.testDescription): errors \(errors)")
+        #expect(errors[0] < Self.bound && errors[1] < Self.bound && errors[2] < Self.filterBound, "\(c.testDescription): \(errors)")
+        results.append(got)
+      }
+      #expect(results.allSatisfy { $0 == results[0] }, "\(c.testDescription): results depend on the thread count")
     }
   }
 
@@ -146,22 +209,38 @@ import Testing
 
   // MARK: Choice
 
-  /// direct never runs Winograd; auto follows its rule; every use is recorded. Each call has an
-  /// image size of its own, so that other tests' convolutions (the log is the process's) do not count.
+  /// direct never runs Winograd; auto follows its rule in all three directions; every use is
+  /// recorded. Each call has an image size of its own, so that other tests' convolutions (the log
+  /// is the process's) do not count.
   @Test func algorithmSettingDecides() throws {
     let cpu = CPUBackend.shared
-    func ran(_ a: ConvAlgorithm, size: Int, channels: Int) throws -> [String] {
+    /// The algorithm each direction of a valid convolution ran with.
+    func ran(_ a: ConvAlgorithm, size: Int, channels: Int) throws -> [String: String] {
+      let out = size - 2
       let x = try Tensor(random([1, size, size, channels], seed: 71), on: cpu)
       let f = try Tensor(random([3, 3, channels, channels], seed: 72), on: cpu)
-      try ConvAlgorithm.with(a) { _ = try conv2d(x, f).floats() }
-      let shape = "1x\(size)x\(size)x\(channels) -> "
-      return cpu.convAlgorithmLog.filter { $0.direction == "forward" && $0.shape.hasPrefix(shape) }.map(\.algorithm)
+      let dy = try Tensor(random([1, out, out, channels], seed: 73), on: cpu)
+      let geometry = ConvGeometry(strides: (1, 1), padding: .zero)
+      try ConvAlgorithm.with(a) {
+        _ = try conv2d(x, f).floats()
+        _ = try conv2dBackwardData(dy, f, inputSize: (size, size), geometry: geometry).floats()
+        _ = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry).floats()
+      }
+      let (xs, ys) = ("1x\(size)x\(size)x\(channels)", "1x\(out)x\(out)x\(channels)")
+      let shapes = ["forward": "\(xs) -> \(ys)", "backwardData": "\(ys) -> \(xs)", "backwardFilter": "\(xs) -> \(ys)"]
+      return Dictionary(uniqueKeysWithValues: cpu.convAlgorithmLog.filter { shapes[$0.direction] == $0.shape }.map { ($0.direction, $0.algorithm) })
     }
-    #expect(try ran(.direct, size: 31, channels: 64) == ["direct"])
-    #expect(try ran(.winograd, size: 32, channels: 64) == ["winograd"])
-    #expect(try ran(.auto, size: 35, channels: 64) == ["winograd"])
-    #expect(try ran(.auto, size: 34, channels: 4) == ["direct"])
-    #expect(try ran(.auto, size: 20, channels: 64) == ["direct"], "18x18 outputs are below the rule's 32x32")
+    func all(_ algorithm: String) -> [String: String] {
+      ["forward": algorithm, "backwardData": algorithm, "backwardFilter": algorithm]
+    }
+    #expect(try ran(.direct, size: 31, channels: 64) == all("direct"))
+    #expect(try ran(.winograd, size: 32, channels: 64) == all("winograd"))
+    #expect(try ran(.auto, size: 35, channels: 64) == all("winograd"))
+    #expect(try ran(.auto, size: 34, channels: 4) == all("direct"))
+    #expect(try ran(.auto, size: 20, channels: 64) == all("direct"), "18x18 outputs are below the rule's 32x32")
+    // The rule is the layer's: backward-data of a 31x31 output (a 33x33 result) stays direct too.
+    #expect(try ran(.auto, size: 33, channels: 64) == all("direct"), "31x31 outputs are below the rule's 32x32")
+    #expect(try ran(.auto, size: 34, channels: 64) == all("winograd"))
   }
 
   @Test func environmentChoosesTheAlgorithm() throws {

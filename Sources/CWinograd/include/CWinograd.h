@@ -1,5 +1,6 @@
 // Winograd F(4x4,3x3) kernels of the CPU backend: the input and output transforms over the
-// nChw16c activation layout (one 16-channel block per vector) and the 36 matrix products, each
+// nChw16c activation layout (one 16-channel block per vector) and the 36 matrix products, with
+// the backward-filter's output-gradient transform, products and filter transform too, each
 // compiled for AVX-512, for AVX2 with FMA, and for the baseline x86-64, the caller choosing the
 // set the processor has (`wino_isa`). Swift's SIMD types compile for the baseline only, which
 // gives four SSE operations per 16-lane vector and no fused multiply-add.
@@ -54,5 +55,24 @@ void wino_filter_zero_padding(float *u, long c, long c_padded, long o_padded);
 /// The filter of the backward-data convolution: r[kh][kw][j][k] = g[2 - kh][2 - kw][k][j] for taps
 /// tap_begin ..< tap_end (kh * 3 + kw), g [3, 3, c, o] -> r [3, 3, o, c].
 void wino_filter_rotate(const float *g, long c, long o, long tap_begin, long tap_end, float *r);
+
+// MARK: Backward-filter
+
+/// M_e[t, :] = (A dy Aᵀ)_e for the 4x4 tiles first ..< first + count of dy (n, o, oh, ow) in
+/// nChw16c, the tiles numbered as `wino_input_transform` numbers them, zero past the output's edge:
+/// matrix e at m + e * stride floats, row t - first at + (t - first) * ldm, ldm = o rounded up to 16.
+void wino_gradient_transform(int isa, const wino_problem *p, const float *dy, long first, long count, float *m, long stride);
+
+/// dU_e = V_eᵀ M_e (accumulate nonzero: dU_e += V_eᵀ M_e) for e in e_begin ..< e_end: V_e
+/// tiles x c_padded (at v + e * v_stride), M_e tiles x o_padded (at m + e * m_stride), dU_e
+/// c_padded x o_padded at du + e * c_padded * o_padded, all row-major.
+void wino_filter_gradient_products(int isa, const float *v, long v_stride, const float *m, long m_stride, float *du, long tiles,
+                                   long c_padded, long o_padded, long e_begin, long e_end, int accumulate);
+
+/// dg = Gᵀ (Σ over parts of dU) G for input channels k_begin ..< k_end, dg an HWIO filter gradient
+/// [3, 3, c, o] row-major; part i's 36 matrices dU_e (as `wino_filter_gradient_products` wrote
+/// them) at du + i * part_stride floats.
+void wino_filter_gradient_transform(int isa, const float *du, long parts, long part_stride, long c, long o, long c_padded,
+                                    long o_padded, long k_begin, long k_end, float *dg);
 
 #endif

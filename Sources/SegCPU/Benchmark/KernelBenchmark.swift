@@ -18,7 +18,8 @@ public struct KernelBenchmarkResult: Codable, Sendable {
     /// result's largest magnitude (Winograd rows only).
     public let errorVsDirect: Double?
     /// Winograd rows: the share of the convolution's thread-seconds in each phase ("filter",
-    /// "input", "products", "output"), from one untimed run after the warm-up.
+    /// "input", "gradient", "products", "output"; `WinogradPhases.Phase`), from one untimed run
+    /// after the warm-up.
     public let winogradPhases: [String: Double]?
     /// Floating-point operations of one run, in units of 1e9.
     public let gflop: Double
@@ -45,8 +46,8 @@ public struct KernelBenchmarkResult: Codable, Sendable {
   public let processors: Int
   /// A 4096x4096x4096 dnnl_sgemm: the machine's practical f32 ceiling.
   public let sgemm: Measurement
-  /// Forward, backward-data and backward-filter of three U-Net layers, batch 1: forward and
-  /// backward-data both by the direct algorithm and by Winograd.
+  /// Forward, backward-data and backward-filter of three U-Net layers, batch 1, each by the
+  /// direct algorithm and by Winograd.
   public let convolutions: [Measurement]
 }
 
@@ -165,14 +166,17 @@ public enum KernelBenchmark {
     (winogradForward.error, winogradForward.phases) = try check(forward)
     var winogradBackwardData = timed("backwardData", .winograd, backwardData)
     (winogradBackwardData.error, winogradBackwardData.phases) = try check(backwardData)
+    let backwardFilter = { (_: Tensor) in
+      let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
+      _ = try (dw.node.storage as! CPUStorage).plainBuffer()
+      return dw
+    }
+    var winogradBackwardFilter = timed("backwardFilter", .winograd, backwardFilter)
+    (winogradBackwardFilter.error, winogradBackwardFilter.phases) = try check(backwardFilter)
     return [
       timed("forward", .direct, forward), winogradForward,
       timed("backwardData", .direct, backwardData), winogradBackwardData,
-      timed("backwardFilter") { _ in
-        let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
-        _ = try (dw.node.storage as! CPUStorage).plainBuffer()
-        return dw
-      },
+      timed("backwardFilter", .direct, backwardFilter), winogradBackwardFilter,
     ]
   }
 

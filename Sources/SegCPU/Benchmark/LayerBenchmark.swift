@@ -3,14 +3,15 @@ import SegCore
 
 // MARK: - Result
 
-/// What `LayerBenchmark.run` measured: every 3x3 stride-1 convolution of a model, forward and
-/// backward-data, with the algorithm `--conv-algorithm auto` picks beside the direct one.
+/// What `LayerBenchmark.run` measured: every 3x3 stride-1 convolution of a model, forward,
+/// backward-data and backward-filter, with the algorithm `--conv-algorithm auto` picks beside the
+/// direct one.
 public struct LayerBenchmarkResult: Codable, Sendable {
   /// One direction of one layer.
   public struct Row: Codable, Sendable {
     /// e.g. "64->64 at 570x570 valid".
     public let layer: String
-    /// "forward" or "backwardData".
+    /// "forward", "backwardData" or "backwardFilter".
     public let direction: String
     /// The algorithm auto picks: "winograd" or "direct".
     public let algorithm: String
@@ -20,12 +21,16 @@ public struct LayerBenchmarkResult: Codable, Sendable {
     public let seconds: Double
     /// The fastest timed run of the direct algorithm.
     public let directSeconds: Double
+    /// The fastest timed run of Winograd (whichever auto picks).
+    public let winogradSeconds: Double
     /// gflop / seconds: for Winograd, its effective rate.
     public let gflops: Double
     /// directSeconds / seconds.
     public let speedup: Double
-    /// Winograd rows: the largest difference from the direct result over that result's largest magnitude.
-    public let errorVsDirect: Double?
+    /// directSeconds / winogradSeconds: what auto's rule is measured by.
+    public let winogradSpeedup: Double
+    /// Winograd's largest difference from the direct result over that result's largest magnitude.
+    public let errorVsDirect: Double
   }
 
   /// Timed runs per measurement (after one untimed warm-up run).
@@ -42,29 +47,29 @@ public struct LayerBenchmarkResult: Codable, Sendable {
   /// Sums of the rows' times: auto's, the direct algorithm's.
   public let totalSeconds, totalDirectSeconds: Double
   /// The largest errorVsDirect of any row.
-  public let largestError: Double?
+  public let largestError: Double
 
   /// The rows as a text table.
   public func table() -> String {
     var lines = [
-      "layer                               direction     algorithm   time (ms)   GFLOP/s  vs direct  error vs direct",
+      "layer                               direction       algorithm   time (ms)   GFLOP/s  vs direct  winograd vs direct  error vs direct",
     ]
     for r in rows {
       lines.append(
-        r.layer.padding(toLength: 36, withPad: " ", startingAt: 0) + r.direction.padding(toLength: 14, withPad: " ", startingAt: 0)
-          + r.algorithm.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%11.2f %9.1f %9.2fx  ", r.seconds * 1e3, r.gflops, r.speedup)
-          + (r.errorVsDirect.map { String(format: "%.2e", $0) } ?? "-"))
+        r.layer.padding(toLength: 36, withPad: " ", startingAt: 0) + r.direction.padding(toLength: 16, withPad: " ", startingAt: 0)
+          + r.algorithm.padding(toLength: 10, withPad: " ", startingAt: 0)
+          + String(format: "%11.2f %9.1f %9.2fx %18.2fx  %.2e", r.seconds * 1e3, r.gflops, r.speedup, r.winogradSpeedup, r.errorVsDirect))
     }
-    lines.append(String(format: "all layers: %.1f ms (direct %.1f ms, %.2fx); largest error %@", totalSeconds * 1e3, totalDirectSeconds * 1e3,
-                        totalDirectSeconds / max(totalSeconds, 1e-30), largestError.map { String(format: "%.2e", $0) } ?? "-"))
+    lines.append(String(format: "all layers: %.1f ms (direct %.1f ms, %.2fx); largest Winograd error %.2e", totalSeconds * 1e3,
+                        totalDirectSeconds * 1e3, totalDirectSeconds / max(totalSeconds, 1e-30), largestError))
     return lines.joined(separator: "\n")
   }
 }
 
 // MARK: - Benchmark
 
-/// Times each 3x3 stride-1 convolution of a model on the CPU backend, batch 1, forward and
-/// backward-data, with auto's algorithm and the direct one, round-robin as `KernelBenchmark`.
+/// Times each 3x3 stride-1 convolution of a model on the CPU backend, batch 1, in all three
+/// directions, with auto's algorithm and the direct one, round-robin as `KernelBenchmark`.
 public enum LayerBenchmark {
   /// One convolution: input channels, output channels, input height and width, padding (same or valid).
   public struct ConvShape: Sendable, Equatable {
@@ -100,8 +105,8 @@ public enum LayerBenchmark {
       let layer, direction: String
       let winograd: Bool
       let gflop: Double
-      let error: Double?
-      let auto, direct: () throws -> Double
+      let error: Double
+      let winogradRun, directRun: () throws -> Double
     }
     var cases: [Case] = []
     try withoutGradients {
@@ -115,11 +120,19 @@ public enum LayerBenchmark {
         let dy = try Tensor(KernelBenchmark.randomTensor([1, oh, ow, s.o], scale: 1), on: cpu)
         let forward = { (w: Tensor) in try conv2d(x, w, padding: s.same ? .same : .valid) }
         let backwardData = { (w: Tensor) in try conv2dBackwardData(dy, w, inputSize: (s.h, s.w), geometry: geometry) }
-        for (direction, body) in [("forward", forward), ("backwardData", backwardData)] {
-          let problem = direction == "forward"
-            ? WinogradProblem(n: 1, c: s.c, h: s.h, w: s.w, o: s.o, oh: oh, ow: ow, padTop: pad, padLeft: pad)
-            : WinogradProblem(n: 1, c: s.o, h: oh, w: ow, o: s.c, oh: s.h, ow: s.w, padTop: 2 - pad, padLeft: 2 - pad)
-          let winograd = ConvAlgorithm.prefersWinograd(problem)
+        let backwardFilter = { (_: Tensor) in
+          let dw = try conv2dBackwardFilter(x, dy, kernelSize: (3, 3), geometry: geometry)
+          _ = try (dw.node.storage as! CPUStorage).plainBuffer()  // the optimizer reads it row-major
+          return dw
+        }
+        let bodies: [(ConvDirection, (Tensor) throws -> Tensor)] = [
+          (.forward, forward), (.backwardData, backwardData), (.backwardFilter, backwardFilter),
+        ]
+        for (direction, body) in bodies {
+          let problem = direction == .backwardData
+            ? WinogradProblem(n: 1, c: s.o, h: oh, w: ow, o: s.c, oh: s.h, ow: s.w, padTop: 2 - pad, padLeft: 2 - pad)
+            : WinogradProblem(n: 1, c: s.c, h: s.h, w: s.w, o: s.o, oh: oh, ow: ow, padTop: pad, padLeft: pad)
+          let winograd = ConvAlgorithm.prefersWinograd(problem, direction)
           let timed = { (a: ConvAlgorithm) in
             { () throws -> Double in
               let w = try Tensor(filterHost, on: cpu)
@@ -129,41 +142,40 @@ public enum LayerBenchmark {
               return t
             }
           }
-          var error: Double?
-          if winograd {
-            let w = try Tensor(filterHost, on: cpu)
-            let want = try ConvAlgorithm.with(.direct) { try body(w).floats() }
-            let got = try ConvAlgorithm.with(.winograd) { try body(w).floats() }
-            let scale = want.reduce(0) { max($0, abs(Double($1))) }
-            error = zip(got, want).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / max(scale, 1e-30)
-          }
+          let w = try Tensor(filterHost, on: cpu)
+          let want = try ConvAlgorithm.with(.direct) { try body(w).floats() }
+          let got = try ConvAlgorithm.with(.winograd) { try body(w).floats() }
+          let scale = want.reduce(0) { max($0, abs(Double($1))) }
+          let error = zip(got, want).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / max(scale, 1e-30)
           cases.append(Case(
-            layer: name, direction: direction, winograd: winograd, gflop: 2.0 * Double(oh * ow * 9 * s.c * s.o) / 1e9, error: error,
-            auto: timed(winograd ? .winograd : .direct), direct: timed(.direct)))
+            layer: name, direction: direction.rawValue, winograd: winograd, gflop: 2.0 * Double(oh * ow * 9 * s.c * s.o) / 1e9, error: error,
+            winogradRun: timed(.winograd), directRun: timed(.direct)))
         }
       }
     }
-    var auto = [[Double]](repeating: [], count: cases.count), direct = auto
+    var winograd = [[Double]](repeating: [], count: cases.count), direct = winograd
     try withoutGradients {
       for round in 0...repeats {
         for (i, c) in cases.enumerated() {
-          let (a, d) = (try c.auto(), try c.direct())
-          if round > 0 { auto[i].append(a); direct[i].append(d) }
+          let (a, d) = (try c.winogradRun(), try c.directRun())
+          if round > 0 { winograd[i].append(a); direct[i].append(d) }
         }
       }
     }
     let rows = cases.indices.map { i in
       let c = cases[i]
-      let (best, bestDirect) = (auto[i].min()!, direct[i].min()!)
+      let (bestWinograd, bestDirect) = (winograd[i].min()!, direct[i].min()!)
+      let best = c.winograd ? bestWinograd : bestDirect
       return LayerBenchmarkResult.Row(
         layer: c.layer, direction: c.direction, algorithm: c.winograd ? "winograd" : "direct", gflop: c.gflop, seconds: best,
-        directSeconds: bestDirect, gflops: c.gflop / best, speedup: bestDirect / best, errorVsDirect: c.error)
+        directSeconds: bestDirect, winogradSeconds: bestWinograd, gflops: c.gflop / best, speedup: bestDirect / best,
+        winogradSpeedup: bestDirect / bestWinograd, errorVsDirect: c.error)
     }
     return LayerBenchmarkResult(
       repeats: repeats, clock: BenchmarkClock.current.rawValue, isa: CPUFeatures.oneDNNISA, winogradISA: "\(WinogradISA.current)",
       processors: ProcessInfo.processInfo.activeProcessorCount, rows: rows,
       totalSeconds: rows.reduce(0) { $0 + $1.seconds }, totalDirectSeconds: rows.reduce(0) { $0 + $1.directSeconds },
-      largestError: rows.compactMap(\.errorVsDirect).max())
+      largestError: rows.map(\.errorVsDirect).max() ?? 0)
   }
 
   private static func seconds(_ body: () -> Void) -> Double { BenchmarkClock.measure(body) }

@@ -3,7 +3,17 @@ import SegCore
 
 // MARK: - Algorithm choice
 
-/// How the CPU backend computes 3x3 stride-1 convolutions (forward and backward-data).
+/// The three computations of a convolution layer.
+public enum ConvDirection: String, CaseIterable, Sendable, Codable {
+  /// y from x and the filter.
+  case forward
+  /// dx from dy and the filter.
+  case backwardData
+  /// The filter's gradient from x and dy.
+  case backwardFilter
+}
+
+/// How the CPU backend computes 3x3 stride-1 convolutions (forward, backward-data and backward-filter).
 public enum ConvAlgorithm: String, CaseIterable, Sendable, Codable {
   /// Winograd where the measured rule (`ConvAlgorithm.prefersWinograd`) says it is faster.
   case auto
@@ -27,14 +37,20 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable, Codable {
   }
 
   /// The measured rule of `auto`: Winograd for the convolutions where it ran faster than oneDNN's
-  /// direct convolution on this project's machines (`unet benchmark kernels`, BENCHMARKS.md). A
+  /// direct convolution on this project's machines (`unet benchmark layers`, BENCHMARKS.md). A
   /// rule of the shape only, never a timing taken at run time, so that the same inputs give the
-  /// same results bit for bit on every run.
-  static func prefersWinograd(_ p: WinogradProblem) -> Bool {
+  /// same results bit for bit on every run. One rule of the layer for its three directions:
+  /// both channel counts 64 or more, and the layer's output (the forward convolution's; dy's for
+  /// backward-data, whose own output is the larger input) at least 32x32 pixels.
+  static func prefersWinograd(_ p: WinogradProblem, _ direction: ConvDirection) -> Bool {
     // Few channels leave the sgemms too thin to beat the direct kernel, and a small image too few
-    // tiles to pay for the transforms: with 32 channels and 64 pixels as the bounds, the README's
-    // default run (16-128 channels, 12-96 pixels a side) trained at 0.79x the direct algorithm's speed.
-    p.c >= 64 && p.o >= 64 && p.oh * p.ow >= 32 * 32
+    // tiles to pay for the filter's transform: with 32 channels and 64 pixels as the bounds, the
+    // README's default run (16-128 channels, 12-96 pixels a side) trained at 0.79x the direct
+    // algorithm's speed; the 572x572 U-Net's 512->1024 and 1024->1024 layers (30x30 and 28x28
+    // outputs) measured 0.61-1.15x on one core, backward-data the slowest (a 1024x1024 filter
+    // rotated and transformed for 64 tiles).
+    let (h, w) = direction == .backwardData ? (p.h, p.w) : (p.oh, p.ow)
+    return p.c >= 64 && p.o >= 64 && h * w >= 32 * 32
   }
 }
 
@@ -42,7 +58,7 @@ public enum ConvAlgorithm: String, CaseIterable, Sendable, Codable {
 
 /// One convolution layer and the algorithm it ran with, as the backend records them.
 public struct ConvAlgorithmUse: Codable, Sendable, Equatable {
-  /// "forward" or "backwardData".
+  /// "forward", "backwardData" or "backwardFilter".
   public let direction: String
   /// e.g. "1x570x570x64 -> 1x568x568x64".
   public let shape: String
@@ -57,7 +73,10 @@ enum ConvAlgorithmLog {
   nonisolated(unsafe) private static var uses: [String: ConvAlgorithmUse] = [:]
   private static let lock = NSLock()
 
-  static func record(_ direction: String, _ input: Shape, _ output: Shape, winograd: Bool) {
+  /// Records one call; `input -> output` is x -> y forward, dy -> dx backward-data and x -> dy
+  /// backward-filter.
+  static func record(_ direction: ConvDirection, _ input: Shape, _ output: Shape, winograd: Bool) {
+    let direction = direction.rawValue
     let shape = "\(input.dims.map(String.init).joined(separator: "x")) -> \(output.dims.map(String.init).joined(separator: "x"))"
     let algorithm = winograd ? "winograd" : "direct"
     let key = "\(direction) \(shape) \(algorithm)"

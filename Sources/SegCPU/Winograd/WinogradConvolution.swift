@@ -37,8 +37,25 @@ struct WinogradProblem {
   /// Depends on the channel counts only, so the pieces (and the results) do not depend on the
   /// thread count.
   var tilesPerChunk: Int {
-    sharesPieces ? max((16 << 20) / bytesPerTile, 64) : min(max((2 << 20) / bytesPerTile, 32), 256)
+    let size = sharesPieces ? max((16 << 20) / bytesPerTile, 64) : min(max((2 << 20) / bytesPerTile, 32), 256)
+    return min(size, Self.chunkLimit ?? size)
   }
+
+  /// Tiles per piece and pieces: as many pieces as `tilesPerChunk` asks for, of even sizes (the
+  /// last one no more than a piece shorter), so that no short last piece runs its products on a
+  /// few rows.
+  var pieces: (tiles: Int, count: Int) {
+    let count = (tiles + tilesPerChunk - 1) / max(tilesPerChunk, 1)
+    let size = (tiles + count - 1) / max(count, 1)
+    return (size, (tiles + size - 1) / size)
+  }
+
+  /// Tiles a thread takes at a time when the threads share a piece's transforms.
+  static let tilesPerBlock = 8
+
+  /// At most this many tiles a piece, when set: tests cut tiny images into several pieces, to
+  /// reach the code that carries sums and outputs from one piece to the next.
+  @TaskLocal static var chunkLimit: Int?
 
   /// The C kernels' description of it.
   var kernelProblem: wino_problem {
@@ -78,6 +95,8 @@ extension WinogradISA: Comparable {
 /// filter U_e (C x O), and the output transform with the bias and ReLU, all in CWinograd's kernels.
 /// Thin layers give each thread pieces of its own (the piece stays in its core's cache); deep
 /// layers split each piece's three phases among the threads (`WinogradProblem.sharesPieces`).
+/// Either way the threads take pieces, blocks of tiles and products one at a time
+/// (`WinogradSchedule`).
 enum WinogradConvolution {
   /// Computes y from x (both nChw16c, padded channels of x zero), the transformed filter, and an
   /// optional bias (o values); writes every channel of y, padded ones zero.
@@ -88,8 +107,7 @@ enum WinogradConvolution {
     precondition(filter.c == p.c && filter.o == p.o, "WinogradConvolution: filter does not match the problem")
     var biasBlocks = [Float](repeating: 0, count: p.oBlocks * 16)
     if let bias { for k in 0..<p.o { biasBlocks[k] = bias[k] } }
-    let chunk = min(p.tilesPerChunk, p.tiles)
-    let chunks = (p.tiles + chunk - 1) / chunk
+    let (chunk, chunks) = p.pieces
     let isa = WinogradISA.current.rawValue
     let clock = WinogradPhases.clock
     let (ldv, ldm) = (p.cBlocks * 16, p.oBlocks * 16)
@@ -125,21 +143,21 @@ enum WinogradConvolution {
           defer { withExtendedLifetime((vb, mb)) {} }
           for index in 0..<chunks {
             let first = index * chunk, count = min(chunk, p.tiles - first)
-            Parallel.forEach(count, grain: 4, align: 1) { input(v, first: first, rows: $0) }
-            Parallel.forEach(36, grain: 1, align: 1) { products(v, m, count: count, e: $0) }
-            Parallel.forEach(count, grain: 4, align: 1) { output(m, first: first, rows: $0) }
+            WinogradSchedule.blocks(count, block: WinogradProblem.tilesPerBlock) { input(v, first: first, rows: $0) }
+            WinogradSchedule.blocks(36, block: 1) { products(v, m, count: count, e: $0) }
+            WinogradSchedule.blocks(count, block: WinogradProblem.tilesPerBlock) { output(m, first: first, rows: $0) }
           }
         } else {
-          Parallel.forEach(chunks, grain: 1, align: 1) { range in
+          func piece(_ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ index: Int) {
+            let first = index * chunk, count = min(chunk, p.tiles - first)
+            input(v, first: first, rows: 0..<count)
+            products(v, m, count: count, e: 0..<36)
+            output(m, first: first, rows: 0..<count)
+          }
+          WinogradSchedule.claim(chunks) { next in
             let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
-            let (v, m) = (floats(vb), floats(mb))
             defer { withExtendedLifetime((vb, mb)) {} }
-            for index in range {
-              let first = index * chunk, count = min(chunk, p.tiles - first)
-              input(v, first: first, rows: 0..<count)
-              products(v, m, count: count, e: 0..<36)
-              output(m, first: first, rows: 0..<count)
-            }
+            while let index = next() { piece(floats(vb), floats(mb), index) }
           }
         }
       }

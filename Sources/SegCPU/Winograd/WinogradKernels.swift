@@ -4,9 +4,9 @@ import SegCore
 // MARK: - The Winograd candidate of the CPU kernel table
 
 extension CPUBackend {
-  /// "winograd": 3x3 stride-1 f32 convolutions and their backward-data by Winograd F(4x4,3x3),
-  /// tried before "onednn". Declines every other convolution, and the ones the algorithm in force
-  /// (`ConvAlgorithm`) gives to oneDNN's direct convolution.
+  /// "winograd": 3x3 stride-1 f32 convolutions, their backward-data and backward-filter by
+  /// Winograd F(4x4,3x3), tried before "onednn". Declines every other convolution, and the ones the
+  /// algorithm in force (`ConvAlgorithm`) gives to oneDNN's direct convolution.
   static func registerWinogradKernels(in table: inout KernelTable) {
     table.register(Conv2D.self, "winograd") { op, inputs, output in
       try WinogradKernels.forward(op, inputs, output)
@@ -14,10 +14,14 @@ extension CPUBackend {
     table.register(Conv2DBackwardData.self, "winograd") { op, inputs, output in
       try WinogradKernels.backwardData(op, inputs, output)
     }
+    table.register(Conv2DBackwardFilter.self, "winograd") { op, inputs, output in
+      try WinogradKernels.backwardFilter(op, inputs, output)
+    }
   }
 }
 
-/// Conv2D and Conv2DBackwardData through `WinogradConvolution`, activations in nChw16c.
+/// Conv2D and Conv2DBackwardData through `WinogradConvolution`, Conv2DBackwardFilter through
+/// `WinogradFilterGradient`, activations in nChw16c.
 enum WinogradKernels {
   /// conv2d: x [N,H,W,C], filter [3,3,C,O], optional bias [O]; ReLU when the op has it fused.
   /// nil (declined) unless Winograd applies and the algorithm in force picks it.
@@ -29,8 +33,8 @@ enum WinogradKernels {
     let p = WinogradProblem(
       n: x[0], c: x[3], h: x[1], w: x[2], o: f[3], oh: y[1], ow: y[2],
       padTop: op.geometry.padding.top, padLeft: op.geometry.padding.left)
-    let use = chooses(p)
-    ConvAlgorithmLog.record("forward", x, y, winograd: use)
+    let use = chooses(p, .forward)
+    ConvAlgorithmLog.record(.forward, x, y, winograd: use)
     guard use else { return nil }
     return try run(op.kind.rawValue, p, inputs[0], filter: inputs[1], rotated: false, bias: inputs.count == 3 ? inputs[2] : nil,
                    relu: op.activation == .relu, output)
@@ -46,10 +50,37 @@ enum WinogradKernels {
     let p = WinogradProblem(
       n: dy[0], c: f[3], h: dy[1], w: dy[2], o: f[2], oh: dx[1], ow: dx[2],
       padTop: 2 - op.geometry.padding.top, padLeft: 2 - op.geometry.padding.left)
-    let use = chooses(p)
-    ConvAlgorithmLog.record("backwardData", dy, dx, winograd: use)
+    let use = chooses(p, .backwardData)
+    ConvAlgorithmLog.record(.backwardData, dy, dx, winograd: use)
     guard use else { return nil }
     return try run(op.kind.rawValue, p, inputs[0], filter: inputs[1], rotated: true, bias: nil, relu: false, output)
+  }
+
+  /// conv2dBackwardFilter: x [N,H,W,C], dy [N,OH,OW,O] -> dw [3,3,C,O] row-major (as the
+  /// optimizer reads it). nil (declined) unless Winograd applies and the algorithm in force picks it.
+  static func backwardFilter(_ op: Conv2DBackwardFilter, _ inputs: [Operand], _ output: TensorType) throws -> CPUStorage? {
+    guard inputs.allSatisfy({ $0.type.dtype == .f32 }), accepts(op.geometry, filter: output.shape) else { return nil }
+    let (x, dy) = (inputs[0].type.shape, inputs[1].type.shape)
+    guard x.count > 0, dy.count > 0 else { return nil }
+    let p = WinogradProblem(
+      n: x[0], c: x[3], h: x[1], w: x[2], o: dy[3], oh: dy[1], ow: dy[2],
+      padTop: op.geometry.padding.top, padLeft: op.geometry.padding.left)
+    let use = chooses(p, .backwardFilter)
+    ConvAlgorithmLog.record(.backwardFilter, x, dy, winograd: use)
+    guard use else { return nil }
+    let name = op.kind.rawValue
+    let storages = try inputs.map { try CPUBackend.cpuStorage($0.storage, op: name) }
+    return try withDNNLErrors(op: name, inputs.map(\.type)) {
+      let xm = try storages[0].memory(Layout(Layout.make([p.n, p.c, p.h, p.w], dnnl_aBcd16b)), role: .activation)
+      let dym = try storages[1].memory(Layout(Layout.make([p.n, p.o, p.oh, p.ow], dnnl_aBcd16b)), role: .activation)
+      let dg = HostBuffer(byteCount: 9 * p.c * p.o * 4)
+      withExtendedLifetime((xm, dym)) {
+        WinogradFilterGradient.run(
+          p, x: xm.buffer.pointer.assumingMemoryBound(to: Float.self), dy: dym.buffer.pointer.assumingMemoryBound(to: Float.self),
+          dg: dg.pointer.assumingMemoryBound(to: Float.self))
+      }
+      return CPUStorage(plain: dg, type: output)
+    }
   }
 
   // MARK: Shared
@@ -59,11 +90,11 @@ enum WinogradKernels {
     g.strideH == 1 && g.strideW == 1 && filter[0] == 3 && filter[1] == 3 && filter.count > 0
   }
 
-  private static func chooses(_ p: WinogradProblem) -> Bool {
+  private static func chooses(_ p: WinogradProblem, _ direction: ConvDirection) -> Bool {
     switch ConvAlgorithm.current {
     case .direct: return false
     case .winograd: return true
-    case .auto: return ConvAlgorithm.prefersWinograd(p)
+    case .auto: return ConvAlgorithm.prefersWinograd(p, direction)
     }
   }
 

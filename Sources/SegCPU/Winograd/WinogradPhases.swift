@@ -8,10 +8,13 @@ import Foundation
 enum WinogradPhases {
   /// The phases of one convolution.
   enum Phase: String, CaseIterable, Sendable {
-    /// Finding or making the transformed filter (the cache look-up included).
+    /// Finding or making the transformed filter (the cache look-up included); backward-filter: the
+    /// transform of the 36 sums back to the 3x3 filter gradient.
     case filter
     /// Bᵀ d B of every input tile.
     case input
+    /// A dy Aᵀ of every output-gradient tile (backward-filter).
+    case gradient
     /// The 36 matrix products.
     case products
     /// Aᵀ m A with the bias and ReLU, written to the output.

@@ -10,6 +10,7 @@ extension CPUBackend {
     table.register(Slice.self, "blocked", blocked { op, s, out in try BlockedKernels.slice(op, s[0], out) })
     table.register(Pad.self, "blocked", blocked { op, s, out in try BlockedKernels.pad(op, s[0], out) })
     table.register(Concat.self, "blocked", blocked { op, s, out in try BlockedKernels.concat(op, s, out) })
+    table.register(Sum.self, "blocked", blocked { op, s, out in try BlockedKernels.channelSum(op, s[0], out) })
     let add: (Binary, [Operand], TensorType) throws -> (any DeviceStorage)? = blocked { _, s, out in
       try BlockedKernels.add(s[0], s[1], out)
     }

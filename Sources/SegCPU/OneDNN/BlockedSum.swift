@@ -4,11 +4,11 @@ import SegCore
 
 extension BlockedKernels {
   /// sum over N, H and W of a 4-D f32 or bf16 activation [N,H,W,C] held in nChw8c or nChw16c (a
-  /// bias gradient) -> [C] (or [1,1,1,C]) in its dtype, read in the blocked layout: no row-major
-  /// copy of the activation (which cost the 572x572 training step up to 79 MB transients and most
-  /// of the sums' time). nil for other axes, dtypes or layouts.
+  /// bias gradient) -> [C] (or [1,1,1,C]) in its dtype, read in the blocked layout: no full-size
+  /// row-major copy first (that reorder was most of the sums' time in the 572x572 training step).
+  /// nil for other axes, dtypes or layouts.
   ///
-  /// Determinism: each (channel block, image) runs of H*W rows of `block` lanes are cut into chunks
+  /// Determinism: each (image, channel block) plane, H*W rows of `block` lanes, is cut into chunks
   /// whose size depends only on the shape; a chunk is summed in f32 in a fixed order, and the
   /// chunks' sums are added in Double in (image, chunk) order. Threads only decide which chunk
   /// runs where, so the bits do not depend on the thread count (they differ from the row-major
@@ -26,8 +26,7 @@ extension BlockedKernels {
     defer { partial.deallocate() }
     let source = UnsafeRawPointer(memory.buffer.pointer)
     let bf16 = x.type.dtype == .bf16
-    // Task t = (channel block, image, chunk) reads rows of its (image, channel block) plane, which
-    // lie at plane (image * channelBlocks + channel block) in nChw{block}c.
+    // nChw{block}c lays the planes out image by image, channel block by channel block.
     Parallel.forEachTask(tasks, cost: rowsPerChunk * block) { t in
       let chunk = t % chunks, image = (t / chunks) % images, cb = t / (chunks * images)
       let first = chunk * rowsPerChunk, count = min(rows, first + rowsPerChunk) - first

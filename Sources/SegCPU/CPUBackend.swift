@@ -5,9 +5,9 @@ import SegCore
 // MARK: - CPU backend
 
 /// The CPU backend: oneDNN (Debian's libdnnl) for convolutions, max pooling and ReLU, keeping
-/// their tensors in oneDNN's blocked layouts between ops (crops, pads, concats and adds of
-/// blocked tensors too), and Swift kernels over row-major buffers for every other op and for
-/// ReLU in other dtypes. Tensors go in and out row-major (NHWC).
+/// their tensors in oneDNN's blocked layouts between ops (crops, pads, concats, adds and
+/// per-channel sums of blocked tensors too), and Swift kernels over row-major buffers for every
+/// other op and for ReLU in other dtypes. Tensors go in and out row-major (NHWC).
 public final class CPUBackend: Backend, @unchecked Sendable {
   /// The one CPU backend.
   public static let shared = CPUBackend()

@@ -93,11 +93,15 @@ import Testing
   ]
 }
 
-/// `base` with every non-empty rank-4 f32 or bf16 tensor uploaded in oneDNN's blocked layout nChw8c, as a
-/// oneDNN op leaves its output: the operands the blocked kernels take.
+/// `base` with every non-empty rank-4 f32 or bf16 tensor uploaded in oneDNN's blocked layout nChw8c
+/// (or nChw16c with `block` 16), as a oneDNN op leaves its output: the operands the blocked kernels take.
 final class BlockedUploads: Backend, @unchecked Sendable {
-  let base: CandidateBackend
-  init(_ base: CandidateBackend) { self.base = base }
+  let base: any Backend
+  let block: Int
+  init(_ base: any Backend, block: Int = 8) {
+    self.base = base
+    self.block = block
+  }
 
   var name: String { "\(base.name) on blocked inputs" }
   var kernels: KernelTable { base.kernels }
@@ -106,7 +110,7 @@ final class BlockedUploads: Backend, @unchecked Sendable {
     guard host.dtype == .f32 || host.dtype == .bf16, host.shape.rank == 4, host.shape.count > 0 else {
       return try base.upload(host)
     }
-    return try CPUBackend.shared.uploadBlocked(host)
+    return try CPUBackend.shared.uploadBlocked(host, block: block)
   }
 
   func download(_ storage: any DeviceStorage, type: TensorType) throws -> HostTensor {

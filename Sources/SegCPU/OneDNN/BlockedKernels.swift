@@ -4,7 +4,7 @@ import SegCore
 
 // MARK: - Ops on blocked activations
 
-/// slice, zero pad, concat and add of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
+/// slice, zero pad, concat, add and per-channel sum (BlockedSum.swift) of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
 /// (nChw8c or nChw16c), done by oneDNN in that layout: a crop is a reorder from a window
 /// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat a copy of
 /// each input's blocks in turn, an add (of a like tensor or of a per-channel bias) oneDNN's binary
@@ -119,7 +119,7 @@ enum BlockedKernels {
 
   /// `x`'s memory in its blocked layout and that layout's format, when it has no row-major copy
   /// and its layout is nChw8c or nChw16c.
-  private static func blocked(_ x: CPUStorage) throws -> (memory: DNNLMemory, tag: BlockedFormat)? {
+  static func blocked(_ x: CPUStorage) throws -> (memory: DNNLMemory, tag: BlockedFormat)? {
     guard blockable(x.type.dtype), x.type.shape.rank == 4, let layout = x.blockedLayout(.activation) else { return nil }
     let dims = nchw(x.type.shape.dims)
     for tag in [BlockedFormat(format: dnnl_aBcd8b, block: 8), BlockedFormat(format: dnnl_aBcd16b, block: 16)]
@@ -154,17 +154,17 @@ enum BlockedKernels {
 // MARK: - Blocked tensors for tests
 
 extension CPUBackend {
-  /// `host` (a non-empty rank-4 f32 or bf16 tensor) held only in oneDNN's channel-blocked layout nChw8c,
-  /// as a convolution leaves its output: how a test gives the blocked kernels their operands
-  /// without running a convolution first.
-  func uploadBlocked(_ host: HostTensor) throws -> any DeviceStorage {
-    guard host.dtype == .f32 || host.dtype == .bf16, host.shape.rank == 4, host.shape.count > 0 else {
+  /// `host` (a non-empty rank-4 f32 or bf16 tensor) held only in oneDNN's channel-blocked layout
+  /// nChw8c (or nChw16c with `block` 16), as a convolution leaves its output: how a test gives the
+  /// blocked kernels their operands without running a convolution first.
+  func uploadBlocked(_ host: HostTensor, block: Int = 8) throws -> any DeviceStorage {
+    guard host.dtype == .f32 || host.dtype == .bf16, host.shape.rank == 4, host.shape.count > 0, block == 8 || block == 16 else {
       throw TensorError(
-        op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 or bf16 tensor")
+        op: "uploadBlocked", operands: [host.type], "a blocked layout needs a non-empty rank-4 f32 or bf16 tensor and a block of 8 or 16")
     }
     let plain = try Self.cpuStorage(upload(host), op: "uploadBlocked")
     return try withDNNLErrors(op: "uploadBlocked", [host.type]) {
-      let layout = try Layout(Layout.make(Layout.oneDNNDims(host.shape, .activation), dnnl_aBcd8b, host.dtype))
+      let layout = try Layout(Layout.make(Layout.oneDNNDims(host.shape, .activation), block == 16 ? dnnl_aBcd16b : dnnl_aBcd8b, host.dtype))
       return try CPUStorage(plain.memory(layout, role: .activation), role: .activation, type: host.type)
     }
   }

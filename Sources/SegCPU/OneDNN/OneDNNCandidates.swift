@@ -4,12 +4,14 @@ import SegCore
 
 extension CPUBackend {
   /// "blocked": crops, zero pads, channel concats and adds of tensors in oneDNN's blocked layouts,
-  /// kept in those layouts (`BlockedKernels`). Each declines operands it does not take (row-major
-  /// ones among them), which the Swift kernel then computes.
+  /// kept in those layouts, and per-channel sums (bias gradients) read in them (`BlockedKernels`).
+  /// Each declines operands it does not take (row-major ones among them), which the Swift kernel
+  /// then computes.
   static func registerBlockedKernels(in table: inout KernelTable) {
     table.register(Slice.self, "blocked", blocked { op, s, out in try BlockedKernels.slice(op, s[0], out) })
     table.register(Pad.self, "blocked", blocked { op, s, out in try BlockedKernels.pad(op, s[0], out) })
     table.register(Concat.self, "blocked", blocked { op, s, out in try BlockedKernels.concat(op, s, out) })
+    table.register(Sum.self, "blocked", blocked { op, s, out in try BlockedKernels.channelSum(op, s[0], out) })
     let add: (Binary, [Operand], TensorType) throws -> (any DeviceStorage)? = blocked { _, s, out in
       try BlockedKernels.add(s[0], s[1], out)
     }

@@ -17,7 +17,7 @@ extension CUDABackend {
       _ kernel: @escaping (CUDABackend) -> (P, [DeviceOperand], TensorType) throws -> CUDAStorage?
     ) {
       table.register(type, candidate) { [unowned self] op, inputs, output in
-        try self.inLayouts(op, try self.deviceOperands(inputs, op.kind), output) { try kernel(self)(op, $0, output) }
+        try self.inLayouts(op.kind, try self.deviceOperands(inputs, op.kind), output) { try kernel(self)(op, $0, output) }
       }
     }
 

@@ -106,19 +106,19 @@ extension CUDABackend {
   /// reads its filter (operand 1) in either layout; a sum to one element reads any layout; every
   /// other operand is made row-major first. A conv's filter gradient sets its own layout.
   func inLayouts(
-    _ op: any Primitive, _ x: [DeviceOperand], _ out: TensorType, _ kernel: ([DeviceOperand]) throws -> CUDAStorage?
+    _ kind: OpKind, _ x: [DeviceOperand], _ out: TensorType, _ kernel: ([DeviceOperand]) throws -> CUDAStorage?
   ) throws -> CUDAStorage? {
     guard x.contains(where: { $0.storage.layout == .filterOHWI }) else { return try kernel(x) }
-    switch op {
-    case is Binary, is Unary, is ReLU, is ReLUBackward, is Cast:
+    switch kind {
+    case .add, .sub, .mul, .div, .neg, .exp, .log, .sqrt, .addScalar, .mulScalar, .relu, .reluBackward, .cast:
       if Self.elementwiseKeepsLayout(x.map(\.type), x.map(\.storage.layout), out) {
         let y = try kernel(x)
         y?.layout = .filterOHWI
         return y
       }
-    case is Conv2D, is Conv2DBackwardData:
+    case .conv2d, .conv2dBackwardData:
       return try kernel(try x.enumerated().map { i, o in i == 1 ? o : try rowMajor(o) })
-    case is Sum where out.shape.count == 1:
+    case .sum where out.shape.count == 1:
       return try kernel(x)
     default: break
     }

@@ -48,6 +48,7 @@ CONTESTANTS = {
     "tf-jit": "TensorFlow/Keras jit_compile=True (XLA)",
     # bf16 where the processor has AVX-512 BF16: ours through oneDNN, PyTorch's CPU autocast.
     "ours-bf16": "unet benchmark --precision bf16",
+    "ours-xla-bf16": "unet benchmark --xla --precision bf16",
     "torch-bf16": "PyTorch eager, autocast bf16",
     "torch-cl-bf16": "PyTorch eager, channels-last, autocast bf16",
 }

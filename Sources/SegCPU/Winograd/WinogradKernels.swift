@@ -33,9 +33,7 @@ enum WinogradKernels {
     let p = WinogradProblem(
       n: x[0], c: x[3], h: x[1], w: x[2], o: f[3], oh: y[1], ow: y[2],
       padTop: op.geometry.padding.top, padLeft: op.geometry.padding.left)
-    let use = chooses(p, .forward)
-    ConvAlgorithmLog.record(.forward, x, y, winograd: use)
-    guard use else { return nil }
+    guard chooses(p, .forward, from: x, to: y) else { return nil }
     return try run(op.kind.rawValue, p, inputs[0], filter: inputs[1], rotated: false, bias: inputs.count == 3 ? inputs[2] : nil,
                    relu: op.activation == .relu, output)
   }
@@ -50,9 +48,7 @@ enum WinogradKernels {
     let p = WinogradProblem(
       n: dy[0], c: f[3], h: dy[1], w: dy[2], o: f[2], oh: dx[1], ow: dx[2],
       padTop: 2 - op.geometry.padding.top, padLeft: 2 - op.geometry.padding.left)
-    let use = chooses(p, .backwardData)
-    ConvAlgorithmLog.record(.backwardData, dy, dx, winograd: use)
-    guard use else { return nil }
+    guard chooses(p, .backwardData, from: dy, to: dx) else { return nil }
     return try run(op.kind.rawValue, p, inputs[0], filter: inputs[1], rotated: true, bias: nil, relu: false, output)
   }
 
@@ -65,9 +61,7 @@ enum WinogradKernels {
     let p = WinogradProblem(
       n: x[0], c: x[3], h: x[1], w: x[2], o: dy[3], oh: dy[1], ow: dy[2],
       padTop: op.geometry.padding.top, padLeft: op.geometry.padding.left)
-    let use = chooses(p, .backwardFilter)
-    ConvAlgorithmLog.record(.backwardFilter, x, dy, winograd: use)
-    guard use else { return nil }
+    guard chooses(p, .backwardFilter, from: x, to: dy) else { return nil }
     let name = op.kind.rawValue
     let storages = try inputs.map { try CPUBackend.cpuStorage($0.storage, op: name) }
     return try withDNNLErrors(op: name, inputs.map(\.type)) {
@@ -90,12 +84,17 @@ enum WinogradKernels {
     g.strideH == 1 && g.strideW == 1 && filter[0] == 3 && filter[1] == 3 && filter.count > 0
   }
 
-  private static func chooses(_ p: WinogradProblem, _ direction: ConvDirection) -> Bool {
+  /// Whether the algorithm in force picks Winograd for `p` in `direction`, recorded (by the
+  /// shapes `from` and `to`) for the benchmark and `--profile`.
+  private static func chooses(_ p: WinogradProblem, _ direction: ConvDirection, from: Shape, to: Shape) -> Bool {
+    let use: Bool
     switch ConvAlgorithm.current {
-    case .direct: return false
-    case .winograd: return true
-    case .auto: return ConvAlgorithm.prefersWinograd(p, direction)
+    case .direct: use = false
+    case .winograd: use = true
+    case .auto: use = ConvAlgorithm.prefersWinograd(p, direction)
     }
+    ConvAlgorithmLog.record(direction, from, to, winograd: use)
+    return use
   }
 
   /// Runs the problem on `source` (an activation) in nChw16c, writing a new nChw16c output.

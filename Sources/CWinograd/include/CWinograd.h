@@ -14,13 +14,19 @@ enum { WINO_ISA_BASELINE = 0, WINO_ISA_AVX2 = 1, WINO_ISA_AVX512 = 2 };
 
 /// One 3x3 stride-1 cross-correlation: x (n, c, h, w) -> y (n, o, oh, ow), both nChw16c with the
 /// channels padded to 16; output pixel (i, j) reads input rows i - pad_top ..< + 3 and columns
-/// j - pad_left ..< + 3, zero outside.
+/// j - pad_left ..< + 3, zero outside. With stream_output nonzero, the output transform writes y
+/// with streaming stores (meant for a y larger than the last-level cache; ignored unless y is
+/// 64-byte aligned).
 typedef struct {
   long n, c, h, w, o, oh, ow, pad_top, pad_left;
+  int stream_output;
 } wino_problem;
 
 /// The best instruction set this processor runs (AVX-512F, else AVX2 with FMA, else baseline).
 int wino_isa(void);
+
+/// Bytes of the last-level cache (sysfs's cpu0 index3, else 32 MiB), read once.
+long wino_last_level_cache_bytes(void);
 
 /// V_e[t, :] = (Bᵀ d B)_e for the tiles first ..< first + count (4x4 output tiles, row-major per
 /// image, images in order): matrix e at v + e * stride floats, row t - first at + (t - first) * ldv,
@@ -41,8 +47,9 @@ void wino_output_transform(int isa, const wino_problem *p, const float *m, long 
                            const float *bias, int relu, float *y);
 
 /// U_e = (G g Gᵀ)_e for input channels k_begin ..< k_end of g, an HWIO filter [3, 3, c, o]
-/// row-major; u holds 36 * c_padded * o_padded floats (the padded output channels written zero, the
-/// padded input channels left to `wino_filter_zero_padding`):
+/// row-major, written with streaming stores when larger than the last-level cache; u holds
+/// 36 * c_padded * o_padded floats (the padded output channels written zero, the padded input
+/// channels left to `wino_filter_zero_padding`):
 /// U_e at u + e * c_padded * o_padded, in column panels of 64 output channels (the last one
 /// narrower), each c_padded x its width, row-major and contiguous.
 void wino_filter_transform(int isa, const float *g, long c, long o, long k_begin, long k_end, float *u, long c_padded,

@@ -57,9 +57,22 @@ struct WinogradProblem {
   /// reach the code that carries sums and outputs from one piece to the next.
   @TaskLocal static var chunkLimit: Int?
 
+  /// Whether the output transform writes y with streaming stores: when y is larger than the
+  /// last-level cache, so that it leaves the cache before anyone reads it and reading its lines
+  /// in before writing them is wasted (the 64->64 layer's output transform took a third less).
+  /// Tests force it either way (`streamingOutput`) on small images.
+  var streamsOutput: Bool { Self.streamingOutput ?? (n * oBlocks * 16 * oh * ow * 4 > Self.lastLevelCacheBytes) }
+
+  /// Forces `streamsOutput` when set.
+  @TaskLocal static var streamingOutput: Bool?
+
+  /// The last-level cache's bytes (from sysfs, as CWinograd reads them).
+  static let lastLevelCacheBytes = wino_last_level_cache_bytes()
+
   /// The C kernels' description of it.
   var kernelProblem: wino_problem {
-    wino_problem(n: n, c: c, h: h, w: w, o: o, oh: oh, ow: ow, pad_top: padTop, pad_left: padLeft)
+    wino_problem(
+      n: n, c: c, h: h, w: w, o: o, oh: oh, ow: ow, pad_top: padTop, pad_left: padLeft, stream_output: streamsOutput ? 1 : 0)
   }
 }
 

@@ -141,7 +141,21 @@ public enum OpCases {
     OpCase(kind: .padBackward, label: "every axis", inputs: [[7, 6, 7]]) { x, _, _ in
       try padBackward(x[0], before: [1, 2, 0], after: [2, 1, 3])
     },
+    OpCase(kind: .cropConcat, label: "odd margins", inputs: [[2, 3, 4, 3], [2, 6, 7, 5]]) { x, _, _ in try cropConcat(x[0], x[1]) },
+    OpCase(kind: .cropConcat, label: "16 + 8 channels", inputs: [[1, 4, 3, 16], [1, 8, 7, 8]]) { x, _, _ in try cropConcat(x[0], x[1]) },
+    OpCase(kind: .cropConcatBackward, label: "odd margins", inputs: [[2, 3, 4, 8]], differentiable: [false]) { x, _, _ in
+      try cropConcatGradients(x[0], channels: 3, skipHeight: 6, skipWidth: 7)
+    },
+    OpCase(kind: .cropConcatBackward, label: "16 + 8 channels", inputs: [[1, 4, 3, 24]], differentiable: [false]) { x, _, _ in
+      try cropConcatGradients(x[0], channels: 16, skipHeight: 8, skipWidth: 7)
+    },
   ]
+
+  /// Both outputs of `cropConcatBackward`, flattened and concatenated into one.
+  private static func cropConcatGradients(_ g: Tensor, channels: Int, skipHeight: Int, skipWidth: Int) throws -> Tensor {
+    let r = try cropConcatBackward(g, channels: channels, skipHeight: skipHeight, skipWidth: skipWidth)
+    return try concat([reshape(r.a, [r.a.shape.count]), reshape(r.skip, [r.skip.shape.count])], axis: 0)
+  }
 
   // MARK: Random, type and label ops
 

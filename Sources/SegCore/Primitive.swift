@@ -17,8 +17,9 @@ public enum OpKind: String, CaseIterable, Sendable {
   case sum, broadcastTo
   // Softmax over the last (channel) axis (Ops/Softmax.swift).
   case softmax, logSoftmax
-  // Layout (Ops/Layout.swift and Ops/Padding.swift).
-  case reshape, concat, slice, pad, padBackward
+  // Layout (Ops/Layout.swift and Ops/Padding.swift); the skip connection's crop and concat as one
+  // op, and its gradient (Ops/CropConcat.swift).
+  case reshape, concat, slice, pad, padBackward, cropConcat, cropConcatBackward
   // Random, type and label ops (Ops/Random.swift, Ops/Cast.swift, Ops/Labels.swift).
   case randomMask, cast, argmax, oneHot
   // Fused optimizer updates (Ops/Optimizer.swift, Ops/MultiTensorAdam.swift).
@@ -104,7 +105,8 @@ public enum Primitives {
   public static let all: [any Primitive.Type] = [
     Conv2D.self, Conv2DBackwardData.self, Conv2DBackwardFilter.self, MaxPool2D.self, MaxPool2DBackward.self,
     ReLU.self, ReLUBackward.self, Binary.self, Unary.self, Sum.self, BroadcastTo.self, Softmax.self,
-    Reshape.self, Concat.self, Slice.self, Pad.self, PadBackward.self, RandomMask.self, Cast.self,
+    Reshape.self, Concat.self, Slice.self, Pad.self, PadBackward.self, CropConcat.self, CropConcatBackward.self,
+    RandomMask.self, Cast.self,
     ArgMax.self, OneHot.self, AdamUpdate.self, MultiTensorAdam.self, FusedElementwise.self,
   ]
 

@@ -109,8 +109,10 @@ public final class UNet {
     }
     for (i, level) in stride(from: config.depth - 1, through: 0, by: -1).enumerated() {
       h = try upconvs[i](h, computeType: t)
-      let skip = try centerCrop(skips[level], height: h.shape[1], width: h.shape[2])
-      h = try concat([h, skip], axis: -1)
+      // The centre of the skip beside the upsampled path: one op where each op is a launch.
+      h = try h.backend.fusesCropConcat
+        ? cropConcat(h, skips[level])
+        : concat([h, centerCrop(skips[level], height: h.shape[1], width: h.shape[2])], axis: -1)
       h = try decoder[level].1(decoder[level].0(h, computeType: t), computeType: t)
     }
     // Softmax, the loss and their reductions want the master type's range and precision.

@@ -30,7 +30,7 @@ struct KernelPTXTests {
         .map { KernelNames.name($0, d) }
     }
     let casts = KernelNames.all.flatMap { s in KernelNames.all.filter { $0 != s }.map { "cast_\(s.rawValue)_\($0.rawValue)" } }
-    let copies = KernelNames.byteSizes.flatMap { ["copy_b\($0)", "pad_b\($0)", "cropConcat_b\($0)"] }
+    let copies = KernelNames.byteSizes.flatMap { ["copy_b\($0)", "pad_b\($0)", "cropConcat_b\($0)", "cropConcatBackward_b\($0)"] }
     let adam = OptimizerKernels.gradientTypes.map { KernelNames.name("adam", $0) }
     return elementwise + casts + copies + adam
   }()

@@ -24,6 +24,14 @@ extension CPUBackend {
     table.register(Slice.self, "swift", plain(sliceKernel))
     table.register(Pad.self, "swift", plain(padKernel))
     table.register(PadBackward.self, "swift", plain(padBackwardKernel))
+    // The skip connection's crop and concat, and its gradient, as the separate ops above run them
+    // (in oneDNN's blocked layouts where they apply).
+    table.register(CropConcat.self, "swift") { op, inputs, output in
+      try op.runSeparately(inputs, output: output, with: CPUBackend.shared.kernels)
+    }
+    table.registerOutputs(CropConcatBackward.self, "swift") { op, inputs, outputs in
+      try op.runSeparately(inputs, outputs: outputs, with: CPUBackend.shared.kernels)
+    }
     // Random, type and label ops (Convert.swift).
     table.register(RandomMask.self, "swift", plain(randomMaskKernel))
     table.register(Cast.self, "swift", plain(castKernel))

@@ -153,6 +153,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
   /// A step's optimizer update is one `multiTensorAdam` (three launches and no host read: the loss
   /// scaler and Adam's step count stay on the device) rather than a dozen launches per parameter.
   public var multiTensorOptimizer: Bool { true }
+  /// Each skip connection is one `cropConcat` launch forward and one `cropConcatBackward` launch
+  /// backward (a crop, a concat's two copies, two slices and a pad otherwise).
+  public var fusesCropConcat: Bool { true }
 
   /// Free device memory in bytes (cuMemGetInfo); nil on the emulator or when it cannot be asked.
   public var freeMemoryBytes: Int? { (device as? GPUKernelDevice).flatMap { try? $0.context.memoryInfo().free } }

@@ -33,6 +33,16 @@ extension CUDABackend {
     add(Slice.self, CUDABackend.slice)
     add(Pad.self, CUDABackend.pad)
     add(PadBackward.self, CUDABackend.padBackward)
+    // The skip connection in one launch each way; as the separate ops for tensors of 2^32
+    // elements or more, which the kernels' 32-bit indices do not reach.
+    table.register(CropConcat.self, "cuda") { [unowned self] op, inputs, output in
+      if let y = try self.cropConcat(op, try self.deviceOperands(inputs, op.kind).map(self.rowMajor), output) { return y }
+      return try op.runSeparately(inputs, output: output, with: self.kernels)
+    }
+    table.registerOutputs(CropConcatBackward.self, "cuda") { [unowned self] op, inputs, outputs in
+      if let ys = try self.cropConcatBackward(op, try self.deviceOperands(inputs, op.kind).map(self.rowMajor), outputs) { return ys }
+      return try op.runSeparately(inputs, outputs: outputs, with: self.kernels)
+    }
     add(Cast.self, CUDABackend.cast)
     add(RandomMask.self, CUDABackend.randomMask)
     add(ArgMax.self, CUDABackend.argmax)

@@ -74,3 +74,60 @@ extension CUDABackend {
     return y
   }
 }
+
+// MARK: - The skip connection
+
+extension CUDABackend {
+  /// cropConcat: `cropConcat_b<size>`, one thread per output element (per 16-byte vector when both
+  /// channel counts are whole vectors); nil for tensors of 2^32 elements or more, which its 32-bit
+  /// indices do not reach (the separate ops run then).
+  func cropConcat(_ p: CropConcat, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    let (a, s) = (x[0].type.shape, x[1].type.shape)
+    guard let shape = Self.cropConcatShape(a, s, counts: [out.shape.count, s.count]) else { return nil }
+    let y = try output(out)
+    let n = out.shape.count
+    guard n > 0 else { return y }
+    try device.launch(
+      try KernelLibrary.handle(.cropConcat, out.dtype), count: Self.cropConcatItems(n, a[3], s[3], out.dtype),
+      arguments: [.pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer), .int64(Int64(n)), .int64s(shape)])
+    return y
+  }
+
+  /// cropConcatBackward: `cropConcatBackward_b<size>`, one launch writing both outputs, a thread
+  /// per element (or 16-byte vector) of the two; nil where `cropConcat` declines.
+  func cropConcatBackward(_ p: CropConcatBackward, _ x: [DeviceOperand], _ outs: [TensorType]) throws -> [CUDAStorage]? {
+    let (a, s) = (outs[0].shape, outs[1].shape)
+    guard let shape = Self.cropConcatShape(a, s, counts: [x[0].type.shape.count, a.count + s.count]) else { return nil }
+    let ys = try outs.indices.map { try placedOutput(outs[$0], index: $0) ?? CUDAStorage(device: device, type: outs[$0]) }
+    let n = a.count + s.count
+    guard n > 0 else { return ys }
+    try device.launch(
+      try KernelLibrary.handle(.cropConcatBackward, x[0].type.dtype), count: Self.cropConcatItems(n, a[3], s[3], x[0].type.dtype),
+      arguments: [.pointer(x[0].pointer), .pointer(ys[0].pointer), .pointer(ys[1].pointer), .int64(Int64(n)), .int64s(shape)])
+    return ys
+  }
+
+  /// The kernels' shape argument (batch, h, w, ca, cs, hs, ws, oy, ox) for `a` beside the window
+  /// of `skip`; nil when one of `counts` (the elements a kernel indexes) needs more than 32 bits.
+  private static func cropConcatShape(_ a: Shape, _ skip: Shape, counts: [Int]) -> [Int]? {
+    guard counts.allSatisfy({ $0 < 1 << 32 }) else { return nil }
+    let w = CropWindow(crop: a, whole: skip)
+    return [a[0], a[1], a[2], a[3], skip[3], skip[1], skip[2], w.top, w.left]
+  }
+
+  /// The threads to launch for `n` elements: one per 16-byte vector when both channel counts are
+  /// whole vectors (as the kernels' `cropConcatVectors`), else one per element.
+  private static func cropConcatItems(_ n: Int, _ ca: Int, _ cs: Int, _ dtype: DType) -> Int {
+    let v = vectorLength(dtype)
+    return ca % v == 0 && cs % v == 0 ? n / v : n
+  }
+
+  /// The region the replay's arena planned for output `index` of a kernel of several outputs, as
+  /// a buffer of `type`; nil when none was planned or it does not fit.
+  private func placedOutput(_ type: TensorType, index: Int) -> CUDAStorage? {
+    guard let region = OutputPlacement.take(index, bytes: type.shape.count * type.dtype.byteSize),
+      let arena = region.arena as? CUDAArena, arena.device === device
+    else { return nil }
+    return CUDAStorage(arena: arena, offset: region.offset, type: type)
+  }
+}

@@ -108,7 +108,7 @@ public enum KernelOp: Int, CaseIterable, Sendable {
   /// Variants that read a step scalar from device memory (a captured step: `StepScalarPlacement`).
   case addScalarAt, mulScalarAt, randomMaskAt
   /// Moved by element size: `<op>_b<dtype.byteSize>`.
-  case copy, pad, cropConcat
+  case copy, pad, cropConcat, cropConcatBackward
   /// Keyed by two dtypes: `cast_<from>_<to>`, `oneHot_<labels>_<output>`.
   case cast, oneHot
   /// One kernel for every dtype (it reads the f32 partial sums of `adamStats`).
@@ -124,7 +124,7 @@ public enum KernelOp: Int, CaseIterable, Sendable {
   /// The kernel's name for the dtypes: built only to fill the table and for messages.
   func kernelName(_ a: DType, _ b: DType) -> String {
     switch self {
-    case .copy, .pad, .cropConcat: return "\(self)_b\(a.byteSize)"
+    case .copy, .pad, .cropConcat, .cropConcatBackward: return "\(self)_b\(a.byteSize)"
     case .cast, .oneHot: return "\(self)_\(a.rawValue)_\(b.rawValue)"
     case .adamStatsFinish: return "\(self)"
     default: return "\(self)_\(a.rawValue)"

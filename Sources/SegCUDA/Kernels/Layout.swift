@@ -13,10 +13,16 @@ import SegCore
 /// the input mirrored about its edge (NumPy's 'reflect'). Both move 16-byte vectors when the last
 /// axis is contiguous (and, for pad, not padded) and a multiple of 16 bytes.
 ///
-/// `cropConcat_b<bytes>(a, b, out, n, shape)`, a fused crop and channel concat for the U-Net's skip
-/// connections (not yet used by the backend): out [batch, h, w, ca + cb] takes channels 0..<ca
-/// from a [batch, ha, wa, ca] at rows oy..<oy+h and columns ox..<ox+w, the rest from b
-/// [batch, h, w, cb]; n = batch * h * w * (ca + cb); shape holds (batch, h, w, ca, cb, ha, wa, oy, ox).
+/// `cropConcat_b<bytes>(a, skip, out, n, shape)`, the U-Net's skip connection (`cropConcat`): out
+/// [batch, h, w, ca + cs] takes channels 0..<ca from a [batch, h, w, ca], the rest from skip
+/// [batch, hs, ws, cs] at rows oy..<oy+h and columns ox..<ox+w; n = batch * h * w * (ca + cs);
+/// shape holds (batch, h, w, ca, cs, hs, ws, oy, ox).
+///
+/// `cropConcatBackward_b<bytes>(g, ga, gs, n, shape)`, its gradient (`cropConcatBackward`) in one
+/// pass: ga [batch, h, w, ca] gets g's first ca channels, gs [batch, hs, ws, cs] the rest inside
+/// the window and zeros outside; n = batch * (h * w * ca + hs * ws * cs), the elements of both.
+/// Both move 16-byte vectors when ca and cs are whole vectors, and index in 32 bits (the backend
+/// launches them for tensors below 2^32 elements).
 ///
 /// `padBackward_<dtype>(g, out, n, interior, before, after, gStrides)`: out (the interior) gets, per
 /// element, the sum of every element of the padded gradient g that reflect padding copied from it,
@@ -27,6 +33,7 @@ enum LayoutKernels {
     instances: KernelNames.byteSizes.flatMap { b -> [(String, String)] in
       [
         ("copy_b\(b)", "COPY(\(b), \(KernelNames.wordType(b)))"), ("pad_b\(b)", ""), ("cropConcat_b\(b)", ""),
+        ("cropConcatBackward_b\(b)", ""),
       ]
     }
       + KernelNames.floats.map { d in
@@ -151,35 +158,76 @@ enum LayoutKernels {
           reinterpret_cast<const V16*>(src), reinterpret_cast<V16*>(dst), n / N, out, before, in, inStrides, reflect);
     }
 
-    // ---- Crop and concat (the skip connection) ----
-    struct CropConcat { i64 batch, h, w, ca, cb, ha, wa, oy, ox; };
+    // ---- Crop and concat (the skip connection) and its gradient ----
+    struct CropConcat { i64 batch, h, w, ca, cs, hs, ws, oy, ox; };
 
-    // Over units U of `unit` elements each (ca and cb multiples of it): unit index i of the output
-    // to the unit it copies.
+    // The shape in units of `unit` elements (ca and cs multiples of it), as 32-bit values.
+    struct CropConcat32 {
+      u32 h, w, ca, cs, c, hs, ws, oy, ox;
+      DEVICE CropConcat32(const CropConcat& s, u32 unit)
+          : h((u32)s.h), w((u32)s.w), ca((u32)s.ca / unit), cs((u32)s.cs / unit), c(ca + cs), hs((u32)s.hs),
+            ws((u32)s.ws), oy((u32)s.oy), ox((u32)s.ox) {}
+    };
+
+    // Output unit i from the unit it copies.
     template <class U>
-    DEVICE void cropConcatUnits(const U* __restrict__ a, const U* __restrict__ b, U* __restrict__ out, i64 units,
-        const CropConcat& s, i64 unit) {
-      const i64 ca = s.ca / unit, cb = s.cb / unit, c = ca + cb;
+    DEVICE void cropConcatUnits(const U* __restrict__ a, const U* __restrict__ skip, U* __restrict__ out, i64 units,
+        const CropConcat32 s) {
     #pragma unroll 1
       for (i64 i = gridStart(); i < units; i += gridStep()) {
-        u64 ch, x, y;
-        u64 pixel = udiv((u64)i, (u64)c, ch);
-        pixel = udiv(pixel, (u64)s.w, x);
-        const i64 batch = (i64)udiv(pixel, (u64)s.h, y);
-        out[i] = (i64)ch < ca ? a[((batch * s.ha + (i64)y + s.oy) * s.wa + (i64)x + s.ox) * ca + (i64)ch]
-                              : b[((batch * s.h + (i64)y) * s.w + (i64)x) * cb + (i64)ch - ca];
+        const u32 j = (u32)i, pixel = j / s.c, ch = j - pixel * s.c;
+        const u32 row = pixel / s.w, x = pixel - row * s.w, n = row / s.h, y = row - n * s.h;
+        out[i] = ch < s.ca ? a[pixel * s.ca + ch] : skip[((n * s.hs + y + s.oy) * s.ws + x + s.ox) * s.cs + ch - s.ca];
+      }
+    }
+
+    // Units 0..<ga's of the index space write ga, the rest gs; a skip coordinate left of or above
+    // the window wraps around as unsigned, so one comparison per axis finds the window.
+    template <class U>
+    DEVICE void cropConcatBackwardUnits(const U* __restrict__ g, U* __restrict__ ga, U* __restrict__ gs, i64 units,
+        const CropConcat32 s, u32 gaUnits) {
+    #pragma unroll 1
+      for (i64 i = gridStart(); i < units; i += gridStep()) {
+        const u32 j = (u32)i;
+        if (j < gaUnits) {
+          const u32 pixel = j / s.ca;
+          ga[j] = g[pixel * s.c + j - pixel * s.ca];
+        } else {
+          const u32 k = j - gaUnits, pixel = k / s.cs, ch = k - pixel * s.cs;
+          const u32 row = pixel / s.ws, x = pixel - row * s.ws - s.ox, n = row / s.hs, y = row - n * s.hs - s.oy;
+          gs[k] = y < s.h && x < s.w ? g[((n * s.h + y) * s.w + x) * s.c + s.ca + ch] : U();
+        }
       }
     }
 
     // 16-byte units when both channel counts are whole vectors and the buffers aligned.
     template <class E>
-    DEVICE void cropConcat(const E* a, const E* b, E* out, i64 n, const CropConcat& s) {
+    DEVICE bool cropConcatVectors(const CropConcat& s, const void* p, const void* q, const void* r) {
       const i64 N = 16 / sizeof(E);
-      if (s.ca % N == 0 && s.cb % N == 0 && aligned16(a) && aligned16(b) && aligned16(out)) {
+      return s.ca % N == 0 && s.cs % N == 0 && aligned16(p) && aligned16(q) && aligned16(r);
+    }
+
+    template <class E>
+    DEVICE void cropConcat(const E* a, const E* skip, E* out, i64 n, const CropConcat& s) {
+      const u32 N = 16 / sizeof(E);
+      if (cropConcatVectors<E>(s, a, skip, out)) {
         cropConcatUnits<V16>(
-            reinterpret_cast<const V16*>(a), reinterpret_cast<const V16*>(b), reinterpret_cast<V16*>(out), n / N, s, N);
+            reinterpret_cast<const V16*>(a), reinterpret_cast<const V16*>(skip), reinterpret_cast<V16*>(out), n / N,
+            CropConcat32(s, N));
       } else {
-        cropConcatUnits<E>(a, b, out, n, s, 1);
+        cropConcatUnits<E>(a, skip, out, n, CropConcat32(s, 1));
+      }
+    }
+
+    template <class E>
+    DEVICE void cropConcatBackward(const E* g, E* ga, E* gs, i64 n, const CropConcat& s) {
+      const u32 N = 16 / sizeof(E), gaElements = (u32)(s.batch * s.h * s.w * s.ca);
+      if (cropConcatVectors<E>(s, g, ga, gs)) {
+        cropConcatBackwardUnits<V16>(
+            reinterpret_cast<const V16*>(g), reinterpret_cast<V16*>(ga), reinterpret_cast<V16*>(gs), n / N,
+            CropConcat32(s, N), gaElements / N);
+      } else {
+        cropConcatBackwardUnits<E>(g, ga, gs, n, CropConcat32(s, 1), gaElements);
       }
     }
 
@@ -192,7 +240,8 @@ enum LayoutKernels {
         if (padsVectors<E>(src, dst, out, before, in, inStrides)) vectorPad<E>(src, dst, n, out, before, in, inStrides, reflect); \
         else padElements<E>(src, dst, n, out, before, in, inStrides, reflect);                    \
       }                                                                                           \
-      KERNEL cropConcat_b##BYTES(const E* a, const E* b, E* out, i64 n, CropConcat s) { cropConcat<E>(a, b, out, n, s); }
+      KERNEL cropConcat_b##BYTES(const E* a, const E* skip, E* out, i64 n, CropConcat s) { cropConcat<E>(a, skip, out, n, s); } \
+      KERNEL cropConcatBackward_b##BYTES(const E* g, E* ga, E* gs, i64 n, CropConcat s) { cropConcatBackward<E>(g, ga, gs, n, s); }
 
     // ---- PadBackward (adjoint of reflect padding) ----
     template <class T>

@@ -50,6 +50,10 @@ public protocol Backend: AnyObject {
   /// which decides on the device and leaves the step's state for the host to read when it wants:
   /// worth it where each op is a launch and each read a synchronisation (a GPU). Default: false (the per-parameter ops, as fast on the host).
   var multiTensorOptimizer: Bool { get }
+  /// True when a model's skip connection should run as the one `cropConcat` op (its gradient one
+  /// `cropConcatBackward`): worth it where each op is a launch (a GPU). Default: false (a crop and
+  /// a concat, whose inputs a compiled program on the host writes in place: `ConcatInPlace`).
+  var fusesCropConcat: Bool { get }
   /// An arena of `bytes` in which its kernels place a replayed program's planned values
   /// (`OutputPlacement`), or nil when its kernels never place outputs (the default: a replay then
   /// lets each kernel allocate).
@@ -77,6 +81,7 @@ extension Backend {
   public var bf16Unavailability: String? { nil }
   public var tf32Convolutions: Bool { false }
   public var multiTensorOptimizer: Bool { false }
+  public var fusesCropConcat: Bool { false }
   public func makeArena(bytes: Int) throws -> (any DeviceArena)? { nil }
   public func footprint(of storage: any DeviceStorage) -> StorageFootprint? { nil }
   public func concatenatesContiguously(_ inputs: [any DeviceStorage], into output: any DeviceStorage, axis: Int) -> Bool { false }

@@ -182,33 +182,68 @@ struct VectorKernelTests {
     }
   }
 
-  /// The fused crop and concat: a centre crop of a [2, 7, 9, ca] skip tensor beside b [2, 4, 5,
-  /// cb], in 16-byte vectors (channels multiples of 8 halves) and element by element (not).
-  @Test(arguments: [(16, 8), (5, 3)])
-  func cropConcatMatchesSliceThenConcat(_ channels: (Int, Int)) throws {
+  /// The fused crop and concat: a [2, 4, 5, ca] tensor beside the window at (1, 2) of a [2, 7, 9,
+  /// cs] skip, in 16-byte vectors (channels multiples of 8 halves), element by element (not), and
+  /// with a misaligned buffer (elements, whatever the channels).
+  @Test(arguments: [(16, 8, 0), (5, 3, 0), (16, 8, 2)])
+  func cropConcatMatchesSliceThenConcat(_ channels: (Int, Int, Int)) throws {
     let emu = try HostEmulator.shared.get()
     let buffers = ShiftedBuffers(emu)
-    let (ca, cb) = channels
-    let (batch, h, w, ha, wa, oy, ox) = (2, 4, 5, 7, 9, 1, 2)
-    let a = (0..<batch * ha * wa * ca).map { UInt16($0 + 1) }, b = (0..<batch * h * w * cb).map { UInt16(40_000 + $0) }
-    let (pa, pb) = (try buffers.put(bytes(a)), try buffers.put(bytes(b)))
-    let n = batch * h * w * (ca + cb)
+    let (ca, cs, shift) = channels
+    let (batch, h, w, hs, ws, oy, ox) = (2, 4, 5, 7, 9, 1, 2)
+    let a = (0..<batch * h * w * ca).map { UInt16($0 + 1) }, skip = (0..<batch * hs * ws * cs).map { UInt16(40_000 + $0) }
+    let (pa, ps) = (try buffers.put(bytes(a), shift: shift), try buffers.put(bytes(skip)))
+    let n = batch * h * w * (ca + cs)
     let out = try buffers.put([UInt8](repeating: 0xA5, count: 2 * n))
     try emu.launch(
-      "cropConcat_b2", count: ca % 8 == 0 && cb % 8 == 0 ? n / 8 : n,
+      "cropConcat_b2", count: ca % 8 == 0 && cs % 8 == 0 ? n / 8 : n,
       arguments: [
-        .pointer(pa), .pointer(pb), .pointer(out), .int64(Int64(n)), .int64s([batch, h, w, ca, cb, ha, wa, oy, ox]),
+        .pointer(pa), .pointer(ps), .pointer(out), .int64(Int64(n)), .int64s([batch, h, w, ca, cs, hs, ws, oy, ox]),
       ])
     var expected: [UInt16] = []
     for n in 0..<batch {
       for y in 0..<h {
         for x in 0..<w {
-          expected += (0..<ca).map { a[((n * ha + y + oy) * wa + x + ox) * ca + $0] }
-          expected += (0..<cb).map { b[((n * h + y) * w + x) * cb + $0] }
+          expected += (0..<ca).map { a[((n * h + y) * w + x) * ca + $0] }
+          expected += (0..<cs).map { skip[((n * hs + y + oy) * ws + x + ox) * cs + $0] }
         }
       }
     }
-    #expect(try buffers.get(out, n, as: UInt16.self) == expected, "channels \(ca) + \(cb)")
+    #expect(try buffers.get(out, n, as: UInt16.self) == expected, "channels \(ca) + \(cs), shift \(shift)")
+  }
+
+  /// Its gradient in one launch: g [2, 4, 5, ca + cs] split into ga [2, 4, 5, ca] and gs [2, 7, 9,
+  /// cs], zero outside the window at (1, 2); every element of both written (the buffers start as
+  /// 0xA5 bytes), in vectors, element by element and misaligned.
+  @Test(arguments: [(16, 8, 0), (5, 3, 0), (8, 16, 2)])
+  func cropConcatBackwardMatchesSliceThenPad(_ channels: (Int, Int, Int)) throws {
+    let emu = try HostEmulator.shared.get()
+    let buffers = ShiftedBuffers(emu)
+    let (ca, cs, shift) = channels
+    let (batch, h, w, hs, ws, oy, ox) = (2, 4, 5, 7, 9, 1, 2)
+    let c = ca + cs
+    let g = (0..<batch * h * w * c).map { UInt16($0 + 1) }
+    let pg = try buffers.put(bytes(g))
+    let (na, ns) = (batch * h * w * ca, batch * hs * ws * cs)
+    let (pa, ps) = (try buffers.put([UInt8](repeating: 0xA5, count: 2 * na)), try buffers.put([UInt8](repeating: 0xA5, count: 2 * ns), shift: shift))
+    try emu.launch(
+      "cropConcatBackward_b2", count: ca % 8 == 0 && cs % 8 == 0 ? (na + ns) / 8 : na + ns,
+      arguments: [
+        .pointer(pg), .pointer(pa), .pointer(ps), .int64(Int64(na + ns)), .int64s([batch, h, w, ca, cs, hs, ws, oy, ox]),
+      ])
+    let expectedA = (0..<batch * h * w).flatMap { p in (0..<ca).map { g[p * c + $0] } }
+    var expectedS: [UInt16] = []
+    for n in 0..<batch {
+      for y in 0..<hs {
+        for x in 0..<ws {
+          let (iy, ix) = (y - oy, x - ox)
+          let inside = (0..<h).contains(iy) && (0..<w).contains(ix)
+          expectedS += (0..<cs).map { inside ? g[((n * h + iy) * w + ix) * c + ca + $0] : 0 }
+        }
+      }
+    }
+    #expect(try buffers.get(pa, na, as: UInt16.self) == expectedA, "channels \(ca) + \(cs), shift \(shift)")
+    #expect(try buffers.get(ps, ns, as: UInt16.self) == expectedS, "channels \(ca) + \(cs), shift \(shift)")
   }
 
   /// The convolution epilogue with channels a multiple of the vector (the vector path), in f16.

@@ -88,6 +88,32 @@ import Testing
     }
   }
 
+  /// A fused bias add and ReLU (as the compiler fuses a transposed conv's) and a fused add of like
+  /// tensors run as oneDNN's add with the ReLU as its post-op: the output stays blocked and has
+  /// the bits of the unfused blocked add and ReLU, and the values of the reference backend.
+  @Test(arguments: [[16], [1, 1, 1, 16], [1, 9, 10, 16]])
+  func fusedAddAndReLUIsOneBlockedPass(secondShape: [Int]) throws {
+    let cpu = CPUBackend.shared
+    let hosts = Self.inputs(channels: [16]) + [random(Shape(secondShape), seed: 86)]
+    let steps: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] = [
+      (.binary(Binary(.add)), [.input(0), .input(1)]), (.relu(ReLU()), [.step(0)]),
+    ]
+    try expectCPUMatchesReference("fused add and relu of \(secondShape)", inputs: hosts) { t in
+      try fusedElementwise([Self.blocked(t[0], t[1]), t[2]], steps)
+    }
+    let t = try hosts.map { try Tensor($0, on: cpu) }
+    let x = try Self.blocked(t[0], t[1])
+    let op = try FusedElementwise(inputs: [x.type, t[2].type], steps)
+    let operands = [x, t[2]].map { Operand(storage: $0.node.storage, type: $0.type) }
+    let fused = try #require(try BlockedKernels.fusedAdd(op, [x, t[2]].map { try CPUBackend.cpuStorage($0.node.storage, op: "test") }, x.type))
+    #expect(!fused.hasRowMajorElements && fused.blockedLayout(.activation) != nil, "the output left the blocked layout")
+    let unfused = try relu(x + t[2]).host().doubles
+    #expect(try cpu.download(fused, type: x.type).doubles.map(\.bitPattern) == unfused.map(\.bitPattern))
+    // Other steps (here a ReLU before the add) are left to the other candidates.
+    let other = try FusedElementwise(inputs: [x.type, t[2].type], [(.relu(ReLU()), [.input(0)]), (.binary(Binary(.add)), [.step(0), .input(1)])])
+    #expect(try BlockedKernels.fusedAdd(other, operands.map { try CPUBackend.cpuStorage($0.storage, op: "test") }, x.type) == nil)
+  }
+
   /// The U-Net's crop, concat, pad and bias add keep the blocked layout: no row-major copy is made.
   @Test func cropAndConcatStayBlocked() throws {
     let t = try Self.inputs(channels: [16, 16]).map { try Tensor($0, on: CPUBackend.shared) }

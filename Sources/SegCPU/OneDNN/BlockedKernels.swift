@@ -62,7 +62,8 @@ enum BlockedKernels {
 
   /// add: a [N,H,W,C] tensor plus one of the same shape or a per-channel bias [C], either order,
   /// when some [N,H,W,C] operand is blocked; the output takes its layout. With `relu`, oneDNN's
-  /// ReLU runs on each sum as a post-op of the same pass (a transposed conv's bias and ReLU).
+  /// ReLU runs on each sum as a post-op of the same pass (a transposed conv's bias and ReLU), when
+  /// every full-size operand is in that layout.
   static func add(_ a: CPUStorage, _ b: CPUStorage, _ output: TensorType, relu: Bool = false) throws -> CPUStorage? {
     guard output.shape.rank == 4, output.shape.count > 0, a.type.dtype == output.dtype, b.type.dtype == output.dtype else { return nil }
     let full = [a, b].filter { $0.type.shape == output.shape }
@@ -78,6 +79,9 @@ enum BlockedKernels {
       return try DNNLMemory(Layout(Layout.make([1, channels, 1, 1], first.tag.format, x.type.dtype)), over: x.plainBuffer())
     }
     guard let ma = try memory(a), let mb = try memory(b) else { return nil }
+    // A full operand in another layout runs oneDNN's reference add, whose ReLU post-op gives -0
+    // where the eltwise ReLU gives 0: the fused add then leaves the ReLU to the Swift loop.
+    if relu, [(a, ma), (b, mb)].contains(where: { $0.0.type.shape == output.shape && $0.1.layout != first.memory.layout }) { return nil }
     // oneDNN broadcasts only its second source; add commutes.
     let (src0, src1) = a.type.shape == output.shape ? (ma, mb) : (mb, ma)
     let outLayout = first.memory.layout

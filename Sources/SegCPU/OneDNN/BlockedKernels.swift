@@ -62,12 +62,16 @@ enum BlockedKernels {
 
   /// add: a [N,H,W,C] tensor plus one of the same shape or a per-channel bias [C], either order,
   /// when some [N,H,W,C] operand is blocked; the output takes its layout. With `relu`, oneDNN's
-  /// ReLU runs on each sum as a post-op of the same pass (a transposed conv's bias and ReLU), when
-  /// every full-size operand is in that layout.
+  /// ReLU runs on each sum as a post-op of the same pass: a transposed conv's bias and ReLU, in f32
+  /// (nil otherwise).
   static func add(_ a: CPUStorage, _ b: CPUStorage, _ output: TensorType, relu: Bool = false) throws -> CPUStorage? {
     guard output.shape.rank == 4, output.shape.count > 0, a.type.dtype == output.dtype, b.type.dtype == output.dtype else { return nil }
     let full = [a, b].filter { $0.type.shape == output.shape }
     guard let first = try full.lazy.compactMap({ try blocked($0) }).first else { return nil }
+    // The ReLU post-op only in f32 and after a per-channel bias: oneDNN 2.6's add of like nChw8c
+    // tensors with it wrote past its buffers (measured on AVX-512, f32 and bf16). Otherwise the
+    // Swift loop runs the fused steps.
+    if relu, output.dtype != .f32 || full.count != 1 { return nil }
     let channels = output.shape[3]
     func memory(_ x: CPUStorage) throws -> DNNLMemory? {
       if x.type.shape == output.shape {
@@ -79,9 +83,6 @@ enum BlockedKernels {
       return try DNNLMemory(Layout(Layout.make([1, channels, 1, 1], first.tag.format, x.type.dtype)), over: x.plainBuffer())
     }
     guard let ma = try memory(a), let mb = try memory(b) else { return nil }
-    // A full operand in another layout runs oneDNN's reference add, whose ReLU post-op gives -0
-    // where the eltwise ReLU gives 0: the fused add then leaves the ReLU to the Swift loop.
-    if relu, [(a, ma), (b, mb)].contains(where: { $0.0.type.shape == output.shape && $0.1.layout != first.memory.layout }) { return nil }
     // oneDNN broadcasts only its second source; add commutes.
     let (src0, src1) = a.type.shape == output.shape ? (ma, mb) : (mb, ma)
     let outLayout = first.memory.layout
@@ -98,10 +99,10 @@ enum BlockedKernels {
     return try CPUStorage(out, role: .activation, type: output)
   }
 
-  /// The fused add, or add then ReLU, of two inputs (what the compiler's elementwise fusion makes
-  /// of a transposed conv's bias and ReLU): `add` with the ReLU as oneDNN's post-op, one pass in
-  /// the blocked layout instead of the fused Swift loop's gather of the bias per element. nil for
-  /// other steps, and where `add` declines.
+  /// The fused add, or bias add then ReLU, of two inputs (what the compiler's elementwise fusion
+  /// makes of a transposed conv's bias and ReLU): `add` with the ReLU as oneDNN's post-op, one pass
+  /// in the blocked layout instead of the fused Swift loop's gather of the bias per element. nil
+  /// for other steps, and where `add` declines.
   static func fusedAdd(_ op: FusedElementwise, _ xs: [CPUStorage], _ output: TensorType) throws -> CPUStorage? {
     guard let first = op.steps.first, op.steps.count <= 2, first.type == output, case .binary(let b) = first.op, b.function == .add,
       case .input(let i) = first.operands[0], case .input(let j) = first.operands[1] else { return nil }

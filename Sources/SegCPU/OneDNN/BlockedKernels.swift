@@ -4,7 +4,8 @@ import SegCore
 
 // MARK: - Ops on blocked activations
 
-/// slice, zero pad, concat, add (with a ReLU when fused) and per-channel sum (BlockedSum.swift) of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
+/// slice, zero pad, concat, add (a bias add with its ReLU when fused) and per-channel sum
+/// (BlockedSum.swift) of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
 /// (nChw8c or nChw16c), done by oneDNN in that layout: a crop is a reorder from a window
 /// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat a copy of
 /// each input's blocks in turn, an add (of a like tensor or of a per-channel bias) oneDNN's binary

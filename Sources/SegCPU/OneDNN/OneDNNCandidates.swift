@@ -3,8 +3,9 @@ import SegCore
 // MARK: - The oneDNN candidates of the CPU kernel table
 
 extension CPUBackend {
-  /// "blocked": crops, zero pads, channel concats and adds (a fused add and ReLU too) of tensors
-  /// in oneDNN's blocked layouts, kept in those layouts, and per-channel sums (bias gradients) read in them (`BlockedKernels`).
+  /// "blocked": crops, zero pads, channel concats and adds (a fused bias add and ReLU too) of
+  /// tensors in oneDNN's blocked layouts, kept in those layouts, and per-channel sums (bias
+  /// gradients) read in them (`BlockedKernels`).
   /// Each declines operands it does not take (row-major ones among them), which the Swift kernel
   /// then computes.
   static func registerBlockedKernels(in table: inout KernelTable) {

@@ -87,6 +87,9 @@ import Testing
     OpCase(kind: .add, label: "bias on whole blocks", inputs: [[2, 3, 4, 8], [8]], dtypes: [.f32, .bf16]) { x, _, _ in
       try x[0] + x[1]
     },
+    OpCase(kind: .fusedElementwise, label: "bias and relu on whole blocks", inputs: [[2, 3, 4, 8], [8]], dtypes: [.f32]) {
+      x, _, _ in try fusedElementwise(x, [(.binary(Binary(.add)), [.input(0), .input(1)]), (.relu(ReLU()), [.step(0)])])
+    },
     OpCase(kind: .slice, label: "channel window on whole blocks", inputs: [[1, 5, 4, 16]], dtypes: [.f32, .bf16]) { x, _, _ in
       try slice(x[0], starts: [0, 1, 0, 8], sizes: [1, 3, 4, 8])
     },

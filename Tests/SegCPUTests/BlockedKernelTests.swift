@@ -88,6 +88,43 @@ import Testing
     }
   }
 
+  /// A fused bias add and ReLU (as the compiler fuses a transposed conv's) runs as oneDNN's add
+  /// with the ReLU as its post-op: the output stays blocked and has the bits of the unfused blocked
+  /// add and ReLU, and the values of the reference backend. A second full-size operand (blocked or
+  /// row-major) is left to the Swift loop (nil), with the same values.
+  @Test(arguments: ["bias", "bias [1,1,1,C]", "blocked", "row-major"])
+  func fusedBiasAndReLUIsOneBlockedPass(second: String) throws {
+    let cpu = CPUBackend.shared
+    let shapes: [String: [Int]] = ["bias": [16], "bias [1,1,1,C]": [1, 1, 1, 16], "blocked": [1, 1, 8, 16], "row-major": [1, 9, 10, 16]]
+    let hosts = Self.inputs(channels: [16]) + [random(Shape(shapes[second]!), seed: 86)]
+    let steps: [(FusedElementwise.Elementwise, [FusedElementwise.Source])] = [
+      (.binary(Binary(.add)), [.input(0), .input(1)]), (.relu(ReLU()), [.step(0)]),
+    ]
+    let operand = { (t: [Tensor]) throws -> Tensor in second == "blocked" ? try Self.blocked(t[0], t[2]) : t[2] }
+    try expectCPUMatchesReference("fused add and relu of a \(second) operand", inputs: hosts) { t in
+      try fusedElementwise([Self.blocked(t[0], t[1]), operand(t)], steps)
+    }
+    let t = try hosts.map { try Tensor($0, on: cpu) }
+    let (x, y) = (try Self.blocked(t[0], t[1]), try operand(t))
+    let op = try FusedElementwise(inputs: [x.type, y.type], steps)
+    let storages = try [x, y].map { try CPUBackend.cpuStorage($0.node.storage, op: "test") }
+    let fused = try BlockedKernels.fusedAdd(op, storages, x.type)
+    guard second.hasPrefix("bias") else {
+      #expect(fused == nil)
+      return
+    }
+    let out = try #require(fused)
+    #expect(!out.hasRowMajorElements && out.blockedLayout(.activation) != nil, "the output left the blocked layout")
+    #expect(try cpu.download(out, type: x.type).doubles.map(\.bitPattern) == relu(x + y).host().doubles.map(\.bitPattern))
+    // Other steps (here a ReLU before the add) are left to the other candidates, and so is bf16.
+    let other = try FusedElementwise(inputs: [x.type, y.type], [(.relu(ReLU()), [.input(0)]), (.binary(Binary(.add)), [.step(0), .input(1)])])
+    #expect(try BlockedKernels.fusedAdd(other, storages, x.type) == nil)
+    guard cpu.bf16Convolutions else { return }
+    let (x16, y16) = (try Self.blocked(cast(t[0], to: .bf16), cast(t[1], to: .bf16)), try cast(y, to: .bf16))
+    let op16 = try FusedElementwise(inputs: [x16.type, y16.type], steps)
+    #expect(try BlockedKernels.fusedAdd(op16, [x16, y16].map { try CPUBackend.cpuStorage($0.node.storage, op: "test") }, x16.type) == nil)
+  }
+
   /// The U-Net's crop, concat, pad and bias add keep the blocked layout: no row-major copy is made.
   @Test func cropAndConcatStayBlocked() throws {
     let t = try Self.inputs(channels: [16, 16]).map { try Tensor($0, on: CPUBackend.shared) }

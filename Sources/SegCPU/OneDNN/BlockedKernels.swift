@@ -4,7 +4,8 @@ import SegCore
 
 // MARK: - Ops on blocked activations
 
-/// slice, zero pad, concat, add and per-channel sum (BlockedSum.swift) of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
+/// slice, zero pad, concat, add (a bias add with its ReLU when fused) and per-channel sum
+/// (BlockedSum.swift) of 4-D f32 or bf16 activations held in a oneDNN channel-blocked layout
 /// (nChw8c or nChw16c), done by oneDNN in that layout: a crop is a reorder from a window
 /// (submemory) of its input, a pad a reorder into a window of a zeroed output, a concat a copy of
 /// each input's blocks in turn, an add (of a like tensor or of a per-channel bias) oneDNN's binary
@@ -61,11 +62,17 @@ enum BlockedKernels {
   }
 
   /// add: a [N,H,W,C] tensor plus one of the same shape or a per-channel bias [C], either order,
-  /// when some [N,H,W,C] operand is blocked; the output takes its layout.
-  static func add(_ a: CPUStorage, _ b: CPUStorage, _ output: TensorType) throws -> CPUStorage? {
+  /// when some [N,H,W,C] operand is blocked; the output takes its layout. With `relu`, oneDNN's
+  /// ReLU runs on each sum as a post-op of the same pass: a transposed conv's bias and ReLU, in f32
+  /// (nil otherwise).
+  static func add(_ a: CPUStorage, _ b: CPUStorage, _ output: TensorType, relu: Bool = false) throws -> CPUStorage? {
     guard output.shape.rank == 4, output.shape.count > 0, a.type.dtype == output.dtype, b.type.dtype == output.dtype else { return nil }
     let full = [a, b].filter { $0.type.shape == output.shape }
     guard let first = try full.lazy.compactMap({ try blocked($0) }).first else { return nil }
+    // The ReLU post-op only in f32 and after a per-channel bias: oneDNN 2.6's add of like nChw8c
+    // tensors with it wrote past its buffers (measured on AVX-512, f32 and bf16). Otherwise the
+    // Swift loop runs the fused steps.
+    if relu, output.dtype != .f32 || full.count != 1 { return nil }
     let channels = output.shape[3]
     func memory(_ x: CPUStorage) throws -> DNNLMemory? {
       if x.type.shape == output.shape {
@@ -80,15 +87,30 @@ enum BlockedKernels {
     // oneDNN broadcasts only its second source; add commutes.
     let (src0, src1) = a.type.shape == output.shape ? (ma, mb) : (mb, ma)
     let outLayout = first.memory.layout
-    let prim = try PrimitiveCache.get(PrimitiveKey("add", [], layouts: [src0.layout, src1.layout, outLayout])) {
+    let prim = try PrimitiveCache.get(PrimitiveKey("add", [relu ? 1 : 0], layouts: [src0.layout, src1.layout, outLayout])) {
       var desc = dnnl_binary_desc_t()
       var (s0, s1, d) = (src0.layout.md, src1.layout.md, outLayout.md)
       try check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &s0, &s1, &d), "dnnl_binary_desc_init")
-      return try DNNLPrimitive("binary add", opDesc: &desc)
+      let attr = try reluPostOpAttr(relu)
+      defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
+      return try DNNLPrimitive("binary add", opDesc: &desc, attr: attr)
     }
     let out = try DNNLMemory.output(0, outLayout)
     try prim.execute([(DNNL_ARG_SRC_0, src0), (DNNL_ARG_SRC_1, src1), (DNNL_ARG_DST, out)], "binary add")
     return try CPUStorage(out, role: .activation, type: output)
+  }
+
+  /// The fused add, or bias add then ReLU, of two inputs (what the compiler's elementwise fusion
+  /// makes of a transposed conv's bias and ReLU): `add` with the ReLU as oneDNN's post-op, one pass
+  /// in the blocked layout instead of the fused Swift loop's gather of the bias per element. nil
+  /// for other steps, and where `add` declines.
+  static func fusedAdd(_ op: FusedElementwise, _ xs: [CPUStorage], _ output: TensorType) throws -> CPUStorage? {
+    guard let first = op.steps.first, op.steps.count <= 2, first.type == output, case .binary(let b) = first.op, b.function == .add,
+      case .input(let i) = first.operands[0], case .input(let j) = first.operands[1] else { return nil }
+    if op.steps.count == 2 {
+      guard case .relu = op.steps[1].op, case .step(0) = op.steps[1].operands[0] else { return nil }
+    }
+    return try add(xs[i], xs[j], output, relu: op.steps.count == 2)
   }
 
   /// Whether `out`, a concat of `xs` along the channels just made by `concat`, is their bytes one

@@ -3,8 +3,9 @@ import SegCore
 // MARK: - The oneDNN candidates of the CPU kernel table
 
 extension CPUBackend {
-  /// "blocked": crops, zero pads, channel concats and adds of tensors in oneDNN's blocked layouts,
-  /// kept in those layouts, and per-channel sums (bias gradients) read in them (`BlockedKernels`).
+  /// "blocked": crops, zero pads, channel concats and adds (a fused bias add and ReLU too) of
+  /// tensors in oneDNN's blocked layouts, kept in those layouts, and per-channel sums (bias
+  /// gradients) read in them (`BlockedKernels`).
   /// Each declines operands it does not take (row-major ones among them), which the Swift kernel
   /// then computes.
   static func registerBlockedKernels(in table: inout KernelTable) {
@@ -19,6 +20,7 @@ extension CPUBackend {
       // Only the add: the other functions go straight to the Swift kernel.
       op.function == .add ? try add(op, inputs, output) : nil
     }
+    table.register(FusedElementwise.self, "blocked", blocked { op, s, out in try BlockedKernels.fusedAdd(op, s, out) })
   }
 
   /// "onednn": convolutions, max pooling and ReLU in f32, and in bf16 (f32 accumulation) on

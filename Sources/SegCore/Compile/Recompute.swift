@@ -4,8 +4,8 @@
 /// and whose operands are at hand there anyway, instead of keeping them from the forward pass to
 /// the backward one: a max-pool's output (its input stays for the pool's backward) and a
 /// convolution of few input channels from the function's inputs (the U-Net's first layer, from
-/// the image and its weights). At 572x572 they are 115 MiB of the training step's peak, for
-/// about 0.1% of its arithmetic. The copy runs the same kernel on the same operands, so it has
+/// the image and its weights). At 572x572 they are 115 MiB of the training step's arena, for
+/// under 0.1% of its arithmetic. The copy runs the same kernel on the same operands, so it has
 /// the same bits; the later readers read it, and the original dies at its last forward reader.
 public struct RecomputeCheapValues: CompilerPass {
   public let name = "recompute"

@@ -35,8 +35,11 @@ extension CompiledTrainer {
       let compile = options.compile ?? CompileOptions()
       // Outputs state, p, m, v (and the half copies) carry into inputs state, p, m, v (and h).
       let carried = (0..<(half == nil ? 3 : 4) * n + 1).map { (output: $0, input: 2 + $0) }
+      // The forward values are kept, not made again: the graph runs the eager step's kernels and
+      // library calls, one for one.
+      let passes = CompilerPasses.standard.filter { !($0 is RecomputeCheapValues) }
       wholeStep = CompiledFunction(
-        "step", strict: compile.strict, dumpDirectory: compile.dumpDirectory, capture: CaptureOptions(carried: carried)
+        "step", strict: compile.strict, passes: passes, dumpDirectory: compile.dumpDirectory, capture: CaptureOptions(carried: carried)
       ) { [unowned self] in try self.tracedStep($0, $1) }
     }
     let function = wholeStep!

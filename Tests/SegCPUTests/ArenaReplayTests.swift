@@ -227,10 +227,11 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
     #expect(try bits(kept) == expectedX)
   }
 
-  /// Donated moments: the replayed Adam update writes the new m and v over the old buffers (the
-  /// weight, not donated, gets a buffer of its own), with the bits of the undonated update; an
-  /// input passed twice is donated by neither.
-  @Test func donatedMomentsAreUpdatedInTheirOwnBuffers() throws {
+  /// Donated moments, and the weight when donated too (as the compiled trainer does): the replayed
+  /// Adam update writes the new values over the old buffers (an undonated weight gets a buffer of
+  /// its own), with the bits of the undonated update, and a donated weight's old storage says its
+  /// values were rewritten; an input passed twice is donated by neither.
+  @Test(arguments: [false, true]) func donatedStateIsUpdatedInItsOwnBuffers(weight: Bool) throws {
     let cpu = CPUBackend.shared
     var rng = SeededRandom(seed: 14)
     func random(_ scale: Double = 1) throws -> Tensor {
@@ -241,16 +242,18 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
       let (p, m, v) = try adamUpdate(parameter: xs[0], m: xs[2], v: xs[3], gradient: xs[1], constants)
       return [p, m, v]
     }
-    let compiled = CompiledFunction("donated-moments", donated: [(1, 2), (2, 3)]) { xs, _ in try update(xs) }
+    let compiled = CompiledFunction("donated-\(weight)", donated: (weight ? [(0, 0)] : []) + [(1, 2), (2, 3)]) { xs, _ in try update(xs) }
     func buffer(_ t: Tensor) -> UnsafeMutableRawPointer? { (t.node.storage as? CPUStorage)?.origin.pointer }
     _ = try compiled([try random(), try random(), try random(0.1), try random(0.01)])
     for _ in 0..<3 {
       let xs = [try random(), try random(), try random(0.1), try random(0.01)]
       let expected = try bits(update(xs))
       let (oldP, oldM, oldV) = (buffer(xs[0]), buffer(xs[2]), buffer(xs[3]))
+      let generation = (xs[0].node.storage as? CPUStorage)?.generation
       let out = try compiled(xs)
       #expect(try bits(out) == expected)
-      #expect(buffer(out[1]) == oldM && buffer(out[2]) == oldV && buffer(out[0]) != oldP)
+      #expect(buffer(out[1]) == oldM && buffer(out[2]) == oldV && (buffer(out[0]) == oldP) == weight)
+      #expect(((xs[0].node.storage as? CPUStorage)?.generation != generation) == weight)
     }
     let shared = try random(0.1), xs = [try random(), try random(), shared, shared]
     let expected = try bits(update(xs))

@@ -235,10 +235,13 @@ import Testing
         let want = try conv2d(try Tensor(x.host()), try Tensor(fHost)).floats()
         #expect(relativeError(got, want) < Self.bound, "filter \(seed)")
       }
-      // The same storage rewritten in place (as no kernel does today), and said so, gets a fresh transform.
+      // The same storage rewritten in place (as the compiled step's Adam does), and said so, gets
+      // a fresh transform; the second use kept the stale one.
       let f = try Tensor(random([3, 3, 16, 16], seed: 60), on: cpu)
       _ = try conv2d(x, f).floats()
+      _ = try conv2d(x, f).floats()
       let storage = f.node.storage as! CPUStorage
+      #expect(WinogradFilterCache.keeps(storage, rotated: false))
       let buffer = try storage.plainBuffer()
       let values = buffer.pointer.assumingMemoryBound(to: Float.self)
       for i in 0..<(9 * 16 * 16) { values[i] = -values[i] }
@@ -246,6 +249,23 @@ import Testing
       let got = try conv2d(x, f).floats()
       let want = try conv2d(try Tensor(x.host()), try Tensor(f.host())).floats()
       #expect(relativeError(got, want) < Self.bound)
+    }
+  }
+
+  /// A filter's first use keeps no transform (a training step's, each filter new), its second keeps
+  /// one, and later uses take it.
+  @Test func filterCacheKeepsFromTheSecondUse() throws {
+    let cpu = CPUBackend.shared
+    let x = try Tensor(random([1, 8, 8, 16], seed: 42), on: cpu)
+    try ConvAlgorithm.with(.winograd) {
+      let f = try Tensor(random([3, 3, 16, 16], seed: 61), on: cpu)
+      let storage = f.node.storage as! CPUStorage
+      let first = try conv2d(x, f).floats()
+      #expect(!WinogradFilterCache.keeps(storage, rotated: false))
+      #expect(try conv2d(x, f).floats() == first)
+      #expect(WinogradFilterCache.keeps(storage, rotated: false))
+      #expect(try conv2d(x, f).floats() == first)
+      #expect(WinogradFilterCache.keeps(storage, rotated: false) && !WinogradFilterCache.keeps(storage, rotated: true))
     }
   }
 

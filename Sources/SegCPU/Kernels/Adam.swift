@@ -16,12 +16,16 @@ extension CPUBackend {
       try withDNNLErrors(op: "adam", operands.map(\.type)) { try cpuStorage(o.storage, op: "adam").plainBuffer() }
     }
     let n = shape.count
-    // A donated m or v (`InPlaceOutputs`) in its own row-major buffer takes its new value: each
-    // element is read before it is written, by the same thread.
+    // A donated p, m or v (`InPlaceOutputs`) in its own row-major buffer takes its new value:
+    // each element is read before it is written, by the same thread. Its old storage says so, so
+    // that nothing derived from its values (a Winograd transform) is taken for the new ones.
     let donated = InPlaceOutputs.current?.buffers ?? [:]
     let outputs = (0..<3).map { k in
       if let s = donated[k] as? CPUStorage, s.type == TensorType(shape, .f32), s.madeLayout == nil, !s.origin.isInArena,
-        s.origin.byteCount == n * 4 { return s.origin }
+        s.origin.byteCount == n * 4 {
+        s.valuesRewritten()
+        return s.origin
+      }
       return HostBuffer.output(k, byteCount: n * 4)
     }
     let (beta1, beta2) = (Float(c.beta1), Float(c.beta2))

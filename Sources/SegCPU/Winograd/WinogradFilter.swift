@@ -50,18 +50,22 @@ final class WinogradFilter {
 /// is found by the filter tensor's storage (held weakly: a storage that is gone matches nothing, so
 /// a new tensor at a reused address cannot hit) and its generation (`CPUStorage.generation`, which
 /// changes whenever its values may have), so a stale transform is never used, and a look-up costs
-/// no pass over the values. Holds at most `capacity` bytes of transforms, dropping the oldest.
+/// no pass over the values. A transform is kept only from a filter's second use on: the first
+/// leaves a sighting (no bytes), so a training step, which transforms each new filter once per
+/// direction, keeps none and frees each right after its convolution (64 MiB less at the 572x572
+/// step's peak). Holds at most `capacity` bytes of transforms, dropping the oldest.
 enum WinogradFilterCache {
   private final class Entry {
     weak var source: CPUStorage?
     let generation: UInt64
     let rotated: Bool
     let isa: WinogradISA
-    let filter: WinogradFilter
-    init(source: CPUStorage, generation: UInt64, rotated: Bool, isa: WinogradISA, filter: WinogradFilter) {
+    /// The transform; nil for a sighting (the filter's first use).
+    let filter: WinogradFilter?
+    init(source: CPUStorage, generation: UInt64, rotated: Bool, isa: WinogradISA, filter: WinogradFilter?) {
       (self.source, self.generation, self.rotated, self.isa, self.filter) = (source, generation, rotated, isa, filter)
     }
-    var bytes: Int { filter.u.byteCount }
+    var bytes: Int { filter?.u.byteCount ?? 0 }
   }
 
   nonisolated(unsafe) private static var entries: [Entry] = []
@@ -73,12 +77,14 @@ enum WinogradFilterCache {
   static let capacity = 64 << 20
 
   /// The transform of the HWIO filter in `storage` (f32 [3,3,C,O]), rotated for backward-data when
-  /// asked: the cached one when the storage's generation is unchanged, else made (and cached).
+  /// asked: the cached one when the storage's generation is unchanged, else made (and cached when
+  /// it was sighted before).
   static func filter(for storage: CPUStorage, rotated: Bool) throws -> WinogradFilter {
     let generation = storage.generation
     let isa = WinogradISA.current
-    let found: WinogradFilter? = lock.withLock {
-      entries.first { $0.source === storage && $0.generation == generation && $0.rotated == rotated && $0.isa == isa }?.filter
+    let (found, sighted): (WinogradFilter?, Bool) = lock.withLock {
+      let entry = entries.first { $0.source === storage && $0.generation == generation && $0.rotated == rotated && $0.isa == isa }
+      return (entry?.filter, entry != nil)
     }
     if let found { return found }
     // The entries of filters that are gone (last step's) go first, so that their memory serves the new transform.
@@ -88,7 +94,7 @@ enum WinogradFilterCache {
     let made = withExtendedLifetime(plain) {
       WinogradFilter(hwio: plain.pointer.assumingMemoryBound(to: Float.self), c: shape[2], o: shape[3], rotated: rotated)
     }
-    let entry = Entry(source: storage, generation: generation, rotated: rotated, isa: isa, filter: made)
+    let entry = Entry(source: storage, generation: generation, rotated: rotated, isa: isa, filter: sighted ? made : nil)
     lock.withLock {
       entries.removeAll { $0.source == nil || ($0.source === storage && $0.rotated == rotated) }
       var total = entries.reduce(entry.bytes) { $0 + $1.bytes }
@@ -100,4 +106,9 @@ enum WinogradFilterCache {
 
   /// Drops every cached transform (tests, and a program that wants the memory back).
   static func removeAll() { lock.withLock { entries.removeAll() } }
+
+  /// Whether a transform of `storage`'s present values (rotated or not) is kept.
+  static func keeps(_ storage: CPUStorage, rotated: Bool) -> Bool {
+    lock.withLock { entries.contains { $0.source === storage && $0.generation == storage.generation && $0.rotated == rotated && $0.filter != nil } }
+  }
 }

@@ -67,7 +67,7 @@ enum WinogradKernels {
     return try withDNNLErrors(op: name, inputs.map(\.type)) {
       let xm = try storages[0].memory(Layout(Layout.make([p.n, p.c, p.h, p.w], dnnl_aBcd16b)), role: .activation)
       let dym = try storages[1].memory(Layout(Layout.make([p.n, p.o, p.oh, p.ow], dnnl_aBcd16b)), role: .activation)
-      let dg = HostBuffer(byteCount: 9 * p.c * p.o * 4)
+      let dg = HostBuffer.output(0, byteCount: 9 * p.c * p.o * 4)
       withExtendedLifetime((xm, dym)) {
         WinogradFilterGradient.run(
           p, x: xm.buffer.pointer.assumingMemoryBound(to: Float.self), dy: dym.buffer.pointer.assumingMemoryBound(to: Float.self),

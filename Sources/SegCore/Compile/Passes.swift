@@ -23,12 +23,14 @@ extension CompilerPass {
 public enum CompilerPasses {
   /// Checking the step scalars' bindings comes first (later passes may copy ops and must copy
   /// their bindings); rewrites that change which values exist (elementwise fusion, a convolution's
-  /// epilogue fused into it, a concat written in place by its producers) belong after dead values
-  /// and before memory planning, which must see the final instructions; validation comes last.
+  /// epilogue fused into it, cheap values made again for the backward pass, a concat written in
+  /// place by its producers) belong after dead values and before memory planning, which must see
+  /// the final instructions; validation comes last.
   public static let standard: [any CompilerPass] = [
     CheckStepScalars(),
     RemoveDeadValues(),
     FuseElementwise(),
+    RecomputeCheapValues(),
     ConcatInPlace(),
     WriteInPlace(),
     PlanMemory(),

@@ -24,20 +24,47 @@ import Testing
     pool.free(b, 3 * mib)
   }
 
-  /// A request of another size takes a kept buffer's pages (resized in place or moved), so the
-  /// pages it already touched keep their contents and cost no new fault.
-  @Test func anotherSizeReusesTheKeptPages() {
+  /// A request up to a quarter smaller than a kept buffer takes it whole (no page dropped), and
+  /// gives it back at its whole size.
+  @Test func aSlightlySmallerRequestTakesAKeptBufferWhole() {
     let pool = HostMemory(keepLimit: 64 * mib)
     let a = pool.allocate(4 * mib)
     fill(a, 4 * mib, 0xA5)
     pool.free(a, 4 * mib)
-    let smaller = pool.allocate(2 * mib)
-    #expect(allEqual(smaller, 2 * mib, 0xA5))
-    pool.free(smaller, 2 * mib)
+    let b = pool.allocate(7 * mib / 2)
+    #expect(b == a && allEqual(b, 4 * mib, 0xA5))
+    #expect(pool.liveBytes == 4 * mib, "the whole mapping is counted in use")
+    pool.free(b, 7 * mib / 2)
+    #expect(pool.keptBytesNow == 4 * mib && pool.liveBytes == 0)
+  }
+
+  /// A larger request grows the largest smaller kept buffer (resized in place or moved), so the
+  /// pages it already touched keep their contents and cost no new fault.
+  @Test func aLargerRequestGrowsAKeptBuffer() {
+    let pool = HostMemory(keepLimit: 64 * mib)
+    let a = pool.allocate(2 * mib)
+    fill(a, 2 * mib, 0xA5)
+    pool.free(a, 2 * mib)
     let larger = pool.allocate(6 * mib)
     #expect(allEqual(larger, 2 * mib, 0xA5))
     #expect(allEqual(larger + 2 * mib, 4 * mib, 0), "the grown part is fresh, zeroed memory")
     pool.free(larger, 6 * mib)
+  }
+
+  /// A much smaller request gets fresh memory and leaves a large kept buffer whole for the next
+  /// large request: shrinking it would drop pages that request faults in again.
+  @Test func aMuchSmallerRequestLeavesALargeKeptBufferWhole() {
+    let pool = HostMemory(keepLimit: 64 * mib)
+    pool.free(pool.allocate(20 * mib), 20 * mib)  // room below the high water for what follows
+    let a = pool.allocate(8 * mib)
+    fill(a, 8 * mib, 0xA5)
+    pool.free(a, 8 * mib)
+    let small = pool.allocate(2 * mib)
+    #expect(small != a)
+    let again = pool.allocate(8 * mib)
+    #expect(again == a && allEqual(again, 8 * mib, 0xA5))
+    pool.free(small, 2 * mib)
+    pool.free(again, 8 * mib)
   }
 
   /// In use plus kept never passes the most bytes in use at once.

@@ -67,15 +67,12 @@ public struct CropConcat: Primitive {
   public func vjp(_ inputs: [Tensor], output: Tensor, cotangent g: Tensor, needed: [Bool]) throws -> [Tensor?] {
     let (a, s) = (inputs[0].shape, inputs[1].shape)
     switch (needed[0], needed[1]) {
-    case (true, true):
+    case (_, true):
+      // One op even when only the skip's gradient is wanted: its slice and pad would be two.
       let r = try cropConcatBackward(g, channels: a[3], skipHeight: s[1], skipWidth: s[2])
-      return [r.a, r.skip]
+      return [needed[0] ? r.a : nil, r.skip]
     case (true, false):
       return [try slice(g, starts: [0, 0, 0, 0], sizes: a.dims), nil]
-    case (false, true):
-      let cropped = try slice(g, starts: [0, 0, 0, a[3]], sizes: [a[0], a[1], a[2], s[3]])
-      let p = CropWindow.padding(crop: a, whole: s)
-      return [nil, try pad(cropped, before: p.before, after: p.after)]
     case (false, false):
       return [nil, nil]
     }

@@ -19,6 +19,19 @@ import Testing
     var testDescription: String { "\(batch)x \(c)->\(o) at \(h)x\(w) \(same ? "same" : "valid")" }
     /// Two images, one where the channels make the reference slow.
     var batch: Int { c * o >= 256 * 256 ? 1 : 2 }
+    /// Each side's padding.
+    var pad: Int { same ? 1 : 0 }
+
+    /// Forward, backward-data and backward-filter of input x, filter f (HWIO) and output gradient
+    /// dy on `backend`, each as floats.
+    func directions(x: HostTensor, f: HostTensor, dy: HostTensor, on backend: any Backend) throws -> [[Float]] {
+      let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
+      return [
+        try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: same ? .same : .valid).floats(),
+        try conv2dBackwardData(Tensor(dy, on: backend), Tensor(f, on: backend), inputSize: (h, w), geometry: geometry).floats(),
+        try conv2dBackwardFilter(Tensor(x, on: backend), Tensor(dy, on: backend), kernelSize: (3, 3), geometry: geometry).floats(),
+      ]
+    }
   }
 
   /// The U-Net's 3x3 convolutions (in -> out channels) at sizes that keep the reference quick: odd
@@ -157,13 +170,7 @@ import Testing
       let x = random([c.batch, c.h, c.w, c.c], seed: 101)
       let f = random([3, 3, c.c, c.o], seed: 102, in: -0.1..<0.1)
       let dy = random([c.batch, c.same ? c.h : c.h - 2, c.same ? c.w : c.w - 2, c.o], seed: 103)
-      let pad = c.same ? 1 : 0
-      let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
-      let run = { (backend: any Backend) throws -> [[Float]] in
-        [try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: c.same ? .same : .valid).floats(),
-         try conv2dBackwardData(Tensor(dy, on: backend), Tensor(f, on: backend), inputSize: (c.h, c.w), geometry: geometry).floats(),
-         try conv2dBackwardFilter(Tensor(x, on: backend), Tensor(dy, on: backend), kernelSize: (3, 3), geometry: geometry).floats()]
-      }
+      let run = { (backend: any Backend) in try c.directions(x: x, f: f, dy: dy, on: backend) }
       let want = try run(ReferenceBackend.shared)
       var results: [[[Float]]] = []
       for threads in [1, 2, 3] {
@@ -185,16 +192,10 @@ import Testing
   /// own), and every direction matches the reference.
   @Test func pieceSizesAndStreamingStoresChangeNoBit() throws {
     for c in [Case(c: 20, o: 24, h: 23, w: 19, same: true), Case(c: 16, o: 16, h: 14, w: 22, same: false)] {
-      let pad = c.same ? 1 : 0
       let x = random([c.batch, c.h, c.w, c.c], seed: 111)
       let f = random([3, 3, c.c, c.o], seed: 112, in: -0.1..<0.1)
-      let dy = random([c.batch, c.h + 2 * pad - 2, c.w + 2 * pad - 2, c.o], seed: 113)
-      let geometry = ConvGeometry(strides: (1, 1), padding: Padding2D(top: pad, bottom: pad, left: pad, right: pad))
-      let run = { (backend: any Backend) throws -> [[Float]] in
-        [try conv2d(Tensor(x, on: backend), Tensor(f, on: backend), padding: c.same ? .same : .valid).floats(),
-         try conv2dBackwardData(Tensor(dy, on: backend), Tensor(f, on: backend), inputSize: (c.h, c.w), geometry: geometry).floats(),
-         try conv2dBackwardFilter(Tensor(x, on: backend), Tensor(dy, on: backend), kernelSize: (3, 3), geometry: geometry).floats()]
-      }
+      let dy = random([c.batch, c.h + 2 * c.pad - 2, c.w + 2 * c.pad - 2, c.o], seed: 113)
+      let run = { (backend: any Backend) in try c.directions(x: x, f: f, dy: dy, on: backend) }
       let want = try run(ReferenceBackend.shared)
       for isa in WinogradISA.allCases where isa <= WinogradISA.best {
         var first: [[Float]]?

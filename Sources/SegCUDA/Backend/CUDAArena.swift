@@ -41,12 +41,23 @@ extension CUDABackend {
   }
 
   /// The region of the replay's arena planned for the kernel's only output, to a buffer of that
-  /// output's type (`OutputPlacement.takeOnly`); a multi-output kernel's outputs allocate.
+  /// output's type (`OutputPlacement.takeOnly`).
   func placedOutput(_ type: TensorType) -> CUDAStorage? {
     guard let placement = OutputPlacement.current else { return nil }
-    guard let region = placement.takeOnly(type), region.bytes >= type.shape.count * type.dtype.byteSize, let arena = region.arena as? CUDAArena, arena.device === device else {
-      return nil
-    }
+    return storage(placement.takeOnly(type), type)
+  }
+
+  /// The region planned for output `index` of a kernel that names its outputs (one of several),
+  /// as a buffer of `type`.
+  func placedOutput(_ type: TensorType, index: Int) -> CUDAStorage? {
+    storage(OutputPlacement.take(index, bytes: type.shape.count * type.dtype.byteSize), type)
+  }
+
+  /// `region` as a buffer of `type`, when it is on this device and large enough.
+  private func storage(_ region: OutputPlacement.Region?, _ type: TensorType) -> CUDAStorage? {
+    guard let region, region.bytes >= type.shape.count * type.dtype.byteSize, let arena = region.arena as? CUDAArena,
+      arena.device === device
+    else { return nil }
     return CUDAStorage(arena: arena, offset: region.offset, type: type)
   }
 }

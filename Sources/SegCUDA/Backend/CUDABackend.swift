@@ -193,6 +193,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     return try CUDAStorage(device: device, type: type)
   }
 
+  /// `output(_:)` for output `index` of a kernel of several outputs.
+  func output(_ type: TensorType, index: Int) throws -> CUDAStorage {
+    if let placed = placedOutput(type, index: index) { return placed }
+    return try CUDAStorage(device: device, type: type)
+  }
+
   /// The output's dtype when it is floating and every operand has it (what the arithmetic kernels
   /// are instantiated for); nil otherwise, so that the kernel declines.
   func floatType(_ inputs: [DeviceOperand], _ output: TensorType) -> DType? {

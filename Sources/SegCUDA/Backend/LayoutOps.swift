@@ -98,7 +98,7 @@ extension CUDABackend {
   func cropConcatBackward(_ p: CropConcatBackward, _ x: [DeviceOperand], _ outs: [TensorType]) throws -> [CUDAStorage]? {
     let (a, s) = (outs[0].shape, outs[1].shape)
     guard let shape = Self.cropConcatShape(a, s, counts: [x[0].type.shape.count, a.count + s.count]) else { return nil }
-    let ys = try outs.indices.map { try placedOutput(outs[$0], index: $0) ?? CUDAStorage(device: device, type: outs[$0]) }
+    let ys = try outs.indices.map { try output(outs[$0], index: $0) }
     let n = a.count + s.count
     guard n > 0 else { return ys }
     try device.launch(
@@ -120,14 +120,5 @@ extension CUDABackend {
   private static func cropConcatItems(_ n: Int, _ ca: Int, _ cs: Int, _ dtype: DType) -> Int {
     let v = vectorLength(dtype)
     return ca % v == 0 && cs % v == 0 ? n / v : n
-  }
-
-  /// The region the replay's arena planned for output `index` of a kernel of several outputs, as
-  /// a buffer of `type`; nil when none was planned or it does not fit.
-  private func placedOutput(_ type: TensorType, index: Int) -> CUDAStorage? {
-    guard let region = OutputPlacement.take(index, bytes: type.shape.count * type.dtype.byteSize),
-      let arena = region.arena as? CUDAArena, arena.device === device
-    else { return nil }
-    return CUDAStorage(arena: arena, offset: region.offset, type: type)
   }
 }

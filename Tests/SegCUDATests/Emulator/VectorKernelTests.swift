@@ -182,6 +182,19 @@ struct VectorKernelTests {
     }
   }
 
+  /// The skip connection's shapes of the crop-and-concat tests: batch, the first operand's height
+  /// and width, the skip's height and width, and the window's top-left corner in the skip.
+  static let skipWindow = (batch: 2, h: 4, w: 5, hs: 7, ws: 9, oy: 1, ox: 2)
+
+  /// The kernels' shape argument for `ca` + `cs` channels.
+  static func windowArgument(_ ca: Int, _ cs: Int) -> [Int] {
+    let s = skipWindow
+    return [s.batch, s.h, s.w, ca, cs, s.hs, s.ws, s.oy, s.ox]
+  }
+
+  /// Threads for `elements` half elements: one per 8-half vector when both channel counts are whole vectors.
+  static func threads(_ elements: Int, _ ca: Int, _ cs: Int) -> Int { ca % 8 == 0 && cs % 8 == 0 ? elements / 8 : elements }
+
   /// The fused crop and concat: a [2, 4, 5, ca] tensor beside the window at (1, 2) of a [2, 7, 9,
   /// cs] skip, in 16-byte vectors (channels multiples of 8 halves), element by element (not), and
   /// with a misaligned buffer (elements, whatever the channels).
@@ -190,16 +203,14 @@ struct VectorKernelTests {
     let emu = try HostEmulator.shared.get()
     let buffers = ShiftedBuffers(emu)
     let (ca, cs, shift) = channels
-    let (batch, h, w, hs, ws, oy, ox) = (2, 4, 5, 7, 9, 1, 2)
+    let (batch, h, w, hs, ws, oy, ox) = Self.skipWindow
     let a = (0..<batch * h * w * ca).map { UInt16($0 + 1) }, skip = (0..<batch * hs * ws * cs).map { UInt16(40_000 + $0) }
     let (pa, ps) = (try buffers.put(bytes(a), shift: shift), try buffers.put(bytes(skip)))
     let n = batch * h * w * (ca + cs)
     let out = try buffers.put([UInt8](repeating: 0xA5, count: 2 * n))
     try emu.launch(
-      "cropConcat_b2", count: ca % 8 == 0 && cs % 8 == 0 ? n / 8 : n,
-      arguments: [
-        .pointer(pa), .pointer(ps), .pointer(out), .int64(Int64(n)), .int64s([batch, h, w, ca, cs, hs, ws, oy, ox]),
-      ])
+      "cropConcat_b2", count: Self.threads(n, ca, cs),
+      arguments: [.pointer(pa), .pointer(ps), .pointer(out), .int64(Int64(n)), .int64s(Self.windowArgument(ca, cs))])
     var expected: [UInt16] = []
     for n in 0..<batch {
       for y in 0..<h {
@@ -220,17 +231,15 @@ struct VectorKernelTests {
     let emu = try HostEmulator.shared.get()
     let buffers = ShiftedBuffers(emu)
     let (ca, cs, shift) = channels
-    let (batch, h, w, hs, ws, oy, ox) = (2, 4, 5, 7, 9, 1, 2)
+    let (batch, h, w, hs, ws, oy, ox) = Self.skipWindow
     let c = ca + cs
     let g = (0..<batch * h * w * c).map { UInt16($0 + 1) }
     let pg = try buffers.put(bytes(g))
     let (na, ns) = (batch * h * w * ca, batch * hs * ws * cs)
     let (pa, ps) = (try buffers.put([UInt8](repeating: 0xA5, count: 2 * na)), try buffers.put([UInt8](repeating: 0xA5, count: 2 * ns), shift: shift))
     try emu.launch(
-      "cropConcatBackward_b2", count: ca % 8 == 0 && cs % 8 == 0 ? (na + ns) / 8 : na + ns,
-      arguments: [
-        .pointer(pg), .pointer(pa), .pointer(ps), .int64(Int64(na + ns)), .int64s([batch, h, w, ca, cs, hs, ws, oy, ox]),
-      ])
+      "cropConcatBackward_b2", count: Self.threads(na + ns, ca, cs),
+      arguments: [.pointer(pg), .pointer(pa), .pointer(ps), .int64(Int64(na + ns)), .int64s(Self.windowArgument(ca, cs))])
     let expectedA = (0..<batch * h * w).flatMap { p in (0..<ca).map { g[p * c + $0] } }
     var expectedS: [UInt16] = []
     for n in 0..<batch {

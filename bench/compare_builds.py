@@ -4,7 +4,7 @@ alternately (A, B, A, B, ...), so that a change's speed and memory are measured 
 before it in one run, under the same machine load. Prints a table of throughput and peak RSS with
 the ratio B/A and writes everything as JSON.
 
-    python3 bench/compare_builds.py BEFORE/unet AFTER/unet --configs train:1,predict:1 --rounds 2
+    python3 bench/compare_builds.py BEFORE/unet AFTER/unet --configs train:1,predict:1 --rounds 2 [--xla]
 """
 
 import argparse
@@ -37,7 +37,7 @@ def run(binary, mode, batch, a, output):
     warmup, steps = (a.train_warmup, a.train_steps) if mode == "train" else (a.predict_warmup, a.predict_steps)
     cmd = [binary, "benchmark", "--device", "cpu", "--mode", mode, "--batch-size", str(batch),
            "--input-size", str(a.input_size), "--warmup-steps", str(warmup), "--max-steps", str(steps),
-           "--output", output]
+           "--output", output] + (["--xla"] if a.xla else [])
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         fail(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-400:]}")
@@ -56,6 +56,7 @@ def main():
     p.add_argument("--train-warmup", type=int, default=1, help="untimed training steps (1)")
     p.add_argument("--predict-steps", type=int, default=5, help="inference steps per run, warm-up included (5)")
     p.add_argument("--predict-warmup", type=int, default=1, help="untimed inference steps (1)")
+    p.add_argument("--xla", action="store_true", help="run both builds' compiled step (--xla)")
     p.add_argument("--output", help="JSON file for the results")
     a = p.parse_args()
     for binary in (a.a, a.b):
@@ -74,7 +75,8 @@ def main():
                           f"peak RSS {res.get('peak_rss_mb', 0):.0f} MB", flush=True)
 
     rows = []
-    print(f"\n{cpu_name()} ({', '.join(isa_flags()) or 'no AVX2'}), {a.input_size}x{a.input_size}, {a.rounds} rounds")
+    step = "compiled (--xla)" if a.xla else "eager"
+    print(f"\n{cpu_name()} ({', '.join(isa_flags()) or 'no AVX2'}), {a.input_size}x{a.input_size}, {step}, {a.rounds} rounds")
     print("config       A img/s   B img/s   B/A    A RSS MB  B RSS MB")
     for key, sides in runs.items():
         ta = statistics.mean(x["throughput"] for x in sides["a"])
@@ -88,7 +90,7 @@ def main():
     if a.output:
         with open(a.output, "w") as f:
             json.dump({"cpu": cpu_name(), "isa": isa_flags(), "a": a.a, "b": a.b, "rounds": a.rounds,
-                       "input_size": a.input_size, "rows": rows}, f, indent=2)
+                       "input_size": a.input_size, "compiled": a.xla, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// dtypes), "bf16" (Swift arithmetic on bf16 through f32) and "swift" (row-major Swift kernels).
   public let kernels: KernelTable
 
-  private init() {
+  /// A backend of its own (tests: its program arenas are taken by no other test's replays).
+  init() {
     var table = KernelTable(backendName: "cpu")
     Self.registerBlockedKernels(in: &table)
     Self.registerWinogradKernels(in: &table)

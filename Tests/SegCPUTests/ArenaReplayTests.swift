@@ -197,10 +197,12 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
   }
 
   /// Outputs planned in the arena (a training step's gradients) give the eager bits and lie in
-  /// the arena; while the caller keeps them, the next replay runs without the arena and leaves
-  /// them as they were.
+  /// the arena; while the caller keeps them, the next replay, finding no room beside them, runs
+  /// without the arena and leaves them as they were.
   @Test func keptOutputsInTheArenaSurviveTheNextReplay() throws {
-    let cpu = CPUBackend.shared
+    // A backend of the test's own: its arena is this program's plan, which no other test's
+    // replay takes meanwhile or grows.
+    let cpu = CPUBackend()
     let f = randomCPUFunction(seed: 3, on: cpu)
     let step: ([Tensor]) throws -> [Tensor] = { xs in
       let (value, grads) = try valueAndGradients(at: xs, of: f)
@@ -217,14 +219,89 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
     let (xs, ys) = (try randomCPUInputs(31, on: cpu), try randomCPUInputs(32, on: cpu))
     let (expectedX, expectedY) = (try bits(step(xs)), try bits(step(ys)))
     func inArena(_ ts: [Tensor]) -> Bool { ts.allSatisfy { ($0.node.storage as? CPUStorage)?.origin.isInArena == true } }
-    // Other tests replay on the backend's one arena too: a replay that finds it in use allocates.
-    var kept = try compiled(xs)
-    for _ in 0..<50 where !inArena(kept) { kept = try compiled(xs) }
+    let kept = try compiled(xs)
     #expect(inArena(kept))
     let next = try compiled(ys)
     #expect(!inArena(next))
     #expect(try bits(next) == expectedY)
     #expect(try bits(kept) == expectedX)
+  }
+
+  /// A program replayed while another's outputs are kept in the arena (the updates beside a
+  /// training step's gradients) writes its planned values in the free bytes between them: it
+  /// allocates as many buffers fewer than without its plan as the plan has, gives the eager
+  /// bits, and the kept outputs stay as they were.
+  @Test func aReplayBesideKeptOutputsRunsInTheGapsBetweenThem() throws {
+    let cpu = CPUBackend()
+    let f = randomCPUFunction(seed: 5, on: cpu)
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: xs, of: f)
+      return [value] + grads
+    }
+    let big = CompiledFunction("kept-outputs", outputsInArena: true) { xs, _ in try step(xs) }
+    var rng = SeededRandom(seed: 6)
+    let w = try Tensor(shape: [3, 3, 16, 16], floats: rng.doubles(2304).map { Float($0 * 0.1) }, on: cpu)
+    let smallStep: ([Tensor]) throws -> [Tensor] = { xs in [try sum(conv2d(xs[0], w, padding: .same) * xs[1])] }
+    let small = CompiledFunction("beside-kept") { xs, _ in try smallStep(xs) }
+    let (xs, ys) = (try randomCPUInputs(51, on: cpu), try randomCPUInputs(52, on: cpu))
+    _ = try big(xs)
+    _ = try small(ys)
+    let expected = try bits(step(xs))
+    let kept = try big(xs)
+    #expect(kept.allSatisfy { ($0.node.storage as? CPUStorage)?.origin.isInArena == true })
+    let program = try #require(small.allPrograms.first)
+    let plan = try #require(program.memoryPlan)
+    var unplanned = program
+    unplanned.memoryPlan = nil
+    var (a, b): ([Tensor], [Tensor]) = ([], [])
+    let own = try allocations { b = try unplanned.run(ys) }
+    let planned = try allocations { a = try program.run(ys) }
+    #expect(!plan.offsets.isEmpty && own - planned == plan.offsets.count, "\(own) buffers without the plan, \(planned) with it")
+    #expect(try bits(a) == bits(b) && bits(a) == bits(smallStep(ys)))
+    #expect(try bits(kept) == expected)
+  }
+
+  /// Winograd convolutions' scratch (their transformed tiles and filters) is planned in the arena:
+  /// the first run counts each kernel's requests, the plan gives each a region live at its
+  /// instruction alone, and a replay that serves them there allocates fewer buffers than one
+  /// without those regions, with the same bits; a transform made in scratch is not cached.
+  @Test func winogradScratchIsPlannedInTheArena() throws {
+    let cpu = CPUBackend()
+    var rng = SeededRandom(seed: 8)
+    // Each filter is used once a direction: a filter used twice keeps its transform from its
+    // second use (`WinogradFilterCache`), and the replays find it there.
+    func filter() throws -> Tensor { try Tensor(shape: [3, 3, 16, 16], floats: rng.doubles(2304).map { Float($0 * 0.1) }, on: cpu) }
+    let (w1, w2) = (try filter(), try filter())
+    let step: ([Tensor]) throws -> [Tensor] = { xs in
+      let (value, grads) = try valueAndGradients(at: [xs[0], w1, w2]) { ts in
+        try sum(conv2d(relu(conv2d(ts[0], ts[1], padding: .same)), ts[2], padding: .same) * xs[1])
+      }
+      return [value] + grads
+    }
+    try ConvAlgorithm.with(.winograd) {
+      let compiled = CompiledFunction("winograd-scratch") { xs, _ in try step(xs) }
+      let xs = try randomCPUInputs(9, on: cpu)
+      _ = try compiled(xs)
+      let program = try #require(compiled.allPrograms.first)
+      let plan = try #require(program.memoryPlan)
+      try plan.validate()
+      let convs = program.instructions.indices.filter { [.conv2d, .conv2dBackwardData, .conv2dBackwardFilter].contains(program.instructions[$0].op.kind) }
+      #expect(convs.count >= 4 && convs.allSatisfy { program.instructions[$0].scratchBytes > 0 && plan.scratch[$0] != nil }, "\(program)")
+      var withoutScratch = program
+      for i in withoutScratch.instructions.indices { withoutScratch.instructions[i].scratchBytes = 0 }
+      withoutScratch.memoryPlan = MemoryPlan(withoutScratch)
+      var (a, b): ([Tensor], [Tensor]) = ([], [])
+      let planned = try allocations { a = try program.run(xs) }
+      for w in [w1, w2] {
+        let filter = try #require(w.node.storage as? CPUStorage)
+        #expect(!WinogradFilterCache.keeps(filter, rotated: false) && !WinogradFilterCache.keeps(filter, rotated: true))
+      }
+      // Without scratch regions the transforms are made in buffers of their own (and kept, the
+      // filter having been seen before), so this replay comes second.
+      let own = try allocations { b = try withoutScratch.run(xs) }
+      #expect(planned < own, "\(planned) buffers with the scratch planned, \(own) without")
+      #expect(try bits(a) == bits(b) && bits(a) == bits(step(xs)))
+    }
   }
 
   /// Donated moments, and the weight when donated too (as the compiled trainer does): the replayed

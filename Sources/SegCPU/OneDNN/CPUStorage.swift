@@ -31,6 +31,12 @@ final class DNNLMemory {
     try DNNLMemory(layout, over: HostBuffer.output(index, byteCount: layout.byteCount, zeroed: padded(layout)))
   }
 
+  /// A memory of `layout` for a copy the kernel running now lets go before it returns: in its
+  /// scratch (`HostBuffer.scratch`), zeroed when the layout is padded.
+  static func scratch(_ layout: Layout) throws -> DNNLMemory {
+    try DNNLMemory(layout, over: HostBuffer.scratch(layout.byteCount, from: KernelScratch.current, zeroed: padded(layout)))
+  }
+
   /// Whether `layout` rounds some dimension up (channels to the block), leaving padding to zero.
   private static func padded(_ layout: Layout) -> Bool {
     dimsArray(layout.md.padded_dims, Int(layout.md.ndims)) != dimsArray(layout.md.dims, Int(layout.md.ndims))
@@ -89,7 +95,8 @@ final class CPUStorage: DeviceStorage {
     try DNNLContext.locked {
       if let plain { return plain }
       let (role, source) = views[0]
-      let buffer = HostBuffer(byteCount: type.shape.count * type.dtype.byteSize)
+      let bytes = type.shape.count * type.dtype.byteSize
+      let buffer = keepsConversions ? HostBuffer(byteCount: bytes) : HostBuffer.scratch(bytes, from: KernelScratch.current)
       let dst = try DNNLMemory(Layout.plain(type.shape, role, type.dtype), over: buffer)
       try reorder(source, into: dst)
       if keepsConversions {
@@ -115,7 +122,7 @@ final class CPUStorage: DeviceStorage {
       // otherwise from the row-major elements.
       let source = try views.first(where: { $0.role == role })?.memory
         ?? DNNLMemory(plainLayout, over: plainBuffer())
-      let made = try DNNLMemory(layout)
+      let made = try keepsConversions ? DNNLMemory(layout) : DNNLMemory.scratch(layout)
       try reorder(source, into: made)
       if keepsConversions {
         if layout == plainLayout, plain == nil { plain = made.buffer }
@@ -130,6 +137,8 @@ final class CPUStorage: DeviceStorage {
   /// convolution and its backward pass), and keeping those copies alive with the graph cost the
   /// 572x572 training step about 480 MiB of peak memory. Reordering again costs little: measured on
   /// the same step and on inference at batch 1 (weights reordered for every tile), no slower.
+  /// A copy not kept is the asking kernel's scratch (`KernelScratch`): a compiled program plans it
+  /// in its arena.
   private var keepsConversions: Bool {
     type.shape.count * type.dtype.byteSize < HostMemory.minimumPooledBytes
   }

@@ -9,7 +9,7 @@ final class HostBuffer {
   let pointer: UnsafeMutableRawPointer
   let byteCount: Int
   /// The arena this buffer is a region of (kept alive by it), or nil for memory of its own.
-  private let arena: CPUArena?
+  let arena: CPUArena?
 
   /// Counts the buffers allocated on this task while set (tests count a replay's allocations).
   @TaskLocal static var allocations: AllocationCounter?
@@ -28,7 +28,7 @@ final class HostBuffer {
     precondition(offset >= 0 && offset + byteCount <= arena.byteCount, "HostBuffer: region outside its arena")
     self.byteCount = byteCount
     self.arena = arena
-    arena.held.add(1)
+    arena.held.add(offset..<offset + byteCount)
     pointer = arena.buffer.pointer + offset
     if zeroed, byteCount > 0 { memset(pointer, 0, byteCount) }
   }
@@ -42,22 +42,42 @@ final class HostBuffer {
     return HostBuffer(byteCount: byteCount, zeroed: zeroed)
   }
 
+  /// `byteCount` bytes of scratch for the kernel running now (zeroed when asked): the next piece of
+  /// the region its compiled program planned for it (`KernelScratch`) when there is room, else a
+  /// fresh buffer.
+  /// `scratch` is `KernelScratch.current` as the kernel's calling thread read it (worker threads
+  /// do not see the caller's task-local values).
+  static func scratch(_ byteCount: Int, from scratch: KernelScratch?, zeroed: Bool = false) -> HostBuffer {
+    if let region = scratch?.take(byteCount), let arena = region.arena as? CPUArena {
+      return HostBuffer(arena, offset: region.offset, byteCount: byteCount, zeroed: zeroed)
+    }
+    return HostBuffer(byteCount: byteCount, zeroed: zeroed)
+  }
+
   /// Whether it is a region of an arena.
   var isInArena: Bool { arena != nil }
 
   deinit {
-    if let arena { arena.held.add(-1) } else { HostMemory.shared.free(pointer, byteCount) }
+    if let arena { arena.held.remove(pointer - arena.buffer.pointer..<pointer - arena.buffer.pointer + byteCount) } else { HostMemory.shared.free(pointer, byteCount) }
   }
 }
 
-/// A count changed from any thread.
-final class AtomicCount: @unchecked Sendable {
-  private var count = 0
+/// The byte ranges of an arena held by buffers now, changed from any thread.
+final class HeldRegions: @unchecked Sendable {
+  /// How many buffers hold each range.
+  private var counts: [Range<Int>: Int] = [:]
   private let lock = NSLock()
-  /// Adds `delta` (negative to subtract).
-  func add(_ delta: Int) { lock.withLock { count += delta } }
-  /// The count now.
-  var value: Int { lock.withLock { count } }
+  /// Counts a buffer holding `range`.
+  func add(_ range: Range<Int>) { lock.withLock { counts[range, default: 0] += 1 } }
+  /// Counts one buffer fewer holding `range`.
+  func remove(_ range: Range<Int>) {
+    lock.withLock {
+      let left = (counts[range] ?? 1) - 1
+      counts[range] = left > 0 ? left : nil
+    }
+  }
+  /// The ranges held now.
+  var ranges: [Range<Int>] { lock.withLock { Array(counts.keys) } }
 }
 
 /// A number of allocations (`HostBuffer.allocations`).
@@ -72,8 +92,8 @@ final class AllocationCounter: @unchecked Sendable {
 final class CPUArena: DeviceArena {
   let buffer: HostBuffer
   var byteCount: Int { buffer.byteCount }
-  /// How many regions of it are held now (`ArenaValueCounting`): buffers are let go on any thread.
-  let held = AtomicCount()
+  /// The regions of it held now (`ArenaValueCounting`): buffers are let go on any thread.
+  let held = HeldRegions()
 
   /// An arena of `bytes` bytes.
   init(bytes: Int) { buffer = HostBuffer(byteCount: bytes) }

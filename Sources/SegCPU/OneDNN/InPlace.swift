@@ -23,5 +23,5 @@ extension CPUBackend: InPlaceWriting {
 
 extension CPUBackend: ArenaValueCounting {
   /// The regions of `arena` whose buffers are still held (by a kept output or a view of one).
-  public func heldValues(in arena: any DeviceArena) -> Int { (arena as? CPUArena)?.held.value ?? 0 }
+  public func heldRegions(in arena: any DeviceArena) -> [Range<Int>] { (arena as? CPUArena)?.held.ranges ?? [] }
 }

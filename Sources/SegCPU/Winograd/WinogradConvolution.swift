@@ -1,5 +1,6 @@
 import CWinograd
 import Foundation
+import SegCore
 
 // MARK: - Problem
 
@@ -129,6 +130,10 @@ enum WinogradConvolution {
     let (sv, sm) = (chunk * ldv + 16, chunk * ldm + 16)
     let u = UncheckedSendable(filter.u.pointer.assumingMemoryBound(to: Float.self))
     let xs = UncheckedSendable(x), ys = UncheckedSendable(y)
+    let scratch = KernelScratch.current
+    func matrices() -> (v: HostBuffer, m: HostBuffer) {
+      (HostBuffer.scratch(36 * sv * 4, from: scratch), HostBuffer.scratch(36 * sm * 4, from: scratch))
+    }
     biasBlocks.withUnsafeBufferPointer { b in
       let bs = UncheckedSendable(b.baseAddress!)
       var problem = p.kernelProblem
@@ -151,7 +156,7 @@ enum WinogradConvolution {
           }
         }
         if p.sharesPieces {
-          let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+          let (vb, mb) = matrices()
           let (v, m) = (floats(vb), floats(mb))
           defer { withExtendedLifetime((vb, mb)) {} }
           for index in 0..<chunks {
@@ -168,7 +173,7 @@ enum WinogradConvolution {
             output(m, first: first, rows: 0..<count)
           }
           WinogradSchedule.claim(chunks) { next in
-            let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+            let (vb, mb) = matrices()
             defer { withExtendedLifetime((vb, mb)) {} }
             while let index = next() { piece(floats(vb), floats(mb), index) }
           }
@@ -178,8 +183,9 @@ enum WinogradConvolution {
   }
 
   /// A scratch buffer's floats. HostBuffers are 64-byte aligned (no 16-float row straddles two
-  /// cache lines), and large ones come back from the backend's pool with their pages mapped: fresh
-  /// pages for the deep layers' pieces cost a page fault each, on every call.
+  /// cache lines), and come from the compiled program's arena (`KernelScratch`) or the backend's
+  /// pool with their pages mapped: fresh pages for the deep layers' pieces cost a page fault each,
+  /// on every call.
   private static func floats(_ buffer: HostBuffer) -> UnsafeMutablePointer<Float> {
     buffer.pointer.assumingMemoryBound(to: Float.self)
   }

@@ -16,18 +16,19 @@ final class WinogradFilter {
 
   /// Transforms `g`, an HWIO filter [3,3,C,O] row-major; with `rotated`, the filter of the
   /// backward-data convolution instead: rotated by 180 degrees with the channel roles swapped, so
-  /// that it maps O channels to C.
-  init(hwio g: UnsafePointer<Float>, c inC: Int, o inO: Int, rotated: Bool) {
+  /// that it maps O channels to C. Its memory is the kernel's `scratch` when given (it then lives
+  /// no longer than the kernel), else a buffer of its own.
+  init(hwio g: UnsafePointer<Float>, c inC: Int, o inO: Int, rotated: Bool, scratch: KernelScratch? = nil) {
     (c, o) = rotated ? (inO, inC) : (inC, inO)
     cPadded = (c + 15) / 16 * 16
     oPadded = (o + 15) / 16 * 16
-    u = HostBuffer(byteCount: 36 * cPadded * oPadded * 4)
+    u = HostBuffer.scratch(36 * cPadded * oPadded * 4, from: scratch)
     let out = UncheckedSendable(u.pointer.assumingMemoryBound(to: Float.self))
     let (c, o, cPadded, oPadded) = (c, o, cPadded, oPadded)
     let isa = WinogradISA.current.rawValue
     // The rotated filter is first made as an HWIO filter of its own ([3,3,O,C]), so that the
     // transform reads 16 output channels as one contiguous vector in both directions.
-    let rotatedBuffer = rotated ? HostBuffer(byteCount: 9 * inC * inO * 4) : nil
+    let rotatedBuffer = rotated ? HostBuffer.scratch(9 * inC * inO * 4, from: scratch) : nil
     let rotatedCopy = rotatedBuffer?.pointer.assumingMemoryBound(to: Float.self)
     defer { withExtendedLifetime(rotatedBuffer) {} }
     if let rotatedCopy {
@@ -53,7 +54,9 @@ final class WinogradFilter {
 /// no pass over the values. A transform is kept only from a filter's second use on: the first
 /// leaves a sighting (no bytes), so a training step, which transforms each new filter once per
 /// direction, keeps none and frees each right after its convolution (64 MiB less at the 572x572
-/// step's peak). Holds at most `capacity` bytes of transforms, dropping the oldest.
+/// step's peak). A transform made in a compiled program's scratch (`KernelScratch`) is never kept:
+/// it lives in the arena no longer than its kernel, and making it again costs no page faults.
+/// Holds at most `capacity` bytes of transforms, dropping the oldest.
 enum WinogradFilterCache {
   private final class Entry {
     weak var source: CPUStorage?
@@ -77,9 +80,9 @@ enum WinogradFilterCache {
   static let capacity = 64 << 20
 
   /// The transform of the HWIO filter in `storage` (f32 [3,3,C,O]), rotated for backward-data when
-  /// asked: the cached one when the storage's generation is unchanged, else made (and cached when
-  /// it was sighted before).
-  static func filter(for storage: CPUStorage, rotated: Bool) throws -> WinogradFilter {
+  /// asked: the cached one when the storage's generation is unchanged, else made (in the kernel's
+  /// `scratch` when it has room, else cached when it was sighted before).
+  static func filter(for storage: CPUStorage, rotated: Bool, scratch: KernelScratch? = nil) throws -> WinogradFilter {
     let generation = storage.generation
     let isa = WinogradISA.current
     let (found, sighted): (WinogradFilter?, Bool) = lock.withLock {
@@ -92,9 +95,10 @@ enum WinogradFilterCache {
     let shape = storage.type.shape
     let plain = try storage.plainBuffer()
     let made = withExtendedLifetime(plain) {
-      WinogradFilter(hwio: plain.pointer.assumingMemoryBound(to: Float.self), c: shape[2], o: shape[3], rotated: rotated)
+      WinogradFilter(hwio: plain.pointer.assumingMemoryBound(to: Float.self), c: shape[2], o: shape[3], rotated: rotated, scratch: scratch)
     }
-    let entry = Entry(source: storage, generation: generation, rotated: rotated, isa: isa, filter: sighted ? made : nil)
+    let keep = sighted && !made.u.isInArena
+    let entry = Entry(source: storage, generation: generation, rotated: rotated, isa: isa, filter: keep ? made : nil)
     lock.withLock {
       entries.removeAll { $0.source == nil || ($0.source === storage && $0.rotated == rotated) }
       var total = entries.reduce(entry.bytes) { $0 + $1.bytes }

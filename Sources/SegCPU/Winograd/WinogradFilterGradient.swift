@@ -1,5 +1,6 @@
 import CWinograd
 import Foundation
+import SegCore
 
 // MARK: - Backward-filter
 
@@ -47,11 +48,15 @@ enum WinogradFilterGradient {
         }
       }
       let partCount = p.sharesPieces ? 1 : min(chunks, parts)
-      let duBuffer = HostBuffer(byteCount: partCount * sums * 4)
+      let scratch = KernelScratch.current
+      func matrices() -> (v: HostBuffer, m: HostBuffer) {
+        (HostBuffer.scratch(36 * sv * 4, from: scratch), HostBuffer.scratch(36 * sm * 4, from: scratch))
+      }
+      let duBuffer = HostBuffer.scratch(partCount * sums * 4, from: scratch)
       let du = UncheckedSendable(duBuffer.pointer.assumingMemoryBound(to: Float.self))
       defer { withExtendedLifetime(duBuffer) {} }
       if p.sharesPieces {
-        let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+        let (vb, mb) = matrices()
         let (v, m) = (floats(vb), floats(mb))
         defer { withExtendedLifetime((vb, mb)) {} }
         for index in 0..<chunks {
@@ -61,7 +66,7 @@ enum WinogradFilterGradient {
         }
       } else {
         WinogradSchedule.claim(partCount) { next in
-          let (vb, mb) = (HostBuffer(byteCount: 36 * sv * 4), HostBuffer(byteCount: 36 * sm * 4))
+          let (vb, mb) = matrices()
           let (v, m) = (floats(vb), floats(mb))
           defer { withExtendedLifetime((vb, mb)) {} }
           while let part = next() {
@@ -83,7 +88,7 @@ enum WinogradFilterGradient {
     }
   }
 
-  /// A scratch buffer's floats (64-byte aligned, from the backend's pool when large).
+  /// A scratch buffer's floats (64-byte aligned, from the program's arena or the backend's pool).
   private static func floats(_ buffer: HostBuffer) -> UnsafeMutablePointer<Float> {
     buffer.pointer.assumingMemoryBound(to: Float.self)
   }

@@ -104,7 +104,9 @@ enum WinogradKernels {
   ) throws -> CPUStorage {
     let storages = try [source, filter].map { try CPUBackend.cpuStorage($0.storage, op: name) }
     return try withDNNLErrors(op: name, [source.type, filter.type]) {
-      let u = try WinogradPhases.clock.time(.filter) { try WinogradFilterCache.filter(for: storages[1], rotated: rotated) }
+      let u = try WinogradPhases.clock.time(.filter) {
+        try WinogradFilterCache.filter(for: storages[1], rotated: rotated, scratch: KernelScratch.current)
+      }
       let biasValues: [Float]? = try bias.map { b in
         let buffer = try CPUBackend.cpuStorage(b.storage, op: name).plainBuffer()
         return withExtendedLifetime(buffer) {

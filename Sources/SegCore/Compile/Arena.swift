@@ -21,12 +21,13 @@ public struct StorageFootprint: Hashable, Sendable {
   public init(bytes: Int, memory: ObjectIdentifier) { (self.bytes, self.memory) = (bytes, memory) }
 }
 
-/// A backend whose arenas know whether a value placed in them is still held (a replay's output the
-/// caller kept): a program may then place its outputs in the arena (`Program.placesOutputs`), and
-/// a replay that finds the arena still holding one runs without it instead of writing over it.
+/// A backend whose arenas know which of the values placed in them are still held (a replay's
+/// output the caller kept): a program may then place its outputs in the arena
+/// (`Program.placesOutputs`), and a replay that finds the arena still holding some writes its own
+/// values only in the bytes between them, or runs without the arena, never over them.
 public protocol ArenaValueCounting {
-  /// How many values placed in `arena` are still held.
-  func heldValues(in arena: any DeviceArena) -> Int
+  /// The byte ranges of `arena` whose buffers are still held, in any order.
+  func heldRegions(in arena: any DeviceArena) -> [Range<Int>]
 }
 
 // MARK: - Output placement
@@ -91,10 +92,15 @@ extension KernelTable {
 /// The arena programs replay in: one per backend, shared by every program on it, since a training
 /// step replays its programs one after another (the gradients, the penalty, an update per
 /// parameter shape) and none keeps a value in the arena past its replay but the outputs of a
-/// program that places them there (the gradients, let go by the end of the step). It grows to the largest
-/// plan and is kept; a replay that finds it in use (a program run from inside another, or from
-/// another thread) runs without it. One arena per program would hold every small program's bytes
-/// (an update's, per parameter shape) for the whole run: measured at 572x572, 300 MB more.
+/// program that places them there (the gradients, let go by the end of the step). It grows to the
+/// largest plan and is kept. A replay that finds values still held in it (the gradients, while
+/// the penalty and the updates read them) is given a window: the lowest run of free bytes between
+/// them that its plan fits in, else it runs without the arena, as does one that finds the arena
+/// in use (a program run from inside another, or from another thread). Without windows the
+/// penalty and the updates allocated about 250 MB a 572x572 step, each page faulted in again; a
+/// second arena for them held 72 MiB more. One arena per program would hold every small
+/// program's bytes (an update's, per parameter shape) for the whole run: measured at 572x572,
+/// 300 MB more.
 final class ProgramArena: @unchecked Sendable {
   nonisolated(unsafe) private static var byBackend: [ObjectIdentifier: ProgramArena] = [:]
   private static let registry = Lock()
@@ -109,26 +115,38 @@ final class ProgramArena: @unchecked Sendable {
     }
   }
 
+  /// One replay's part of the arena: its bytes from `base` on (`release()` gives it back).
+  struct Window {
+    let arena: any DeviceArena
+    let base: Int
+  }
+
   private var arena: (any DeviceArena)?
   /// Whether the backend said it has no arenas.
   private var none = false
   private var busy = false
   private let lock = Lock()
 
-  /// An arena of at least `bytes` on `backend` (made, or remade larger, when need be), or nil when
-  /// the backend has none or it is in use; `release()` after a replay that got one.
-  func acquire(bytes: Int, on backend: any Backend) throws -> (any DeviceArena)? {
+  /// A window of at least `bytes` of the arena on `backend` (the arena made, or remade larger, when
+  /// it holds no value and is too small), or nil when the backend has none, it is in use, or its
+  /// held values leave no room; `release()` after a replay that got one.
+  func acquire(bytes: Int, on backend: any Backend) throws -> Window? {
     let free: Bool = lock.withLock {
       if busy || none { return false }
       busy = true
       return true
     }
     guard free else { return nil }
-    // Only the holder of `busy` reads or writes `arena`. Between replays it holds only outputs the
-    // caller still keeps (`Program.placesOutputs`): then this replay runs without it.
-    if let arena, let counting = backend as? any ArenaValueCounting, counting.heldValues(in: arena) > 0 {
-      release()
-      return nil
+    // Only the holder of `busy` reads or writes `arena`.
+    if let arena, let counting = backend as? any ArenaValueCounting {
+      let held = counting.heldRegions(in: arena)
+      if !held.isEmpty {
+        guard let base = Self.lowestGap(of: bytes, in: arena.byteCount, around: held) else {
+          release()
+          return nil
+        }
+        return Window(arena: arena, base: base)
+      }
     }
     if (arena?.byteCount ?? -1) < bytes {
       arena = nil
@@ -144,9 +162,21 @@ final class ProgramArena: @unchecked Sendable {
       release()
       return nil
     }
-    return arena
+    return Window(arena: arena, base: 0)
   }
 
   /// Lets the next replay use the arena.
   func release() { lock.withLock { busy = false } }
+
+  /// The lowest offset, a multiple of `MemoryPlan.alignment`, from which `bytes` bytes of an arena
+  /// of `size` bytes meet none of `held`; nil when there is none.
+  static func lowestGap(of bytes: Int, in size: Int, around held: [Range<Int>]) -> Int? {
+    let align = MemoryPlan.alignment
+    var start = 0
+    for r in held.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+      if r.lowerBound >= start + bytes { return start }
+      start = max(start, (r.upperBound + align - 1) / align * align)
+    }
+    return start + bytes <= size ? start : nil
+  }
 }

@@ -5,7 +5,8 @@ import Foundation
 extension Program {
   /// Runs the traced program once on `inputs` (the compiled function's first call) and writes down
   /// what only running tells: the buffer each kernel made for each value (its bytes with layout
-  /// padding, which the memory plan reserves), which outputs are views of an input, which
+  /// padding, which the memory plan reserves), the scratch each kernel asked for
+  /// (`KernelScratch`), which outputs are views of an input, which
   /// concats the backend laid out as their inputs' bytes in turn (`ConcatInPlace`), and which
   /// inputs a kernel may write its output over (`WriteInPlace`). Each value is
   /// let go at its last use, so the run holds no more than the program's live values; the arena
@@ -25,16 +26,17 @@ extension Program {
       let types = ins.outputs.map { values[$0].type }
       let op = ins.bindings.isEmpty ? ins.op : try rebind(ins.op, ins.bindings, scalars)
       let operands = ins.inputs.map { Operand(storage: slots[$0]!, type: values[$0].type) }
-      let results: [any DeviceStorage]
-      if let profiler {
+      let scratch = KernelScratch(nil)
+      let results: [any DeviceStorage] = try KernelScratch.$current.withValue(scratch) {
+        guard let profiler else { return try kernels.run(op, operands, outputs: types) }
         try backend.synchronize()
         let start = DispatchTime.now().uptimeNanoseconds
-        results = try kernels.run(op, operands, outputs: types)
+        let results = try kernels.run(op, operands, outputs: types)
         try backend.synchronize()
         profiler.add(op.kind, output: types[0], seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-      } else {
-        results = try kernels.run(op, operands, outputs: types)
+        return results
       }
+      instructions[i].scratchBytes = scratch.requestedBytes
       for (s, r) in zip(ins.outputs, results) {
         slots[s] = r
         let footprint = backend.footprint(of: r)

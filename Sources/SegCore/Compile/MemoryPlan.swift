@@ -6,19 +6,30 @@
 /// packed by size with reuse. Inputs and constants are not in the arena, nor are the function's
 /// outputs unless the program places them there (`Program.placesOutputs`).
 public struct MemoryPlan: Sendable {
-  /// One intermediate value: its slot, the instruction positions it is live over, its size and
-  /// its offset in the arena.
+  /// One intermediate value, or one kernel's scratch: its slot, the instruction positions it is
+  /// live over, its size and its offset in the arena.
   public struct Buffer: Sendable {
+    /// The value's slot (-1 for a kernel's scratch).
     public let slot: Int
     public let start: Int
     public let end: Int
     public let bytes: Int
     public var offset = 0
+    /// For a kernel's scratch (`KernelScratch`), the position of its instruction.
+    public let scratchOf: Int?
 
     /// A buffer of `bytes` live from instruction `start` to `end` (both included), not yet placed.
     public init(slot: Int, start: Int, end: Int, bytes: Int) {
-      (self.slot, self.start, self.end, self.bytes) = (slot, start, end, bytes)
+      (self.slot, self.start, self.end, self.bytes, scratchOf) = (slot, start, end, bytes, nil)
     }
+
+    /// The scratch of the kernel at instruction `position`, `bytes` long, not yet placed.
+    public init(scratchOf position: Int, bytes: Int) {
+      (slot, start, end, self.bytes, scratchOf) = (-1, position, position, bytes, position)
+    }
+
+    /// "%slot", or "the scratch of instruction i", for errors.
+    var name: String { scratchOf.map { "the scratch of instruction \($0)" } ?? "%\(slot)" }
   }
 
   /// Buffers start on this many bytes, as a vectorised kernel wants.
@@ -30,6 +41,8 @@ public struct MemoryPlan: Sendable {
   public internal(set) var offsets: [Int: Int] = [:]
   /// Each buffer's bytes, by slot.
   public internal(set) var sizes: [Int: Int] = [:]
+  /// Each kernel's scratch region (`KernelScratch`), by instruction position.
+  public internal(set) var scratch: [Int: (offset: Int, bytes: Int)] = [:]
   /// The values placed inside another buffer (a concat's inputs in its output: `ConcatInPlace`;
   /// an output written over its input: `WriteInPlace`), by slot, with the slot of the buffer they
   /// lie in; their offsets and sizes are in `offsets` and `sizes`.
@@ -102,10 +115,13 @@ public struct MemoryPlan: Sendable {
       let raw = v.footprint?.bytes ?? v.type.shape.count * v.type.dtype.byteSize
       return max(raw + Self.alignment - 1, Self.alignment) / Self.alignment * Self.alignment
     }
-    let buffers = order.filter { !returned.contains($0) && memberOf[$0] == nil && host[$0] == nil }.map { s in
+    let values = order.filter { !returned.contains($0) && memberOf[$0] == nil && host[$0] == nil }.map { s in
       Buffer(slot: s, start: start[s]!, end: end[s]!, bytes: aligned(s))
     }
-    self.init(packing: buffers)
+    let scratch = program.instructions.indices.filter { program.instructions[$0].scratchBytes > 0 }.map { i in
+      Buffer(scratchOf: i, bytes: program.instructions[i].scratchBytes)
+    }
+    self.init(packing: values + scratch)
     for (slot, m) in memberOf.sorted(by: { $0.key < $1.key }) {
       guard let base = offsets[m.concat] else { continue }
       (offsets[slot], sizes[slot], inside[slot]) = (base + m.member.offset, m.member.bytes, m.concat)
@@ -174,8 +190,12 @@ public struct MemoryPlan: Sendable {
     }
     self.buffers = result
     for b in result {
-      offsets[b.slot] = b.offset
-      sizes[b.slot] = b.bytes
+      if let position = b.scratchOf {
+        scratch[position] = (b.offset, b.bytes)
+      } else {
+        offsets[b.slot] = b.offset
+        sizes[b.slot] = b.bytes
+      }
       arenaBytes = max(arenaBytes, b.offset + b.bytes)
     }
   }
@@ -186,7 +206,7 @@ public struct MemoryPlan: Sendable {
   /// same instruction overlapping in the arena. Errors name both buffers.
   public func validate() throws {
     for b in buffers where b.offset < 0 || b.offset + b.bytes > arenaBytes || b.offset % Self.alignment != 0 || b.start > b.end {
-      throw TensorError(op: "memory plan", "buffer %\(b.slot) at \(b.offset) (\(b.bytes) bytes, live \(b.start)...\(b.end)) is outside the arena of \(arenaBytes) bytes or misaligned")
+      throw TensorError(op: "memory plan", "buffer \(b.name) at \(b.offset) (\(b.bytes) bytes, live \(b.start)...\(b.end)) is outside the arena of \(arenaBytes) bytes or misaligned")
     }
     for (slot, parent) in inside {
       guard let o = offsets[slot], let n = sizes[slot], let po = offsets[parent], let pn = sizes[parent],
@@ -201,7 +221,7 @@ public struct MemoryPlan: Sendable {
       if let c = active.first(where: { $0.offset < b.offset + b.bytes && b.offset < $0.offset + $0.bytes }) {
         throw TensorError(
           op: "memory plan",
-          "buffers %\(c.slot) (live \(c.start)...\(c.end), bytes \(c.offset)..<\(c.offset + c.bytes)) and %\(b.slot) (live \(b.start)...\(b.end), bytes \(b.offset)..<\(b.offset + b.bytes)) are live together and overlap")
+          "buffers \(c.name) (live \(c.start)...\(c.end), bytes \(c.offset)..<\(c.offset + c.bytes)) and \(b.name) (live \(b.start)...\(b.end), bytes \(b.offset)..<\(b.offset + b.bytes)) are live together and overlap")
       }
       active.append(b)
     }
@@ -249,7 +269,7 @@ public struct ValidateMemoryPlan: CompilerPass {
 extension MemoryPlan {
   /// Moves one buffer (tests corrupt a plan this way to see the validator refuse it).
   public mutating func moveForTesting(slot: Int, to offset: Int) {
-    guard let i = buffers.firstIndex(where: { $0.slot == slot }) else { return }
+    guard let i = buffers.firstIndex(where: { $0.slot == slot && $0.scratchOf == nil }) else { return }
     buffers[i].offset = offset
     offsets[slot] = offset
   }

@@ -44,6 +44,9 @@ public struct Program: CustomStringConvertible {
     public var contiguousConcat = false
     /// The input slots whose bytes the kernel may write its output over (`InPlaceWriting`).
     public var overwritable: [Int] = []
+    /// Bytes of scratch its kernel asked for at the first run (`KernelScratch`), which the memory
+    /// plan places in the arena, live at this instruction alone.
+    public var scratchBytes = 0
 
     /// An instruction running `op` on slots `inputs` into slots `outputs`, `traceIndex`th in the trace.
     public init(op: any Primitive, inputs: [Int], outputs: [Int], traceIndex: Int, bindings: [ScalarBinding] = []) {
@@ -110,7 +113,7 @@ public struct Program: CustomStringConvertible {
     for (s, v) in values.enumerated() {
       if case .constant = v.source { lines.append("  %\(s) = constant \(v.type)") }
     }
-    for ins in instructions {
+    for (position, ins) in instructions.enumerated() {
       let outs = ins.outputs.map { "%\($0): \(values[$0].type)" }.joined(separator: ", ")
       let views = ins.outputs.compactMap { s in values[s].aliasOf.map { "%\(s) views %\(aliasRoot($0))" } }
       var line = "  \(outs) = \(ins.op)(\(ins.inputs.map { "%\($0)" }.joined(separator: ", ")))"
@@ -120,6 +123,7 @@ public struct Program: CustomStringConvertible {
       if let plan = memoryPlan {
         let at = ins.outputs.compactMap { s in plan.offsets[s].map { "%\(s)@\($0)" } }
         if !at.isEmpty { line += " at " + at.joined(separator: " ") }
+        if let scratch = plan.scratch[position] { line += " scratch \(scratch.bytes)@\(scratch.offset)" }
       }
       lines.append(line)
       if let fused = ins.op as? FusedElementwise {

@@ -21,13 +21,13 @@ extension Program {
     var slots = try inputSlots(inputs)
     let plan = memoryPlan
     let shared = arena
-    let placed = try plan.flatMap { $0.arenaBytes > 0 ? try shared.acquire(bytes: $0.arenaBytes, on: backend) : nil }
-    defer { if placed != nil { shared.release() } }
+    let window = try plan.flatMap { $0.arenaBytes > 0 ? try shared.acquire(bytes: $0.arenaBytes, on: backend) : nil }
+    defer { if window != nil { shared.release() } }
     // A buffer passed as two inputs is donated by neither: writing one would change the other.
     let passed = inputs.map { ObjectIdentifier($0.node.storage as AnyObject) }
     let donated = donations.filter { _, i in passed.filter { $0 == passed[i] }.count == 1 }
     let inPlace = donated.isEmpty ? [:] : inPlaceUpdates(donated).mapValues { InPlaceOutputs($0.mapValues { inputs[$0].node.storage }) }
-    try execute(&slots, arena: placed, scalars: scalars, profiler: OpProfiler.active, inPlace: inPlace)
+    try execute(&slots, arena: window?.arena, base: window?.base ?? 0, scalars: scalars, profiler: OpProfiler.active, inPlace: inPlace)
     return outputs.map { s in
       Tensor(node: Node(op: nil, inputs: [], type: values[s].type, backend: backend, storage: slots[s]!))
     }
@@ -51,12 +51,13 @@ extension Program {
     return slots
   }
 
-  /// Runs every instruction on `slots`, the planned values placed in `arena` when given; with
+  /// Runs every instruction on `slots`, the planned values and each kernel's scratch placed in
+  /// `arena` when given, at their planned offsets from `base`; with
   /// `deviceScalars`, each bound attribute is offered to its kernel as a word of that buffer
   /// (`StepScalarPlacement`), and one no kernel took refuses the capture under way; `inPlace`
   /// offers an instruction (by position) the buffers it may write its outputs into (`InPlaceOutputs`).
   func execute(
-    _ slots: inout [(any DeviceStorage)?], arena placed: (any DeviceArena)?, scalars: StepScalars,
+    _ slots: inout [(any DeviceStorage)?], arena placed: (any DeviceArena)?, base: Int = 0, scalars: StepScalars,
     profiler: OpProfiler?, deviceScalars: (buffer: any DeviceStorage, words: [String: Int])? = nil,
     inPlace: [Int: InPlaceOutputs] = [:]
   ) throws {
@@ -67,36 +68,39 @@ extension Program {
       var placement: OutputPlacement?
       if let placed, let plan {
         let regions = ins.outputs.map { s in
-          plan.offsets[s].map { OutputPlacement.Region(arena: placed, offset: $0, bytes: plan.sizes[s]!) }
+          plan.offsets[s].map { OutputPlacement.Region(arena: placed, offset: base + $0, bytes: plan.sizes[s]!) }
         }
         if regions.contains(where: { $0 != nil }) { placement = OutputPlacement(regions, types: types) }
       }
       let op = ins.bindings.isEmpty ? ins.op : try rebind(ins.op, ins.bindings, scalars)
       let operands = ins.inputs.map { Operand(storage: slots[$0]!, type: values[$0].type) }
-      let results: [any DeviceStorage]
+      let scratch = placed.flatMap { arena in
+        plan?.scratch[position].map { KernelScratch(OutputPlacement.Region(arena: arena, offset: base + $0.offset, bytes: $0.bytes)) }
+      }
       let into = inPlace[position]
-      if let profiler {
-        results = try profiler.measure(op.kind, output: types[0], on: backend) {
-          try kernels.run(op, operands, outputs: types, placement: placement)
-        }
-      } else if let deviceScalars, !ins.bindings.isEmpty {
-        var words: [ScalarBinding.Attribute: Int] = [:]
-        for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }
-        let scalarPlacement = StepScalarPlacement(buffer: deviceScalars.buffer, words: words)
-        results = try StepScalarPlacement.$current.withValue(scalarPlacement) {
-          try InPlaceOutputs.$current.withValue(into) {
+      let results: [any DeviceStorage] = try KernelScratch.$current.withValue(scratch) {
+        if let profiler {
+          return try profiler.measure(op.kind, output: types[0], on: backend) {
+            try kernels.run(op, operands, outputs: types, placement: placement)
+          }
+        } else if let deviceScalars, !ins.bindings.isEmpty {
+          var words: [ScalarBinding.Attribute: Int] = [:]
+          for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }
+          let scalarPlacement = StepScalarPlacement(buffer: deviceScalars.buffer, words: words)
+          let results = try StepScalarPlacement.$current.withValue(scalarPlacement) {
+            try InPlaceOutputs.$current.withValue(into) {
+              try kernels.run(op, operands, outputs: types, placement: placement)
+            }
+          }
+          if let attribute = scalarPlacement.untaken.first {
+            throw CaptureRefusal(reason: "the \(op.kind.rawValue) kernel does not read its \(attribute.rawValue) from the device, so the step scalar would be frozen in the graph")
+          }
+          return results
+        } else {
+          return try InPlaceOutputs.$current.withValue(into) {
             try kernels.run(op, operands, outputs: types, placement: placement)
           }
         }
-        if let attribute = scalarPlacement.untaken.first {
-          throw CaptureRefusal(reason: "the \(op.kind.rawValue) kernel does not read its \(attribute.rawValue) from the device, so the step scalar would be frozen in the graph")
-        }
-      } else if let into {
-        results = try InPlaceOutputs.$current.withValue(into) {
-          try kernels.run(op, operands, outputs: types, placement: placement)
-        }
-      } else {
-        results = try kernels.run(op, operands, outputs: types, placement: placement)
       }
       for (s, r) in zip(ins.outputs, results) { slots[s] = r }
       for s in ins.frees { slots[s] = nil }

@@ -108,11 +108,16 @@ final class HostEmulator: KernelDevice, @unchecked Sendable {
     try launch(kernel, count: count, arguments: arguments, with: launchFunction)
   }
 
+  /// Launches run one at a time, as on a GPU's stream: tests launch from several threads at once,
+  /// and kernels that carry device state from one launch to the next (the row sums' tile
+  /// counters, zero between launches) gave garbage sums when two launches shared it.
+  private static let streamLock = NSLock()
+
   private func launch(_ kernel: String, count: Int, arguments: [KernelArgument], with function: LaunchFunction) throws {
     guard count > 0 else { return }
     let threads = 32, blocks = min((count + threads - 1) / threads, 3)
     let status = KernelArgument.withParameters(arguments) { params in
-      kernel.withCString { function($0, UInt32(blocks), UInt32(threads), params) }
+      Self.streamLock.withLock { kernel.withCString { function($0, UInt32(blocks), UInt32(threads), params) } }
     }
     guard status == 0 else { throw CUDAError(.unsupported, "the emulator has no kernel \(kernel)") }
   }

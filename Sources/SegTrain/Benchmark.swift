@@ -77,6 +77,9 @@ public struct BenchmarkResult: Encodable, Sendable {
     public var gitCommit: String
     /// On the CPU: each 3x3 stride-1 convolution ("direction shape: algorithm", direct or winograd).
     public var convAlgorithms: [String]? = nil
+    /// OMP_WAIT_POLICY as the process ran with it (`unet` sets PASSIVE unless it is set): whether
+    /// oneDNN's OpenMP threads slept or spun between primitives.
+    public var openMPWaitPolicy = ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"]
 
     enum CodingKeys: String, CodingKey {
       case mode, device, precision, compiled, captured, threads, steps, classes, depth, padding, parameters
@@ -84,7 +87,7 @@ public struct BenchmarkResult: Encodable, Sendable {
       case inputChannels = "input_channels", baseFilters = "base_filters", upconvKernel = "upconv_kernel"
       case computePrecision = "compute_precision", lossScaling = "loss_scaling", skippedSteps = "skipped_steps"
       case swiftCompiler = "swift_compiler", gitCommit = "git_commit", deviceName = "device_name"
-      case convAlgorithms = "conv_algorithms"
+      case convAlgorithms = "conv_algorithms", openMPWaitPolicy = "omp_wait_policy"
     }
   }
 

@@ -31,10 +31,12 @@ struct BenchmarkKernelsCommand: ParsableCommand {
   var repeats = 3
   @Option(help: "wall (elapsed time) or cpu (the process's CPU time: on a loaded machine, pinned to one core with taskset).")
   var clock = BenchmarkClock.wall
+  @Flag(help: "Run the convolutions as the compiled step (--xla) does: outputs and scratch (Winograd's transforms, reorders) in an arena whose pages are already mapped, not in fresh buffers.")
+  var arena = false
   @Option(help: "Also write the JSON to this file.")
   var output: String?
 
-  func run() throws { try emitJSON(try KernelBenchmark.run(repeats: repeats, clock: clock), to: output) }
+  func run() throws { try emitJSON(try KernelBenchmark.run(repeats: repeats, clock: clock, arena: arena), to: output) }
 }
 
 // MARK: - unet benchmark pipeline

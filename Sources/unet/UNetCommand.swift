@@ -16,8 +16,10 @@ struct UNetCommand: ParsableCommand {
     defaultSubcommand: TrainCommand.self)
 
   /// argument-parser's main, with two messages of our own: a flag of another subcommand is named
-  /// as such, and the libraries' setting errors name their flags.
+  /// as such, and the libraries' setting errors name their flags. OpenMP's threads are made to
+  /// sleep rather than spin between oneDNN's primitives first (`OpenMPWaitPolicy`).
   static func main() {
+    OpenMPWaitPolicy.makePassive()
     let arguments = Array(CommandLine.arguments.dropFirst())
     var command: ParsableCommand
     do { command = try parseAsRoot(arguments) } catch {

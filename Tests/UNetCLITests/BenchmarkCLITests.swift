@@ -27,6 +27,28 @@ import Testing
     #expect(lines.contains { $0.hasPrefix("DLLL {") && $0.contains("\"throughput_\(tag)\"") && $0.contains("\"latency_\(tag)_99\"") })
   }
 
+  /// oneDNN's OpenMP threads sleep between primitives unless the user says otherwise: the
+  /// process runs with OMP_WAIT_POLICY=PASSIVE when the variable is not set, and keeps a value
+  /// that is; the benchmark's JSON says which.
+  @Test(arguments: [nil, "ACTIVE"]) func openMPWaitsPassivelyUnlessTold(policy: String?) throws {
+    let root = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: root) }
+    let output = root.appendingPathComponent("result.json")
+    let process = Process()
+    process.executableURL = unetBinary
+    process.arguments = ["benchmark", "--mode", "predict", "--warmup-steps", "1", "--max-steps", "2", "--output", output.path] + tinyModel
+    var environment = ProcessInfo.processInfo.environment
+    environment["OMP_WAIT_POLICY"] = policy
+    process.environment = environment
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0)
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: output)) as? [String: Any])
+    let config = try #require(json["config"] as? [String: Any])
+    #expect(config["omp_wait_policy"] as? String == policy ?? "PASSIVE")
+  }
+
   @Test func trainBenchmarkFlagRunsTheBenchmark() throws {
     let r = try unet(["train", "--benchmark", "--exec-mode", "predict", "--warmup-steps", "1", "--max-steps", "2"] + tinyModel)
     #expect(r.status == 0, "\(r.output)")

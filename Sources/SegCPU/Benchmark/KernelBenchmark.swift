@@ -44,6 +44,10 @@ public struct KernelBenchmarkResult: Codable, Sendable {
   public let isa: String
   /// Processors the process may use (oneDNN's OpenMP threads).
   public let processors: Int
+  /// Whether the convolutions wrote their outputs and scratch into an arena whose pages were
+  /// already mapped, as the compiled step runs them (`--arena`); else into fresh buffers, as the
+  /// eager step does.
+  public let arena: Bool
   /// A 4096x4096x4096 dnnl_sgemm: the machine's practical f32 ceiling.
   public let sgemm: Measurement
   /// Forward, backward-data and backward-filter of three U-Net layers, batch 1, each by the
@@ -62,6 +66,10 @@ public struct KernelBenchmarkResult: Codable, Sendable {
 /// filter is a fresh row-major tensor every run (the optimizer rewrites it each step), so its
 /// reorder is timed; the filter gradient is converted to row-major inside the timing, since the
 /// optimizer reads it that way. Outputs of the forward and backward-data runs stay in oneDNN's layout.
+/// With `arena`, each run's output and its kernel's scratch (`KernelScratch`: Winograd's
+/// transforms, the filter's reorders) are regions of one arena per case, mapped by the warm-up, as
+/// a compiled step's replay has them; without, they are fresh buffers from the backend's pool, as
+/// an eager step's.
 public enum KernelBenchmark {
   /// The three U-Net layer shapes measured: (name, input channels, output channels, input size).
   static let layers: [(String, Int, Int, Int)] = [
@@ -70,14 +78,15 @@ public enum KernelBenchmark {
     ("128->64 at 394x394, 3x3 valid", 128, 64, 394),
   ]
 
-  /// Runs the sgemm and every layer's three directions, `repeats` timed runs each, timed by `clock`.
-  public static func run(repeats: Int, clock: BenchmarkClock = .wall) throws -> KernelBenchmarkResult {
-    try BenchmarkClock.$current.withValue(clock) { try run(repeats: repeats) }
+  /// Runs the sgemm and every layer's three directions, `repeats` timed runs each, timed by
+  /// `clock`, the convolutions in an arena when `arena` is set.
+  public static func run(repeats: Int, clock: BenchmarkClock = .wall, arena: Bool = false) throws -> KernelBenchmarkResult {
+    try BenchmarkClock.$current.withValue(clock) { try run(repeats: repeats, arena: arena) }
   }
 
-  private static func run(repeats: Int) throws -> KernelBenchmarkResult {
+  private static func run(repeats: Int, arena: Bool) throws -> KernelBenchmarkResult {
     let repeats = max(repeats, 1)
-    let cases = try [sgemmCase(size: 4096)] + layers.flatMap { try layerCases($0.0, c: $0.1, o: $0.2, size: $0.3) }
+    let cases = try [sgemmCase(size: 4096)] + layers.flatMap { try layerCases($0.0, c: $0.1, o: $0.2, size: $0.3, arena: arena) }
     // Round-robin: every round runs each case once (round 0 is the warm-up), so that a machine
     // whose speed drifts (shared cores, clocks) slows every case alike instead of a few.
     var times = [[Double]](repeating: [], count: cases.count)
@@ -94,7 +103,7 @@ public enum KernelBenchmark {
     let v = dnnl_version().pointee
     return KernelBenchmarkResult(
       repeats: repeats, clock: BenchmarkClock.current.rawValue, oneDNN: "\(v.major).\(v.minor).\(v.patch)", isa: CPUFeatures.oneDNNISA,
-      processors: ProcessInfo.processInfo.activeProcessorCount, sgemm: sgemm, convolutions: convs)
+      processors: ProcessInfo.processInfo.activeProcessorCount, arena: arena, sgemm: sgemm, convolutions: convs)
   }
 
   /// One timed operation: `run` does it once and returns its seconds.
@@ -126,8 +135,8 @@ public enum KernelBenchmark {
   // MARK: Convolutions
 
   /// The three directions of one layer. Each run gets a fresh row-major filter (made outside the
-  /// timing) and runs its direction to completion.
-  private static func layerCases(_ name: String, c: Int, o: Int, size: Int) throws -> [Case] {
+  /// timing) and runs its direction to completion, in an arena of its case when `arena` is set.
+  private static func layerCases(_ name: String, c: Int, o: Int, size: Int, arena: Bool) throws -> [Case] {
     let cpu = CPUBackend.shared
     let out = size - 2
     let geometry = ConvGeometry(strides: (1, 1), padding: .zero)
@@ -137,14 +146,11 @@ public enum KernelBenchmark {
     let dy = try Tensor(randomTensor([1, out, out, o], scale: 1), on: cpu)
 
     func timed(_ direction: String, _ algorithm: ConvAlgorithm = .direct, _ body: @escaping (Tensor) throws -> Tensor) -> Case {
-      Case(layer: name, direction: direction, algorithm: algorithm.rawValue, gflop: gflop) {
+      let placed = arena ? PlacedRun() : nil
+      return Case(layer: name, direction: direction, algorithm: algorithm.rawValue, gflop: gflop) {
         let w = try Tensor(filterHost, on: cpu)
-        var failure: Error?
-        let t = seconds {
-          do { _ = try ConvAlgorithm.with(algorithm) { try body(w) } } catch { failure = error }
-        }
-        if let failure { throw failure }
-        return t
+        let run = { try ConvAlgorithm.with(algorithm) { try body(w) } }
+        return try placed?.time(run) ?? timedRun(run).seconds
       }
     }
     let forward = { (w: Tensor) in try conv2d(x, w, padding: .valid) }
@@ -178,6 +184,43 @@ public enum KernelBenchmark {
       timed("backwardData", .direct, backwardData), winogradBackwardData,
       timed("backwardFilter", .direct, backwardFilter), winogradBackwardFilter,
     ]
+  }
+
+  // MARK: Runs in an arena
+
+  /// One case's arena: its first run counts the scratch its kernel asks for and the bytes of its
+  /// output (and allocates as an eager step does, untimed: it is the warm-up); from then on each
+  /// run's output and scratch are regions of one arena made for them, its pages mapped at once.
+  private final class PlacedRun {
+    private var arena: CPUArena?
+    private var outputBytes = 0, scratchBytes = 0
+
+    /// The seconds of `body`, with its output and scratch in the arena once it exists.
+    func time(_ body: () throws -> Tensor) throws -> Double {
+      guard let arena else {
+        let counting = KernelScratch(nil)
+        let (t, bytes) = try KernelScratch.$current.withValue(counting) { try timedRun(body) }
+        outputBytes = (bytes + MemoryPlan.alignment - 1) / MemoryPlan.alignment * MemoryPlan.alignment
+        scratchBytes = counting.requestedBytes
+        let made = CPUArena(bytes: outputBytes + scratchBytes)
+        memset(made.buffer.pointer, 0, made.byteCount)  // maps its pages, as a replay before finds them
+        self.arena = made
+        return t
+      }
+      let output = OutputPlacement([OutputPlacement.Region(arena: arena, offset: 0, bytes: outputBytes)])
+      let scratch = KernelScratch(OutputPlacement.Region(arena: arena, offset: outputBytes, bytes: scratchBytes))
+      return try OutputPlacement.$current.withValue(output) {
+        try KernelScratch.$current.withValue(scratch) { try timedRun(body).seconds }
+      }
+    }
+  }
+
+  /// The seconds of `body` and the bytes of the buffer its result was made in; the result is let
+  /// go inside the timing, as a step lets go of a value after its last reader.
+  private static func timedRun(_ body: () throws -> Tensor) throws -> (seconds: Double, bytes: Int) {
+    var result: Result<Int, Error> = .success(0)
+    let t = seconds { result = Result { (try body().node.storage as? CPUStorage)?.origin.byteCount ?? 0 } }
+    return (t, try result.get())
   }
 
   // MARK: Helpers

@@ -44,9 +44,8 @@ final class HostBuffer {
 
   /// `byteCount` bytes of scratch for the kernel running now (zeroed when asked): the next piece of
   /// the region its compiled program planned for it (`KernelScratch`) when there is room, else a
-  /// fresh buffer.
-  /// `scratch` is `KernelScratch.current` as the kernel's calling thread read it (worker threads
-  /// do not see the caller's task-local values).
+  /// fresh buffer. `scratch` is `KernelScratch.current` as the kernel's calling thread read it
+  /// (worker threads do not see the caller's task-local values).
   static func scratch(_ byteCount: Int, from scratch: KernelScratch?, zeroed: Bool = false) -> HostBuffer {
     if let region = scratch?.take(byteCount), let arena = region.arena as? CPUArena {
       return HostBuffer(arena, offset: region.offset, byteCount: byteCount, zeroed: zeroed)
@@ -58,7 +57,9 @@ final class HostBuffer {
   var isInArena: Bool { arena != nil }
 
   deinit {
-    if let arena { arena.held.remove(pointer - arena.buffer.pointer..<pointer - arena.buffer.pointer + byteCount) } else { HostMemory.shared.free(pointer, byteCount) }
+    guard let arena else { return HostMemory.shared.free(pointer, byteCount) }
+    let offset = pointer - arena.buffer.pointer
+    arena.held.remove(offset..<offset + byteCount)
   }
 }
 

@@ -97,8 +97,8 @@ extension KernelTable {
 /// the penalty and the updates read them) is given a window: the lowest run of free bytes between
 /// them that its plan fits in, else it runs without the arena, as does one that finds the arena
 /// in use (a program run from inside another, or from another thread). Without windows the
-/// penalty and the updates allocated about 250 MB a 572x572 step, each page faulted in again; a
-/// second arena for them held 72 MiB more. One arena per program would hold every small
+/// penalty and the updates allocated their 250 MB a 572x572 step, 70 MB of it in pages faulted in
+/// afresh; a second arena for them held 72 MiB more. One arena per program would hold every small
 /// program's bytes (an update's, per parameter shape) for the whole run: measured at 572x572,
 /// 300 MB more.
 final class ProgramArena: @unchecked Sendable {

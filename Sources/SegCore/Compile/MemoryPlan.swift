@@ -3,8 +3,9 @@
 /// Where each intermediate value of a program lives in one arena, which the replay allocates once
 /// and reuses: liveness over the whole step (a value is live from the instruction that makes it to
 /// its last reader, both included, so an output never shares bytes with an input of its own op),
-/// packed by size with reuse. Inputs and constants are not in the arena, nor are the function's
-/// outputs unless the program places them there (`Program.placesOutputs`).
+/// packed by size with reuse, beside the scratch each kernel asked for (`KernelScratch`). Inputs
+/// and constants are not in the arena, nor are the function's outputs unless the program places
+/// them there (`Program.placesOutputs`).
 public struct MemoryPlan: Sendable {
   /// One intermediate value, or one kernel's scratch: its slot, the instruction positions it is
   /// live over, its size and its offset in the arena.
@@ -77,7 +78,8 @@ public struct MemoryPlan: Sendable {
   /// does not say, its elements' bytes. A value with views (a kernel that returned a view of its
   /// input) is one buffer live until its last view's last reader. The function's outputs are not
   /// planned, since the caller keeps them past the replay, unless the program places them
-  /// (`Program.placesOutputs`): then each is a buffer live from its op to the end.
+  /// (`Program.placesOutputs`): then each is a buffer live from its op to the end. Each kernel's
+  /// scratch (`Program.Instruction.scratchBytes`) is a buffer live at its instruction alone.
   public init(_ program: Program) {
     let last = program.lastUses()
     let returned: Set<Int> = program.placesOutputs ? [] : Set(program.outputs.map(program.aliasRoot))

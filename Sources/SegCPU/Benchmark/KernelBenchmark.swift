@@ -219,7 +219,12 @@ public enum KernelBenchmark {
   /// go inside the timing, as a step lets go of a value after its last reader.
   private static func timedRun(_ body: () throws -> Tensor) throws -> (seconds: Double, bytes: Int) {
     var result: Result<Int, Error> = .success(0)
-    let t = seconds { result = Result { (try body().node.storage as? CPUStorage)?.origin.byteCount ?? 0 } }
+    let t = seconds {
+      result = Result {
+        let y = try body()
+        return withExtendedLifetime(y) { (y.node.storage as? CPUStorage)?.origin.byteCount ?? 0 }
+      }
+    }
     return (t, try result.get())
   }
 

@@ -19,7 +19,10 @@ enum OpenMPWaitPolicy {
   /// fails the program goes on as it is, only slower.
   static func makePassive() {
     guard getenv("OMP_WAIT_POLICY") == nil else { return }
+    // The binary by its own path, not /proc/self/exe: the process's name (ps, top, /proc/*/comm)
+    // is the file name executed.
+    guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return }
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
-    execv("/proc/self/exe", CommandLine.unsafeArgv)
+    execv(path, CommandLine.unsafeArgv)
   }
 }

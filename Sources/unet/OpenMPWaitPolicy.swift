@@ -10,8 +10,8 @@ import Foundation
 /// each primitive waiting for the next, while our own kernels (Winograd, the Swift elementwise
 /// loops) run on other threads: on a machine with as many threads as cores each spinning thread
 /// takes a core from a worker. With `OMP_WAIT_POLICY=PASSIVE` they sleep instead; measured on the
-/// 572x572 step (2-core AMD EPYC, side by side): compiled training 1.15-1.3x, compiled inference
-/// 1.4x, eager inference 1.1-1.2x, eager training 1.0-1.06x. libgomp reads the variable when it is
+/// 572x572 step (2-core AMD EPYC, alternated, two rounds): compiled training 1.14-1.30x, compiled
+/// inference 1.44-1.48x, eager inference 1.11-1.17x, eager training 0.94-1.06x. libgomp reads the variable when it is
 /// loaded, before `main`, so the process sets it and runs itself again, once.
 enum OpenMPWaitPolicy {
   /// Sets OMP_WAIT_POLICY=PASSIVE and re-executes the program, unless the variable is set already

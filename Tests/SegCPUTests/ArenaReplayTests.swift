@@ -49,6 +49,14 @@ private func randomCPUInputs(_ seed: UInt64, on cpu: CPUBackend) throws -> [Tens
   return try (0..<3).map { _ in try Tensor(shape: [1, 10, 10, 16], floats: rng.doubles(1600).map(Float.init), on: cpu) }
 }
 
+/// A step returning `f`'s value and its gradients at the inputs, as the compiled functions here run it.
+private func valueAndGradientsStep(_ f: @escaping ([Tensor]) throws -> Tensor) -> ([Tensor]) throws -> [Tensor] {
+  { xs in
+    let (value, grads) = try valueAndGradients(at: xs, of: f)
+    return [value] + grads
+  }
+}
+
 private func bits(_ ts: [Tensor]) throws -> [[UInt64]] { try ts.map { try $0.host().doubles.map(\.bitPattern) } }
 
 /// The buffers `body` allocates on this task.
@@ -67,10 +75,7 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
   @Test(arguments: 0..<10 as Range<UInt64>) func randomCPUGraphsReplayInTheArena(seed: UInt64) throws {
     let cpu = CPUBackend.shared
     let f = randomCPUFunction(seed: seed, on: cpu)
-    let step: ([Tensor]) throws -> [Tensor] = { xs in
-      let (value, grads) = try valueAndGradients(at: xs, of: f)
-      return [value] + grads
-    }
+    let step = valueAndGradientsStep(f)
     let compiled = CompiledFunction("cpu-random\(seed)") { xs, _ in try step(xs) }
     let first = try randomCPUInputs(seed, on: cpu)
     #expect(try bits(compiled(first)) == bits(step(first)))
@@ -204,10 +209,7 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
     // replay takes meanwhile or grows.
     let cpu = CPUBackend()
     let f = randomCPUFunction(seed: 3, on: cpu)
-    let step: ([Tensor]) throws -> [Tensor] = { xs in
-      let (value, grads) = try valueAndGradients(at: xs, of: f)
-      return [value] + grads
-    }
+    let step = valueAndGradientsStep(f)
     let compiled = CompiledFunction("outputs-in-arena", outputsInArena: true) { xs, _ in try step(xs) }
     let first = try randomCPUInputs(3, on: cpu)
     #expect(try bits(compiled(first)) == bits(step(first)))
@@ -234,10 +236,7 @@ private func allocations(_ body: () throws -> Void) rethrows -> Int {
   @Test func aReplayBesideKeptOutputsRunsInTheGapsBetweenThem() throws {
     let cpu = CPUBackend()
     let f = randomCPUFunction(seed: 5, on: cpu)
-    let step: ([Tensor]) throws -> [Tensor] = { xs in
-      let (value, grads) = try valueAndGradients(at: xs, of: f)
-      return [value] + grads
-    }
+    let step = valueAndGradientsStep(f)
     let big = CompiledFunction("kept-outputs", outputsInArena: true) { xs, _ in try step(xs) }
     var rng = SeededRandom(seed: 6)
     let w = try Tensor(shape: [3, 3, 16, 16], floats: rng.doubles(2304).map { Float($0 * 0.1) }, on: cpu)

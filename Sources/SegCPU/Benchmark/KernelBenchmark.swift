@@ -200,7 +200,7 @@ public enum KernelBenchmark {
       guard let arena else {
         let counting = KernelScratch(nil)
         let (t, bytes) = try KernelScratch.$current.withValue(counting) { try timedRun(body) }
-        outputBytes = (bytes + MemoryPlan.alignment - 1) / MemoryPlan.alignment * MemoryPlan.alignment
+        outputBytes = MemoryPlan.aligned(bytes)
         scratchBytes = counting.requestedBytes
         let made = CPUArena(bytes: outputBytes + scratchBytes)
         memset(made.buffer.pointer, 0, made.byteCount)  // maps its pages, as a replay before finds them

@@ -131,9 +131,6 @@ enum WinogradConvolution {
     let u = UncheckedSendable(filter.u.pointer.assumingMemoryBound(to: Float.self))
     let xs = UncheckedSendable(x), ys = UncheckedSendable(y)
     let scratch = KernelScratch.current
-    func matrices() -> (v: HostBuffer, m: HostBuffer) {
-      (HostBuffer.scratch(36 * sv * 4, from: scratch), HostBuffer.scratch(36 * sm * 4, from: scratch))
-    }
     biasBlocks.withUnsafeBufferPointer { b in
       let bs = UncheckedSendable(b.baseAddress!)
       var problem = p.kernelProblem
@@ -156,7 +153,7 @@ enum WinogradConvolution {
           }
         }
         if p.sharesPieces {
-          let (vb, mb) = matrices()
+          let (vb, mb) = Self.matrices(sv, sm, from: scratch)
           let (v, m) = (floats(vb), floats(mb))
           defer { withExtendedLifetime((vb, mb)) {} }
           for index in 0..<chunks {
@@ -173,13 +170,19 @@ enum WinogradConvolution {
             output(m, first: first, rows: 0..<count)
           }
           WinogradSchedule.claim(chunks) { next in
-            let (vb, mb) = matrices()
+            let (vb, mb) = Self.matrices(sv, sm, from: scratch)
             defer { withExtendedLifetime((vb, mb)) {} }
             while let index = next() { piece(floats(vb), floats(mb), index) }
           }
         }
       }
     }
+  }
+
+  /// The 36 V and the 36 M matrices of a piece, `sv` and `sm` floats apart: scratch of the kernel
+  /// (`HostBuffer.scratch`), which the forward and backward-filter threads each take.
+  static func matrices(_ sv: Int, _ sm: Int, from scratch: KernelScratch?) -> (v: HostBuffer, m: HostBuffer) {
+    (HostBuffer.scratch(36 * sv * 4, from: scratch), HostBuffer.scratch(36 * sm * 4, from: scratch))
   }
 
   /// A scratch buffer's floats. HostBuffers are 64-byte aligned (no 16-float row straddles two

@@ -49,14 +49,11 @@ enum WinogradFilterGradient {
       }
       let partCount = p.sharesPieces ? 1 : min(chunks, parts)
       let scratch = KernelScratch.current
-      func matrices() -> (v: HostBuffer, m: HostBuffer) {
-        (HostBuffer.scratch(36 * sv * 4, from: scratch), HostBuffer.scratch(36 * sm * 4, from: scratch))
-      }
       let duBuffer = HostBuffer.scratch(partCount * sums * 4, from: scratch)
       let du = UncheckedSendable(duBuffer.pointer.assumingMemoryBound(to: Float.self))
       defer { withExtendedLifetime(duBuffer) {} }
       if p.sharesPieces {
-        let (vb, mb) = matrices()
+        let (vb, mb) = WinogradConvolution.matrices(sv, sm, from: scratch)
         let (v, m) = (floats(vb), floats(mb))
         defer { withExtendedLifetime((vb, mb)) {} }
         for index in 0..<chunks {
@@ -66,7 +63,7 @@ enum WinogradFilterGradient {
         }
       } else {
         WinogradSchedule.claim(partCount) { next in
-          let (vb, mb) = matrices()
+          let (vb, mb) = WinogradConvolution.matrices(sv, sm, from: scratch)
           let (v, m) = (floats(vb), floats(mb))
           defer { withExtendedLifetime((vb, mb)) {} }
           while let part = next() {

@@ -171,11 +171,10 @@ final class ProgramArena: @unchecked Sendable {
   /// The lowest offset, a multiple of `MemoryPlan.alignment`, from which `bytes` bytes of an arena
   /// of `size` bytes meet none of `held`; nil when there is none.
   static func lowestGap(of bytes: Int, in size: Int, around held: [Range<Int>]) -> Int? {
-    let align = MemoryPlan.alignment
     var start = 0
-    for r in held.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+    for r in held.sorted(by: { $0.lowerBound < $1.lowerBound }) where !r.isEmpty {
       if r.lowerBound >= start + bytes { return start }
-      start = max(start, (r.upperBound + align - 1) / align * align)
+      start = max(start, MemoryPlan.aligned(r.upperBound))
     }
     return start + bytes <= size ? start : nil
   }

@@ -27,10 +27,9 @@ public final class KernelScratch: @unchecked Sendable {
   /// The next `bytes` of the region, or nil when there is none or too little of it left (the
   /// request is counted either way).
   public func take(_ bytes: Int) -> OutputPlacement.Region? {
-    let rounded = (max(bytes, 1) + MemoryPlan.alignment - 1) / MemoryPlan.alignment * MemoryPlan.alignment
-    return lock.withLock {
+    lock.withLock {
       let offset = used
-      used += rounded
+      used += MemoryPlan.aligned(bytes)
       guard let region, used <= region.bytes else { return nil }
       return OutputPlacement.Region(arena: region.arena, offset: region.offset + offset, bytes: bytes)
     }

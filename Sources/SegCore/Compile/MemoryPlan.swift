@@ -36,6 +36,9 @@ public struct MemoryPlan: Sendable {
   /// Buffers start on this many bytes, as a vectorised kernel wants.
   public static let alignment = 64
 
+  /// `bytes` rounded up to a whole number of `alignment`s (at least one): what a buffer of `bytes` takes.
+  public static func aligned(_ bytes: Int) -> Int { (max(bytes, 1) + alignment - 1) / alignment * alignment }
+
   /// Every intermediate value, in slot order.
   public internal(set) var buffers: [Buffer]
   /// Each buffer's offset, by slot.
@@ -115,7 +118,7 @@ public struct MemoryPlan: Sendable {
     let aligned = { (s: Int) -> Int in
       let v = program.values[s]
       let raw = v.footprint?.bytes ?? v.type.shape.count * v.type.dtype.byteSize
-      return max(raw + Self.alignment - 1, Self.alignment) / Self.alignment * Self.alignment
+      return Self.aligned(raw)
     }
     let values = order.filter { !returned.contains($0) && memberOf[$0] == nil && host[$0] == nil }.map { s in
       Buffer(slot: s, start: start[s]!, end: end[s]!, bytes: aligned(s))

@@ -78,29 +78,20 @@ extension Program {
         plan?.scratch[position].map { KernelScratch(OutputPlacement.Region(arena: arena, offset: base + $0.offset, bytes: $0.bytes)) }
       }
       let into = inPlace[position]
+      let run = { try kernels.run(op, operands, outputs: types, placement: placement) }
       let results: [any DeviceStorage] = try KernelScratch.$current.withValue(scratch) {
-        if let profiler {
-          return try profiler.measure(op.kind, output: types[0], on: backend) {
-            try kernels.run(op, operands, outputs: types, placement: placement)
-          }
-        } else if let deviceScalars, !ins.bindings.isEmpty {
-          var words: [ScalarBinding.Attribute: Int] = [:]
-          for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }
-          let scalarPlacement = StepScalarPlacement(buffer: deviceScalars.buffer, words: words)
-          let results = try StepScalarPlacement.$current.withValue(scalarPlacement) {
-            try InPlaceOutputs.$current.withValue(into) {
-              try kernels.run(op, operands, outputs: types, placement: placement)
-            }
-          }
-          if let attribute = scalarPlacement.untaken.first {
-            throw CaptureRefusal(reason: "the \(op.kind.rawValue) kernel does not read its \(attribute.rawValue) from the device, so the step scalar would be frozen in the graph")
-          }
-          return results
-        } else {
-          return try InPlaceOutputs.$current.withValue(into) {
-            try kernels.run(op, operands, outputs: types, placement: placement)
-          }
+        if let profiler { return try profiler.measure(op.kind, output: types[0], on: backend, run) }
+        guard let deviceScalars, !ins.bindings.isEmpty else { return try InPlaceOutputs.$current.withValue(into, operation: run) }
+        var words: [ScalarBinding.Attribute: Int] = [:]
+        for b in ins.bindings { words[b.attribute] = deviceScalars.words[b.scalar] }
+        let scalarPlacement = StepScalarPlacement(buffer: deviceScalars.buffer, words: words)
+        let results = try StepScalarPlacement.$current.withValue(scalarPlacement) {
+          try InPlaceOutputs.$current.withValue(into, operation: run)
         }
+        if let attribute = scalarPlacement.untaken.first {
+          throw CaptureRefusal(reason: "the \(op.kind.rawValue) kernel does not read its \(attribute.rawValue) from the device, so the step scalar would be frozen in the graph")
+        }
+        return results
       }
       for (s, r) in zip(ins.outputs, results) { slots[s] = r }
       for s in ins.frees { slots[s] = nil }

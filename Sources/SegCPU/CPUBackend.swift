@@ -18,7 +18,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
   /// The kernel table, built once: per primitive type, in the order tried, "blocked" (ops on
   /// oneDNN's blocked layouts, declining other operands), "winograd" (3x3 stride-1 convolutions
   /// in f32), "onednn" (f32, and bf16 where the processor has AVX-512 BF16; declining other
-  /// dtypes), "bf16" (Swift arithmetic on bf16 through f32) and "swift" (row-major Swift kernels).
+  /// dtypes), "bf16" (Swift arithmetic on bf16 through f32), "swift" (row-major Swift kernels) and
+  /// "separate" (an op the compiler joins run as the ops it joins).
   public let kernels: KernelTable
 
   /// A backend of its own (tests: its program arenas are taken by no other test's replays).

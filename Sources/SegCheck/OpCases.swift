@@ -65,6 +65,22 @@ public enum OpCases {
     OpCase(kind: .maxPool2dBackward, label: "3x3 stride 1", inputs: [[2, 5, 6, 2], [2, 3, 4, 2]], differentiable: [false, false]) { x, _, _ in
       try maxPool2dBackward(x[0], x[1], window: (3, 3), strides: (1, 1))
     },
+    OpCase(kind: .skipGradient, label: "2x2, odd crop margins, ReLU", inputs: [[2, 6, 7, 3], [2, 3, 3, 3], [2, 4, 3, 5]],
+      differentiable: [false, false, false]) { x, _, _ in
+      try skipGradient(x[0], x[1], x[2], pool: MaxPool2D(windowH: 2, windowW: 2, strideH: 2, strideW: 2), channels: 2, reluBackward: true)
+    },
+    OpCase(kind: .skipGradient, label: "2x2, 8 + 8 channels", inputs: [[1, 8, 6, 8], [1, 4, 3, 8], [1, 4, 4, 16]],
+      differentiable: [false, false, false]) { x, _, _ in
+      try skipGradient(x[0], x[1], x[2], pool: MaxPool2D(windowH: 2, windowW: 2, strideH: 2, strideW: 2), channels: 8, reluBackward: false)
+    },
+    OpCase(kind: .skipGradient, label: "2x2 stride 3, gaps between windows, ReLU", inputs: [[1, 7, 8, 4], [1, 2, 3, 4], [1, 5, 6, 8]],
+      differentiable: [false, false, false]) { x, _, _ in
+      try skipGradient(x[0], x[1], x[2], pool: MaxPool2D(windowH: 2, windowW: 2, strideH: 3, strideW: 3), channels: 4, reluBackward: true)
+    },
+    OpCase(kind: .skipGradient, label: "3x3 stride 2 overlapping, ReLU", inputs: [[1, 7, 7, 2], [1, 3, 3, 2], [1, 5, 4, 4]],
+      differentiable: [false, false, false]) { x, _, _ in
+      try skipGradient(x[0], x[1], x[2], pool: MaxPool2D(windowH: 3, windowW: 3, strideH: 2, strideW: 2), channels: 2, reluBackward: true)
+    },
     OpCase(kind: .relu, label: "", inputs: [[2, 3, 5, 7]]) { x, _, _ in try relu(x[0]) },
     OpCase(kind: .relu, label: "odd length", inputs: [[3, 17]]) { x, _, _ in try relu(x[0]) },
     OpCase(kind: .reluBackward, label: "", inputs: [[2, 3, 4], [2, 3, 4]], differentiable: [true, false]) { x, _, _ in

@@ -24,8 +24,9 @@ public enum OpKind: String, CaseIterable, Sendable {
   case randomMask, cast, argmax, oneHot
   // Fused optimizer updates (Ops/Optimizer.swift, Ops/MultiTensorAdam.swift).
   case adamUpdate, multiTensorAdam
-  // Elementwise ops run as one, made by the compiler (Ops/Fused.swift).
-  case fusedElementwise
+  // Elementwise ops run as one, made by the compiler (Ops/Fused.swift); an encoder output's
+  // gradient from its pool and its skip as one, made by the compiler (Ops/SkipGradient.swift).
+  case fusedElementwise, skipGradient
 }
 
 // MARK: - Primitive
@@ -108,6 +109,7 @@ public enum Primitives {
     Reshape.self, Concat.self, Slice.self, Pad.self, PadBackward.self, CropConcat.self, CropConcatBackward.self,
     RandomMask.self, Cast.self,
     ArgMax.self, OneHot.self, AdamUpdate.self, MultiTensorAdam.self, FusedElementwise.self,
+    SkipGradient.self,
   ]
 
   /// The primitive type whose ops have `kind`.

@@ -22,7 +22,8 @@ import Testing
 
 /// Each (primitive type, candidate) of the CPU's table runs its type's op cases alone, at the
 /// dtypes it takes: oneDNN and the blocked kernels f32 (and bf16 on a processor with AVX-512
-/// BF16), Winograd f32, the Swift kernels f32 and f64, the "bf16" ones bf16 (through f32). The
+/// BF16), Winograd f32, the Swift kernels f32 and f64, the "bf16" ones bf16 (through f32), the
+/// "separate" ones (joined ops run apart) at oneDNN's dtypes. The
 /// blocked kernels take only blocked operands, so their cases get inputs in oneDNN's blocked layout, and they may decline a case whose
 /// channels are not whole blocks.
 @Suite struct CandidateConformanceTests {
@@ -49,6 +50,8 @@ import Testing
       expectCandidateConforms(candidate, of: cpu, dtypes: [.bf16], mayDecline: true)
     case "swift":
       expectCandidateConforms(candidate, of: cpu, dtypes: [.f32, .f64])
+    case "separate":
+      expectCandidateConforms(candidate, of: cpu, dtypes: oneDNNTypes)
     default:
       Issue.record("\(candidate): a candidate this test does not know; say which dtypes it takes")
     }

@@ -342,10 +342,12 @@ func bits(_ t: HostTensor) -> [UInt32] { t.floats.map(\.bitPattern) }
 
 @Suite struct SwiftKernelCoverageTests {
   /// Every primitive type without a oneDNN kernel has a Swift kernel, and so do ReLU and
-  /// ReLUBackward (for the dtypes oneDNN declines); it is always the last candidate.
+  /// ReLUBackward (for the dtypes oneDNN declines); it is always the last candidate. The skip
+  /// gradient, which joins max pooling's backward (oneDNN's alone), runs as the ops it joins.
   @Test func everyNonConvolutionTypeHasASwiftKernel() {
     let oneDNNOnly: [any Primitive.Type] = [
       Conv2D.self, Conv2DBackwardData.self, Conv2DBackwardFilter.self, MaxPool2D.self, MaxPool2DBackward.self,
+      SkipGradient.self,
     ]
     for type in Primitives.all where !oneDNNOnly.contains(where: { $0 == type }) {
       #expect(CPUBackend.shared.kernels.candidates(for: type).last == "swift", "no Swift kernel for \(type)")

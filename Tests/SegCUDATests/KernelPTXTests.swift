@@ -32,7 +32,8 @@ struct KernelPTXTests {
     let casts = KernelNames.all.flatMap { s in KernelNames.all.filter { $0 != s }.map { "cast_\(s.rawValue)_\($0.rawValue)" } }
     let copies = KernelNames.byteSizes.flatMap { ["copy_b\($0)", "pad_b\($0)", "cropConcat_b\($0)", "cropConcatBackward_b\($0)"] }
     let adam = OptimizerKernels.gradientTypes.map { KernelNames.name("adam", $0) }
-    return elementwise + casts + copies + adam
+    let skipGradients = KernelNames.floats.map { KernelNames.name(OpKind.skipGradient.rawValue, $0) }
+    return elementwise + casts + copies + adam + skipGradients
   }()
 
   @Test func vectorisedKernelsUse128BitLoadsAndStores() throws {
@@ -55,7 +56,8 @@ struct KernelPTXTests {
       ("cast_f32_f16", ["cvt.rn.f16.f32"]), ("cast_f16_f32", ["cvt.f32.f16"]), ("adam_f16", ["cvt.f32.f16"]),
       ("sumFinish_f16", ["cvt.rn.f16.f32"]), ("softmax_f16", ["cvt.f32.f16", "cvt.rn.f16.f32"]),
       ("add_bf16", ["cvt.rn.bf16.f32"]), ("cast_f32_bf16", ["cvt.rn.bf16.f32"]),
-      ("biasActivation_bf16", ["cvt.rn.bf16.f32"]),
+      ("biasActivation_bf16", ["cvt.rn.bf16.f32"]), ("skipGradient_f16", ["cvt.f32.f16", "cvt.rn.f16.f32"]),
+      ("skipGradient_bf16", ["cvt.rn.bf16.f32"]),
     ]
     for (kernel, instructions) in pairs {
       let body = try #require(entry(kernel, in: ptx), "\(kernel) is not in the PTX")
@@ -78,13 +80,14 @@ struct KernelPTXTests {
     }
   }
 
-  /// The strided index kernels read their per-axis parameters at fixed offsets, and the sum's and
-  /// padBackward's odometers live in registers: no per-thread copy to local memory.
+  /// The strided index kernels read their per-axis parameters at fixed offsets, the sum's and
+  /// padBackward's odometers and the skip gradient's per-channel maxima live in registers: no
+  /// per-thread copy to local memory.
   @Test func indexKernelsUseNoLocalMemory() throws {
     let ptx = try Self.ptx.get()
     let kernels = [
       "add_f16", "mul_f32", "reluBackward_bf16", "copy_b2", "copy_b4", "pad_b2", "pad_b4", "sumPartial_f16",
-      "sumPartial_f32", "softmaxBlock_f16", "padBackward_f16", "padBackward_f32",
+      "sumPartial_f32", "softmaxBlock_f16", "padBackward_f16", "padBackward_f32", "skipGradient_f16", "skipGradient_f32",
     ]
     for k in kernels {
       let body = try #require(entry(k, in: ptx), "\(k) is not in the PTX")

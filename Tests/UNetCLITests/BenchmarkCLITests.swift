@@ -67,11 +67,12 @@ import Testing
       #expect(text.contains("\"compiled\" : true"), "\(text)")
     }
     let files = try FileManager.default.contentsOfDirectory(atPath: graphs.path)
-    // Stages: trace, step-scalars, dead-values, fuse-elementwise, recompute, concat-in-place, in-place, memory-plan,
-    // memory-check.
-    #expect(files.contains("gradients-1-00-trace.txt") && files.contains("update-1-08-memory-check.txt") && files.contains("predict-1-07-memory-plan.txt")
-      && files.contains("gradients-1-04-recompute.txt") && files.contains("gradients-1-05-concat-in-place.txt")
-      && files.contains("gradients-1-06-in-place.txt") && files.contains("gradients-1-03-fuse-elementwise.txt"), "\(files)")
+    // Stages: trace, step-scalars, dead-values, fuse-skip-gradient, fuse-elementwise, recompute, concat-in-place,
+    // in-place, memory-plan, memory-check.
+    #expect(files.contains("gradients-1-00-trace.txt") && files.contains("update-1-09-memory-check.txt") && files.contains("predict-1-08-memory-plan.txt")
+      && files.contains("gradients-1-03-fuse-skip-gradient.txt") && files.contains("gradients-1-05-recompute.txt")
+      && files.contains("gradients-1-06-concat-in-place.txt") && files.contains("gradients-1-07-in-place.txt")
+      && files.contains("gradients-1-04-fuse-elementwise.txt"), "\(files)")
     let eager = try unet(["benchmark", "--warmup-steps", "1", "--max-steps", "2", "--output", json.path] + tinyModel)
     #expect(eager.status == 0)
     #expect(try String(contentsOf: json, encoding: .utf8).contains("\"compiled\" : false"))

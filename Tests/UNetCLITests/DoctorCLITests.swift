@@ -70,7 +70,7 @@ import Testing
     #expect(object?["device"] as? String == "cpu")
     let conformance = object?["conformance"] as? [String: Any]
     let rows = conformance?["rows"] as? [[String: Any]] ?? []
-    #expect(Set(rows.compactMap { $0["op"] as? String }).count == 35, "every op kind (35, adamUpdate, multiTensorAdam, fusedElementwise and cropConcatBackward included)")
+    #expect(Set(rows.compactMap { $0["op"] as? String }).count == 36, "every op kind (36, adamUpdate, multiTensorAdam, fusedElementwise, cropConcatBackward and skipGradient included)")
     #expect(rows.allSatisfy { $0["passed"] as? Bool == true })
     let training = object?["training"] as? [String: Any]
     #expect((training?["candidateLosses"] as? [Double])?.count == 2)

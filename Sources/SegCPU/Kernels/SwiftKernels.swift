@@ -44,6 +44,12 @@ extension CPUBackend {
     }
     // The whole optimizer step as one op (MultiTensorAdam.swift).
     table.registerOutputs(MultiTensorAdam.self, "swift") { op, inputs, outputs in try multiTensorAdam(op, inputs, outputs) }
+    // An encoder output's gradient from its pool and its skip, which the compiler joins only where
+    // the skip is one op (not on the CPU): "separate", the ops it joins, by the kernels above and
+    // oneDNN's pooling backward (so at oneDNN's dtypes).
+    table.register(SkipGradient.self, "separate") { op, inputs, output in
+      try op.runSeparately(inputs, output: output, with: CPUBackend.shared.kernels)
+    }
     // Elementwise chains the compiler fused (Fused.swift), then each step by the kernels above.
     table.register(FusedElementwise.self, "swift") { op, inputs, output in
       try FusedKernel.run(op, inputs, output) ?? op.runSteps(inputs, with: CPUBackend.shared.kernels)

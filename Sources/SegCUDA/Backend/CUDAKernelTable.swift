@@ -53,6 +53,12 @@ extension CUDABackend {
       try self.fusedInLayouts(op, inputs, output)
     }
     add(MaxPool2DBackward.self, CUDABackend.maxPoolBackward)
+    // An encoder output's gradient from its pool and its skip in one launch (windows that do not
+    // overlap); else as the separate ops.
+    table.register(SkipGradient.self, "cuda") { [unowned self] op, inputs, output in
+      if let y = try self.skipGradient(op, try self.deviceOperands(inputs, op.kind).map(self.rowMajor), output) { return y }
+      return try op.runSeparately(inputs, output: output, with: self.kernels)
+    }
     table.registerOutputs(AdamUpdate.self, "cuda") { [unowned self] op, inputs, _ in
       try self.adamUpdate(op, try self.deviceOperands(inputs, op.kind).map(self.rowMajor))
     }

@@ -122,6 +122,31 @@ extension CUDABackend {
     return y
   }
 
+  /// skipGradient (x, dy, g): `skipGradient_<dtype>`, one thread per stride cell and 16-byte
+  /// vector of channels (per channel when the channel counts are not whole vectors); nil where
+  /// windows overlap (a pixel of two windows), an operand has 2^32 elements or more, or an operand
+  /// is not of the output's floating dtype: the separate ops run then.
+  func skipGradient(_ p: SkipGradient, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
+    let pool = p.pool
+    guard let dtype = floatType(x, out), pool.strideH >= pool.windowH, pool.strideW >= pool.windowW,
+      x.allSatisfy({ $0.type.shape.count < 1 << 32 })
+    else { return nil }
+    let (xs, g) = (x[0].type.shape, x[2].type.shape)
+    let window = CropWindow(crop: g, whole: xs)
+    let y = try output(out)
+    let cells = xs[0] * ((xs[1] + pool.strideH - 1) / pool.strideH) * ((xs[2] + pool.strideW - 1) / pool.strideW)
+    let v = vectorLength(dtype)
+    let units = xs[3] % v == 0 && p.channels % v == 0 ? xs[3] / v : xs[3]
+    guard cells * units > 0 else { return y }
+    try device.launch(
+      try KernelLibrary.handle(.skipGradient, dtype), count: cells * units,
+      arguments: [
+        .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(x[2].pointer), .pointer(y.pointer),
+        .int64s(poolGeometry(pool, xs, x[1].type.shape) + [g[1], g[2], p.channels, window.top, window.left, p.reluBackward ? 1 : 0]),
+      ])
+    return y
+  }
+
   /// The kernels' Pool struct: (n, h, w, c, oh, ow, kh, kw, sh, sw).
   private func poolGeometry(_ p: MaxPool2D, _ input: Shape, _ pooled: Shape) -> [Int] {
     [input[0], input[1], input[2], input[3], pooled[1], pooled[2], p.windowH, p.windowW, p.strideH, p.strideW]

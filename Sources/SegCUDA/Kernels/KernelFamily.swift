@@ -103,7 +103,7 @@ public struct KernelHandle: Hashable, Sendable, CustomStringConvertible {
 public enum KernelOp: Int, CaseIterable, Sendable {
   case add, sub, mul, div, reluBackward, neg, exp, log, sqrt, relu, addScalar, mulScalar, biasActivation
   case sumPartial, sumFinish, softmax, logSoftmax, softmaxBlock, logSoftmaxBlock
-  case padBackward, randomMask, argmax, maxPool2d, maxPool2dBackward
+  case padBackward, randomMask, argmax, maxPool2d, maxPool2dBackward, skipGradient
   case adam, adamStats, multiAdam
   /// Variants that read a step scalar from device memory (a captured step: `StepScalarPlacement`).
   case addScalarAt, mulScalarAt, randomMaskAt

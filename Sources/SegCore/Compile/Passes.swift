@@ -22,13 +22,15 @@ extension CompilerPass {
 /// The passes of `compile`, in the order they run.
 public enum CompilerPasses {
   /// Checking the step scalars' bindings comes first (later passes may copy ops and must copy
-  /// their bindings); rewrites that change which values exist (elementwise fusion, a convolution's
+  /// their bindings); rewrites that change which values exist (the skip gradient's ops joined, which
+  /// must come before elementwise fusion takes its sum, elementwise fusion, a convolution's
   /// epilogue fused into it, cheap values made again for the backward pass, a concat written in
   /// place by its producers) belong after dead values and before memory planning, which must see
   /// the final instructions; validation comes last.
   public static let standard: [any CompilerPass] = [
     CheckStepScalars(),
     RemoveDeadValues(),
+    FuseSkipGradient(),
     FuseElementwise(),
     RecomputeCheapValues(),
     ConcatInPlace(),

@@ -1,0 +1,87 @@
+// MARK: - Skip-gradient fusion
+
+/// Joins the ops that make the gradient of a U-Net encoder's output into one `SkipGradient`: the
+/// skip's share of a `cropConcatBackward`, max pooling's backward, their sum and, when it alone
+/// reads the sum, ReLU's backward against the pooled value. Four passes over the encoder's
+/// largest tensors become one, and the zero-padded skip gradient and the pool's gradient are
+/// never written. Each joined value must be read by the next op alone (not handed back, not
+/// viewed). The fused op runs where the last joined op ran, when all it reads exists; the
+/// `cropConcatBackward` stays as the `slice` that makes the upsampled path's gradient (which the
+/// backward pass needs long before the pool's gradient is known), or goes when nothing reads it.
+/// The pattern arises on backends that fuse the skip connection (`Backend.fusesCropConcat`).
+public struct FuseSkipGradient: CompilerPass {
+  public let name = "fuse-skip-gradient"
+  public init() {}
+
+  /// What a match replaces, by instruction position: a new instruction, or nil to drop it.
+  typealias Rewrite = [Int: Program.Instruction?]
+
+  public func run(_ program: inout Program, scalars: StepScalars) throws {
+    let rewrite = try Self.rewrite(program)
+    guard !rewrite.isEmpty else { return }
+    program.instructions = program.instructions.indices.compactMap { i in
+      if let replacement = rewrite[i] { return replacement }
+      return program.instructions[i]
+    }
+  }
+
+  // MARK: Matching
+
+  /// Every match's rewrite.
+  static func rewrite(_ program: Program) throws -> Rewrite {
+    let ins = program.instructions
+    var readers = [Int](repeating: 0, count: program.values.count)
+    var reader: [Int: Int] = [:]  // slot -> the position of its (last) reader
+    var maker: [Int: Int] = [:]  // slot -> the position that makes it
+    for (i, instruction) in ins.enumerated() {
+      for s in Set(instruction.inputs) { readers[s] += 1 }
+      for s in instruction.inputs { reader[s] = i }
+      for s in instruction.outputs { maker[s] = i }
+    }
+    let kept = Set(program.outputs).union(program.values.compactMap(\.aliasOf))
+    /// Whether slot `s` is made by an unbound instruction and read by one instruction alone.
+    func passesOn(_ s: Int) -> Bool {
+      readers[s] == 1 && !kept.contains(s) && program.values[s].aliasOf == nil && maker[s].map { ins[$0].bindings.isEmpty } == true
+    }
+
+    var rewrite: Rewrite = [:]
+    for (i, add) in ins.enumerated() {
+      guard (add.op as? Binary)?.function == .add, add.bindings.isEmpty, add.inputs.count == 2, Set(add.inputs).count == 2
+      else { continue }
+      var poolAt: Int?, cropAt: Int?
+      for s in add.inputs where passesOn(s) {
+        let p = maker[s]!
+        if ins[p].op is MaxPool2DBackward { poolAt = p }
+        if ins[p].op is CropConcatBackward, ins[p].outputs[1] == s { cropAt = p }
+      }
+      guard let poolAt, let cropAt, rewrite.index(forKey: poolAt) == nil, rewrite.index(forKey: cropAt) == nil,
+        let pool = ins[poolAt].op as? MaxPool2DBackward, let crop = ins[cropAt].op as? CropConcatBackward
+      else { continue }
+      let (x, dy, g) = (ins[poolAt].inputs[0], ins[poolAt].inputs[1], ins[cropAt].inputs[0])
+      // ReLU's backward against the pooled value, when it alone reads the sum.
+      let sum = add.outputs[0]
+      let relu = passesOn(sum) ? reader[sum].flatMap { r in
+        ins[r].op is ReLUBackward && ins[r].inputs == [sum, x] && ins[r].bindings.isEmpty ? r : nil
+      } : nil
+      let last = relu ?? i
+      let op = SkipGradient(pool: pool.pool, channels: crop.channels, reluBackward: relu != nil)
+      guard try op.outputType([x, dy, g].map { program.values[$0].type }) == program.values[ins[last].outputs[0]].type else { continue }
+      rewrite[last] = Program.Instruction(op: op, inputs: [x, dy, g], outputs: ins[last].outputs, traceIndex: ins[last].traceIndex)
+      rewrite[poolAt] = .some(nil)
+      if last != i { rewrite[i] = .some(nil) }
+      rewrite[cropAt] = upsampledGradient(ins[cropAt], crop, program, read: readers[ins[cropAt].outputs[0]] > 0 || kept.contains(ins[cropAt].outputs[0]))
+    }
+    return rewrite
+  }
+
+  /// The `cropConcatBackward` instruction `ins` reduced to its first output (the upsampled path's
+  /// gradient, a channel slice of its input), or nil when `read` says nobody wants that.
+  private static func upsampledGradient(
+    _ ins: Program.Instruction, _ crop: CropConcatBackward, _ program: Program, read: Bool
+  ) -> Program.Instruction? {
+    guard read else { return nil }
+    let sizes = program.values[ins.outputs[0]].type.shape.dims
+    return Program.Instruction(
+      op: Slice(starts: [0, 0, 0, 0], sizes: sizes), inputs: [ins.inputs[0]], outputs: [ins.outputs[0]], traceIndex: ins.traceIndex)
+  }
+}

@@ -62,6 +62,9 @@ public enum OpCases {
     OpCase(kind: .maxPool2dBackward, label: "2x2", inputs: [[2, 6, 4, 3], [2, 3, 2, 3]], differentiable: [false, false]) { x, _, _ in
       try maxPool2dBackward(x[0], x[1])
     },
+    OpCase(kind: .maxPool2dBackward, label: "2x2, 8 channels, odd size", inputs: [[1, 7, 5, 8], [1, 3, 2, 8]], differentiable: [false, false]) { x, _, _ in
+      try maxPool2dBackward(x[0], x[1])
+    },
     OpCase(kind: .maxPool2dBackward, label: "3x3 stride 1", inputs: [[2, 5, 6, 2], [2, 3, 4, 2]], differentiable: [false, false]) { x, _, _ in
       try maxPool2dBackward(x[0], x[1], window: (3, 3), strides: (1, 1))
     },

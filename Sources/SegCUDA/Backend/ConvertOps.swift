@@ -108,13 +108,16 @@ extension CUDABackend {
     return y
   }
 
-  /// maxPool2dBackward (x, dy): one thread per input element, gathering from its windows; nil for
-  /// operands that are not of the output's floating dtype.
+  /// maxPool2dBackward (x, dy): one thread per window and 16-byte vector of channels where windows
+  /// do not overlap (as `skipGradient`), else one per input element, gathering from its windows;
+  /// nil for operands that are not of the output's floating dtype.
   func maxPoolBackward(_ p: MaxPool2DBackward, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
+    let perWindow = p.pool.strideH >= p.pool.windowH && p.pool.strideW >= p.pool.windowW && out.shape.count < 1 << 32
     try device.launch(
-      try KernelLibrary.handle(.maxPool2dBackward, dtype), count: out.shape.count,
+      try KernelLibrary.handle(.maxPool2dBackward, dtype),
+      count: perWindow ? Self.poolCellItems(p.pool, out.shape, skipChannels: 0, dtype) : out.shape.count,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(y.pointer),
         .int64s(poolGeometry(p.pool, x[0].type.shape, x[1].type.shape)),
@@ -134,17 +137,24 @@ extension CUDABackend {
     let (xs, g) = (x[0].type.shape, x[2].type.shape)
     let window = CropWindow(crop: g, whole: xs)
     let y = try output(out)
-    let cells = xs[0] * ((xs[1] + pool.strideH - 1) / pool.strideH) * ((xs[2] + pool.strideW - 1) / pool.strideW)
-    let v = vectorLength(dtype)
-    let units = xs[3] % v == 0 && p.channels % v == 0 ? xs[3] / v : xs[3]
-    guard cells * units > 0 else { return y }
+    let items = Self.poolCellItems(pool, xs, skipChannels: p.channels, dtype)
+    guard items > 0 else { return y }
     try device.launch(
-      try KernelLibrary.handle(.skipGradient, dtype), count: cells * units,
+      try KernelLibrary.handle(.skipGradient, dtype), count: items,
       arguments: [
         .pointer(x[0].pointer), .pointer(x[1].pointer), .pointer(x[2].pointer), .pointer(y.pointer),
         .int64s(poolGeometry(pool, xs, x[1].type.shape) + [g[1], g[2], p.channels, window.top, window.left, p.reluBackward ? 1 : 0]),
       ])
     return y
+  }
+
+  /// The threads of a per-window kernel over `input` [N,H,W,C]: one per stride cell and 16-byte
+  /// vector of channels when C and `skipChannels` (where the skip's channels start) are whole
+  /// vectors, else per channel (as the kernel's own check).
+  private static func poolCellItems(_ pool: MaxPool2D, _ input: Shape, skipChannels: Int, _ dtype: DType) -> Int {
+    let cells = input[0] * ((input[1] + pool.strideH - 1) / pool.strideH) * ((input[2] + pool.strideW - 1) / pool.strideW)
+    let v = vectorLength(dtype)
+    return cells * (input[3] % v == 0 && skipChannels % v == 0 ? input[3] / v : input[3])
   }
 
   /// The kernels' Pool struct: (n, h, w, c, oh, ow, kh, kw, sh, sw).

@@ -6,8 +6,9 @@ import SegCore
 /// first maximum in row-major (kh, kw) order, a NaN winning so that it shows, as the reference.
 ///
 /// `maxPool2d_<dtype>(x, y, pool)`: one thread per output element. `maxPool2dBackward_<dtype>(x,
-/// dy, dx, pool)`: one thread per input element, which adds dy of every window whose maximum it is,
-/// in row-major window order (a gather: no atomics, deterministic). `pool` holds
+/// dy, dx, pool)`: where windows do not overlap, one thread per window as `skipGradient` below
+/// (with no skip); else one thread per input element, which adds dy of every window whose maximum
+/// it is, in row-major window order (a gather: no atomics, deterministic). `pool` holds
 /// (n, h, w, c, oh, ow, kh, kw, sh, sw).
 ///
 /// `skipGradient_<dtype>(x, dy, g, out, skip)`, the encoder output's gradient from its pool and its
@@ -193,9 +194,21 @@ enum PoolingKernels {
       }
     }
 
+    // Max pooling's backward: per window when windows do not overlap (the skip gradient with no
+    // skip: g's window is empty) and every index fits 32 bits, else the gather above.
+    template <class T>
+    DEVICE void maxPoolBackwardAny(const T* x, const T* dy, T* dx, const Pool& p) {
+      if (p.sh >= p.kh && p.sw >= p.kw && p.n * p.h * p.w * p.c < 4294967296LL) {
+        const SkipGrad s = {p, 0, 0, 0, 0, 0, 0};
+        skipGradient<T>(x, dy, x, dx, s);
+      } else {
+        maxPoolBackward<T>(x, dy, dx, p);
+      }
+    }
+
     #define POOL(T, SUFFIX)                                                                         \
       KERNEL maxPool2d_##SUFFIX(const T* x, T* y, Pool p) { maxPool<T>(x, y, p); }                  \
-      KERNEL maxPool2dBackward_##SUFFIX(const T* x, const T* dy, T* dx, Pool p) { maxPoolBackward<T>(x, dy, dx, p); } \
+      KERNEL maxPool2dBackward_##SUFFIX(const T* x, const T* dy, T* dx, Pool p) { maxPoolBackwardAny<T>(x, dy, dx, p); } \
       KERNEL skipGradient_##SUFFIX(const T* x, const T* dy, const T* g, T* out, SkipGrad s) { skipGradient<T>(x, dy, g, out, s); }
     """#
 }

@@ -17,7 +17,8 @@ private func host(_ shape: Shape, seed: UInt64, _ dtype: DType) -> HostTensor {
 /// The encoder gradient's kernel on the emulator: one launch, every pixel of each stride cell
 /// written from one window maximum, equal bit for bit to the reference (whose ops it joins, each
 /// rounded as they are), through its vector path (channels in whole 16-byte vectors) and its
-/// per-channel path; overlapping windows are left to the separate ops.
+/// per-channel path; overlapping windows are left to the separate ops. Max pooling's backward
+/// shares the per-window code.
 @Suite(.enabled(if: HostEmulator.available, "no C++ compiler for the kernel emulator"))
 struct SkipGradientKernelTests {
   /// (x, dy, g shapes, channels, pool): the U-Net's 2x2 pool with channels in vectors of every
@@ -45,6 +46,26 @@ struct SkipGradientKernelTests {
         #expect(differing == 0, "\(dtype) case \(k), relu \(relu): \(differing) of \(expected.doubles.count) values differ")
         #expect(device.counts.launches == 1 && device.counts.byName["skipGradient_\(dtype.rawValue)"] == 1, "\(device.counts.byName)")
       }
+    }
+  }
+
+  /// Max pooling's backward alone runs the same per-window code (no skip) where windows do not
+  /// overlap, with the reference's bits.
+  @Test(arguments: [DType.f16, .f32])
+  func maxPoolBackwardPerWindow(dtype: DType) throws {
+    let device = RecordingDevice(wrapping: try HostEmulator.shared.get())
+    let backend = CUDABackend(device: device, convolutions: nil)
+    for (k, s) in Self.shapes.enumerated() {
+      let inputs = [host(s.x, seed: UInt64(7 * k), dtype), host(s.dy, seed: UInt64(7 * k + 1), dtype)]
+      func run(on b: any Backend) throws -> HostTensor {
+        try maxPool2dBackward(
+          Tensor(inputs[0], on: b), Tensor(inputs[1], on: b), window: (s.pool.windowH, s.pool.windowW),
+          strides: (s.pool.strideH, s.pool.strideW)
+        ).host()
+      }
+      let (got, expected) = (try run(on: backend), try run(on: ReferenceBackend.shared))
+      let differing = zip(got.doubles, expected.doubles).filter { $0.bitPattern != $1.bitPattern }.count
+      #expect(differing == 0, "\(dtype) case \(k): \(differing) of \(expected.doubles.count) values differ")
     }
   }
 

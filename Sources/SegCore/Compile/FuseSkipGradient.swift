@@ -2,9 +2,9 @@
 
 /// Joins the ops that make the gradient of a U-Net encoder's output into one `SkipGradient`: the
 /// skip's share of a `cropConcatBackward`, max pooling's backward, their sum and, when it alone
-/// reads the sum, ReLU's backward against the pooled value. Four passes over the encoder's
-/// largest tensors become one, and the zero-padded skip gradient and the pool's gradient are
-/// never written. Each joined value must be read by the next op alone (not handed back, not
+/// reads the sum, ReLU's backward against the pooled value. Three kernels over the encoder's
+/// largest tensors become one: the zero-padded skip gradient and the pool's gradient are never
+/// written, and one read of the encoder's output gives both the windows' maxima and ReLU's mask. Each joined value must be read by the next op alone (not handed back, not
 /// viewed). The fused op runs where the last joined op ran, when all it reads exists; the
 /// `cropConcatBackward` stays as the `slice` that makes the upsampled path's gradient (which the
 /// backward pass needs long before the pool's gradient is known), or goes when nothing reads it.
@@ -69,16 +69,15 @@ public struct FuseSkipGradient: CompilerPass {
       rewrite[last] = Program.Instruction(op: op, inputs: [x, dy, g], outputs: ins[last].outputs, traceIndex: ins[last].traceIndex)
       rewrite[poolAt] = .some(nil)
       if last != i { rewrite[i] = .some(nil) }
-      rewrite[cropAt] = upsampledGradient(ins[cropAt], crop, program, read: readers[ins[cropAt].outputs[0]] > 0 || kept.contains(ins[cropAt].outputs[0]))
+      let upsampled = ins[cropAt].outputs[0]
+      rewrite[cropAt] = upsampledGradient(ins[cropAt], program, read: readers[upsampled] > 0 || kept.contains(upsampled))
     }
     return rewrite
   }
 
   /// The `cropConcatBackward` instruction `ins` reduced to its first output (the upsampled path's
   /// gradient, a channel slice of its input), or nil when `read` says nobody wants that.
-  private static func upsampledGradient(
-    _ ins: Program.Instruction, _ crop: CropConcatBackward, _ program: Program, read: Bool
-  ) -> Program.Instruction? {
+  private static func upsampledGradient(_ ins: Program.Instruction, _ program: Program, read: Bool) -> Program.Instruction? {
     guard read else { return nil }
     let sizes = program.values[ins.outputs[0]].type.shape.dims
     return Program.Instruction(

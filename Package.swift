@@ -25,15 +25,17 @@ let package = Package(
     .systemLibrary(name: "CCUDA", path: "Sources/CCUDA"),
     // Our own declarations of the Open MPI entry points, filled by dlsym: nothing MPI is needed to build.
     .systemLibrary(name: "CMPI", path: "Sources/CMPI"),
-    // mremap(2), which Swift cannot call directly (variadic).
+    // mremap(2), which Swift cannot call directly (variadic), and madvise(2).
     .systemLibrary(name: "CHostMemory", path: "Sources/CHostMemory"),
     // The Winograd convolution's transforms and products, compiled per instruction set (AVX-512,
     // AVX2) with target attributes: Swift's SIMD types compile for the baseline x86-64 only.
     .target(name: "CWinograd"),
+    // Kernels over oneDNN's blocked activations that oneDNN has no primitive for, compiled the same way.
+    .target(name: "CBlocked"),
 
     // MARK: - Library
     .target(name: "SegCore"),
-    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL", "CHostMemory", "CWinograd"]),
+    .target(name: "SegCPU", dependencies: ["SegCore", "CDNNL", "CHostMemory", "CWinograd", "CBlocked"]),
     .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
     .target(name: "SegNN", dependencies: ["SegCore"]),
     .target(name: "SegData", dependencies: ["SegCore", "CTIFF", "CPNG"]),

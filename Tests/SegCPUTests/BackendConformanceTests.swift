@@ -96,6 +96,14 @@ import Testing
     OpCase(kind: .slice, label: "channel window on whole blocks", inputs: [[1, 5, 4, 16]], dtypes: [.f32, .bf16]) { x, _, _ in
       try slice(x[0], starts: [0, 1, 0, 8], sizes: [1, 3, 4, 8])
     },
+    OpCase(kind: .skipGradient, label: "two images, two blocks of g, ReLU", inputs: [[2, 6, 6, 8], [2, 3, 3, 8], [2, 4, 4, 16]],
+      differentiable: [false, false, false], dtypes: [.f32]) { x, _, _ in
+      try skipGradient(x[0], x[1], x[2], pool: MaxPool2D(windowH: 2, windowW: 2, strideH: 2, strideW: 2), channels: 8, reluBackward: true)
+    },
+    OpCase(kind: .skipGradient, label: "stride 3, odd crop, whole blocks", inputs: [[1, 8, 8, 8], [1, 3, 3, 8], [1, 5, 6, 24]],
+      differentiable: [false, false, false], dtypes: [.f32]) { x, _, _ in
+      try skipGradient(x[0], x[1], x[2], pool: MaxPool2D(windowH: 2, windowW: 2, strideH: 3, strideW: 3), channels: 16, reluBackward: false)
+    },
   ]
 }
 

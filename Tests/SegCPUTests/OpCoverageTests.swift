@@ -26,6 +26,6 @@ import Testing
     #expect(kernels.candidates(for: Conv2DBackwardData.self) == ["winograd", "onednn"])
     #expect(kernels.candidates(for: Conv2DBackwardFilter.self) == ["winograd", "onednn"])
     #expect(kernels.candidates(for: AdamUpdate.self) == ["bf16", "swift"])
-    #expect(kernels.candidates(for: SkipGradient.self) == ["separate"])
+    #expect(kernels.candidates(for: SkipGradient.self) == ["blocked", "separate"])
   }
 }

@@ -31,6 +31,16 @@ private func level(_ xs: [Tensor]) throws -> [Tensor] {
   return grads
 }
 
+/// The same level as the CPU builds it: a centre crop, then a concat.
+private func croppedLevel(_ xs: [Tensor]) throws -> [Tensor] {
+  let (_, grads) = try valueAndGradients(at: [xs[1], xs[2]]) { p in
+    let x = try relu(xs[0] * p[0])
+    let deep = try relu(maxPool2d(x) * p[1])
+    return try sum(concat([deep, centerCrop(x, height: 4, width: 3)]) * xs[3])
+  }
+  return grads
+}
+
 private func levelInputs(_ dtype: DType, seed: UInt64) throws -> [Tensor] {
   try [[1, 8, 7, 4], [4], [1, 4, 3, 4], [1, 4, 3, 8]].enumerated().map { k, s in try values(s, seed: seed &+ UInt64(k), dtype) }
 }
@@ -52,6 +62,42 @@ private func levelInputs(_ dtype: DType, seed: UInt64) throws -> [Tensor] {
     #expect(reluBackwards(in: program) == 1, "only the deep level's ReLU backward is left: \(program)")
     #expect(ops(Slice.self, in: program).count == 1, "\(program)")
     try #require(program.memoryPlan).validate()
+  }
+
+  /// Where the skip is a centre crop and a concat, its share of the gradient is a zero pad of a
+  /// channel slice: joined the same way, the slice and the pad dropped.
+  @Test func aPaddedSliceIsTheSkipsShareToo() throws {
+    let compiled = CompiledFunction("cropped") { xs, _ in try croppedLevel(xs) }
+    for seed in [2, 5] as [UInt64] {
+      let xs = try levelInputs(.f32, seed: seed)
+      #expect(try bits(compiled(xs)) == bits(croppedLevel(xs)))
+    }
+    let program = try #require(compiled.allPrograms.first)
+    let fused = ops(SkipGradient.self, in: program)
+    #expect(fused.count == 1 && fused[0].reluBackward && fused[0].channels == 4, "\(program)")
+    #expect(ops(MaxPool2DBackward.self, in: program).isEmpty && ops(Pad.self, in: program).isEmpty, "\(program)")
+    // The upsampled path's gradient (the forward crop and concat are dead: only gradients leave).
+    #expect(ops(Slice.self, in: program).count == 1, "\(program)")
+  }
+
+  /// A pad that does not put the slice back at the centre, or a slice of part of the image, is
+  /// not the skip's share.
+  @Test func otherPadsAndSlicesAreNotJoined() throws {
+    let xs = try [[1, 6, 6, 2], [1, 3, 3, 2], [1, 4, 4, 5]].enumerated().map { k, s in try values(s, seed: 60 + UInt64(k)) }
+    for (name, f) in [
+      ("off-centre", { (xs: [Tensor]) throws -> [Tensor] in
+        let s = try slice(xs[2], starts: [0, 0, 0, 3], sizes: [1, 4, 4, 2])
+        return [try maxPool2dBackward(xs[0], xs[1]) + pad(s, before: [0, 2, 2, 0], after: [0, 0, 0, 0])]
+      }),
+      ("part of the image", { (xs: [Tensor]) throws -> [Tensor] in
+        let s = try slice(xs[2], starts: [0, 0, 0, 3], sizes: [1, 2, 2, 2])
+        return [try maxPool2dBackward(xs[0], xs[1]) + pad(s, before: [0, 2, 2, 0], after: [0, 2, 2, 0])]
+      }),
+    ] as [(String, ([Tensor]) throws -> [Tensor])] {
+      let compiled = CompiledFunction(name) { xs, _ in try f(xs) }
+      #expect(try bits(compiled(xs)) == bits(f(xs)), "\(name)")
+      #expect(ops(SkipGradient.self, in: try #require(compiled.allPrograms.first)).isEmpty, "\(name)")
+    }
   }
 
   /// Written out by hand: a sum read twice, a pool gradient handed back, or a ReLU backward against

@@ -38,7 +38,8 @@ import Testing
 
   @Test func twentyCPUStepsOfAValidUNetOfOneImageWriteItsConcatsInPlace() throws {
     // One image, 16 filters: the skips' crops and the upsampled paths are whole channel blocks, so
-    // the concats are written in place by their producers, and the steps stay the eager bits.
+    // the concats are written in place by their producers, the encoders' gradients are each one
+    // blocked op, and the steps stay the eager bits.
     var config = UNetConfig()
     (config.baseFilters, config.depth, config.padding) = (16, 2, .valid)
     config.inputSize = try #require((40...90).first { size in
@@ -48,6 +49,8 @@ import Testing
     })
     let programs = try Self.compareTwentySteps(config: config, batch: 1)
     #expect(programs.contains { !$0.concatGroups.isEmpty })
+    // Each encoder's gradient from its pool and its skip is one op (in the blocked layout).
+    #expect(programs.flatMap(\.instructions).filter { $0.op.kind == .skipGradient }.count == 2)
   }
 
   /// Trains `config` for 20 steps of `batch` images eagerly and compiled on the CPU, expects the

@@ -21,6 +21,7 @@ extension CPUBackend {
       op.function == .add ? try add(op, inputs, output) : nil
     }
     table.register(FusedElementwise.self, "blocked", blocked { op, s, out in try BlockedKernels.fusedAdd(op, s, out) })
+    table.register(SkipGradient.self, "blocked", blocked { op, s, out in try BlockedKernels.skipGradient(op, s, out) })
   }
 
   /// "onednn": convolutions, max pooling and ReLU in f32, and in bf16 (f32 accumulation) on

@@ -1,14 +1,15 @@
 // MARK: - Skip-gradient fusion
 
 /// Joins the ops that make the gradient of a U-Net encoder's output into one `SkipGradient`: the
-/// skip's share of a `cropConcatBackward`, max pooling's backward, their sum and, when it alone
-/// reads the sum, ReLU's backward against the pooled value. Three kernels over the encoder's
+/// skip's share of the concat's gradient (the second output of a `cropConcatBackward` where the
+/// skip connection is one op, else the zero `pad` about the centre of a channel `slice`), max
+/// pooling's backward, their sum and, when it alone reads the sum, ReLU's backward against the
+/// pooled value. Three kernels over the encoder's
 /// largest tensors become one: the zero-padded skip gradient and the pool's gradient are never
 /// written, and one read of the encoder's output gives both the windows' maxima and ReLU's mask. Each joined value must be read by the next op alone (not handed back, not
-/// viewed). The fused op runs where the last joined op ran, when all it reads exists; the
+/// viewed). The fused op runs where the last joined op ran, when all it reads exists; a
 /// `cropConcatBackward` stays as the `slice` that makes the upsampled path's gradient (which the
 /// backward pass needs long before the pool's gradient is known), or goes when nothing reads it.
-/// The pattern arises on backends that fuse the skip connection (`Backend.fusesCropConcat`).
 public struct FuseSkipGradient: CompilerPass {
   public let name = "fuse-skip-gradient"
   public init() {}
@@ -48,31 +49,71 @@ public struct FuseSkipGradient: CompilerPass {
     for (i, add) in ins.enumerated() {
       guard (add.op as? Binary)?.function == .add, add.bindings.isEmpty, add.inputs.count == 2, Set(add.inputs).count == 2
       else { continue }
-      var poolAt: Int?, cropAt: Int?
+      var poolAt: Int?, skip: SkipShare?
       for s in add.inputs where passesOn(s) {
-        let p = maker[s]!
-        if ins[p].op is MaxPool2DBackward { poolAt = p }
-        if ins[p].op is CropConcatBackward, ins[p].outputs[1] == s { cropAt = p }
+        if ins[maker[s]!].op is MaxPool2DBackward { poolAt = maker[s]! } else { skip = share(s, program, maker, passesOn) }
       }
-      guard let poolAt, let cropAt, rewrite.index(forKey: poolAt) == nil, rewrite.index(forKey: cropAt) == nil,
-        let pool = ins[poolAt].op as? MaxPool2DBackward, let crop = ins[cropAt].op as? CropConcatBackward
+      guard let poolAt, let skip, let pool = ins[poolAt].op as? MaxPool2DBackward,
+        ([poolAt] + skip.replaced.keys).allSatisfy({ rewrite.index(forKey: $0) == nil })
       else { continue }
-      let (x, dy, g) = (ins[poolAt].inputs[0], ins[poolAt].inputs[1], ins[cropAt].inputs[0])
+      let (x, dy, g) = (ins[poolAt].inputs[0], ins[poolAt].inputs[1], skip.gradient)
+      // A pad must put the slice back where the centre crop took it.
+      if let pad = skip.padded {
+        let centre = CropWindow.padding(crop: program.values[skip.slice!].type.shape, whole: program.values[x].type.shape)
+        guard pad.before == centre.before, pad.after == centre.after else { continue }
+      }
       // ReLU's backward against the pooled value, when it alone reads the sum.
       let sum = add.outputs[0]
       let relu = passesOn(sum) ? reader[sum].flatMap { r in
         ins[r].op is ReLUBackward && ins[r].inputs == [sum, x] && ins[r].bindings.isEmpty ? r : nil
       } : nil
       let last = relu ?? i
-      let op = SkipGradient(pool: pool.pool, channels: crop.channels, reluBackward: relu != nil)
+      let op = SkipGradient(pool: pool.pool, channels: skip.channels, reluBackward: relu != nil)
       guard try op.outputType([x, dy, g].map { program.values[$0].type }) == program.values[ins[last].outputs[0]].type else { continue }
       rewrite[last] = Program.Instruction(op: op, inputs: [x, dy, g], outputs: ins[last].outputs, traceIndex: ins[last].traceIndex)
       rewrite[poolAt] = .some(nil)
       if last != i { rewrite[i] = .some(nil) }
-      let upsampled = ins[cropAt].outputs[0]
-      rewrite[cropAt] = upsampledGradient(ins[cropAt], program, read: readers[upsampled] > 0 || kept.contains(upsampled))
+      for (position, replacement) in skip.replaced {
+        if let cropAt = replacement {
+          let upsampled = ins[cropAt].outputs[0]
+          rewrite[position] = upsampledGradient(ins[cropAt], program, read: readers[upsampled] > 0 || kept.contains(upsampled))
+        } else {
+          rewrite[position] = .some(nil)
+        }
+      }
     }
     return rewrite
+  }
+
+  /// Where the skip's share of a concat's gradient comes from: the concat's gradient, where the
+  /// skip's channels start in it, and the instructions the join replaces (by position: the
+  /// `cropConcatBackward` to reduce to its first output, or nil to drop); for a pad of a slice,
+  /// the pad (to check against the centre crop) and the slice's slot.
+  struct SkipShare {
+    let gradient: Int
+    let channels: Int
+    let replaced: [Int: Int?]
+    var padded: Pad?
+    var slice: Int?
+  }
+
+  /// The skip's share that slot `s` is, if it is one: output 1 of a `cropConcatBackward`, or a zero
+  /// pad of a slice of the channels from some point to the last, over the whole batch, height
+  /// and width, which the pad alone reads.
+  static func share(_ s: Int, _ program: Program, _ maker: [Int: Int], _ passesOn: (Int) -> Bool) -> SkipShare? {
+    let ins = program.instructions
+    let p = maker[s]!
+    if let crop = ins[p].op as? CropConcatBackward, ins[p].outputs[1] == s {
+      return SkipShare(gradient: ins[p].inputs[0], channels: crop.channels, replaced: [p: p])
+    }
+    guard let pad = ins[p].op as? Pad, pad.mode == .zero, let sliced = ins[p].inputs.first, passesOn(sliced),
+      let q = maker[sliced], let slice = ins[q].op as? Slice
+    else { return nil }
+    let g = ins[q].inputs[0]
+    let whole = program.values[g].type.shape.dims
+    guard whole.count == 4, slice.starts == [0, 0, 0, slice.starts[3]], slice.sizes == Array(whole[0..<3]) + [whole[3] - slice.starts[3]]
+    else { return nil }
+    return SkipShare(gradient: g, channels: slice.starts[3], replaced: [p: nil, q: nil], padded: pad, slice: sliced)
   }
 
   /// The `cropConcatBackward` instruction `ins` reduced to its first output (the upsampled path's

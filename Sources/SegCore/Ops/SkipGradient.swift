@@ -79,23 +79,27 @@ public struct SkipGradient: Primitive {
 // MARK: - Running as the separate ops with a backend's own kernels
 
 extension SkipGradient {
-  /// The output computed as the ops it stands for, with `kernels` (a backend's own table), the
-  /// output placed where the caller asked (`OutputPlacement.current`): for a backend or operands
-  /// without a kernel of their own.
+  /// The output computed as the ops it stands for, with `kernels` (a backend's own table), as the
+  /// compiled step ran them before they were joined: the pool's backward, the skip's channel slice
+  /// and its zero pad about the centre, then the sum (and ReLU's backward) as one fused elementwise
+  /// op placed where the caller asked (`OutputPlacement.current`). For a backend or operands without
+  /// a kernel of their own.
   public func runSeparately(_ inputs: [Operand], output: TensorType, with kernels: KernelTable) throws -> any DeviceStorage {
     let placement = OutputPlacement.current
-    let (pooled, crop) = try parts(inputs.map(\.type))
-    func run(_ op: any Primitive, _ operands: [Operand], last: Bool = false) throws -> Operand {
-      let storage = try OutputPlacement.$current.withValue(last ? placement : nil) {
-        try kernels.run(op, operands, outputs: [pooled])[0]
-      }
-      return Operand(storage: storage, type: pooled)
+    let types = inputs.map(\.type)
+    let pooled = try parts(types).pooled
+    let (x, g) = (types[0].shape, types[2].shape)
+    let shareType = TensorType([g[0], g[1], g[2], g[3] - channels], pooled.dtype)
+    func run(_ op: any Primitive, _ operands: [Operand], _ type: TensorType, placed: Bool = false) throws -> Operand {
+      let storage = try OutputPlacement.$current.withValue(placed ? placement : nil) { try kernels.run(op, operands, outputs: [type])[0] }
+      return Operand(storage: storage, type: type)
     }
-    let poolGradient = try run(MaxPool2DBackward(pool: pool), [inputs[0], inputs[1]])
-    let skip = try OutputPlacement.$current.withValue(nil) {
-      try kernels.run(crop, [inputs[2]], outputs: try crop.outputTypes([inputs[2].type]))[1]
-    }
-    let sum = try run(Binary(.add), [poolGradient, Operand(storage: skip, type: pooled)], last: !reluBackward)
-    return reluBackward ? try run(ReLUBackward(), [sum, inputs[0]], last: true).storage : sum.storage
+    let poolGradient = try run(MaxPool2DBackward(pool: pool), [inputs[0], inputs[1]], pooled)
+    let share = try run(Slice(starts: [0, 0, 0, channels], sizes: shareType.shape.dims), [inputs[2]], shareType)
+    let skip = try run(CropWindow.padding(crop: shareType.shape, whole: x), [share], pooled)
+    guard reluBackward else { return try run(Binary(.add), [poolGradient, skip], pooled, placed: true).storage }
+    let sum = try FusedElementwise(
+      inputs: [pooled, pooled, types[0]], [(.binary(Binary(.add)), [.input(0), .input(1)]), (.reluBackward(ReLUBackward()), [.step(0), .input(2)])])
+    return try run(sum, [poolGradient, skip, inputs[0]], pooled, placed: true).storage
   }
 }

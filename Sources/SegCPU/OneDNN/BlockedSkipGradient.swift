@@ -14,7 +14,7 @@ extension BlockedKernels {
   /// (CBlocked's vector kernel): the same values, each sum rounded once in f32.
   static func skipGradient(_ op: SkipGradient, _ xs: [CPUStorage], _ output: TensorType) throws -> CPUStorage? {
     let pool = op.pool
-    guard output.dtype == .f32, output.shape.count > 0, pool.strideH >= pool.windowH, pool.strideW >= pool.windowW,
+    guard output.dtype == .f32, output.shape.count > 0, !pool.windowsOverlap,
       let (x, tag) = try blocked(xs[0]), output.shape[3] % tag.block == 0, op.channels % tag.block == 0
     else { return nil }
     func inFormat(_ t: CPUStorage) throws -> DNNLMemory {

@@ -114,7 +114,7 @@ extension CUDABackend {
   func maxPoolBackward(_ p: MaxPool2DBackward, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     guard let dtype = floatType(x, out) else { return nil }
     let y = try output(out)
-    let perWindow = p.pool.strideH >= p.pool.windowH && p.pool.strideW >= p.pool.windowW && out.shape.count < 1 << 32
+    let perWindow = !p.pool.windowsOverlap && out.shape.count < 1 << 32
     try device.launch(
       try KernelLibrary.handle(.maxPool2dBackward, dtype),
       count: perWindow ? Self.poolCellItems(p.pool, out.shape, skipChannels: 0, dtype) : out.shape.count,
@@ -131,8 +131,7 @@ extension CUDABackend {
   /// is not of the output's floating dtype: the separate ops run then.
   func skipGradient(_ p: SkipGradient, _ x: [DeviceOperand], _ out: TensorType) throws -> CUDAStorage? {
     let pool = p.pool
-    guard let dtype = floatType(x, out), pool.strideH >= pool.windowH, pool.strideW >= pool.windowW,
-      x.allSatisfy({ $0.type.shape.count < 1 << 32 })
+    guard let dtype = floatType(x, out), !pool.windowsOverlap, x.allSatisfy({ $0.type.shape.count < 1 << 32 })
     else { return nil }
     let (xs, g) = (x[0].type.shape, x[2].type.shape)
     let window = CropWindow(crop: g, whole: xs)

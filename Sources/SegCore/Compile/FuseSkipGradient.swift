@@ -4,12 +4,13 @@
 /// skip's share of the concat's gradient (the second output of a `cropConcatBackward` where the
 /// skip connection is one op, else the zero `pad` about the centre of a channel `slice`), max
 /// pooling's backward, their sum and, when it alone reads the sum, ReLU's backward against the
-/// pooled value. Three kernels over the encoder's
-/// largest tensors become one: the zero-padded skip gradient and the pool's gradient are never
-/// written, and one read of the encoder's output gives both the windows' maxima and ReLU's mask. Each joined value must be read by the next op alone (not handed back, not
-/// viewed). The fused op runs where the last joined op ran, when all it reads exists; a
-/// `cropConcatBackward` stays as the `slice` that makes the upsampled path's gradient (which the
-/// backward pass needs long before the pool's gradient is known), or goes when nothing reads it.
+/// pooled value. Three kernels over the encoder's largest tensors become one: the zero-padded skip
+/// gradient and the pool's gradient are never written, and one read of the encoder's output gives
+/// both the windows' maxima and ReLU's mask. Each joined value must be read by the next op alone
+/// (not handed back, not viewed). The fused op runs where the last joined op ran, when all it reads
+/// exists; a `cropConcatBackward` stays as the `slice` that makes the upsampled path's gradient
+/// (which the backward pass needs long before the pool's gradient is known), or goes when nothing
+/// reads it.
 public struct FuseSkipGradient: CompilerPass {
   public let name = "fuse-skip-gradient"
   public init() {}
@@ -47,21 +48,16 @@ public struct FuseSkipGradient: CompilerPass {
 
     var rewrite: Rewrite = [:]
     for (i, add) in ins.enumerated() {
-      guard (add.op as? Binary)?.function == .add, add.bindings.isEmpty, add.inputs.count == 2, Set(add.inputs).count == 2
+      guard (add.op as? Binary)?.function == .add, add.bindings.isEmpty, add.inputs.count == 2, Set(add.inputs).count == 2,
+        add.inputs.allSatisfy(passesOn),
+        let k = add.inputs.firstIndex(where: { ins[maker[$0]!].op is MaxPool2DBackward }),
+        let pool = ins[maker[add.inputs[k]]!].op as? MaxPool2DBackward
       else { continue }
-      var poolAt: Int?, skip: SkipShare?
-      for s in add.inputs where passesOn(s) {
-        if ins[maker[s]!].op is MaxPool2DBackward { poolAt = maker[s]! } else { skip = share(s, program, maker, passesOn) }
-      }
-      guard let poolAt, let skip, let pool = ins[poolAt].op as? MaxPool2DBackward,
+      let poolAt = maker[add.inputs[k]]!
+      let (x, dy) = (ins[poolAt].inputs[0], ins[poolAt].inputs[1])
+      guard let skip = share(add.inputs[1 - k], of: x, program, maker, passesOn, readers: readers, kept: kept),
         ([poolAt] + skip.replaced.keys).allSatisfy({ rewrite.index(forKey: $0) == nil })
       else { continue }
-      let (x, dy, g) = (ins[poolAt].inputs[0], ins[poolAt].inputs[1], skip.gradient)
-      // A pad must put the slice back where the centre crop took it.
-      if let pad = skip.padded {
-        let centre = CropWindow.padding(crop: program.values[skip.slice!].type.shape, whole: program.values[x].type.shape)
-        guard pad.before == centre.before, pad.after == centre.after else { continue }
-      }
       // ReLU's backward against the pooled value, when it alone reads the sum.
       let sum = add.outputs[0]
       let relu = passesOn(sum) ? reader[sum].flatMap { r in
@@ -69,42 +65,38 @@ public struct FuseSkipGradient: CompilerPass {
       } : nil
       let last = relu ?? i
       let op = SkipGradient(pool: pool.pool, channels: skip.channels, reluBackward: relu != nil)
-      guard try op.outputType([x, dy, g].map { program.values[$0].type }) == program.values[ins[last].outputs[0]].type else { continue }
-      rewrite[last] = Program.Instruction(op: op, inputs: [x, dy, g], outputs: ins[last].outputs, traceIndex: ins[last].traceIndex)
+      let inputs = [x, dy, skip.gradient]
+      guard try op.outputType(inputs.map { program.values[$0].type }) == program.values[ins[last].outputs[0]].type else { continue }
+      rewrite[last] = Program.Instruction(op: op, inputs: inputs, outputs: ins[last].outputs, traceIndex: ins[last].traceIndex)
       rewrite[poolAt] = .some(nil)
       if last != i { rewrite[i] = .some(nil) }
-      for (position, replacement) in skip.replaced {
-        if let cropAt = replacement {
-          let upsampled = ins[cropAt].outputs[0]
-          rewrite[position] = upsampledGradient(ins[cropAt], program, read: readers[upsampled] > 0 || kept.contains(upsampled))
-        } else {
-          rewrite[position] = .some(nil)
-        }
-      }
+      for (position, replacement) in skip.replaced { rewrite[position] = .some(replacement) }
     }
     return rewrite
   }
 
   /// Where the skip's share of a concat's gradient comes from: the concat's gradient, where the
-  /// skip's channels start in it, and the instructions the join replaces (by position: the
-  /// `cropConcatBackward` to reduce to its first output, or nil to drop); for a pad of a slice,
-  /// the pad (to check against the centre crop) and the slice's slot.
+  /// skip's channels start in it, and what the join does to the instructions that made the share
+  /// (by position: the instruction that takes its place, or nil to drop it).
   struct SkipShare {
     let gradient: Int
     let channels: Int
-    let replaced: [Int: Int?]
-    var padded: Pad?
-    var slice: Int?
+    let replaced: [Int: Program.Instruction?]
   }
 
-  /// The skip's share that slot `s` is, if it is one: output 1 of a `cropConcatBackward`, or a zero
-  /// pad of a slice of the channels from some point to the last, over the whole batch, height
-  /// and width, which the pad alone reads.
-  static func share(_ s: Int, _ program: Program, _ maker: [Int: Int], _ passesOn: (Int) -> Bool) -> SkipShare? {
+  /// The skip's share that slot `s` is, for the encoder output `x`, if it is one: output 1 of a
+  /// `cropConcatBackward` (which stays as the slice of its output 0 when that is read), or a zero
+  /// pad back to the centre window of `x` of a slice of the channels from some point to the last,
+  /// over the whole batch, height and width, which the pad alone reads.
+  static func share(
+    _ s: Int, of x: Int, _ program: Program, _ maker: [Int: Int], _ passesOn: (Int) -> Bool, readers: [Int], kept: Set<Int>
+  ) -> SkipShare? {
     let ins = program.instructions
     let p = maker[s]!
     if let crop = ins[p].op as? CropConcatBackward, ins[p].outputs[1] == s {
-      return SkipShare(gradient: ins[p].inputs[0], channels: crop.channels, replaced: [p: p])
+      let upsampled = ins[p].outputs[0]
+      let read = readers[upsampled] > 0 || kept.contains(upsampled)
+      return SkipShare(gradient: ins[p].inputs[0], channels: crop.channels, replaced: [p: read ? upsampledGradient(ins[p], program) : nil])
     }
     guard let pad = ins[p].op as? Pad, pad.mode == .zero, let sliced = ins[p].inputs.first, passesOn(sliced),
       let q = maker[sliced], let slice = ins[q].op as? Slice
@@ -113,13 +105,14 @@ public struct FuseSkipGradient: CompilerPass {
     let whole = program.values[g].type.shape.dims
     guard whole.count == 4, slice.starts == [0, 0, 0, slice.starts[3]], slice.sizes == Array(whole[0..<3]) + [whole[3] - slice.starts[3]]
     else { return nil }
-    return SkipShare(gradient: g, channels: slice.starts[3], replaced: [p: nil, q: nil], padded: pad, slice: sliced)
+    let centre = CropWindow.padding(crop: program.values[sliced].type.shape, whole: program.values[x].type.shape)
+    guard pad.before == centre.before, pad.after == centre.after else { return nil }
+    return SkipShare(gradient: g, channels: slice.starts[3], replaced: [p: nil, q: nil])
   }
 
   /// The `cropConcatBackward` instruction `ins` reduced to its first output (the upsampled path's
-  /// gradient, a channel slice of its input), or nil when `read` says nobody wants that.
-  private static func upsampledGradient(_ ins: Program.Instruction, _ program: Program, read: Bool) -> Program.Instruction? {
-    guard read else { return nil }
+  /// gradient, a channel slice of its input).
+  private static func upsampledGradient(_ ins: Program.Instruction, _ program: Program) -> Program.Instruction {
     let sizes = program.values[ins.outputs[0]].type.shape.dims
     return Program.Instruction(
       op: Slice(starts: [0, 0, 0, 0], sizes: sizes), inputs: [ins.inputs[0]], outputs: [ins.outputs[0]], traceIndex: ins.traceIndex)

@@ -28,6 +28,10 @@ public struct MaxPool2D: Primitive, Hashable {
     (self.windowH, self.windowW, self.strideH, self.strideW) = (windowH, windowW, strideH, strideW)
   }
 
+  /// Whether a pixel can lie in two windows (a stride shorter than the window): kernels that give
+  /// each window's gradient to its own pixels alone need this false.
+  public var windowsOverlap: Bool { strideH < windowH || strideW < windowW }
+
   /// Output type for an NHWC input, or an error.
   func pooledType(_ inputs: [TensorType]) throws -> TensorType {
     let x = inputs[0].shape
